@@ -1,0 +1,206 @@
+// Package config is the schema of tether's YAML configuration file, its
+// strict loader and its validation.
+//
+// Load rejects unknown keys and reports every problem as "FILE:LINE: message".
+// A zero value in the file means "the default", stated on each field; the
+// defaults themselves belong to the libraries (balancer.Options and friends)
+// that internal/app builds from a Config, so that a Go user embedding them
+// gets the same behaviour without this format.
+package config
+
+import "time"
+
+// Config is a whole configuration file.
+type Config struct {
+	// Listen is the address balancers without a listen of their own serve
+	// on. Default "127.0.0.1:8080".
+	Listen string `yaml:"listen"`
+	// TLS, when set, terminates TLS on Listen (HTTP/2 is offered to clients).
+	TLS *TLS `yaml:"tls"`
+	// TrustedProxies lists the addresses (IPs or CIDRs) whose incoming
+	// X-Forwarded-* and Forwarded headers are kept and extended. From anyone
+	// else they are replaced. Default: none.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// Limits bounds what clients may send.
+	Limits Limits `yaml:"limits"`
+	// AccessLog is where the access log goes: "" or "off" (default: none),
+	// "stdout", "stderr" or a file path (appended to).
+	AccessLog string `yaml:"access_log"`
+	// ShutdownTimeout is how long a graceful shutdown (SIGTERM) waits for
+	// requests in flight. Default 30s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// Manager is the management API and web UI. Omitted: no manager runs.
+	Manager *Manager `yaml:"manager"`
+	// Balancers are the balancers served. At least one is required.
+	Balancers []Balancer `yaml:"balancers"`
+}
+
+// TLS names a certificate and its key, both PEM files.
+type TLS struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+}
+
+// Limits bounds client requests. Zero means the default.
+type Limits struct {
+	// MaxHeaderBytes caps the request line and headers together.
+	// Default 65536. Larger requests get 431.
+	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// MaxURLBytes caps the request target. Default 8192 (as httpd's
+	// LimitRequestLine). Longer ones get 414.
+	MaxURLBytes int `yaml:"max_url_bytes"`
+	// MaxBodyBytes caps request bodies. Default 0: no limit. Larger ones get 413.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// HeaderTimeout is how long a client may take to send its headers.
+	// Default 10s.
+	HeaderTimeout time.Duration `yaml:"header_timeout"`
+	// IdleTimeout closes idle client keep-alive connections. Default 120s.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+}
+
+// Manager configures the management listener.
+type Manager struct {
+	// Listen is the manager's address. Default "127.0.0.1:8081". A
+	// non-loopback address also needs AllowRemote.
+	Listen string `yaml:"listen"`
+	// AllowRemote permits a Listen address that is not loopback.
+	AllowRemote bool `yaml:"allow_remote"`
+	// Token is the bearer token for every request but /healthz. One of
+	// Token, TokenFile or the TETHER_MANAGER_TOKEN environment variable is
+	// required.
+	Token string `yaml:"token"`
+	// TokenFile holds the token (surrounding white space ignored).
+	TokenFile string `yaml:"token_file"`
+	// ReadOnlyToken may read but not change anything. Optional.
+	ReadOnlyToken string `yaml:"read_only_token"`
+	// ReadOnlyTokenFile holds the read-only token.
+	ReadOnlyTokenFile string `yaml:"read_only_token_file"`
+	// StateFile keeps changes made through the manager across restarts.
+	// Default: none (changes last until the process ends).
+	StateFile string `yaml:"state_file"`
+	// AllowedOrigins are the origins, besides the manager's own, from which
+	// a browser may send changes. Default: none.
+	AllowedOrigins []string `yaml:"allowed_origins"`
+}
+
+// Balancer is one balancer: a path prefix on a listener and its members.
+type Balancer struct {
+	// Name identifies the balancer in the manager, logs and metrics. Required.
+	Name string `yaml:"name"`
+	// Listen gives the balancer a listener of its own. Default: the
+	// top-level Listen.
+	Listen string `yaml:"listen"`
+	// TLS terminates TLS on the balancer's own Listen.
+	TLS *TLS `yaml:"tls"`
+	// Path is the URL prefix served, matched on whole segments; the longest
+	// matching prefix on a listener wins. Default "/".
+	Path string `yaml:"path"`
+	// Sticky says where the session id is found.
+	Sticky Sticky `yaml:"sticky"`
+	// NoFailover, when true, answers a sticky request whose member is not
+	// available with 503 and never sends it to another member.
+	NoFailover bool `yaml:"nofailover"`
+	// Sessions is "local" (default: a session lives on one member) or
+	// "replicated" (any member can take a session over, so draining moves
+	// sessions at once).
+	Sessions string `yaml:"sessions"`
+	// Method picks the member for new sessions: byrequests (default),
+	// bybusyness, bytraffic or p2c.
+	Method string `yaml:"method"`
+	// MaxAttempts is how many members one request may be tried on. Default 3.
+	MaxAttempts int `yaml:"max_attempts"`
+	// Timeouts towards the members.
+	Timeouts Timeouts `yaml:"timeouts"`
+	// Health configures active health checks. Omitted: none, passive
+	// checks only.
+	Health *Health `yaml:"health"`
+	// Passive configures passive health checks.
+	Passive Passive `yaml:"passive"`
+	// Drain configures how draining members are tracked.
+	Drain Drain `yaml:"drain"`
+	// Members are the backends. At least one is required.
+	Members []Member `yaml:"members"`
+}
+
+// Sticky says where a request carries its session id.
+type Sticky struct {
+	// Names are looked up as cookies, then as ";name=" path parameters, then
+	// as query parameters. Default [JSESSIONID, jsessionid].
+	Names []string `yaml:"names"`
+	// Separator is the one character between the id and the route; the
+	// route is the text after the first one. Default ".".
+	Separator string `yaml:"separator"`
+}
+
+// Timeouts towards members. Zero means the default.
+type Timeouts struct {
+	// Connect bounds establishing a connection. Default 2s.
+	Connect time.Duration `yaml:"connect"`
+	// Response bounds the wait for the response headers once the request
+	// is sent. Default 30s.
+	Response time.Duration `yaml:"response"`
+	// Idle closes idle keep-alive connections to members. Default 90s.
+	Idle time.Duration `yaml:"idle"`
+}
+
+// Health configures active checks: GET Path every Interval.
+type Health struct {
+	// Path is requested on each member. Default "/healthz".
+	Path string `yaml:"path"`
+	// Interval between checks. Default 2s.
+	Interval time.Duration `yaml:"interval"`
+	// Timeout of one check. Default 1s.
+	Timeout time.Duration `yaml:"timeout"`
+	// Rise is how many successes in a row bring a down member up. Default 2.
+	Rise int `yaml:"rise"`
+	// Fall is how many failures in a row take an up member down. Default 2.
+	Fall int `yaml:"fall"`
+}
+
+// Passive configures passive checks: failures seen on real traffic.
+type Passive struct {
+	// Failures is how many connection failures or timeouts in a row take a
+	// member down. Default 1.
+	Failures int `yaml:"failures"`
+	// ProbeInterval is how often a member taken down by real traffic is
+	// probed (with the health path if Health is set, else a TCP connect);
+	// it is up again after the first successful probe. Default 1s.
+	ProbeInterval time.Duration `yaml:"probe_interval"`
+}
+
+// Drain configures the live-session tracking that draining relies on.
+type Drain struct {
+	// Idle is how long a session may go unseen before it no longer counts
+	// as live. Default 30m (Tomcat's default session timeout).
+	Idle time.Duration `yaml:"idle"`
+	// Done is what happens when a draining member has no live session left
+	// or Deadline passes: "" (default: nothing) or "stop".
+	Done string `yaml:"done"`
+	// Deadline bounds a drain when Done is "stop". Default 0: no deadline.
+	Deadline time.Duration `yaml:"deadline"`
+}
+
+// Member is one backend.
+type Member struct {
+	// URL is the member's base URL (http or https). Required.
+	URL string `yaml:"url"`
+	// Route is the member's name as found after the separator in session
+	// ids (Tomcat's jvmRoute). Required, unique within the balancer.
+	Route string `yaml:"route"`
+	// Weight is the member's share of new sessions, 1 to 1000. Default 1.
+	Weight int `yaml:"weight"`
+	// State is active (default), draining, stopped or standby.
+	State string `yaml:"state"`
+}
+
+// Default returns the configuration an empty file would give, before
+// validation: the top-level defaults filled in.
+func Default() Config {
+	return Config{
+		Listen:          "127.0.0.1:8080", // loopback until told otherwise
+		ShutdownTimeout: 30 * time.Second, // requests in flight get this long on SIGTERM
+	}
+}
+
+// DefaultManagerListen is the manager's address when the file gives none.
+const DefaultManagerListen = "127.0.0.1:8081"

@@ -1,0 +1,393 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"strings"
+
+	"time"
+)
+
+// FieldError is one invalid value; Field is its path in the file, such as
+// "balancers[0].members[1].weight".
+type FieldError struct {
+	Field string
+	Msg   string
+}
+
+func (e FieldError) Error() string { return e.Field + ": " + e.Msg }
+
+// FieldErrors is every invalid value of a Config.
+type FieldErrors []FieldError
+
+func (es FieldErrors) Error() string {
+	s := make([]string, len(es))
+	for i, e := range es {
+		s[i] = e.Error()
+	}
+	return strings.Join(s, "\n")
+}
+
+// Known values of the enumerated fields.
+var (
+	Methods      = []string{"byrequests", "bybusyness", "bytraffic", "p2c"}
+	States       = []string{"active", "draining", "stopped", "standby"}
+	SessionModes = []string{"local", "replicated"}
+)
+
+// MaxWeight is the largest member weight.
+const MaxWeight = 1000
+
+type checker struct{ errs FieldErrors }
+
+func (c *checker) add(field, format string, args ...any) {
+	c.errs = append(c.errs, FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
+}
+
+// Validate checks every value and returns FieldErrors listing all problems,
+// or nil. It reads nothing but the files the configuration names (TLS
+// certificates, token files), to check that they exist.
+func (c *Config) Validate() error {
+	v := &checker{}
+	v.listen("listen", c.Listen)
+	v.tls("tls", c.TLS)
+	for i, p := range c.TrustedProxies {
+		if _, err := ParsePrefix(p); err != nil {
+			v.add(fmt.Sprintf("trusted_proxies[%d]", i), "%q is not an IP address or CIDR prefix", p)
+		}
+	}
+	v.limits(&c.Limits)
+	v.nonNegative("shutdown_timeout", c.ShutdownTimeout)
+	if c.Manager != nil {
+		v.manager(c.Manager)
+	}
+	if len(c.Balancers) == 0 {
+		v.add("balancers", "at least one balancer is required")
+	}
+	names := map[string]int{}
+	sites := map[string]int{}
+	for i := range c.Balancers {
+		b := &c.Balancers[i]
+		f := fmt.Sprintf("balancers[%d]", i)
+		v.balancer(f, b)
+		if j, dup := names[b.Name]; dup && b.Name != "" {
+			v.add(f+".name", "duplicate balancer name %q (also balancers[%d])", b.Name, j)
+		}
+		names[b.Name] = i
+		site := c.ListenOf(b) + " " + pathOrRoot(b.Path)
+		if j, dup := sites[site]; dup {
+			v.add(f+".path", "balancers[%d] already serves path %q on %s", j, pathOrRoot(b.Path), c.ListenOf(b))
+		}
+		sites[site] = i
+	}
+	if len(v.errs) == 0 {
+		return nil
+	}
+	return v.errs
+}
+
+// ListenOf returns the address balancer b is served on.
+func (c *Config) ListenOf(b *Balancer) string {
+	if b.Listen != "" {
+		return b.Listen
+	}
+	return c.Listen
+}
+
+func pathOrRoot(p string) string {
+	if p == "" {
+		return "/"
+	}
+	return p
+}
+
+// ParsePrefix parses an IP address or a CIDR prefix ("10.0.0.1", "10.0.0.0/8").
+func ParsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+func (v *checker) listen(field, addr string) {
+	if addr == "" {
+		v.add(field, "an address is required, like 127.0.0.1:8080")
+		return
+	}
+	if _, err := ResolveListen(addr); err != nil {
+		v.add(field, "%v", err)
+	}
+}
+
+// ResolveListen checks a listen address "host:port" and returns its port-less
+// host ("" for all interfaces).
+func ResolveListen(addr string) (host string, err error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("%q is not host:port", addr)
+	}
+	var n int
+	if _, err := fmt.Sscanf(port, "%d", &n); err != nil || n < 0 || n > 65535 || fmt.Sprint(n) != port {
+		return "", fmt.Errorf("%q: port must be a number from 0 to 65535", addr)
+	}
+	return host, nil
+}
+
+// IsLoopback reports whether a listen address only accepts local connections.
+func IsLoopback(addr string) bool {
+	host, err := ResolveListen(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
+}
+
+func (v *checker) tls(field string, t *TLS) {
+	if t == nil {
+		return
+	}
+	v.file(field+".cert", t.Cert, "a PEM certificate file is required")
+	v.file(field+".key", t.Key, "a PEM key file is required")
+}
+
+func (v *checker) file(field, path, missing string) {
+	if path == "" {
+		v.add(field, "%s", missing)
+		return
+	}
+	if _, err := os.Stat(path); err != nil {
+		v.add(field, "%v", err)
+	}
+}
+
+func (v *checker) limits(l *Limits) {
+	v.nonNegativeInt("limits.max_header_bytes", int64(l.MaxHeaderBytes))
+	v.nonNegativeInt("limits.max_url_bytes", int64(l.MaxURLBytes))
+	v.nonNegativeInt("limits.max_body_bytes", l.MaxBodyBytes)
+	v.nonNegative("limits.header_timeout", l.HeaderTimeout)
+	v.nonNegative("limits.idle_timeout", l.IdleTimeout)
+}
+
+func (v *checker) manager(m *Manager) {
+	addr := m.Listen
+	if addr == "" {
+		addr = DefaultManagerListen
+	}
+	v.listen("manager.listen", addr)
+	if !m.AllowRemote && !IsLoopback(addr) {
+		v.add("manager.listen", "%q is not a loopback address: set allow_remote: true to expose the manager", addr)
+	}
+	if m.Token != "" && m.TokenFile != "" {
+		v.add("manager.token_file", "give token or token_file, not both")
+	}
+	if m.ReadOnlyToken != "" && m.ReadOnlyTokenFile != "" {
+		v.add("manager.read_only_token_file", "give read_only_token or read_only_token_file, not both")
+	}
+	if m.TokenFile != "" {
+		v.file("manager.token_file", m.TokenFile, "")
+	}
+	if m.ReadOnlyTokenFile != "" {
+		v.file("manager.read_only_token_file", m.ReadOnlyTokenFile, "")
+	}
+	if m.Token != "" && m.Token == m.ReadOnlyToken {
+		v.add("manager.read_only_token", "must differ from token")
+	}
+	for i, o := range m.AllowedOrigins {
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			v.add(fmt.Sprintf("manager.allowed_origins[%d]", i), "%q is not an origin like https://ops.example.com", o)
+		}
+	}
+}
+
+func (v *checker) balancer(f string, b *Balancer) {
+	if b.Name == "" {
+		v.add(f+".name", "a name is required")
+	} else if !isName(b.Name) {
+		v.add(f+".name", "%q: use letters, digits, '-' and '_' only", b.Name)
+	}
+	if b.Listen != "" {
+		v.listen(f+".listen", b.Listen)
+	}
+	if b.TLS != nil && b.Listen == "" {
+		v.add(f+".tls", "tls on a balancer needs its own listen (else set the top-level tls)")
+	}
+	v.tls(f+".tls", b.TLS)
+	if b.Path != "" && !strings.HasPrefix(b.Path, "/") {
+		v.add(f+".path", "%q must start with /", b.Path)
+	}
+	for i, n := range b.Sticky.Names {
+		if !isToken(n) {
+			v.add(fmt.Sprintf("%s.sticky.names[%d]", f, i), "%q is not a valid cookie name", n)
+		}
+	}
+	if s := b.Sticky.Separator; s != "" && (len(s) != 1 || !isSeparator(s[0])) {
+		v.add(f+".sticky.separator", "%q must be one printable ASCII character other than a letter, digit, space, ';', ',', '=' or '\"'", s)
+	}
+	v.oneOf(f+".sessions", b.Sessions, SessionModes)
+	v.oneOf(f+".method", b.Method, Methods)
+	if b.MaxAttempts < 0 || b.MaxAttempts > 100 {
+		v.add(f+".max_attempts", "%d must be from 1 to 100 (0 for the default)", b.MaxAttempts)
+	}
+	v.nonNegative(f+".timeouts.connect", b.Timeouts.Connect)
+	v.nonNegative(f+".timeouts.response", b.Timeouts.Response)
+	v.nonNegative(f+".timeouts.idle", b.Timeouts.Idle)
+	if h := b.Health; h != nil {
+		if h.Path != "" && !strings.HasPrefix(h.Path, "/") {
+			v.add(f+".health.path", "%q must start with /", h.Path)
+		}
+		v.nonNegative(f+".health.interval", h.Interval)
+		v.nonNegative(f+".health.timeout", h.Timeout)
+		v.count(f+".health.rise", h.Rise)
+		v.count(f+".health.fall", h.Fall)
+	}
+	v.count(f+".passive.failures", b.Passive.Failures)
+	v.nonNegative(f+".passive.probe_interval", b.Passive.ProbeInterval)
+	v.nonNegative(f+".drain.idle", b.Drain.Idle)
+	v.nonNegative(f+".drain.deadline", b.Drain.Deadline)
+	v.oneOf(f+".drain.done", b.Drain.Done, []string{"stop"})
+	if len(b.Members) == 0 {
+		v.add(f+".members", "at least one member is required")
+	}
+	routes := map[string]int{}
+	urls := map[string]int{}
+	for i := range b.Members {
+		m := &b.Members[i]
+		mf := fmt.Sprintf("%s.members[%d]", f, i)
+		if err := ValidateMember(m); err != nil {
+			for _, fe := range err.(FieldErrors) {
+				v.add(mf+"."+fe.Field, "%s", fe.Msg)
+			}
+		}
+		if j, dup := routes[m.Route]; dup && m.Route != "" {
+			v.add(mf+".route", "duplicate route %q (also members[%d])", m.Route, j)
+		}
+		routes[m.Route] = i
+		if j, dup := urls[m.URL]; dup && m.URL != "" {
+			v.add(mf+".url", "duplicate url %q (also members[%d])", m.URL, j)
+		}
+		urls[m.URL] = i
+	}
+}
+
+// ValidateMember checks one member on its own (the manager uses it for
+// members added at run time). It returns FieldErrors with fields relative
+// to the member ("url", "route", …), or nil.
+func ValidateMember(m *Member) error {
+	v := &checker{}
+	if m.URL == "" {
+		v.add("url", "a url is required, like http://127.0.0.1:9001")
+	} else if u, err := url.Parse(m.URL); err != nil {
+		v.add("url", "%q is not a URL", m.URL)
+	} else if u.Scheme != "http" && u.Scheme != "https" {
+		v.add("url", "%q: scheme must be http or https", m.URL)
+	} else if u.Host == "" || u.Hostname() == "" {
+		v.add("url", "%q has no host", m.URL)
+	} else if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		v.add("url", "%q: no user info, query or fragment allowed", m.URL)
+	} else if p := u.Port(); p != "" {
+		if _, err := ResolveListen(u.Host); err != nil {
+			v.add("url", "%q: bad port", m.URL)
+		}
+	}
+	if m.Route == "" {
+		v.add("route", "a route is required (the node's name in session ids, like Tomcat's jvmRoute)")
+	} else if !validRoute(m.Route) {
+		v.add("route", "%q: use 1 to 64 letters, digits, '-', '_' or '.'", m.Route)
+	}
+	if m.Weight < 0 || m.Weight > MaxWeight {
+		v.add("weight", "%d must be from 1 to %d (0 for the default, 1)", m.Weight, MaxWeight)
+	}
+	v.oneOf("state", m.State, States)
+	if len(v.errs) == 0 {
+		return nil
+	}
+	return v.errs
+}
+
+func (v *checker) oneOf(field, val string, allowed []string) {
+	if val == "" {
+		return
+	}
+	for _, a := range allowed {
+		if val == a {
+			return
+		}
+	}
+	v.add(field, "unknown value %q: use one of %s", val, strings.Join(allowed, ", "))
+}
+
+func (v *checker) nonNegative(field string, d time.Duration) {
+	if d < 0 {
+		v.add(field, "%v must not be negative", d)
+	}
+}
+
+func (v *checker) nonNegativeInt(field string, n int64) {
+	if n < 0 {
+		v.add(field, "%d must not be negative", n)
+	}
+}
+
+func (v *checker) count(field string, n int) {
+	if n < 0 || n > 100 {
+		v.add(field, "%d must be from 1 to 100 (0 for the default)", n)
+	}
+}
+
+func isName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(isAlnum(c) || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return len(s) <= 64
+}
+
+// validRoute mirrors route.Valid; config imports nothing from tether.
+func validRoute(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(isAlnum(c) || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+func isAlnum(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+}
+
+// isToken reports whether s is an RFC 6265 cookie name (an RFC 7230 token).
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`()<>@,;:\"/[]?={}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func isSeparator(c byte) bool {
+	return c > ' ' && c < 0x7f && !isAlnum(c) && strings.IndexByte(`;,="`, c) < 0
+}
