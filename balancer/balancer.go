@@ -1,0 +1,298 @@
+// Package balancer is a sticky-session reverse proxy: it routes a request
+// to the member whose route ends the request's session id
+// ("JSESSIONID=8F3A….n2" goes to member n2), spreads new sessions with an lb
+// method, and fails a session over to one and the same member, chosen by
+// rendezvous hashing, when its own member is unavailable.
+//
+// A Balancer is an http.Handler over httputil.ReverseProxy. Its members
+// live in a Pool whose snapshot is read without locks; health comes from
+// the balancer/health package.
+package balancer
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tetherlb/tether/balancer/health"
+	"github.com/tetherlb/tether/route"
+)
+
+// Options configures a Balancer. Zero values mean the defaults given.
+type Options struct {
+	// Name names the balancer in error pages, logs and metrics. Required.
+	Name string
+	// StickyNames are looked up as cookies, then as ";name=" path
+	// parameters, then as query parameters. Default ["JSESSIONID", "jsessionid"].
+	StickyNames []string
+	// Separator separates the id from the route. Default '.'.
+	Separator byte
+	// NoFailover answers a sticky request whose member is unavailable with
+	// 503 and Retry-After instead of sending it to another member.
+	NoFailover bool
+	// Replicated says that any member can take over any session (the
+	// members replicate sessions): sticky requests of a draining member
+	// are then moved to another member, so a drain ends in about one
+	// request per user.
+	Replicated bool
+	// Method picks members for new sessions. Default ByRequests.
+	Method Method
+	// MaxAttempts is how many members one request may be tried on. Default 3.
+	MaxAttempts int
+	// ConnectTimeout bounds connecting to a member. Default 2s.
+	ConnectTimeout time.Duration
+	// ResponseTimeout bounds the wait for a member's response headers once
+	// the request is sent. Default 30s.
+	ResponseTimeout time.Duration
+	// IdleTimeout closes idle keep-alive connections to members. Default 90s.
+	IdleTimeout time.Duration
+	// MaxIdlePerMember is how many idle connections are kept per member.
+	// Default 256.
+	MaxIdlePerMember int
+	// Failures is how many connection failures or timeouts in a row take a
+	// member down (passive health). Default 1.
+	Failures int
+	// Health configures active checks and the probing of members taken down
+	// by failures; see health.Options for its defaults.
+	Health health.Options
+	// MaxURLBytes caps the request target. Default 8192; longer gets 414.
+	MaxURLBytes int
+	// MaxBodyBytes caps request bodies. Default 0: no limit; larger gets 413.
+	MaxBodyBytes int64
+	// TrustedProxies are the peers whose X-Forwarded-* and Forwarded
+	// headers are kept and extended; from anyone else they are replaced.
+	// Default: none.
+	TrustedProxies []netip.Prefix
+	// RewriteHost sends the member's host in the Host header instead of the
+	// client's (httpd's ProxyPreserveHost Off). Default false: the client's
+	// Host is kept, and X-Forwarded-Host is set either way.
+	RewriteHost bool
+	// Transport, if set, replaces the transport built from the timeouts
+	// above (tests use it).
+	Transport http.RoundTripper
+	// Logger receives health changes and unexpected errors. Default slog.Default().
+	Logger *slog.Logger
+	// AccessLog, if set, receives one record per request with the member's
+	// route and the sticky outcome. Default: none.
+	AccessLog *slog.Logger
+	// Observer, if set, is told about every request when it ends.
+	Observer Observer
+}
+
+// settings is the part of a Balancer that Update replaces as a whole.
+type settings struct {
+	opts      Options
+	picker    Picker
+	transport http.RoundTripper
+	checker   *health.Checker
+	stickyLen int // len(opts.StickyNames)
+}
+
+func buildSettings(o Options) (*settings, error) {
+	if o.Name == "" {
+		return nil, fmt.Errorf("%w: a balancer needs a name", ErrInvalid)
+	}
+	if len(o.StickyNames) == 0 {
+		o.StickyNames = []string{"JSESSIONID", "jsessionid"} // Tomcat's cookie, then its URL parameter
+	}
+	if o.Separator == 0 {
+		o.Separator = route.DefaultSeparator // Tomcat's jvmRoute separator
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 3 // the chosen member and two more
+	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = 2 * time.Second // a healthy member on a LAN connects in microseconds
+	}
+	if o.ResponseTimeout <= 0 {
+		o.ResponseTimeout = 30 * time.Second // a frozen member costs this, not httpd's 60s+
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 90 * time.Second // as net/http's DefaultTransport
+	}
+	if o.MaxIdlePerMember <= 0 {
+		o.MaxIdlePerMember = 256 // enough to reuse connections under load
+	}
+	if o.Failures <= 0 {
+		o.Failures = 1 // a refused connection is proof enough
+	}
+	if o.MaxURLBytes <= 0 {
+		o.MaxURLBytes = 8192 // httpd's LimitRequestLine
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	picker, err := NewPicker(o.Method)
+	if err != nil {
+		return nil, err
+	}
+	s := &settings{opts: o, picker: picker, transport: o.Transport, stickyLen: len(o.StickyNames)}
+	if s.transport == nil {
+		s.transport = newTransport(o)
+	}
+	ho := o.Health
+	if ho.Logger == nil {
+		ho.Logger = o.Logger.With("balancer", o.Name)
+	}
+	s.checker = health.New(ho)
+	return s, nil
+}
+
+func newTransport(o Options) *http.Transport {
+	return &http.Transport{
+		Proxy:                 nil, // never send member traffic through an environment proxy
+		DialContext:           (&net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		ResponseHeaderTimeout: o.ResponseTimeout,
+		IdleConnTimeout:       o.IdleTimeout,
+		MaxIdleConnsPerHost:   o.MaxIdlePerMember,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true, // pass Accept-Encoding and bodies through untouched
+		TLSHandshakeTimeout:   o.ConnectTimeout,
+	}
+}
+
+// Balancer proxies requests to the members of its Pool.
+type Balancer struct {
+	pool  *Pool
+	cur   atomic.Pointer[settings]
+	mu    sync.Mutex // serializes Update and health watching
+	proxy *httputil.ReverseProxy
+	reqs  sync.Pool // *attempt
+}
+
+// New returns a Balancer over members. Call Close to stop its health checks.
+func New(opts Options, members []MemberConfig) (*Balancer, error) {
+	s, err := buildSettings(opts)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := newPool(members)
+	if err != nil {
+		s.checker.Close()
+		return nil, err
+	}
+	b := &Balancer{pool: pool}
+	b.cur.Store(s)
+	b.reqs.New = func() any { return new(attempt) }
+	b.proxy = &httputil.ReverseProxy{
+		Rewrite:      b.rewrite,
+		Transport:    roundTripper{b},
+		ErrorHandler: b.proxyError,
+		BufferPool:   newBufferPool(),
+		ErrorLog:     slog.NewLogLogger(s.opts.Logger.Handler(), slog.LevelWarn),
+	}
+	pool.watch = b.watch
+	for _, m := range pool.Members() {
+		s.checker.Watch(m)
+	}
+	return b, nil
+}
+
+// Name returns the balancer's name.
+func (b *Balancer) Name() string { return b.cur.Load().opts.Name }
+
+// Options returns the options in effect, with defaults filled in.
+func (b *Balancer) Options() Options { return b.cur.Load().opts }
+
+// Pool returns the balancer's members, to inspect and change at run time.
+func (b *Balancer) Pool() *Pool { return b.pool }
+
+func (b *Balancer) watch(added, removed []*Member) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	c := b.cur.Load().checker
+	for _, m := range removed {
+		c.Unwatch(m)
+	}
+	for _, m := range added {
+		c.Watch(m)
+	}
+}
+
+// Update replaces the options and the members, for a configuration
+// reload; see Pool.Replace for how run-time changes are kept. prev is the
+// member list of the configuration being replaced.
+func (b *Balancer) Update(opts Options, prev, members []MemberConfig) error {
+	s, err := buildSettings(opts)
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	old := b.cur.Swap(s)
+	for _, m := range b.pool.Members() {
+		s.checker.Watch(m)
+	}
+	b.mu.Unlock()
+	old.checker.Close()
+	if t, ok := old.transport.(*http.Transport); ok && old.opts.Transport == nil {
+		t.CloseIdleConnections()
+	}
+	return b.pool.Replace(prev, members)
+}
+
+// Close stops health checks and closes idle member connections. Requests
+// in flight are not interrupted.
+func (b *Balancer) Close() {
+	s := b.cur.Load()
+	s.checker.Close()
+	if t, ok := s.transport.(*http.Transport); ok && s.opts.Transport == nil {
+		t.CloseIdleConnections()
+	}
+}
+
+// ServeHTTP routes and proxies one request.
+func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	a := b.reqs.Get().(*attempt)
+	a.begin(b, b.cur.Load(), w, r)
+	defer b.finish(a)
+
+	if err := a.checkLimits(); err != nil {
+		b.fail(a, err)
+		return
+	}
+	if err := a.choose(); err != nil {
+		b.fail(a, err)
+		return
+	}
+	ctx := context.WithValue(r.Context(), attemptKey{}, a)
+	b.proxy.ServeHTTP(&a.w, r.WithContext(ctx))
+}
+
+// finish ends a request: counters, observer, access log, and the attempt
+// goes back to the pool.
+func (b *Balancer) finish(a *attempt) {
+	if a.active != nil {
+		a.active.inflight.Add(-1)
+		a.active.bytes.Add(uint64(max(a.in.ContentLength, 0)) + uint64(a.w.written))
+	}
+	a.report()
+	a.reset()
+	b.reqs.Put(a)
+}
+
+type attemptKey struct{}
+
+const bufSize = 32 * 1024
+
+// bufferPool lends the proxy its copy buffers. It pools array pointers, so
+// that neither Get nor Put allocates.
+type bufferPool struct{ p *sync.Pool }
+
+func newBufferPool() bufferPool {
+	return bufferPool{&sync.Pool{New: func() any { return new([bufSize]byte) }}}
+}
+
+func (bp bufferPool) Get() []byte { return bp.p.Get().(*[bufSize]byte)[:] }
+
+func (bp bufferPool) Put(b []byte) {
+	if cap(b) >= bufSize {
+		bp.p.Put((*[bufSize]byte)(b[:bufSize]))
+	}
+}

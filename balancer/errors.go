@@ -1,0 +1,64 @@
+package balancer
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+)
+
+// Errors the balancer returns. Request errors are answered with the status
+// that statusOf gives them; the others come from Pool changes.
+var (
+	// ErrNoMember: no member can take the request (all down or stopped).
+	ErrNoMember = errors.New("no member available")
+	// ErrNoFailover: the session's member is unavailable and the balancer
+	// is configured not to fail over.
+	ErrNoFailover = errors.New("the session's member is unavailable and failover is off")
+	// ErrTimeout: the member did not answer within the response timeout.
+	ErrTimeout = errors.New("member timed out")
+	// ErrConnect: no connection could be made to the member(s) tried.
+	ErrConnect = errors.New("member connection failed")
+	// ErrBodyTooLarge: the request body exceeds the configured limit.
+	ErrBodyTooLarge = errors.New("request body too large")
+	// ErrURITooLong: the request target exceeds the configured limit.
+	ErrURITooLong = errors.New("request URI too long")
+
+	// ErrInvalid: a Pool change was refused because a value is invalid.
+	ErrInvalid = errors.New("invalid")
+	// ErrNoSuchMember: no member has that route.
+	ErrNoSuchMember = errors.New("no such member")
+	// ErrExists: a member with that route already exists.
+	ErrExists = errors.New("member already exists")
+)
+
+// statusOf maps a request error to the status the client gets. It is the
+// one place where errors become HTTP statuses.
+func statusOf(err error) int {
+	var maxBytes *http.MaxBytesError
+	switch {
+	case errors.Is(err, ErrNoMember), errors.Is(err, ErrNoFailover):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, ErrURITooLong):
+		return http.StatusRequestURITooLong
+	case errors.Is(err, ErrBodyTooLarge), errors.As(err, &maxBytes):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		return http.StatusGatewayTimeout
+	}
+	return http.StatusBadGateway
+}
+
+// classify sorts a transport error: was anything sent to the member, and
+// did it time out waiting for the response?
+func classify(err error) (notSent, timeout bool) {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true, false // refused, unreachable, or connect timeout: nothing sent
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return false, true
+	}
+	return false, false
+}

@@ -1,0 +1,223 @@
+package balancer
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tetherlb/tether/balancer/health"
+	"github.com/tetherlb/tether/internal/proctest"
+)
+
+// backend is a real HTTP member that behaves like a Tomcat with jvmRoute
+// set: it answers with its route and hands out JSESSIONID=<hex>.<route>.
+type backend struct {
+	route string
+	srv   *httptest.Server
+	hits  atomic.Int64
+	posts atomic.Int64
+	// frozen makes every request block until hold is closed, like a
+	// process stopped with SIGSTOP whose kernel still accepts connections.
+	frozen atomic.Bool
+	hold   chan struct{}
+}
+
+func newBackend(t *testing.T, route string) *backend {
+	t.Helper()
+	b := &backend{route: route, hold: make(chan struct{})}
+	b.srv = httptest.NewServer(http.HandlerFunc(b.serve))
+	t.Cleanup(func() {
+		select {
+		case <-b.hold:
+		default:
+			close(b.hold)
+		}
+		b.srv.Close()
+	})
+	return b
+}
+
+func (b *backend) serve(w http.ResponseWriter, r *http.Request) {
+	b.hits.Add(1)
+	if b.frozen.Load() {
+		<-b.hold
+	}
+	w.Header().Set("X-Member", b.route)
+	if _, err := r.Cookie("JSESSIONID"); err != nil && r.URL.Path != "/healthz" {
+		http.SetCookie(w, &http.Cookie{Name: "JSESSIONID", Value: newID() + "." + b.route, Path: "/"})
+	}
+	switch r.URL.Path {
+	case "/hangup": // read the request, then drop the connection without answering
+		if r.Method == http.MethodPost {
+			b.posts.Add(1)
+		}
+		io.Copy(io.Discard, r.Body)
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+		return
+	case "/echo":
+		if r.Method == http.MethodPost {
+			b.posts.Add(1)
+		}
+		body, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%s %s %s", b.route, r.Method, body)
+		return
+	case "/headers":
+		for _, k := range []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded", "X-Hop", "Connection"} {
+			fmt.Fprintf(w, "%s: %s\n", k, strings.Join(r.Header.Values(k), " | "))
+		}
+		fmt.Fprintf(w, "Host: %s\n", r.Host)
+		return
+	case "/ws":
+		b.websocket(w, r)
+		return
+	}
+	fmt.Fprint(w, b.route)
+}
+
+// websocket accepts an upgrade and echoes lines prefixed with the route.
+func (b *backend) websocket(w http.ResponseWriter, r *http.Request) {
+	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		http.Error(w, "upgrade required", http.StatusUpgradeRequired)
+		return
+	}
+	conn, rw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	fmt.Fprintf(rw, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+	rw.Flush()
+	for {
+		line, err := rw.ReadString('\n')
+		if err != nil {
+			return
+		}
+		fmt.Fprintf(rw, "%s:%s", b.route, line)
+		rw.Flush()
+	}
+}
+
+func newID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return strings.ToUpper(hex.EncodeToString(b[:]))
+}
+
+func memberOf(t *testing.T, b *backend, weight int, state State) MemberConfig {
+	t.Helper()
+	u, err := url.Parse(b.srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return MemberConfig{URL: u, Route: b.route, Weight: weight, State: state}
+}
+
+// fastOptions are test options: short probes so recovery is quick.
+func fastOptions() Options {
+	return Options{
+		Name:            "test",
+		Logger:          slog.New(slog.DiscardHandler),
+		ConnectTimeout:  time.Second,
+		ResponseTimeout: 5 * time.Second,
+		Health:          health.Options{ProbeInterval: 5 * time.Millisecond, Timeout: time.Second},
+	}
+}
+
+// front starts a balancer over backends behind a real listener.
+func front(t *testing.T, opts Options, members ...MemberConfig) (*Balancer, *httptest.Server) {
+	t.Helper()
+	bal, err := New(opts, members)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(bal)
+	t.Cleanup(func() { srv.Close(); bal.Close() })
+	return bal, srv
+}
+
+type result struct {
+	status int
+	member string
+	cookie string // JSESSIONID set by the response, if any
+	body   string
+	header http.Header
+}
+
+// do sends one request through the balancer; cookie, if set, is sent as
+// the JSESSIONID cookie.
+func do(t *testing.T, c *http.Client, method, u, cookie string, body io.Reader) result {
+	t.Helper()
+	req, err := http.NewRequest(method, u, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cookie != "" {
+		req.Header.Set("Cookie", "JSESSIONID="+cookie)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, u, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	r := result{status: resp.StatusCode, member: resp.Header.Get("X-Member"), body: string(b), header: resp.Header}
+	for _, ck := range resp.Cookies() {
+		if ck.Name == "JSESSIONID" {
+			r.cookie = ck.Value
+		}
+	}
+	return r
+}
+
+// closedURL returns the URL of a port nothing listens on.
+func closedURL(t *testing.T) *url.URL {
+	t.Helper()
+	addr := proctest.FreeAddr(t)
+	u, _ := url.Parse("http://" + addr)
+	return u
+}
+
+func waitHealthy(t *testing.T, bal *Balancer, route string, up bool) {
+	t.Helper()
+	proctest.Eventually(t, 10*time.Second, func() error {
+		if m := bal.Pool().Lookup(route); m == nil || m.Healthy() != up {
+			return fmt.Errorf("member %s healthy != %v", route, up)
+		}
+		return nil
+	})
+}
+
+// rawUpgrade opens a WebSocket-style upgrade through the balancer and
+// returns the connection after the 101.
+func rawUpgrade(t *testing.T, addr, cookie string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	fmt.Fprintf(conn, "GET /ws HTTP/1.1\r\nHost: %s\r\nCookie: JSESSIONID=%s\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", addr, cookie)
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: status %d", resp.StatusCode)
+	}
+	return conn, br
+}

@@ -1,0 +1,151 @@
+package balancer
+
+import (
+	"fmt"
+	"net/url"
+	"sync/atomic"
+)
+
+// State is a member's administrative state, set by configuration or the
+// manager. It is separate from health: a member can be active and down.
+type State int32
+
+// The member states. Keep the order: states are stored as numbers.
+const (
+	// Active members take new sessions and their sticky traffic.
+	Active State = iota
+	// Draining members take only their sticky traffic (no new sessions).
+	Draining
+	// Stopped members take no traffic at all.
+	Stopped
+	// Standby members take new sessions only when no active member can.
+	Standby
+)
+
+var stateNames = [...]string{"active", "draining", "stopped", "standby"}
+
+func (s State) String() string {
+	if s >= 0 && int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return fmt.Sprintf("State(%d)", int32(s))
+}
+
+// ParseState parses "active", "draining", "stopped" or "standby"; "" is Active.
+func ParseState(s string) (State, error) {
+	if s == "" {
+		return Active, nil
+	}
+	for i, n := range stateNames {
+		if s == n {
+			return State(i), nil
+		}
+	}
+	return Active, fmt.Errorf("%w: unknown state %q", ErrInvalid, s)
+}
+
+// MemberConfig describes a member to add to a Pool.
+type MemberConfig struct {
+	// URL is the member's base URL; its path, if any, prefixes every
+	// proxied path.
+	URL *url.URL
+	// Route is the member's name in session ids (Tomcat's jvmRoute).
+	Route string
+	// Weight is its share of new sessions. Zero means 1.
+	Weight int
+	// State is its initial administrative state.
+	State State
+}
+
+// Member is one backend of a Pool. Its counters and states are read and
+// changed atomically; it is safe for concurrent use.
+type Member struct {
+	route     string
+	url       *url.URL
+	routeHash uint64 // for rendezvous hashing, fixed at creation
+
+	state  atomic.Int32
+	weight atomic.Int32
+	down   atomic.Bool
+
+	inflight    atomic.Int64
+	requests    atomic.Uint64 // responses received from the member
+	newSessions atomic.Uint64 // requests sent here by the lb method
+	failovers   atomic.Uint64 // sticky requests of other members sent here
+	failures    atomic.Uint64 // connection failures and timeouts
+	consecutive atomic.Int32  // failures since the last success
+	bytes       atomic.Uint64 // request and response body bytes
+
+	swrr int64 // smooth weighted round robin credit, guarded by the picker's mutex
+}
+
+func newMember(c MemberConfig) *Member {
+	m := &Member{route: c.Route, url: c.URL, routeHash: hashString(fnvOffset, c.Route)}
+	w := c.Weight
+	if w <= 0 {
+		w = 1
+	}
+	m.weight.Store(int32(w))
+	m.state.Store(int32(c.State))
+	return m
+}
+
+// Route returns the member's route.
+func (m *Member) Route() string { return m.route }
+
+// URL returns the member's base URL. The caller must not modify it.
+func (m *Member) URL() *url.URL { return m.url }
+
+// State returns the administrative state.
+func (m *Member) State() State { return State(m.state.Load()) }
+
+// Weight returns the weight.
+func (m *Member) Weight() int { return int(m.weight.Load()) }
+
+// Healthy reports whether health checks consider the member up.
+func (m *Member) Healthy() bool { return !m.down.Load() }
+
+// SetHealthy records the outcome of health checks; it implements
+// health.Target.
+func (m *Member) SetHealthy(up bool) { m.down.Store(!up) }
+
+// HealthURL returns the URL health checks use as a base; it implements
+// health.Target.
+func (m *Member) HealthURL() *url.URL { return m.url }
+
+// InFlight returns the number of requests being served by the member.
+func (m *Member) InFlight() int64 { return m.inflight.Load() }
+
+// Stats is a copy of a member's counters.
+type Stats struct {
+	Route       string
+	URL         string
+	State       State
+	Healthy     bool
+	Weight      int
+	InFlight    int64
+	Requests    uint64 // responses received
+	NewSessions uint64 // requests without a usable route sent here
+	Failovers   uint64 // sticky requests of unavailable members sent here
+	Failures    uint64 // connection failures and timeouts
+	Bytes       uint64 // body bytes in both directions
+}
+
+// Stats returns the member's counters.
+func (m *Member) Stats() Stats {
+	return Stats{
+		Route: m.route, URL: m.url.String(), State: m.State(), Healthy: m.Healthy(), Weight: m.Weight(),
+		InFlight: m.inflight.Load(), Requests: m.requests.Load(), NewSessions: m.newSessions.Load(),
+		Failovers: m.failovers.Load(), Failures: m.failures.Load(), Bytes: m.bytes.Load(),
+	}
+}
+
+// takesSticky reports whether the member serves requests of its own sessions.
+func (m *Member) takesSticky() bool {
+	return m.Healthy() && m.State() != Stopped
+}
+
+// takesNew reports whether the member is in tier for new sessions.
+func (m *Member) takesNew(tier State) bool {
+	return m.Healthy() && m.State() == tier
+}

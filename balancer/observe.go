@@ -1,0 +1,92 @@
+package balancer
+
+import (
+	"context"
+	"log/slog"
+	"time"
+)
+
+// Outcome is how a request's member was chosen.
+type Outcome uint8
+
+// The outcomes. Append only: observers may store them as numbers.
+const (
+	// NewSession: no usable route; the lb method chose (a new session).
+	NewSession Outcome = iota
+	// Sticky: the session's own member.
+	Sticky
+	// Failover: the session's member was unavailable; rendezvous hashing chose.
+	Failover
+	// Rejected: the session's member was unavailable and nofailover is on.
+	Rejected
+	// Moved: the session's member is draining and sessions are replicated;
+	// rendezvous hashing chose a member to take it over.
+	Moved
+)
+
+var outcomeNames = [...]string{"new", "sticky", "failover", "nofailover-rejected", "moved"}
+
+func (o Outcome) String() string {
+	if int(o) < len(outcomeNames) {
+		return outcomeNames[o]
+	}
+	return "unknown"
+}
+
+// RequestInfo describes a finished request.
+type RequestInfo struct {
+	Balancer string
+	// Member is the route of the member that answered, or of the last one
+	// tried; "" if none was.
+	Member   string
+	Outcome  Outcome
+	Status   int
+	Attempts int // members tried
+	Duration time.Duration
+	BytesIn  int64 // request body bytes, when known
+	BytesOut int64 // response bytes written to the client
+	// Err is why the balancer answered itself (no member, timeout …), or nil.
+	Err error
+}
+
+// Observer is told about every request when it ends (metrics implement
+// it). ObserveRequest runs on the request's goroutine: it must be fast and
+// must not block or retain the RequestInfo's Err beyond the call.
+type Observer interface {
+	ObserveRequest(RequestInfo)
+}
+
+func (a *attempt) report() {
+	o, log := a.s.opts.Observer, a.s.opts.AccessLog
+	if o == nil && log == nil {
+		return
+	}
+	info := RequestInfo{
+		Balancer: a.s.opts.Name, Outcome: a.outcome, Status: a.w.status, Attempts: len(a.tried),
+		Duration: time.Since(a.start), BytesIn: max(a.in.ContentLength, 0), BytesOut: a.w.written, Err: a.err,
+	}
+	if m := a.active; m != nil {
+		info.Member = m.route
+	} else if m := a.member; m != nil {
+		info.Member = m.route
+	}
+	if o != nil {
+		o.ObserveRequest(info)
+	}
+	if log != nil {
+		attrs := []slog.Attr{
+			slog.String("balancer", info.Balancer), slog.String("method", a.in.Method),
+			slog.String("uri", a.in.RequestURI), slog.String("remote", a.in.RemoteAddr),
+			slog.Int("status", info.Status), slog.String("member", info.Member),
+			slog.String("sticky", info.Outcome.String()), slog.Int("attempts", info.Attempts),
+			slog.Duration("duration", info.Duration), slog.Int64("bytes", info.BytesOut),
+		}
+		if a.route != "" {
+			attrs = append(attrs, slog.String("route", a.route))
+		}
+		if info.Err != nil {
+			attrs = append(attrs, slog.String("error", info.Err.Error()))
+		}
+		log.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs...)
+	}
+}
