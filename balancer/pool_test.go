@@ -13,8 +13,8 @@ func cfg(route, raw string, weight int, state State) MemberConfig {
 
 func TestEligibility(t *testing.T) {
 	tests := []struct {
-		state             State
-		healthy           bool
+		state              State
+		healthy            bool
 		sticky, new, spare bool // takes sticky, new (active tier), new (standby tier)
 	}{
 		{Active, true, true, true, false},
