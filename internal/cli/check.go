@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/tetherlb/tether/config"
@@ -20,14 +19,7 @@ func runCheck(_ context.Context, env Env, args []string) int {
 	}
 	cfg, err := config.Load(*path)
 	if err != nil {
-		var es config.Errors
-		if errors.As(err, &es) {
-			for _, e := range es {
-				fmt.Fprintln(env.Stderr, e)
-			}
-		} else {
-			fmt.Fprintln(env.Stderr, err)
-		}
+		printConfigErrors(env, err)
 		return ExitUsage
 	}
 	members := 0

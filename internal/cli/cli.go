@@ -48,6 +48,7 @@ type command struct {
 var commands = map[string]command{
 	"version": {"print the version", runVersion},
 	"check":   {"validate a configuration file", runCheck},
+	"serve":   {"run the balancer(s) and the manager of a configuration file", runServe},
 }
 
 // Run runs the command line args (without the program name) and returns the

@@ -1,0 +1,80 @@
+// Package app is the composition root: it turns a config.Config into
+// running balancers, listeners and the manager, reloads them, and shuts
+// them down in order. The libraries know nothing of the file format; the
+// mapping lives here.
+package app
+
+import (
+	"fmt"
+	"log/slog"
+	"net/url"
+
+	"github.com/tetherlb/tether/balancer"
+	"github.com/tetherlb/tether/balancer/health"
+	"github.com/tetherlb/tether/config"
+)
+
+// balancerOptions maps one balancer of the file onto balancer.Options.
+func balancerOptions(cfg *config.Config, b *config.Balancer, logger, access *slog.Logger) (balancer.Options, error) {
+	o := balancer.Options{
+		Name:            b.Name,
+		StickyNames:     b.Sticky.Names,
+		NoFailover:      b.NoFailover,
+		Replicated:      b.Sessions == "replicated",
+		Method:          balancer.Method(b.Method),
+		MaxAttempts:     b.MaxAttempts,
+		ConnectTimeout:  b.Timeouts.Connect,
+		ResponseTimeout: b.Timeouts.Response,
+		IdleTimeout:     b.Timeouts.Idle,
+		Failures:        b.Passive.Failures,
+		Health:          health.Options{ProbeInterval: b.Passive.ProbeInterval},
+		MaxURLBytes:     cfg.Limits.MaxURLBytes,
+		MaxBodyBytes:    cfg.Limits.MaxBodyBytes,
+		Logger:          logger,
+		AccessLog:       access,
+	}
+	if b.Sticky.Separator != "" {
+		o.Separator = b.Sticky.Separator[0]
+	}
+	if h := b.Health; h != nil {
+		o.Health.Path = h.Path
+		if o.Health.Path == "" {
+			o.Health.Path = "/healthz"
+		}
+		o.Health.Interval, o.Health.Timeout, o.Health.Rise, o.Health.Fall = h.Interval, h.Timeout, h.Rise, h.Fall
+	}
+	for _, p := range cfg.TrustedProxies {
+		prefix, err := config.ParsePrefix(p)
+		if err != nil {
+			return o, err
+		}
+		o.TrustedProxies = append(o.TrustedProxies, prefix)
+	}
+	return o, nil
+}
+
+// memberConfigs maps the members of one balancer of the file.
+func memberConfigs(b *config.Balancer) ([]balancer.MemberConfig, error) {
+	out := make([]balancer.MemberConfig, 0, len(b.Members))
+	for _, m := range b.Members {
+		mc, err := MemberConfig(m)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, mc)
+	}
+	return out, nil
+}
+
+// MemberConfig maps one member of the file (or of a manager request).
+func MemberConfig(m config.Member) (balancer.MemberConfig, error) {
+	u, err := url.Parse(m.URL)
+	if err != nil {
+		return balancer.MemberConfig{}, fmt.Errorf("member %q: %w", m.Route, err)
+	}
+	st, err := balancer.ParseState(m.State)
+	if err != nil {
+		return balancer.MemberConfig{}, err
+	}
+	return balancer.MemberConfig{URL: u, Route: m.Route, Weight: m.Weight, State: st}, nil
+}

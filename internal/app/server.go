@@ -1,0 +1,372 @@
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tetherlb/tether/balancer"
+	"github.com/tetherlb/tether/config"
+)
+
+// Defaults of the client-facing servers, for zero values in the file.
+const (
+	defaultMaxHeaderBytes = 64 << 10         // request line and headers; larger gets 431
+	defaultHeaderTimeout  = 10 * time.Second // slow clients cannot hold connections forever
+	defaultIdleTimeout    = 120 * time.Second
+)
+
+// Server runs the balancers of a configuration on their listeners.
+type Server struct {
+	logger *slog.Logger
+	access io.WriteCloser // access log file, nil for none or stdout/stderr
+
+	mu        sync.Mutex // serializes Start, Reload and Shutdown
+	cfg       config.Config
+	balancers map[string]*balancer.Balancer
+	members   map[string][]balancer.MemberConfig // as last configured, for Reload
+	listeners map[string]*listener
+}
+
+// listener is one address with the balancers it serves.
+type listener struct {
+	addr   string
+	tls    *config.TLS
+	srv    *http.Server
+	ln     net.Listener
+	router atomic.Pointer[router]
+	cert   atomic.Pointer[tls.Certificate]
+	done   chan struct{}
+}
+
+func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	l.router.Load().ServeHTTP(w, r)
+}
+
+// NewServer builds the balancers of cfg. Nothing listens until Start.
+func NewServer(cfg config.Config, logger *slog.Logger) (*Server, error) {
+	s := &Server{logger: logger, balancers: map[string]*balancer.Balancer{}, members: map[string][]balancer.MemberConfig{}, listeners: map[string]*listener{}}
+	if err := s.apply(cfg); err != nil {
+		s.closeAll()
+		return nil, err
+	}
+	return s, nil
+}
+
+// accessLogger opens the access log the file names.
+func (s *Server) accessLogger(dest string) (*slog.Logger, io.WriteCloser, error) {
+	var w io.Writer
+	var c io.WriteCloser
+	switch dest {
+	case "", "off":
+		return nil, nil, nil
+	case "stdout":
+		w = os.Stdout
+	case "stderr":
+		w = os.Stderr
+	default:
+		f, err := os.OpenFile(dest, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+		if err != nil {
+			return nil, nil, fmt.Errorf("access log: %w", err)
+		}
+		w, c = f, f
+	}
+	return slog.New(slog.NewJSONHandler(w, nil)), c, nil
+}
+
+// apply makes the server's balancers and routes match cfg. Listeners are
+// created, not started. On error nothing changes.
+func (s *Server) apply(cfg config.Config) error {
+	access, accessFile, err := s.accessLogger(cfg.AccessLog)
+	if err != nil {
+		return err
+	}
+	type built struct {
+		opts    balancer.Options
+		members []balancer.MemberConfig
+	}
+	plan := map[string]built{}
+	for i := range cfg.Balancers {
+		b := &cfg.Balancers[i]
+		opts, err := balancerOptions(&cfg, b, s.logger, access)
+		if err != nil {
+			return err
+		}
+		ms, err := memberConfigs(b)
+		if err != nil {
+			return err
+		}
+		plan[b.Name] = built{opts, ms}
+	}
+	// Listeners: an address keeps its listener; TLS on or off needs a restart.
+	tlsOf := map[string]*config.TLS{}
+	for i := range cfg.Balancers {
+		b := &cfg.Balancers[i]
+		addr := cfg.ListenOf(b)
+		t := cfg.TLS
+		if b.Listen != "" {
+			t = b.TLS
+		}
+		if prev, ok := tlsOf[addr]; ok && (prev == nil) != (t == nil) {
+			return fmt.Errorf("balancer %q: listener %s is shared with a balancer that has different tls settings", b.Name, addr)
+		}
+		tlsOf[addr] = t
+		if l, ok := s.listeners[addr]; ok && (l.tls == nil) != (t == nil) {
+			return fmt.Errorf("listener %s: turning tls on or off needs a restart", addr)
+		}
+	}
+	certs := map[string]*tls.Certificate{}
+	for addr, t := range tlsOf {
+		if t != nil {
+			c, err := tls.LoadX509KeyPair(t.Cert, t.Key)
+			if err != nil {
+				return fmt.Errorf("listener %s: %w", addr, err)
+			}
+			certs[addr] = &c
+		}
+	}
+	// Balancers: update those that stay, build new ones.
+	fresh := map[string]*balancer.Balancer{}
+	for name, p := range plan {
+		if _, ok := s.balancers[name]; ok {
+			continue
+		}
+		b, err := balancer.New(p.opts, p.members)
+		if err != nil {
+			for _, nb := range fresh {
+				nb.Close()
+			}
+			return fmt.Errorf("balancer %q: %w", name, err)
+		}
+		fresh[name] = b
+	}
+	for name, p := range plan {
+		if b, ok := s.balancers[name]; ok {
+			if err := b.Update(p.opts, s.members[name], p.members); err != nil {
+				s.logger.Error("balancer update failed; it keeps its members", "balancer", name, "err", err)
+			}
+		}
+	}
+	var gone []*balancer.Balancer
+	for name, b := range s.balancers {
+		if _, ok := plan[name]; !ok {
+			gone = append(gone, b)
+			delete(s.balancers, name)
+			delete(s.members, name)
+		}
+	}
+	for name, b := range fresh {
+		s.balancers[name] = b
+	}
+	for name, p := range plan {
+		s.members[name] = p.members
+	}
+	// Routes per address.
+	routes := map[string]map[string]http.Handler{}
+	for i := range cfg.Balancers {
+		b := &cfg.Balancers[i]
+		addr := cfg.ListenOf(b)
+		if routes[addr] == nil {
+			routes[addr] = map[string]http.Handler{}
+		}
+		path := b.Path
+		if path == "" {
+			path = "/"
+		}
+		routes[addr][path] = s.balancers[b.Name]
+	}
+	for addr, r := range routes {
+		l, ok := s.listeners[addr]
+		if !ok {
+			l = s.newListener(cfg, addr, tlsOf[addr])
+			s.listeners[addr] = l
+		}
+		l.tls = tlsOf[addr]
+		l.router.Store(newRouter(r))
+		if c := certs[addr]; c != nil {
+			l.cert.Store(c)
+		}
+	}
+	if s.access != nil {
+		defer s.access.Close()
+	}
+	s.access = accessFile
+	s.cfg = cfg
+	for _, b := range gone {
+		b.Close()
+	}
+	return nil
+}
+
+func (s *Server) newListener(cfg config.Config, addr string, t *config.TLS) *listener {
+	l := &listener{addr: addr, tls: t, done: make(chan struct{})}
+	lim := cfg.Limits
+	l.srv = &http.Server{
+		Handler:           l,
+		ReadHeaderTimeout: orDefault(lim.HeaderTimeout, defaultHeaderTimeout),
+		IdleTimeout:       orDefault(lim.IdleTimeout, defaultIdleTimeout),
+		MaxHeaderBytes:    orDefault(lim.MaxHeaderBytes, defaultMaxHeaderBytes),
+		ErrorLog:          log.New(io.Discard, "", 0), // TLS handshake noise from scanners
+	}
+	if t != nil {
+		l.srv.TLSConfig = &tls.Config{
+			MinVersion:     tls.VersionTLS12,
+			NextProtos:     []string{"h2", "http/1.1"},
+			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return l.cert.Load(), nil },
+		}
+	}
+	return l
+}
+
+func orDefault[T comparable](v, d T) T {
+	var zero T
+	if v == zero {
+		return d
+	}
+	return v
+}
+
+// Start opens every listener and serves. It returns once all listen.
+func (s *Server) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.startListeners()
+}
+
+func (s *Server) startListeners() error {
+	for _, l := range s.listeners {
+		if l.ln != nil {
+			continue
+		}
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			return fmt.Errorf("listen %s: %w", l.addr, err)
+		}
+		l.ln = ln
+		if l.tls != nil {
+			ln = tls.NewListener(ln, l.srv.TLSConfig)
+		}
+		go func(l *listener, ln net.Listener) {
+			defer close(l.done)
+			if err := l.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.logger.Error("listener stopped", "addr", l.addr, "err", err)
+			}
+		}(l, ln)
+		scheme := "http"
+		if l.tls != nil {
+			scheme = "https"
+		}
+		s.logger.Info("listening", "url", scheme+"://"+l.ln.Addr().String())
+	}
+	return nil
+}
+
+// Addr returns the address a configured listen address is bound to (its
+// real port when the file said :0), or "" if it is not listening.
+func (s *Server) Addr(configured string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l := s.listeners[configured]; l != nil && l.ln != nil {
+		return l.ln.Addr().String()
+	}
+	return ""
+}
+
+// Balancer returns the running balancer called name, or nil.
+func (s *Server) Balancer(name string) *balancer.Balancer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.balancers[name]
+}
+
+// Balancers returns the running balancers in configuration order.
+func (s *Server) Balancers() []*balancer.Balancer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*balancer.Balancer, 0, len(s.cfg.Balancers))
+	for _, b := range s.cfg.Balancers {
+		out = append(out, s.balancers[b.Name])
+	}
+	return out
+}
+
+// Reload applies cfg to the running server. If anything in cfg cannot be
+// applied, the running configuration stays as it was and the error says why.
+// Listeners no longer used are shut down gracefully within timeout.
+func (s *Server) Reload(cfg config.Config, timeout time.Duration) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.apply(cfg); err != nil {
+		return err
+	}
+	var unused []*listener
+	for addr, l := range s.listeners {
+		if !s.uses(addr) {
+			unused = append(unused, l)
+			delete(s.listeners, addr)
+		}
+	}
+	if err := s.startListeners(); err != nil {
+		return err
+	}
+	s.shutdownListeners(unused, timeout)
+	return nil
+}
+
+func (s *Server) uses(addr string) bool {
+	return slices.ContainsFunc(s.cfg.Balancers, func(b config.Balancer) bool { return s.cfg.ListenOf(&b) == addr })
+}
+
+// Shutdown stops accepting connections, waits up to timeout for requests
+// in flight, then stops the balancers.
+func (s *Server) Shutdown(timeout time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ls := make([]*listener, 0, len(s.listeners))
+	for _, l := range s.listeners {
+		ls = append(ls, l)
+	}
+	s.shutdownListeners(ls, timeout)
+	s.closeAll()
+	if s.access != nil {
+		s.access.Close()
+	}
+}
+
+func (s *Server) shutdownListeners(ls []*listener, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, l := range ls {
+		wg.Add(1)
+		go func(l *listener) {
+			defer wg.Done()
+			if err := l.srv.Shutdown(ctx); err != nil {
+				s.logger.Warn("requests still in flight at shutdown were cut off", "addr", l.addr, "err", err)
+				l.srv.Close()
+			}
+			if l.ln != nil {
+				<-l.done
+			}
+		}(l)
+	}
+	wg.Wait()
+}
+
+// closeAll closes every balancer.
+func (s *Server) closeAll() {
+	for _, b := range s.balancers {
+		b.Close()
+	}
+}

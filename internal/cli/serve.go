@@ -1,0 +1,62 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/tetherlb/tether/config"
+	"github.com/tetherlb/tether/internal/app"
+)
+
+func runServe(ctx context.Context, env Env, args []string) int {
+	fs := newFlags(env, "serve", "--config FILE")
+	path := fs.String("config", "", "configuration file (required)")
+	if code := parse(fs, args); code >= 0 {
+		return code
+	}
+	if *path == "" || fs.NArg() > 0 {
+		fs.Usage()
+		return ExitUsage
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		printConfigErrors(env, err)
+		return ExitUsage
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reload := make(chan struct{})
+	go func() {
+		for range hup {
+			select {
+			case reload <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	logger := env.logger()
+	err = app.Serve(ctx, cfg, app.ServeOptions{ConfigPath: *path, Logger: logger, Reload: reload})
+	if err != nil {
+		fmt.Fprintln(env.Stderr, "tether serve:", err)
+		return ExitFailure
+	}
+	return ExitOK
+}
+
+// printConfigErrors prints config.Load's errors one per line.
+func printConfigErrors(env Env, err error) {
+	var es config.Errors
+	if errors.As(err, &es) {
+		for _, e := range es {
+			fmt.Fprintln(env.Stderr, e)
+		}
+		return
+	}
+	fmt.Fprintln(env.Stderr, err)
+}
