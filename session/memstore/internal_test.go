@@ -1,0 +1,35 @@
+package memstore
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/tetherlb/tether/session"
+)
+
+// TestTombstoneMemory checks that removed keys are remembered up to
+// maxTombstones, no more.
+func TestTombstoneMemory(t *testing.T) {
+	s, err := New(Options{JanitorInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	res, err := s.Save(ctx, session.Delta{ID: "a", Set: map[string][]byte{"keep": []byte("1")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3*maxTombstones; i++ {
+		key := fmt.Sprintf("k%03d", i)
+		if res, err = s.Save(ctx, session.Delta{ID: "a", BaseVersion: res.Version, Set: map[string][]byte{key: []byte("1")}}); err != nil {
+			t.Fatal(err)
+		}
+		if res, err = s.Save(ctx, session.Delta{ID: "a", BaseVersion: res.Version, Removed: []string{key}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(s.sessions["a"].keyVer); n != 1+maxTombstones {
+		t.Fatalf("%d key versions kept, want %d", n, 1+maxTombstones)
+	}
+}

@@ -1,0 +1,135 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/tetherlb/tether/route"
+)
+
+// resolve looks up, once, the session the request presents. A store failure
+// is kept and returned by every later call; any other unusable id leaves the
+// request without a session.
+func (s *Session) resolve() error {
+	if s.resolved {
+		return s.err
+	}
+	s.resolved = true
+	ids, fromCookie := candidates(s.req, s.m.o.Cookie.Name, "")
+	if s.urlID != "" && len(ids) < maxCandidates {
+		ids, fromCookie = append(ids, s.urlID), append(fromCookie, false)
+	}
+	for _, c := range fromCookie {
+		s.hadCookie = s.hadCookie || c
+	}
+	for i, v := range ids {
+		rec, ok, err := s.m.lookup(s.req.Context(), v)
+		if err != nil {
+			s.err = err
+			return err
+		}
+		if ok {
+			s.rec, s.id, s.presented, s.fromCookie = rec, rec.ID, v, fromCookie[i]
+			for k, b := range rec.Values {
+				s.size += len(k) + len(b)
+			}
+			return nil
+		}
+	}
+	return nil
+}
+
+// lookup returns the live session that the presented id v names, taking it
+// over from another node if the store can. ok is false, with a nil error,
+// when v is unusable: malformed, unknown, expired, or foreign to a store
+// that cannot claim. The error is a store failure.
+func (m *Manager) lookup(parent context.Context, v string) (rec Record, ok bool, err error) {
+	id, rt, ok := route.Split(v, m.o.Separator)
+	if !ok || !m.ids.valid(id) {
+		m.obs.IDRejected(RejectMalformed)
+		return Record{}, false, nil
+	}
+	if rt != m.o.Route && m.claimer == nil {
+		m.obs.IDRejected(RejectForeign)
+		return Record{}, false, nil
+	}
+	ctx, cancel := m.storeCtx(parent)
+	defer cancel()
+	rec, err = m.o.Store.Load(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		m.obs.IDRejected(RejectUnknown)
+		return Record{}, false, nil
+	}
+	if err != nil {
+		return Record{}, false, m.storeErr(OpLoad, id, err)
+	}
+	if rec.Route != m.o.Route {
+		if m.claimer == nil {
+			m.obs.IDRejected(RejectForeign)
+			return Record{}, false, nil
+		}
+		rec, err = m.claimer.Claim(ctx, id, m.o.Route)
+		if errors.Is(err, ErrNotFound) {
+			m.obs.IDRejected(RejectUnknown)
+			return Record{}, false, nil
+		}
+		if err != nil {
+			return Record{}, false, m.storeErr(OpClaim, id, err)
+		}
+		m.obs.SessionClaimed()
+	}
+	if why, expired := rec.Expired(m.o.Now()); expired {
+		// The store's clock is behind ours, or its janitor has not run:
+		// end the session here. Of the Delete and the store's own expiry,
+		// exactly one succeeds and reports it.
+		switch err := m.o.Store.Delete(ctx, id); {
+		case err == nil:
+			m.destroyed(rec, why)
+		case !errors.Is(err, ErrNotFound):
+			m.obs.StoreError(OpDelete, err)
+		}
+		m.obs.IDRejected(RejectExpired)
+		return Record{}, false, nil
+	}
+	return rec, true, nil
+}
+
+// takePathParam moves a ";<PathParam>=<id>" path parameter from r's URL
+// into s, and returns r with it removed, so that routers see the plain
+// path, as servlet containers do.
+func (s *Session) takePathParam(r *http.Request) *http.Request {
+	name := s.m.o.PathParam
+	v, ok := route.PathParam(r.URL.Path, name)
+	if !ok {
+		return r
+	}
+	s.urlID = v
+	u := *r.URL
+	u.Path = stripPathParam(u.Path, name)
+	if u.RawPath != "" {
+		u.RawPath = stripPathParam(u.RawPath, name)
+	}
+	r2 := new(http.Request)
+	*r2 = *r
+	r2.URL = &u
+	return r2
+}
+
+// stripPathParam removes every ";name=value" path parameter from p, where
+// value ends at the next '/', ';', '?' or '#' as route.PathParam has it.
+func stripPathParam(p, name string) string {
+	for i := 0; i < len(p); i++ {
+		if p[i] != ';' || !strings.HasPrefix(p[i+1:], name) || len(p) <= i+1+len(name) || p[i+1+len(name)] != '=' {
+			continue
+		}
+		j := i + 1 + len(name) + 1
+		for j < len(p) && strings.IndexByte("/;?#", p[j]) < 0 {
+			j++
+		}
+		p = p[:i] + p[j:]
+		i--
+	}
+	return p
+}
