@@ -30,7 +30,7 @@ type attempt struct {
 }
 
 func (a *attempt) begin(b *Balancer, s *settings, w http.ResponseWriter, r *http.Request) {
-	a.b, a.s, a.in, a.start = b, s, r, time.Now()
+	a.b, a.s, a.in, a.start = b, s, r, s.opts.Now()
 	a.w.ResponseWriter = w
 }
 

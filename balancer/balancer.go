@@ -82,8 +82,28 @@ type Options struct {
 	// AccessLog, if set, receives one record per request with the member's
 	// route and the sticky outcome. Default: none.
 	AccessLog *slog.Logger
-	// Observer, if set, is told about every request when it ends.
+	// Observer, if set, is told about every request when it ends, and
+	// about session events if it implements SessionObserver.
 	Observer Observer
+
+	// SessionIdle is how long a session may go unseen before it stops
+	// counting as live on its member. Default 30m (Tomcat's session timeout).
+	SessionIdle time.Duration
+	// MaxTrackedSessions bounds the memory of the live-session count: past
+	// it, new sessions are not counted (Balancer.Sessions says how many
+	// were left out). Default 1,000,000 (about 60 MB).
+	MaxTrackedSessions int
+	// DrainStop moves a draining member to stopped once it has no live
+	// session, or when DrainDeadline has passed since the drain began.
+	DrainStop bool
+	// DrainDeadline bounds a drain when DrainStop is set. Default 0: none.
+	DrainDeadline time.Duration
+	// OnStateChange, if set, is called after every change of a member's
+	// state, by whoever made it (the API, a reload, a finished drain, the
+	// member's own announcement). It must not block.
+	OnStateChange func(balancer string, c StateChange)
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
 }
 
 // settings is the part of a Balancer that Update replaces as a whole.
@@ -129,6 +149,15 @@ func buildSettings(o Options) (*settings, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.SessionIdle <= 0 {
+		o.SessionIdle = 30 * time.Minute // Tomcat's default session timeout
+	}
+	if o.MaxTrackedSessions <= 0 {
+		o.MaxTrackedSessions = 1_000_000 // about 60 MB of tracking at most
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	picker, err := NewPicker(o.Method)
 	if err != nil {
 		return nil, err
@@ -160,11 +189,14 @@ func newTransport(o Options) *http.Transport {
 
 // Balancer proxies requests to the members of its Pool.
 type Balancer struct {
-	pool  *Pool
-	cur   atomic.Pointer[settings]
-	mu    sync.Mutex // serializes Update and health watching
-	proxy *httputil.ReverseProxy
-	reqs  sync.Pool // *attempt
+	pool    *Pool
+	cur     atomic.Pointer[settings]
+	mu      sync.Mutex // serializes Update and health watching
+	proxy   *httputil.ReverseProxy
+	reqs    sync.Pool // *attempt
+	tracker *sessionTracker
+	stop    chan struct{}
+	done    chan struct{}
 }
 
 // New returns a Balancer over members. Call Close to stop its health checks.
@@ -173,16 +205,28 @@ func New(opts Options, members []MemberConfig) (*Balancer, error) {
 	if err != nil {
 		return nil, err
 	}
-	pool, err := newPool(members)
+	pool, err := newPool(members, s.opts.Now)
 	if err != nil {
 		s.checker.Close()
 		return nil, err
 	}
-	b := &Balancer{pool: pool}
+	b := &Balancer{
+		pool:    pool,
+		tracker: newSessionTracker(s.opts.MaxTrackedSessions, s.opts.Now()),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
 	b.cur.Store(s)
+	pool.now = func() time.Time { return b.cur.Load().opts.Now() }
+	pool.changed = func(c StateChange) {
+		if f := b.cur.Load().opts.OnStateChange; f != nil {
+			f(b.cur.Load().opts.Name, c)
+		}
+	}
 	b.reqs.New = func() any { return new(attempt) }
 	b.proxy = &httputil.ReverseProxy{
-		Rewrite:      b.rewrite,
+		Rewrite:        b.rewrite,
+		ModifyResponse: b.modifyResponse,
 		Transport:    roundTripper{b},
 		ErrorHandler: b.proxyError,
 		BufferPool:   newBufferPool(),
@@ -192,7 +236,64 @@ func New(opts Options, members []MemberConfig) (*Balancer, error) {
 	for _, m := range pool.Members() {
 		s.checker.Watch(m)
 	}
+	go b.janitor()
 	return b, nil
+}
+
+// janitor forgets idle sessions and ends finished drains.
+func (b *Balancer) janitor() {
+	defer close(b.done)
+	for {
+		s := b.cur.Load()
+		every := min(max(s.opts.SessionIdle/10, 10*time.Millisecond), 5*time.Second)
+		t := time.NewTimer(every)
+		select {
+		case <-b.stop:
+			t.Stop()
+			return
+		case <-t.C:
+			b.tick(s.opts.Now())
+		}
+	}
+}
+
+// tick runs the janitor's work once.
+func (b *Balancer) tick(now time.Time) {
+	s := b.cur.Load()
+	b.tracker.sweep(now, s.opts.SessionIdle)
+	if !s.opts.DrainStop {
+		return
+	}
+	for _, m := range b.pool.Members() {
+		since := m.drainSince.Load()
+		if m.State() != Draining || since == 0 {
+			continue
+		}
+		switch {
+		case m.live.Load() <= 0:
+			b.pool.setState(m, Draining, Stopped, "drained: no live session left")
+		case s.opts.DrainDeadline > 0 && now.Sub(time.Unix(0, since)) >= s.opts.DrainDeadline:
+			b.pool.setState(m, Draining, Stopped, fmt.Sprintf("drain deadline of %v passed with %d live sessions", s.opts.DrainDeadline, m.live.Load()))
+		}
+	}
+}
+
+// Stats returns the counters of every member, in configuration order.
+func (b *Balancer) Stats() []Stats {
+	s := b.cur.Load()
+	now := s.opts.Now()
+	ms := b.pool.Members()
+	out := make([]Stats, len(ms))
+	for i, m := range ms {
+		out[i] = m.stats(now, s.opts.SessionIdle)
+	}
+	return out
+}
+
+// SessionCounts says how many sessions are tracked, and how many were
+// left out because MaxTrackedSessions was reached.
+func (b *Balancer) SessionCounts() (tracked int64, dropped uint64) {
+	return b.tracker.total.Load(), b.tracker.dropped.Load()
 }
 
 // Name returns the balancer's name.
@@ -240,6 +341,12 @@ func (b *Balancer) Update(opts Options, prev, members []MemberConfig) error {
 // Close stops health checks and closes idle member connections. Requests
 // in flight are not interrupted.
 func (b *Balancer) Close() {
+	select {
+	case <-b.stop:
+	default:
+		close(b.stop)
+	}
+	<-b.done
 	s := b.cur.Load()
 	s.checker.Close()
 	if t, ok := s.transport.(*http.Transport); ok && s.opts.Transport == nil {

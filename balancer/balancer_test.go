@@ -200,14 +200,14 @@ func TestStandbyOnlyWhenNoActive(t *testing.T) {
 			t.Fatalf("new session went to %s while n1 is active", r.member)
 		}
 	}
-	if _, err := bal.Pool().SetState("n1", Stopped); err != nil {
+	if _, err := bal.Pool().SetState("n1", Stopped, ""); err != nil {
 		t.Fatal(err)
 	}
 	if r := do(t, srv.Client(), "GET", srv.URL, "", nil); r.member != "sb" {
 		t.Fatalf("no active member: went to %q, want the standby", r.member)
 	}
 	// The standby's own sessions stay there once n1 is back.
-	bal.Pool().SetState("n1", Active)
+	bal.Pool().SetState("n1", Active, "")
 	if r := do(t, srv.Client(), "GET", srv.URL, "X.sb", nil); r.member != "sb" {
 		t.Fatalf("standby's session went to %q", r.member)
 	}
@@ -216,7 +216,7 @@ func TestStandbyOnlyWhenNoActive(t *testing.T) {
 func TestDrainingTakesOnlyStickyTraffic(t *testing.T) {
 	n1, n2 := newBackend(t, "n1"), newBackend(t, "n2")
 	bal, srv := front(t, fastOptions(), memberOf(t, n1, 1, Active), memberOf(t, n2, 1, Active))
-	bal.Pool().SetState("n2", Draining)
+	bal.Pool().SetState("n2", Draining, "")
 	for i := 0; i < 10; i++ {
 		if r := do(t, srv.Client(), "GET", srv.URL, "", nil); r.member != "n1" {
 			t.Fatalf("new session went to draining %s", r.member)
@@ -232,7 +232,7 @@ func TestReplicatedDrainMovesSessions(t *testing.T) {
 	opts := fastOptions()
 	opts.Replicated = true
 	bal, srv := front(t, opts, memberOf(t, n1, 1, Active), memberOf(t, n2, 1, Active), memberOf(t, n3, 1, Active))
-	bal.Pool().SetState("n2", Draining)
+	bal.Pool().SetState("n2", Draining, "")
 	for i := 0; i < 20; i++ {
 		id := newID()
 		a := do(t, srv.Client(), "GET", srv.URL, id+".n2", nil)

@@ -31,6 +31,9 @@ type backend struct {
 	// process stopped with SIGSTOP whose kernel still accepts connections.
 	frozen atomic.Bool
 	hold   chan struct{}
+	// replicated makes it take over sessions of other routes, like a
+	// cluster node rewriting the route suffix.
+	replicated bool
 }
 
 func newBackend(t *testing.T, route string) *backend {
@@ -54,10 +57,21 @@ func (b *backend) serve(w http.ResponseWriter, r *http.Request) {
 		<-b.hold
 	}
 	w.Header().Set("X-Member", b.route)
-	if _, err := r.Cookie("JSESSIONID"); err != nil && r.URL.Path != "/healthz" {
+	ck, err := r.Cookie("JSESSIONID")
+	switch {
+	case r.URL.Path == "/healthz" || r.URL.Path == "/logout" || r.URL.Path == "/badlogout":
+	case err != nil:
 		http.SetCookie(w, &http.Cookie{Name: "JSESSIONID", Value: newID() + "." + b.route, Path: "/"})
+	case b.replicated && !strings.HasSuffix(ck.Value, "."+b.route):
+		// A replicated node takes the session over: same id, its own route.
+		id, _, _ := strings.Cut(ck.Value, ".")
+		http.SetCookie(w, &http.Cookie{Name: "JSESSIONID", Value: id + "." + b.route, Path: "/"})
 	}
 	switch r.URL.Path {
+	case "/logout": // a well-behaved logout: expire the cookie, create nothing
+		http.SetCookie(w, &http.Cookie{Name: "JSESSIONID", Value: "", Path: "/", MaxAge: -1})
+	case "/badlogout": // the seeds' bad app: invalidate, then create a new session at once
+		http.SetCookie(w, &http.Cookie{Name: "JSESSIONID", Value: newID() + "." + b.route, Path: "/"})
 	case "/hangup": // read the request, then drop the connection without answering
 		if r.Method == http.MethodPost {
 			b.posts.Add(1)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"sync/atomic"
+	"time"
 )
 
 // State is a member's administrative state, set by configuration or the
@@ -76,17 +77,28 @@ type Member struct {
 	consecutive atomic.Int32  // failures since the last success
 	bytes       atomic.Uint64 // request and response body bytes
 
+	live            atomic.Int64  // sessions seen within the idle window
+	lastSeen        atomic.Int64  // unix nanoseconds a session of the member was last seen
+	createdDraining atomic.Uint64 // sessions the member created while draining
+	drainSince      atomic.Int64  // unix nanoseconds the current drain began, 0 if not draining
+	drainStartLive  atomic.Int64  // live sessions when the drain began
+	announced       atomic.Bool   // the member itself asked to drain (health check)
+
+	pool *Pool
 	swrr int64 // smooth weighted round robin credit, guarded by the picker's mutex
 }
 
-func newMember(c MemberConfig) *Member {
-	m := &Member{route: c.Route, url: c.URL, routeHash: hashString(fnvOffset, c.Route)}
+func newMember(c MemberConfig, p *Pool) *Member {
+	m := &Member{route: c.Route, url: c.URL, routeHash: hashString(fnvOffset, c.Route), pool: p}
 	w := c.Weight
 	if w <= 0 {
 		w = 1
 	}
 	m.weight.Store(int32(w))
 	m.state.Store(int32(c.State))
+	if c.State == Draining {
+		m.drainSince.Store(p.now().UnixNano())
+	}
 	return m
 }
 
@@ -116,6 +128,28 @@ func (m *Member) HealthURL() *url.URL { return m.url }
 // InFlight returns the number of requests being served by the member.
 func (m *Member) InFlight() int64 { return m.inflight.Load() }
 
+// LiveSessions returns how many sessions of the member were seen within
+// the idle window.
+func (m *Member) LiveSessions() int64 { return m.live.Load() }
+
+// Announce records a member's own request to drain (Tether-State:
+// draining in its health check answer) or to take new sessions again; it
+// implements health.Announcer. An announcement never overrides an
+// operator: it moves an active member to draining, and back to active
+// only a member it moved itself.
+func (m *Member) Announce(draining bool) {
+	switch {
+	case draining && m.State() == Active:
+		if m.pool.setState(m, Active, Draining, "the member announced it is draining") {
+			m.announced.Store(true)
+		}
+	case !draining && m.announced.Load() && m.State() == Draining:
+		if m.pool.setState(m, Draining, Active, "the member announced it is active again") {
+			m.announced.Store(false)
+		}
+	}
+}
+
 // Stats is a copy of a member's counters.
 type Stats struct {
 	Route       string
@@ -129,15 +163,57 @@ type Stats struct {
 	Failovers   uint64 // sticky requests of unavailable members sent here
 	Failures    uint64 // connection failures and timeouts
 	Bytes       uint64 // body bytes in both directions
+
+	// LiveSessions are the sessions seen within the idle window.
+	LiveSessions int64
+	// CreatedWhileDraining counts sessions the member created while draining.
+	CreatedWhileDraining uint64
+	// Announced: the member itself asked to drain.
+	Announced bool
+	// Drain is set while the member is draining.
+	Drain *DrainProgress
 }
 
-// Stats returns the member's counters.
-func (m *Member) Stats() Stats {
-	return Stats{
+// DrainProgress describes a drain under way.
+type DrainProgress struct {
+	Since time.Time
+	// StartSessions is how many live sessions the member had when it began.
+	StartSessions int64
+	// Remaining is how many are left.
+	Remaining int64
+	// EstimatedEmpty is when the member should be empty at the rate
+	// sessions have been leaving since the drain began; zero if none has
+	// left yet.
+	EstimatedEmpty time.Time
+	// EmptyBy is when the member is empty at the latest if no user of it
+	// sends another request: its most recent session's last request plus
+	// the idle window.
+	EmptyBy time.Time
+}
+
+// Stats returns the member's counters. now and idle (the session idle
+// window) are used for the drain estimates.
+func (m *Member) stats(now time.Time, idle time.Duration) Stats {
+	st := Stats{
 		Route: m.route, URL: m.url.String(), State: m.State(), Healthy: m.Healthy(), Weight: m.Weight(),
 		InFlight: m.inflight.Load(), Requests: m.requests.Load(), NewSessions: m.newSessions.Load(),
 		Failovers: m.failovers.Load(), Failures: m.failures.Load(), Bytes: m.bytes.Load(),
+		LiveSessions: m.live.Load(), CreatedWhileDraining: m.createdDraining.Load(), Announced: m.announced.Load(),
 	}
+	if since := m.drainSince.Load(); since != 0 && st.State == Draining {
+		d := &DrainProgress{Since: time.Unix(0, since), StartSessions: m.drainStartLive.Load(), Remaining: max(st.LiveSessions, 0)}
+		if last := m.lastSeen.Load(); last != 0 && d.Remaining > 0 {
+			d.EmptyBy = time.Unix(0, last).Add(idle)
+		}
+		gone, elapsed := d.StartSessions-d.Remaining, now.Sub(d.Since)
+		if d.Remaining == 0 {
+			d.EstimatedEmpty = now
+		} else if gone > 0 && elapsed > 0 {
+			d.EstimatedEmpty = now.Add(time.Duration(float64(elapsed) * float64(d.Remaining) / float64(gone)))
+		}
+		st.Drain = d
+	}
+	return st
 }
 
 // takesSticky reports whether the member serves requests of its own sessions.

@@ -63,7 +63,7 @@ func (a *attempt) report() {
 	}
 	info := RequestInfo{
 		Balancer: a.s.opts.Name, Outcome: a.outcome, Status: a.w.status, Attempts: len(a.tried),
-		Duration: time.Since(a.start), BytesIn: max(a.in.ContentLength, 0), BytesOut: a.w.written, Err: a.err,
+		Duration: a.s.opts.Now().Sub(a.start), BytesIn: max(a.in.ContentLength, 0), BytesOut: a.w.written, Err: a.err,
 	}
 	if m := a.active; m != nil {
 		info.Member = m.route

@@ -3,13 +3,14 @@ package balancer
 import (
 	"net/url"
 	"testing"
+	"time"
 )
 
 func members(weights ...int) []*Member {
 	out := make([]*Member, len(weights))
 	for i, w := range weights {
 		u, _ := url.Parse("http://127.0.0.1:1")
-		out[i] = newMember(MemberConfig{URL: u, Route: string(rune('a' + i)), Weight: w})
+		out[i] = newMember(MemberConfig{URL: u, Route: string(rune('a' + i)), Weight: w}, &Pool{now: time.Now})
 	}
 	return out
 }

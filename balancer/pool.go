@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/tetherlb/tether/route"
 )
@@ -13,9 +14,20 @@ import (
 // a new snapshot (copy on write). A Member's state, weight and health change
 // in place, atomically, without a new snapshot.
 type Pool struct {
-	mu    sync.Mutex // serializes Add, Remove and Replace
-	snap  atomic.Pointer[snapshot]
-	watch func(added, removed []*Member) // health checker hook, may be nil
+	mu      sync.Mutex // serializes Add, Remove and Replace
+	snap    atomic.Pointer[snapshot]
+	watch   func(added, removed []*Member) // health checker hook, may be nil
+	now     func() time.Time
+	changed func(StateChange) // state change hook, may be nil
+}
+
+// StateChange is a member's change of state, whoever made it.
+type StateChange struct {
+	Member   string
+	From, To State
+	// Reason says who or what made the change: "api", "config", "the member
+	// announced it is draining", "drained: no live session" …
+	Reason string
 }
 
 type snapshot struct {
@@ -23,14 +35,14 @@ type snapshot struct {
 	byRoute map[string]*Member
 }
 
-func newPool(cfgs []MemberConfig) (*Pool, error) {
-	p := &Pool{}
+func newPool(cfgs []MemberConfig, now func() time.Time) (*Pool, error) {
+	p := &Pool{now: now}
 	s := &snapshot{byRoute: make(map[string]*Member, len(cfgs))}
 	for _, c := range cfgs {
 		if err := checkMember(c, s); err != nil {
 			return nil, err
 		}
-		m := newMember(c)
+		m := newMember(c, p)
 		s.members = append(s.members, m)
 		s.byRoute[m.route] = m
 	}
@@ -61,8 +73,9 @@ func (p *Pool) Members() []*Member { return p.snap.Load().members }
 // Lookup returns the member with route r, or nil.
 func (p *Pool) Lookup(r string) *Member { return p.snap.Load().byRoute[r] }
 
-// SetState changes a member's state and returns the previous one.
-func (p *Pool) SetState(route string, s State) (State, error) {
+// SetState changes a member's state and returns the previous one. reason
+// is passed on to the state change hook ("api" if empty).
+func (p *Pool) SetState(route string, s State, reason string) (State, error) {
 	if s < Active || s > Standby {
 		return 0, fmt.Errorf("%w: unknown state %d", ErrInvalid, s)
 	}
@@ -70,7 +83,40 @@ func (p *Pool) SetState(route string, s State) (State, error) {
 	if m == nil {
 		return 0, fmt.Errorf("%w: %q", ErrNoSuchMember, route)
 	}
-	return State(m.state.Swap(int32(s))), nil
+	if reason == "" {
+		reason = "api"
+	}
+	for {
+		old := m.State()
+		if p.setState(m, old, s, reason) {
+			if s != Draining {
+				m.announced.Store(false) // an operator's decision ends the member's own
+			}
+			return old, nil
+		}
+	}
+}
+
+// setState moves m from state from to state to, if it is still in from,
+// stamping the start of a drain and telling the hook. It reports whether
+// it did.
+func (p *Pool) setState(m *Member, from, to State, reason string) bool {
+	if !m.state.CompareAndSwap(int32(from), int32(to)) {
+		return false
+	}
+	if from == to {
+		return true
+	}
+	if to == Draining {
+		m.drainStartLive.Store(m.live.Load())
+		m.drainSince.Store(p.now().UnixNano())
+	} else {
+		m.drainSince.Store(0)
+	}
+	if p.changed != nil {
+		p.changed(StateChange{Member: m.route, From: from, To: to, Reason: reason})
+	}
+	return true
 }
 
 // SetWeight changes a member's weight (1 to MaxWeight) and returns the
@@ -94,7 +140,7 @@ func (p *Pool) Add(c MemberConfig) (*Member, error) {
 	if err := checkMember(c, old); err != nil {
 		return nil, err
 	}
-	m := newMember(c)
+	m := newMember(c, p)
 	s := old.with(len(old.members) + 1)
 	s.members = append(s.members, m)
 	s.byRoute[m.route] = m
@@ -145,11 +191,11 @@ func (p *Pool) Replace(prev, cfgs []MemberConfig) error {
 		}
 		m := old.byRoute[c.Route]
 		if m == nil || m.url.String() != c.URL.String() {
-			m = newMember(c)
+			m = newMember(c, p)
 			added = append(added, m)
 		} else if b, ok := before[c.Route]; ok {
 			if b.State != c.State {
-				m.state.Store(int32(c.State))
+				p.setState(m, m.State(), c.State, "config")
 			}
 			if b.Weight != c.Weight {
 				m.weight.Store(int32(max(c.Weight, 1)))

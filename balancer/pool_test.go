@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/url"
 	"testing"
+	"time"
 )
 
 func cfg(route, raw string, weight int, state State) MemberConfig {
@@ -26,7 +27,7 @@ func TestEligibility(t *testing.T) {
 		{Standby, false, false, false, false},
 	}
 	for _, tt := range tests {
-		m := newMember(cfg("n1", "http://h:1", 1, tt.state))
+		m := newMember(cfg("n1", "http://h:1", 1, tt.state), &Pool{now: time.Now})
 		m.SetHealthy(tt.healthy)
 		if m.takesSticky() != tt.sticky || m.takesNew(Active) != tt.new || m.takesNew(Standby) != tt.spare {
 			t.Errorf("%v healthy=%v: sticky=%v new=%v standby=%v; want %v %v %v", tt.state, tt.healthy,
@@ -36,7 +37,7 @@ func TestEligibility(t *testing.T) {
 }
 
 func TestPoolChanges(t *testing.T) {
-	p, err := newPool([]MemberConfig{cfg("n1", "http://h:1", 1, Active), cfg("n2", "http://h:2", 2, Active)})
+	p, err := newPool([]MemberConfig{cfg("n1", "http://h:1", 1, Active), cfg("n2", "http://h:2", 2, Active)}, time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +50,7 @@ func TestPoolChanges(t *testing.T) {
 			removed = append(removed, m.route)
 		}
 	}
-	if old, err := p.SetState("n1", Draining); err != nil || old != Active || p.Lookup("n1").State() != Draining {
+	if old, err := p.SetState("n1", Draining, ""); err != nil || old != Active || p.Lookup("n1").State() != Draining {
 		t.Fatalf("SetState: %v %v", old, err)
 	}
 	if old, err := p.SetWeight("n2", 7); err != nil || old != 2 || p.Lookup("n2").Weight() != 7 {
@@ -60,8 +61,8 @@ func TestPoolChanges(t *testing.T) {
 		err  error
 		want error
 	}{
-		{"unknown member state", func() error { _, err := p.SetState("n9", Active); return err }(), ErrNoSuchMember},
-		{"bad state", func() error { _, err := p.SetState("n1", State(9)); return err }(), ErrInvalid},
+		{"unknown member state", func() error { _, err := p.SetState("n9", Active, ""); return err }(), ErrNoSuchMember},
+		{"bad state", func() error { _, err := p.SetState("n1", State(9), ""); return err }(), ErrInvalid},
 		{"weight zero", func() error { _, err := p.SetWeight("n1", 0); return err }(), ErrInvalid},
 		{"weight too big", func() error { _, err := p.SetWeight("n1", MaxWeight+1); return err }(), ErrInvalid},
 		{"duplicate add", func() error { _, err := p.Add(cfg("n1", "http://h:9", 1, Active)); return err }(), ErrExists},
@@ -90,11 +91,11 @@ func TestPoolChanges(t *testing.T) {
 
 func TestReplaceKeepsRunTimeState(t *testing.T) {
 	prev := []MemberConfig{cfg("n1", "http://h:1", 1, Active), cfg("n2", "http://h:2", 1, Active), cfg("n3", "http://h:3", 1, Active)}
-	p, _ := newPool(prev)
+	p, _ := newPool(prev, time.Now)
 	n1, n2 := p.Lookup("n1"), p.Lookup("n2")
 	n1.requests.Add(42)
-	p.SetState("n1", Draining) // an operator's change
-	p.SetState("n2", Draining)
+	p.SetState("n1", Draining, "") // an operator's change
+	p.SetState("n2", Draining, "")
 
 	next := []MemberConfig{
 		cfg("n1", "http://h:1", 1, Active),  // untouched by the file: the drain stays

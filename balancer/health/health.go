@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 )
@@ -27,6 +28,19 @@ type Target interface {
 	// SetHealthy records the checker's verdict. It must not block.
 	SetHealthy(up bool)
 }
+
+// Announcer is an optional interface of a Target: a member that can ask,
+// in its health check answer, to be drained. The checker calls Announce
+// after each active check with the member's announcement.
+type Announcer interface {
+	Announce(draining bool)
+}
+
+// StateHeader is the response header of a health check in which a member
+// announces it is draining: "Tether-State: draining" (take no new sessions;
+// it may come with status 503, which then does not count as a failure).
+// A healthy answer without it means "active".
+const StateHeader = "Tether-State"
 
 // Options configures a Checker. The zero value runs passive probing only,
 // with the defaults below.
@@ -214,11 +228,14 @@ func (c *Checker) loop(ctx context.Context, w *watch) {
 			continue // re-read the state: now probing
 		case <-timer.C:
 		}
-		err := c.check(ctx, w.t)
+		announced, err := c.check(ctx, w.t)
 		if ctx.Err() != nil {
 			return
 		}
 		c.record(w, gen, err)
+		if a, ok := w.t.(Announcer); ok && err == nil && announced != "" {
+			a.Announce(announced == "draining")
+		}
 	}
 }
 
@@ -270,8 +287,9 @@ func (c *Checker) changed(w *watch, up bool, reason string) {
 	}
 }
 
-// check runs one active check or probe of t.
-func (c *Checker) check(ctx context.Context, t Target) error {
+// check runs one active check or probe of t. It returns the state the
+// member announced ("draining", "active" or "").
+func (c *Checker) check(ctx context.Context, t Target) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
 	base := t.HealthURL()
@@ -279,26 +297,35 @@ func (c *Checker) check(ctx context.Context, t Target) error {
 		var d net.Dialer
 		conn, err := d.DialContext(ctx, "tcp", hostPort(base))
 		if err != nil {
-			return err
+			return "", err
 		}
-		return conn.Close()
+		return "", conn.Close()
 	}
 	u := *base
 	u.Path, u.RawPath, u.RawQuery = c.opts.Path, "", ""
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return err
+		return "", err
 	}
 	req.Header.Set("User-Agent", "tether-health-check")
 	resp, err := c.client.Do(req)
 	if err != nil {
-		return err
+		return "", err
 	}
 	resp.Body.Close()
-	if resp.StatusCode < 200 || resp.StatusCode > 399 {
-		return fmt.Errorf("GET %s: status %d", c.opts.Path, resp.StatusCode)
+	// A healthy answer without the header is "active": a member that
+	// announced a drain and restarted takes new sessions again.
+	announced := "active"
+	if strings.EqualFold(strings.TrimSpace(resp.Header.Get(StateHeader)), "draining") {
+		announced = "draining"
 	}
-	return nil
+	if announced == "draining" && resp.StatusCode == http.StatusServiceUnavailable {
+		return announced, nil // up, but asking for no new sessions
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 399 {
+		return "", fmt.Errorf("GET %s: status %d", c.opts.Path, resp.StatusCode)
+	}
+	return announced, nil
 }
 
 func hostPort(u *url.URL) string {

@@ -157,3 +157,48 @@ func TestUnwatchAndCloseStopChecks(t *testing.T) {
 		t.Errorf("checks after Close: %d -> %d", n, got)
 	}
 }
+
+type announcing struct {
+	*target
+	draining chan bool
+}
+
+func (a announcing) Announce(d bool) {
+	select {
+	case a.draining <- d:
+	default:
+	}
+}
+
+func TestAnnouncedDrain(t *testing.T) {
+	var state atomic.Value
+	state.Store("draining")
+	var status atomic.Int64
+	status.Store(http.StatusServiceUnavailable)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(StateHeader, state.Load().(string))
+		w.WriteHeader(int(status.Load()))
+	}))
+	defer srv.Close()
+	c := New(Options{Path: "/healthz", Interval: 5 * time.Millisecond, Fall: 1})
+	defer c.Close()
+	tg := announcing{newTarget(t, srv.URL), make(chan bool, 1)}
+	c.Watch(tg)
+	if d := <-tg.draining; !d {
+		t.Fatal("announced draining, got active")
+	}
+	if !tg.up.Load() {
+		t.Fatal("a 503 announcing a drain counted as a failure")
+	}
+	state.Store("active")
+	status.Store(http.StatusOK)
+	for d := range tg.draining {
+		if !d {
+			break
+		}
+	}
+	// A plain 503 without the header is a failure.
+	state.Store("")
+	status.Store(http.StatusServiceUnavailable)
+	waitFor(t, tg.target, false)
+}

@@ -32,6 +32,9 @@ func balancerOptions(cfg *config.Config, b *config.Balancer, logger, access *slo
 		MaxBodyBytes:    cfg.Limits.MaxBodyBytes,
 		Logger:          logger,
 		AccessLog:       access,
+		SessionIdle:     b.Drain.Idle,
+		DrainStop:       b.Drain.Done == "stop",
+		DrainDeadline:   b.Drain.Deadline,
 	}
 	if b.Sticky.Separator != "" {
 		o.Separator = b.Sticky.Separator[0]

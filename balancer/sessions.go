@@ -1,0 +1,257 @@
+package balancer
+
+import (
+	"hash/maphash"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tetherlb/tether/route"
+)
+
+// The balancer counts, per member, the sessions it has seen go by within
+// an idle window: ids in request cookies, new ids in Set-Cookie, cookies
+// being expired (logout). That count is what a drain waits for: unlike
+// connections, it says how many users are still pinned to a member.
+//
+// Memory is bounded: the tracker holds at most a fixed number of ids (a
+// 64-bit hash and 16 bytes each); past it, new ids are not tracked and the
+// counts are lower bounds (Dropped says how many were left out).
+
+const trackerShards = 64
+
+type sessionTracker struct {
+	limit int64
+	seed  maphash.Seed
+	epoch time.Time
+
+	total   atomic.Int64
+	dropped atomic.Uint64
+	shards  [trackerShards]trackerShard
+}
+
+type trackerShard struct {
+	mu sync.Mutex
+	m  map[uint64]tracked
+	_  [40]byte // keep shards on separate cache lines
+}
+
+type tracked struct {
+	member *Member
+	seen   uint32 // seconds since the tracker's epoch
+}
+
+func newSessionTracker(limit int, now time.Time) *sessionTracker {
+	t := &sessionTracker{limit: int64(limit), seed: maphash.MakeSeed(), epoch: now}
+	for i := range t.shards {
+		t.shards[i].m = map[uint64]tracked{}
+	}
+	return t
+}
+
+func (t *sessionTracker) stamp(now time.Time) uint32 {
+	return uint32(max(now.Sub(t.epoch)/time.Second, 0))
+}
+
+func (t *sessionTracker) shard(id string) (*trackerShard, uint64) {
+	k := maphash.String(t.seed, id)
+	return &t.shards[k%trackerShards], k
+}
+
+// touch records that session id of member m was seen at now. It reports
+// whether the session was new to the tracker and whether it moved from
+// another member (a takeover rewrote its route).
+func (t *sessionTracker) touch(id string, m *Member, now time.Time) (added, moved bool) {
+	s, k := t.shard(id)
+	stamp := t.stamp(now)
+	s.mu.Lock()
+	e, ok := s.m[k]
+	switch {
+	case !ok:
+		if t.total.Load() >= t.limit {
+			s.mu.Unlock()
+			t.dropped.Add(1)
+			return false, false
+		}
+		t.total.Add(1)
+		m.live.Add(1)
+		added = true
+	case e.member != m:
+		e.member.live.Add(-1)
+		m.live.Add(1)
+		moved = true
+	}
+	s.m[k] = tracked{member: m, seen: stamp}
+	s.mu.Unlock()
+	m.lastSeen.Store(now.UnixNano())
+	return added, moved
+}
+
+// forget removes session id: it was invalidated.
+func (t *sessionTracker) forget(id string) {
+	s, k := t.shard(id)
+	s.mu.Lock()
+	if e, ok := s.m[k]; ok {
+		delete(s.m, k)
+		e.member.live.Add(-1)
+		t.total.Add(-1)
+	}
+	s.mu.Unlock()
+}
+
+// sweep forgets the sessions not seen within the idle window.
+func (t *sessionTracker) sweep(now time.Time, idle time.Duration) {
+	cutoff := int64(t.stamp(now)) - int64(idle/time.Second)
+	if cutoff <= 0 {
+		return
+	}
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		for k, e := range s.m {
+			if int64(e.seen) < cutoff {
+				delete(s.m, k)
+				e.member.live.Add(-1)
+				t.total.Add(-1)
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// SessionEvent is something the balancer saw happen to a session.
+type SessionEvent struct {
+	Balancer string
+	Member   string // route of the member holding the session now
+	Kind     SessionEventKind
+}
+
+// SessionEventKind says what happened. Append only.
+type SessionEventKind uint8
+
+const (
+	// SessionCreated: a member set a new session id.
+	SessionCreated SessionEventKind = iota
+	// SessionCreatedWhileDraining: a draining member set a new session id,
+	// the sign of an application that re-creates sessions (on logout, say)
+	// and keeps users pinned to it.
+	SessionCreatedWhileDraining
+	// SessionRouteRewritten: a member took a session over and rewrote its
+	// route, keeping the id.
+	SessionRouteRewritten
+	// SessionExpired: a member expired the session's cookie (logout).
+	SessionExpired
+)
+
+var sessionEventNames = [...]string{"created", "created_while_draining", "route_rewritten", "expired"}
+
+func (k SessionEventKind) String() string {
+	if int(k) < len(sessionEventNames) {
+		return sessionEventNames[k]
+	}
+	return "unknown"
+}
+
+// SessionObserver is an optional interface of an Observer: it is told
+// about session events. It must be fast and must not block.
+type SessionObserver interface {
+	ObserveSession(SessionEvent)
+}
+
+// modifyResponse watches the member's response for session cookies.
+func (b *Balancer) modifyResponse(resp *http.Response) error {
+	a := attemptOf(resp.Request.Context())
+	if a == nil || a.active == nil {
+		return nil
+	}
+	b.trackSessions(a, resp.Header["Set-Cookie"])
+	return nil
+}
+
+// trackSessions applies what one response says about sessions.
+func (b *Balancer) trackSessions(a *attempt, setCookies []string) {
+	t, now, handled := b.tracker, a.start, false
+	for _, line := range setCookies {
+		value, expired, ok := a.stickyCookie(line)
+		if !ok {
+			continue
+		}
+		handled = true
+		if expired {
+			if a.id != "" {
+				t.forget(a.id)
+				b.sessionEvent(a, a.active, SessionExpired)
+			}
+			continue
+		}
+		id, r, ok := route.Split(value, a.s.opts.Separator)
+		m := b.pool.Lookup(r)
+		if !ok || m == nil {
+			continue
+		}
+		if id == a.id {
+			if _, moved := t.touch(id, m, now); moved || r != a.route {
+				b.sessionEvent(a, m, SessionRouteRewritten)
+			}
+			continue
+		}
+		if a.id != "" {
+			t.forget(a.id) // the member replaced the request's session
+		}
+		t.touch(id, m, now)
+		b.sessionEvent(a, m, SessionCreated)
+		if m.State() == Draining {
+			m.createdDraining.Add(1)
+			b.sessionEvent(a, m, SessionCreatedWhileDraining)
+		}
+	}
+	if !handled && a.id != "" && a.home != nil {
+		t.touch(a.id, a.home, now)
+	}
+}
+
+func (b *Balancer) sessionEvent(a *attempt, m *Member, k SessionEventKind) {
+	if so, ok := a.s.opts.Observer.(SessionObserver); ok {
+		so.ObserveSession(SessionEvent{Balancer: a.s.opts.Name, Member: m.route, Kind: k})
+	}
+}
+
+// stickyCookie parses a Set-Cookie line and reports the value of a cookie
+// named in StickyNames, and whether the line expires it (Max-Age <= 0, an
+// Expires in the past, or an empty value).
+func (a *attempt) stickyCookie(line string) (value string, expired, ok bool) {
+	nv, attrs, _ := strings.Cut(line, ";")
+	name, value, found := strings.Cut(nv, "=")
+	if !found {
+		return "", false, false
+	}
+	name = strings.TrimSpace(name)
+	named := false
+	for _, n := range a.s.opts.StickyNames {
+		named = named || n == name
+	}
+	if !named {
+		return "", false, false
+	}
+	value = strings.Trim(strings.TrimSpace(value), `"`)
+	expired = value == ""
+	for attrs != "" {
+		var attr string
+		attr, attrs, _ = strings.Cut(attrs, ";")
+		k, v, _ := strings.Cut(strings.TrimSpace(attr), "=")
+		switch {
+		case strings.EqualFold(k, "Max-Age"):
+			if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n <= 0 {
+				expired = true
+			}
+		case strings.EqualFold(k, "Expires"):
+			if t, err := http.ParseTime(strings.TrimSpace(v)); err == nil && t.Before(a.start) {
+				expired = true
+			}
+		}
+	}
+	return value, expired, true
+}
