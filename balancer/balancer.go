@@ -227,10 +227,10 @@ func New(opts Options, members []MemberConfig) (*Balancer, error) {
 	b.proxy = &httputil.ReverseProxy{
 		Rewrite:        b.rewrite,
 		ModifyResponse: b.modifyResponse,
-		Transport:    roundTripper{b},
-		ErrorHandler: b.proxyError,
-		BufferPool:   newBufferPool(),
-		ErrorLog:     slog.NewLogLogger(s.opts.Logger.Handler(), slog.LevelWarn),
+		Transport:      roundTripper{b},
+		ErrorHandler:   b.proxyError,
+		BufferPool:     newBufferPool(),
+		ErrorLog:       slog.NewLogLogger(s.opts.Logger.Handler(), slog.LevelWarn),
 	}
 	pool.watch = b.watch
 	for _, m := range pool.Members() {

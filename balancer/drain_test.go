@@ -355,4 +355,3 @@ func FuzzStickyCookie(f *testing.F) {
 		}
 	})
 }
-
