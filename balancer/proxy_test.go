@@ -1,0 +1,92 @@
+package balancer
+
+import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+func TestMemberConnectionsAreReused(t *testing.T) {
+	var conns atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Member", "n1")
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	u, _ := url.Parse(srv.URL)
+	_, front := front(t, fastOptions(), MemberConfig{URL: u, Route: "n1"})
+	for i := 0; i < 50; i++ {
+		if r := do(t, front.Client(), "GET", front.URL, "S.n1", nil); r.status != 200 {
+			t.Fatalf("status %d", r.status)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("50 sequential requests opened %d member connections, want 1", n)
+	}
+}
+
+// lockedBuffer is an io.Writer safe for the access log's concurrent use.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func TestAccessLogRecordsMemberAndStickyOutcome(t *testing.T) {
+	n1 := newBackend(t, "n1")
+	var buf lockedBuffer
+	opts := fastOptions()
+	opts.AccessLog = slog.New(slog.NewJSONHandler(&buf, nil))
+	opts.NoFailover = true
+	_, srv := front(t, opts, memberOf(t, n1, 1, Active), MemberConfig{URL: closedURL(t), Route: "n2"})
+	do(t, srv.Client(), "GET", srv.URL+"/a", "", nil)
+	do(t, srv.Client(), "GET", srv.URL+"/b", "S.n1", nil)
+	do(t, srv.Client(), "GET", srv.URL+"/c", "S.n2", nil)
+
+	var got []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(buf.b.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("access log line %q: %v", line, err)
+		}
+		got = append(got, rec)
+	}
+	want := []struct {
+		uri, sticky, member string
+		status              float64
+	}{
+		{"/a", "new", "n1", 200},
+		{"/b", "sticky", "n1", 200},
+		{"/c", "nofailover-rejected", "n2", 503},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d records: %v", len(got), got)
+	}
+	for i, w := range want {
+		g := got[i]
+		if g["uri"] != w.uri || g["sticky"] != w.sticky || g["member"] != w.member || g["status"] != w.status || g["balancer"] != "test" {
+			t.Errorf("record %d = %v, want %+v", i, g, w)
+		}
+	}
+	if got[2]["route"] != "n2" || got[2]["error"] == nil {
+		t.Errorf("rejected request: route %v error %v", got[2]["route"], got[2]["error"])
+	}
+}
