@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"reflect"
 )
 
 // Codec turns session values into bytes and back.
@@ -34,6 +35,9 @@ func (JSON) Marshal(v any) ([]byte, error) { return json.Marshal(v) }
 
 // Unmarshal decodes data, one JSON value, into v.
 func (JSON) Unmarshal(data []byte, v any) error {
+	if !hasInterface(reflect.TypeOf(v), 0) {
+		return json.Unmarshal(data, v) // rejects trailing data too
+	}
 	d := json.NewDecoder(bytes.NewReader(data))
 	d.UseNumber()
 	if err := d.Decode(v); err != nil {
@@ -43,4 +47,28 @@ func (JSON) Unmarshal(data []byte, v any) error {
 		return errors.New("json: data after the value")
 	}
 	return nil
+}
+
+// hasInterface reports whether decoding into t may store a number in an
+// interface value, where it needs json.Number to stay exact. Types nested
+// deeper than 8 levels are assumed to.
+func hasInterface(t reflect.Type, depth int) bool {
+	if t == nil || depth > 8 {
+		return true
+	}
+	switch t.Kind() {
+	case reflect.Interface:
+		return true
+	case reflect.Pointer, reflect.Slice, reflect.Array:
+		return hasInterface(t.Elem(), depth+1)
+	case reflect.Map:
+		return hasInterface(t.Elem(), depth+1)
+	case reflect.Struct:
+		for i := 0; i < t.NumField(); i++ {
+			if hasInterface(t.Field(i).Type, depth+1) {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -190,8 +190,8 @@ func (s *Session) update(h http.Header, now time.Time) error {
 			s.m.o.Logger.Warn("session: touch failed", "err", err)
 		}
 	}
-	if c := s.m.canonical(s.id); c != s.presented {
-		s.m.setCookie(h, s.req, c) // taken over, or the route suffix was stale
+	if !s.m.isCanonical(s.presented, s.id) {
+		s.m.setCookie(h, s.req, s.m.canonical(s.id)) // taken over, or the route suffix was stale
 	}
 	return nil
 }

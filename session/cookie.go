@@ -14,27 +14,35 @@ import (
 // than one with a few.
 const maxCandidates = 4
 
-// candidates returns the session ids a request presents, best first: every
-// cookie called name (browsers send one per matching Path, the most specific
-// first), then, if urlParam is not empty, the path parameter of that name.
-// fromCookie[i] says whether ids[i] came from a cookie.
-func candidates(r *http.Request, name, urlParam string) (ids []string, fromCookie []bool) {
+// presented holds the session ids a request presents, best first: every
+// cookie of the session's name (browsers send one per matching Path, the
+// most specific first), then the URL's path parameter. Fixed arrays: reading
+// them allocates nothing.
+type presented struct {
+	n          int
+	ids        [maxCandidates]string
+	fromCookie [maxCandidates]bool
+}
+
+func (p *presented) add(id string, fromCookie bool) {
+	if p.n < maxCandidates {
+		p.ids[p.n], p.fromCookie[p.n] = id, fromCookie
+		p.n++
+	}
+}
+
+// addCookies adds the values of r's cookies called name.
+func (p *presented) addCookies(r *http.Request, name string) {
 	for _, h := range r.Header["Cookie"] {
-		for len(ids) < maxCandidates {
+		for p.n < maxCandidates {
 			v, rest, ok := route.Cookie(h, name)
 			if !ok {
 				break
 			}
-			ids, fromCookie = append(ids, v), append(fromCookie, true)
+			p.add(v, true)
 			h = rest
 		}
 	}
-	if urlParam != "" && len(ids) < maxCandidates {
-		if v, ok := route.PathParam(r.URL.EscapedPath(), urlParam); ok {
-			ids, fromCookie = append(ids, v), append(fromCookie, false)
-		}
-	}
-	return ids, fromCookie
 }
 
 // newCookie returns the session cookie for value, with the policy's

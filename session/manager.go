@@ -85,7 +85,8 @@ func (m *Manager) Handler(next http.Handler) http.Handler {
 		}
 		s.req = r
 		r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, s))
-		cw := &writer{ResponseWriter: w, s: s, r: r}
+		cw := &s.w // one allocation for both
+		*cw = writer{ResponseWriter: w, s: s, r: r}
 		next.ServeHTTP(cw, r)
 		cw.begin()
 	})
@@ -119,8 +120,11 @@ func (m *Manager) Logout(w http.ResponseWriter, r *http.Request, url string) {
 			m.fail(w, r, err)
 			return
 		}
-	} else if ids, _ := candidates(r, m.o.Cookie.Name, ""); len(ids) > 0 {
-		m.expireCookie(w.Header(), r) // outside the Handler: still clear the cookie
+	} else {
+		var p presented // outside the Handler: still clear the cookie
+		if p.addCookies(r, m.o.Cookie.Name); p.n > 0 {
+			m.expireCookie(w.Header(), r)
+		}
 	}
 	http.Redirect(w, r, url, http.StatusSeeOther)
 }
@@ -165,6 +169,12 @@ func (m *Manager) storeErr(op Op, id string, err error) error {
 // canonical returns the full session id of id part id on this node.
 func (m *Manager) canonical(id string) string {
 	return route.Join(id, m.o.Route, m.o.Separator)
+}
+
+// isCanonical reports whether v is canonical(id), without building it.
+func (m *Manager) isCanonical(v, id string) bool {
+	r := m.o.Route
+	return len(v) == len(id)+1+len(r) && v[:len(id)] == id && v[len(id)] == m.o.Separator && v[len(id)+1:] == r
 }
 
 // newRecord returns the record of a session created at now.

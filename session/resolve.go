@@ -17,21 +17,20 @@ func (s *Session) resolve() error {
 		return s.err
 	}
 	s.resolved = true
-	ids, fromCookie := candidates(s.req, s.m.o.Cookie.Name, "")
-	if s.urlID != "" && len(ids) < maxCandidates {
-		ids, fromCookie = append(ids, s.urlID), append(fromCookie, false)
+	var p presented
+	p.addCookies(s.req, s.m.o.Cookie.Name)
+	s.hadCookie = p.n > 0
+	if s.urlID != "" {
+		p.add(s.urlID, false)
 	}
-	for _, c := range fromCookie {
-		s.hadCookie = s.hadCookie || c
-	}
-	for i, v := range ids {
+	for i, v := range p.ids[:p.n] {
 		rec, ok, err := s.m.lookup(s.req.Context(), v)
 		if err != nil {
 			s.err = err
 			return err
 		}
 		if ok {
-			s.rec, s.id, s.presented, s.fromCookie = rec, rec.ID, v, fromCookie[i]
+			s.rec, s.id, s.presented, s.fromCookie = rec, rec.ID, v, p.fromCookie[i]
 			for k, b := range rec.Values {
 				s.size += len(k) + len(b)
 			}

@@ -38,6 +38,8 @@ type Session struct {
 	entries   map[string]*entry // keys this request used
 	size      int               // encoded size of keys and values as this request sees them
 	committed bool
+
+	w writer // the request's ResponseWriter, allocated with the Session
 }
 
 // entry is one key as a request uses it.
