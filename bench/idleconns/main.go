@@ -1,0 +1,252 @@
+// Command idleconns measures what idle keep-alive client connections cost
+// a proxy in resident memory: it reads the proxy's memory, opens --conns
+// connections that each send one request and read the whole response, then
+// leaves them all open and idle, and reads the memory again. Last it sends
+// a second request on every connection to prove the proxy kept them.
+//
+//	idleconns --addr 127.0.0.1:8080 --pid 1234 --conns 10000
+//
+// Memory is the sum over the process and all its descendants (nginx and
+// httpd work in child processes) of VmRSS and of Pss, from
+// /proc/PID/status and /proc/PID/smaps_rollup. Pss shares the pages that
+// processes have in common between them, so it does not count them twice.
+//
+// The output is one line of key=value pairs, for scripts:
+//
+//	IDLE conns=10000 alive=10000 rss_before_kib=… rss_after_kib=… pss_before_kib=… pss_after_kib=…
+package main
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+func main() {
+	addr := flag.String("addr", "", "proxy address host:port (required)")
+	pid := flag.Int("pid", 0, "process id of the proxy (required)")
+	conns := flag.Int("conns", 10000, "connections to open")
+	parallel := flag.Int("parallel", 64, "connections opened at the same time")
+	cookie := flag.String("cookie", "", "Cookie header of each request, if any")
+	path := flag.String("path", "/", "request path")
+	flag.Parse()
+	if *addr == "" || *pid <= 0 || *conns <= 0 || *parallel <= 0 || flag.NArg() > 0 {
+		flag.Usage()
+		os.Exit(2)
+	}
+	if err := run(*addr, *pid, *conns, *parallel, request(*addr, *path, *cookie)); err != nil {
+		fmt.Fprintln(os.Stderr, "idleconns:", err)
+		os.Exit(1)
+	}
+}
+
+func request(addr, path, cookie string) []byte {
+	r := "GET " + path + " HTTP/1.1\r\nHost: " + addr + "\r\nUser-Agent: tether-bench-idleconns\r\n"
+	if cookie != "" {
+		r += "Cookie: " + cookie + "\r\n"
+	}
+	return []byte(r + "\r\n")
+}
+
+func run(addr string, pid, n, parallel int, req []byte) error {
+	before, err := memory(pid)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	cs, err := open(addr, n, parallel, req)
+	defer func() {
+		for _, c := range cs {
+			if c != nil {
+				c.Close()
+			}
+		}
+	}()
+	if err != nil {
+		return err
+	}
+	opened := time.Since(start)
+	after, err := memory(pid)
+	if err != nil {
+		return err
+	}
+	alive := recheck(cs, parallel, req)
+	fmt.Printf("IDLE conns=%d alive=%d open_seconds=%.1f rss_before_kib=%d rss_after_kib=%d pss_before_kib=%d pss_after_kib=%d\n",
+		n, alive, opened.Seconds(), before.rss, after.rss, before.pss, after.pss)
+	if alive != n {
+		return fmt.Errorf("only %d of %d connections were still open after the measurement", alive, n)
+	}
+	return nil
+}
+
+// conn is a client connection with its reader.
+type conn struct {
+	net.Conn
+	br *bufio.Reader
+}
+
+// roundTrip sends req and reads the whole response.
+func (c *conn) roundTrip(req []byte) error {
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	defer c.SetDeadline(time.Time{})
+	if _, err := c.Write(req); err != nil {
+		return err
+	}
+	resp, err := http.ReadResponse(c.br, nil)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err == nil && resp.StatusCode/100 != 2 {
+		err = fmt.Errorf("status %s", resp.Status)
+	}
+	if err == nil && resp.Close {
+		err = errors.New("the proxy closed the connection after one request")
+	}
+	return err
+}
+
+// open opens n connections, parallel at a time, each after one request.
+func open(addr string, n, parallel int, req []byte) ([]*conn, error) {
+	cs := make([]*conn, n)
+	var next atomic.Int64
+	var mu sync.Mutex
+	var first error
+	var wg sync.WaitGroup
+	for range parallel {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+				if err == nil {
+					cs[i] = &conn{Conn: c, br: bufio.NewReaderSize(c, 4096)}
+					err = cs[i].roundTrip(req)
+				}
+				if err != nil {
+					mu.Lock()
+					if first == nil {
+						first = fmt.Errorf("connection %d: %w", i, err)
+					}
+					mu.Unlock()
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return cs, first
+}
+
+// recheck sends one more request on every connection and counts those
+// that answer.
+func recheck(cs []*conn, parallel int, req []byte) int {
+	var next, ok atomic.Int64
+	var wg sync.WaitGroup
+	for range parallel {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(cs) {
+					return
+				}
+				if cs[i].roundTrip(req) == nil {
+					ok.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return int(ok.Load())
+}
+
+// usage is the memory of a process tree in KiB.
+type usage struct{ rss, pss int64 }
+
+// memory sums VmRSS and Pss over pid and its descendants.
+func memory(pid int) (usage, error) {
+	var u usage
+	pids, err := tree(pid)
+	if err != nil {
+		return u, err
+	}
+	for _, p := range pids {
+		rss, err := field(fmt.Sprintf("/proc/%d/status", p), "VmRSS:")
+		if err != nil {
+			return u, err
+		}
+		pss, err := field(fmt.Sprintf("/proc/%d/smaps_rollup", p), "Pss:")
+		if err != nil {
+			return u, err
+		}
+		u.rss += rss
+		u.pss += pss
+	}
+	return u, nil
+}
+
+// tree returns pid and all its descendants.
+func tree(pid int) ([]int, error) {
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err != nil {
+		return nil, fmt.Errorf("process %d: %w", pid, err)
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	parent := map[int]int{}
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
+		if err != nil {
+			continue // gone meanwhile
+		}
+		// pid (comm) state ppid …; comm may hold spaces and parentheses.
+		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+		if len(f) > 1 {
+			parent[p], _ = strconv.Atoi(f[1])
+		}
+	}
+	out := []int{pid}
+	for i := 0; i < len(out); i++ {
+		for p, pp := range parent {
+			if pp == out[i] {
+				out = append(out, p)
+			}
+		}
+	}
+	return out, nil
+}
+
+// field reads a "Name:   123 kB" line of a /proc file.
+func field(file, name string) (int64, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(line, name); ok {
+			f := strings.Fields(rest)
+			if len(f) > 0 {
+				return strconv.ParseInt(f[0], 10, 64)
+			}
+		}
+	}
+	return 0, fmt.Errorf("%s: no %s line", file, name)
+}

@@ -1,0 +1,190 @@
+# shellcheck shell=bash
+# bench/lib.sh: what bench/compare and bench/profile share. Sourced, not run.
+#
+# Every process started through start_proc is recorded and stopped by the
+# EXIT trap (SIGTERM, then SIGKILL for it and its children after a grace
+# period), so an interrupted or failed run leaves nothing behind.
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$BENCH_DIR/.." && pwd)
+export PATH="$PATH:/usr/local/go/bin"
+
+# CPU placement: the load generator and the backends on one core, the
+# proxy alone on the other. Override with BENCH_CLIENT_CPU / BENCH_PROXY_CPU.
+CLIENT_CPU=${BENCH_CLIENT_CPU:-0}
+PROXY_CPU=${BENCH_PROXY_CPU:-1}
+PORT_BASE=${BENCH_PORT_BASE:-18080}
+# Ports: backends n1..n3, the direct backend, and one per proxy.
+BACKEND_PORTS=($((PORT_BASE + 11)) $((PORT_BASE + 12)) $((PORT_BASE + 13)))
+DIRECT_PORT=$((PORT_BASE + 14))
+# A session id as Tether's session library makes them: 128 random bits in hex.
+STICKY_COOKIE="JSESSIONID=8f3a2b9c1d4e5f60718293a4b5c6d7e8.n2"
+
+STARTED=()        # pids of the processes this run started
+BACKEND_PIDS=()   # pids of the backends n1..n3
+WORK=""           # scratch directory, removed at exit unless BENCH_KEEP=1
+
+log() { printf '== %s\n' "$*" >&2; }
+die() {
+	printf '\nbench: FAILED: %s\n' "$*" >&2
+	exit 1
+}
+
+# alive PID: the process exists and is not a zombie.
+alive() {
+	local st
+	st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+	[[ $st != Z* ]]
+}
+
+# tree_pids PID: PID and its descendants.
+tree_pids() {
+	local c
+	echo "$1"
+	for c in $(pgrep -P "$1" 2>/dev/null); do tree_pids "$c"; done
+}
+
+# stop_proc PID: SIGTERM, wait up to 10 s, then SIGKILL the process and its
+# children (httpd and nginx work in child processes).
+stop_proc() {
+	local pid=$1 kids i p
+	alive "$pid" || { wait "$pid" 2>/dev/null || true; return 0; }
+	kids=$(tree_pids "$pid")
+	kill -TERM "$pid" 2>/dev/null || true
+	for ((i = 0; i < 100; i++)); do
+		alive "$pid" || break
+		sleep 0.1
+	done
+	for p in $kids; do
+		alive "$p" && kill -KILL "$p" 2>/dev/null
+	done
+	wait "$pid" 2>/dev/null || true
+	local left=()
+	for p in "${STARTED[@]}"; do [[ $p != "$pid" ]] && left+=("$p"); done
+	STARTED=("${left[@]}")
+}
+
+cleanup() {
+	local rc=$? i
+	trap - EXIT INT TERM
+	for ((i = ${#STARTED[@]} - 1; i >= 0; i--)); do stop_proc "${STARTED[i]}"; done
+	if [[ -n $WORK && -d $WORK ]]; then
+		if [[ ${BENCH_KEEP:-0} == 1 || $rc -ne 0 ]]; then
+			log "scratch files kept in $WORK"
+		else
+			rm -rf "$WORK"
+		fi
+	fi
+	exit "$rc"
+}
+
+# bench_init NAME: scratch directory, traps, file limit.
+bench_init() {
+	WORK=$(mktemp -d "/tmp/tether-$1.XXXXXX")
+	mkdir -p "$WORK/bin" "$WORK/log"
+	trap cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	# 10,000 client connections need as many descriptors in the proxy.
+	ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+	if [[ $(nproc) -lt 2 ]]; then
+		log "warning: one CPU only: client, backends and proxy share it"
+		CLIENT_CPU=0 PROXY_CPU=0
+	fi
+}
+
+# need_packages PKG...: install the Debian packages that are missing.
+need_packages() {
+	local missing=() p sudo=""
+	for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+	[[ ${#missing[@]} -eq 0 ]] && return 0
+	log "apt-get install ${missing[*]}"
+	[[ $(id -u) -eq 0 ]] || sudo="sudo"
+	export DEBIAN_FRONTEND=noninteractive
+	$sudo apt-get update -qq || die "apt-get update failed"
+	$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
+		die "apt-get install ${missing[*]} failed"
+}
+
+# build_go OUT PKG: build a command of this module into $WORK/bin.
+build_go() {
+	(cd "$ROOT" && go build -o "$WORK/bin/$1" "$2") || die "go build $2 failed"
+}
+
+# port_free PORT: nothing listens on 127.0.0.1:PORT.
+port_free() {
+	! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# start_proc NAME CPU CMD...: start CMD pinned to CPU, output to
+# $WORK/log/NAME.log; sets LAST_PID.
+start_proc() {
+	local name=$1 cpu=$2
+	shift 2
+	taskset -c "$cpu" "$@" >"$WORK/log/$name.log" 2>&1 &
+	LAST_PID=$!
+	STARTED+=("$LAST_PID")
+}
+
+# wait_http NAME PID URL: poll URL until it answers 2xx, for up to 15 s;
+# fail with the process's log if it dies or never answers.
+wait_http() {
+	local name=$1 pid=$2 url=$3 i code
+	for ((i = 0; i < 150; i++)); do
+		alive "$pid" || { tail -n 20 "$WORK/log/$name.log" >&2; die "$name exited during start-up"; }
+		code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url" 2>/dev/null) || code=000
+		[[ $code == 2* ]] && return 0
+		sleep 0.1
+	done
+	tail -n 20 "$WORK/log/$name.log" >&2
+	die "$name did not answer $url with 2xx within 15 s (last status $code)"
+}
+
+# start_backends: the three members n1..n3 on the client core.
+start_backends() {
+	local i
+	for i in 0 1 2; do
+		port_free "${BACKEND_PORTS[i]}" || die "port ${BACKEND_PORTS[i]} is in use; set BENCH_PORT_BASE"
+		start_proc "backend-n$((i + 1))" "$CLIENT_CPU" env GOMAXPROCS=1 "$WORK/bin/backend" \
+			--listen "127.0.0.1:${BACKEND_PORTS[i]}" --route "n$((i + 1))"
+		BACKEND_PIDS[i]=$LAST_PID
+		wait_http "backend-n$((i + 1))" "$LAST_PID" "http://127.0.0.1:${BACKEND_PORTS[i]}/"
+	done
+}
+
+# write_tether_config FILE PORT: the Tether configuration over n1..n3.
+write_tether_config() {
+	cat >"$1" <<-YAML
+		listen: 127.0.0.1:$2
+		balancers:
+		  - name: bench
+		    members:
+		      - { url: http://127.0.0.1:${BACKEND_PORTS[0]}, route: n1 }
+		      - { url: http://127.0.0.1:${BACKEND_PORTS[1]}, route: n2 }
+		      - { url: http://127.0.0.1:${BACKEND_PORTS[2]}, route: n3 }
+	YAML
+}
+
+# write_wrk_script FILE: a wrk script that prints one machine-readable line.
+write_wrk_script() {
+	cat >"$1" <<-'LUA'
+		done = function(summary, latency, requests)
+		  local e = summary.errors
+		  io.write(string.format(
+		    "RESULT requests=%d duration_us=%d bytes=%d p50_us=%d p99_us=%d status=%d connect=%d read=%d write=%d timeout=%d\n",
+		    summary.requests, summary.duration, summary.bytes,
+		    latency:percentile(50), latency:percentile(99),
+		    e.status, e.connect, e.read, e.write, e.timeout))
+		end
+	LUA
+}
+
+# run_wrk CONNS SECONDS URL [COOKIE]: wrk pinned to the client core; prints
+# the RESULT line.
+run_wrk() {
+	local conns=$1 secs=$2 url=$3 cookie=${4:-} out
+	local args=(-t1 "-c$conns" "-d${secs}s" --timeout 10s -s "$WORK/report.lua")
+	[[ -n $cookie ]] && args+=(-H "Cookie: $cookie")
+	out=$(taskset -c "$CLIENT_CPU" wrk "${args[@]}" "$url" 2>&1) || { echo "$out" >&2; die "wrk $url failed"; }
+	grep '^RESULT ' <<<"$out" || { echo "$out" >&2; die "wrk printed no result for $url"; }
+}
