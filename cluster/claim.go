@@ -1,0 +1,303 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"time"
+)
+
+// ErrClaimTimeout: a takeover did not complete within Options.ClaimTimeout,
+// typically because a peer that gossip still lists as alive does not answer.
+var ErrClaimTimeout = errors.New("cluster: takeover did not complete in time")
+
+// claimCall is one takeover in flight; concurrent Claims of the same
+// session on one node share it.
+type claimCall struct {
+	done chan struct{}
+	rec  Record
+	err  error
+}
+
+// promiseFrom is a phase-1 answer with its sender.
+type promiseFrom struct {
+	peer string
+	m    *promiseMsg
+}
+
+// Claim makes this node the owner of session id and returns the newest
+// acknowledged version of it, so that a request for a session owned by
+// another node (dead, frozen, draining, or simply elsewhere) can be served
+// here with the same id. It returns at once when this node already owns it.
+//
+// A takeover is a single-decree Paxos round over the peers: this node picks
+// a ballot (epoch, name) above any it has seen and asks every live peer to
+// promise it; a peer promises unless it promised a higher ballot, and sends
+// its copy when newer. The previous owner's answer is not required (it may
+// be dead or frozen) but is awaited for Options.OwnerWait when gossip lists
+// it as alive. With every answer in, this node adopts the newest copy, makes
+// it its own under the new epoch and replicates it (waiting per
+// Options.Ack). Peers that promised reject any later write of an older
+// epoch, so a frozen previous owner that wakes up cannot overwrite the new
+// owner's data: its writes fail with ErrFenced. Claims racing on several
+// nodes end with exactly one owner; the others retry with a higher ballot
+// after a random pause, so the last to finish wins and each started from
+// the data of the one before.
+//
+// Errors: ErrNotFound when no live node has the session (or it was
+// deleted), ErrClaimTimeout, ErrNotAcknowledged, ErrAlone, ErrClosed.
+func (n *Node) Claim(ctx context.Context, id string) (Record, error) {
+	if len(id) == 0 || len(id) > maxIDLen {
+		return Record{}, fmt.Errorf("cluster: session id of %d bytes, want 1 to %d", len(id), maxIDLen)
+	}
+	n.mu.Lock()
+	if n.closed() {
+		n.mu.Unlock()
+		return Record{}, ErrClosed
+	}
+	c := n.claiming[id]
+	if c == nil {
+		c = &claimCall{done: make(chan struct{})}
+		n.claiming[id] = c
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			c.rec, c.err = n.claim(id)
+			n.mu.Lock()
+			delete(n.claiming, id)
+			n.mu.Unlock()
+			close(c.done)
+		}()
+	}
+	n.mu.Unlock()
+	select {
+	case <-c.done:
+		r := c.rec
+		r.Values = maps.Clone(r.Values)
+		return r, c.err
+	case <-ctx.Done():
+		return Record{}, fmt.Errorf("%w: %w", ErrClaimTimeout, ctx.Err())
+	}
+}
+
+// claim runs takeover rounds until one decides.
+func (n *Node) claim(id string) (Record, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), n.opts.ClaimTimeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-n.closing:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	start := time.Now()
+	var floor uint64
+	for attempt := 1; ; attempt++ {
+		rec, retry, err := n.claimRound(ctx, id, &floor, start)
+		if !retry {
+			n.obs.Claimed(id, attempt, time.Since(start), err)
+			return rec, err
+		}
+		pause := time.Duration(rand.Int64N(int64(min(time.Millisecond<<min(attempt, 7), 100*time.Millisecond)) + 1))
+		select {
+		case <-ctx.Done():
+			err := fmt.Errorf("%w after %d rounds", ErrClaimTimeout, attempt)
+			n.obs.Claimed(id, attempt, time.Since(start), err)
+			return Record{}, err
+		case <-time.After(pause): // randomized backoff between competing claimants
+		}
+	}
+}
+
+// claimRound runs one takeover round. retry is true when a competing
+// ballot won this round.
+func (n *Node) claimRound(ctx context.Context, id string, floor *uint64, start time.Time) (Record, bool, error) {
+	targets, err := n.precheck()
+	if err != nil {
+		return Record{}, false, err
+	}
+	b, owner, prep, done := n.prepareLocal(id, *floor)
+	if done != nil {
+		return done.rec, false, done.err
+	}
+	answers, err := n.collectPromises(ctx, id, owner, prep)
+	if err != nil {
+		return Record{}, false, err
+	}
+	for _, a := range answers {
+		if !a.ok {
+			*floor = max(*floor, a.promised.n)
+			return Record{}, true, nil
+		}
+	}
+	e := n.store.lock(id, true, nanos(n.clock.Now()))
+	if e.promised != b {
+		*floor = max(*floor, e.promised.n)
+		e.mu.Unlock()
+		return Record{}, true, nil
+	}
+	best := e.rec
+	for _, a := range answers {
+		if a.rec != nil && (best == nil || a.rec.cmpVersion(best.bal, best.version) > 0) {
+			best = a.rec
+		}
+	}
+	if best == nil || best.deleted {
+		if best != nil && best != e.rec {
+			e.applyRecord(best, true)
+		}
+		e.mu.Unlock()
+		return Record{}, false, ErrNotFound
+	}
+	r := best.clone()
+	r.bal, r.promised = b, b
+	e.rec = r
+	settled := e.drain()
+	out := r.public()
+	w := n.commitLocked(id, b, r.version, targets, msgRecord, encodeBody(&recordMsg{rec: r}))
+	e.mu.Unlock()
+	n.settle(settled)
+	if err := n.await(ctx, w, start); err != nil {
+		if errors.Is(err, ErrFenced) {
+			return Record{}, true, nil
+		}
+		return Record{}, false, err
+	}
+	n.log.Debug("cluster: session claimed", "id", short(id), "epoch", b.n, "from", owner)
+	return out, false, nil
+}
+
+// prepareLocal promises a new ballot locally and builds the prepare
+// message. done is set when no round is needed.
+func (n *Node) prepareLocal(id string, floor uint64) (b ballot, owner string, prep *prepareMsg, done *claimCall) {
+	e := n.store.lock(id, true, nanos(n.clock.Now()))
+	defer e.mu.Unlock()
+	r := e.rec
+	if r != nil && !r.deleted && r.bal.node == n.name && e.promised == r.bal {
+		return b, "", nil, &claimCall{rec: r.public()}
+	}
+	if r != nil && r.deleted {
+		return b, "", nil, &claimCall{err: ErrNotFound}
+	}
+	prep = &prepareMsg{id: id}
+	if r != nil {
+		owner, prep.known, prep.knownVer = r.bal.node, r.bal, r.version
+		if e.promised.cmp(r.bal) > 0 && e.promised.node != n.name {
+			owner = e.promised.node // a takeover by that node is under way or done
+		}
+	}
+	if owner == n.name {
+		owner = ""
+	}
+	b = ballot{n: max(e.promised.n, floor) + 1, node: n.name}
+	e.raise(b)
+	prep.bal = b
+	return b, owner, prep, nil
+}
+
+// collectPromises sends the prepare to every live peer and gathers the
+// answers: all of them except the believed owner's, which is awaited for
+// OwnerWait only if gossip lists that owner as alive. Peers that die while
+// it waits stop being waited for.
+func (n *Node) collectPromises(ctx context.Context, id, owner string, prep *prepareMsg) ([]*promiseMsg, error) {
+	prep.req = n.newReq()
+	ch := make(chan promiseFrom, 64)
+	n.mu.Lock()
+	n.reqs[prep.req] = ch
+	n.mu.Unlock()
+	defer func() {
+		n.mu.Lock()
+		delete(n.reqs, prep.req)
+		n.mu.Unlock()
+	}()
+	body := encodeBody(prep)
+	sent := map[string]bool{}
+	answers := map[string]*promiseMsg{}
+	var ownerWait <-chan time.Time
+	for {
+		changed := n.waitChanged()
+		required, ownerAlive := n.claimPeers(owner)
+		for _, p := range append(required, owner) {
+			if p != "" && !sent[p] && (p != owner || ownerAlive) {
+				sent[p] = true
+				n.sendBody(p, msgPrepare, body)
+			}
+		}
+		complete := true
+		for _, p := range required {
+			if a := answers[p]; a == nil {
+				complete = false
+			} else if !a.ok {
+				return []*promiseMsg{a}, nil
+			}
+		}
+		if complete {
+			if !ownerAlive || answers[owner] != nil {
+				break
+			}
+			if ownerWait == nil {
+				t := time.NewTimer(n.opts.OwnerWait)
+				defer t.Stop()
+				ownerWait = t.C
+			}
+		}
+		select {
+		case a := <-ch:
+			if a.m.id == id {
+				answers[a.peer] = a.m
+				if !a.m.ok {
+					return []*promiseMsg{a.m}, nil
+				}
+			}
+		case <-changed:
+		case <-ownerWait:
+			return collect(answers), nil
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: waiting for %v", ErrClaimTimeout, missing(required, answers))
+		}
+	}
+	return collect(answers), nil
+}
+
+// claimPeers returns the live peers whose promise a takeover requires (all
+// but the believed owner), and whether that owner is alive.
+func (n *Node) claimPeers(owner string) ([]string, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var req []string
+	ownerAlive := false
+	for name, p := range n.peers {
+		if !p.live() || p.out == nil {
+			continue
+		}
+		if name == owner {
+			ownerAlive = true
+		} else {
+			req = append(req, name)
+		}
+	}
+	return req, ownerAlive
+}
+
+func collect(m map[string]*promiseMsg) []*promiseMsg {
+	out := make([]*promiseMsg, 0, len(m))
+	for _, a := range m {
+		out = append(out, a)
+	}
+	return out
+}
+
+func missing(required []string, answers map[string]*promiseMsg) []string {
+	var out []string
+	for _, p := range required {
+		if answers[p] == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func isFenced(err error) bool { return errors.Is(err, ErrFenced) }

@@ -1,0 +1,125 @@
+package cluster
+
+import (
+	"slices"
+	"strings"
+	"time"
+)
+
+// suspectAfter is how long unacknowledged messages may wait before a peer
+// that gossip lists as alive is shown as suspect.
+const suspectAfter = time.Second
+
+// Info is a snapshot of the node and of its view of the cluster, for
+// GET /cluster and for operators. It marshals to JSON as is.
+type Info struct {
+	// Node is this node's name.
+	Node string `json:"node"`
+	// Addr is its gossip and replication address.
+	Addr string `json:"addr"`
+	// Ready is false while it is still receiving the cluster's state.
+	Ready bool `json:"ready"`
+	// Mode is the acknowledgement mode of its writes.
+	Mode string `json:"mode"`
+	// Sessions counts the live sessions it holds a copy of.
+	Sessions int `json:"sessions"`
+	// Owned counts the live sessions it owns.
+	Owned int `json:"owned"`
+	// Tombstones counts deleted sessions still remembered.
+	Tombstones int `json:"tombstones"`
+	// Pending counts sessions with deltas waiting for their base version.
+	Pending int `json:"pending"`
+	// Members lists every node this one knows, itself included, by name.
+	Members []MemberInfo `json:"members"`
+}
+
+// MemberInfo is one member in Info.
+type MemberInfo struct {
+	Member
+	// Owned counts the sessions this node's copy says the member owns.
+	Owned int `json:"owned"`
+	// Connected reports whether the replication connection to it is up.
+	Connected bool `json:"connected"`
+	// Unacked counts messages sent or queued to it and not acknowledged.
+	Unacked int `json:"unacked"`
+	// UnackedBytes is their size.
+	UnackedBytes int `json:"unacked_bytes"`
+	// LagMillis is the age of the oldest unacknowledged message.
+	LagMillis float64 `json:"lag_ms"`
+	// LastAckMillis is the send-to-acknowledgement time of the last
+	// acknowledged message.
+	LastAckMillis float64 `json:"last_ack_ms"`
+	// LastAck is when it last acknowledged anything.
+	LastAck time.Time `json:"last_ack,omitzero"`
+}
+
+// Info returns a snapshot of the node. It walks every session: call it for
+// monitoring, not per request.
+func (n *Node) Info() Info {
+	info := Info{Node: n.name, Addr: n.Addr(), Ready: n.IsReady(), Mode: n.opts.Ack.String()}
+	owned := map[string]int{}
+	for _, id := range n.store.ids() {
+		e := n.store.lock(id, false, 0)
+		if e == nil {
+			continue
+		}
+		if len(e.pending) > 0 {
+			info.Pending++
+		}
+		switch r := e.rec; {
+		case r == nil:
+		case r.deleted:
+			info.Tombstones++
+		default:
+			info.Sessions++
+			owned[r.bal.node]++
+			if r.bal.node == n.name && e.promised == r.bal {
+				info.Owned++
+			}
+		}
+		e.mu.Unlock()
+	}
+	info.Members = n.memberInfos()
+	for i := range info.Members {
+		info.Members[i].Owned = owned[info.Members[i].Name]
+	}
+	return info
+}
+
+// Members returns the nodes this node knows, itself included, sorted by
+// name, with their liveness and readiness. It is cheap.
+func (n *Node) Members() []Member {
+	infos := n.memberInfos()
+	out := make([]Member, len(infos))
+	for i, m := range infos {
+		out[i] = m.Member
+	}
+	return out
+}
+
+// memberInfos returns the members with their link statistics.
+func (n *Node) memberInfos() []MemberInfo {
+	out := []MemberInfo{{Member: Member{Name: n.name, Addr: n.Addr(), State: MemberAlive, Ready: n.IsReady(), Self: true}}}
+	n.mu.Lock()
+	mems := make([]Member, 0, len(n.peers))
+	links := make([]*link, 0, len(n.peers))
+	for _, p := range n.peers {
+		mems, links = append(mems, p.member()), append(links, p.out)
+	}
+	n.mu.Unlock()
+	for i, m := range mems {
+		mi := MemberInfo{Member: m}
+		if l := links[i]; l != nil {
+			s := l.stats()
+			mi.Connected, mi.Unacked, mi.UnackedBytes, mi.LastAck = s.connected, s.unacked, s.bytes, s.lastAck
+			mi.LagMillis = float64(s.oldest) / float64(time.Millisecond)
+			mi.LastAckMillis = float64(s.ackLag) / float64(time.Millisecond)
+			if m.State == MemberAlive && (!s.connected || s.oldest > suspectAfter) {
+				mi.State = MemberSuspect
+			}
+		}
+		out = append(out, mi)
+	}
+	slices.SortFunc(out, func(a, b MemberInfo) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}

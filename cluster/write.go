@@ -1,0 +1,285 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Get returns this node's copy of a session: authoritative on its owner, a
+// replica elsewhere (possibly a few milliseconds behind, or older when the
+// owner was unreachable; Claim returns the newest). ErrNotFound when the
+// node has no copy or holds a tombstone.
+func (n *Node) Get(id string) (Record, error) {
+	e := n.store.lock(id, false, 0)
+	if e == nil {
+		return Record{}, ErrNotFound
+	}
+	defer e.mu.Unlock()
+	if e.rec == nil || e.rec.deleted {
+		return Record{}, ErrNotFound
+	}
+	return e.rec.public(), nil
+}
+
+// Create creates a session owned by this node, at version 1, and
+// replicates it (waiting per Options.Ack). ErrExists if the id is taken,
+// even by a deleted session.
+func (n *Node) Create(ctx context.Context, s NewSession) (Record, error) {
+	start := time.Now()
+	if len(s.ID) == 0 || len(s.ID) > maxIDLen {
+		return Record{}, fmt.Errorf("cluster: session id of %d bytes, want 1 to %d", len(s.ID), maxIDLen)
+	}
+	targets, err := n.precheck()
+	if err != nil {
+		return Record{}, err
+	}
+	now := nanos(n.clock.Now())
+	e := n.store.lock(s.ID, true, now)
+	if e.rec != nil {
+		e.mu.Unlock()
+		return Record{}, ErrExists
+	}
+	r := &record{id: s.ID, bal: ballot{n: e.promised.n + 1, node: n.name}, version: 1,
+		created: now, access: now, idle: int64(s.IdleTimeout), deadline: nanos(s.Deadline),
+		vals: map[string][]byte{}, kver: map[string]uint64{}}
+	for k, v := range s.Values {
+		r.vals[k], r.kver[k] = v, 1
+	}
+	r.size = r.computeSize()
+	if r.size > n.opts.MaxFrame {
+		e.mu.Unlock()
+		return Record{}, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, r.size, n.opts.MaxFrame)
+	}
+	e.promised = r.bal
+	e.rec = r
+	r.promised = r.bal
+	out := r.public()
+	w := n.commitLocked(r.id, r.bal, r.version, targets, msgRecord, encodeBody(&recordMsg{rec: r}))
+	e.mu.Unlock()
+	return out, n.await(ctx, w, start)
+}
+
+// Update applies a request's delta to a session this node owns, as version
+// Version+1, and replicates it (waiting per Options.Ack). Keys are merged
+// one by one; see Result.Conflicts. Errors: ErrNotFound, ErrNotOwner (a
+// *NotOwnerError), ErrFenced, ErrTooLarge, and for sync writes
+// ErrNotAcknowledged or ErrAlone.
+func (n *Node) Update(ctx context.Context, d Delta) (Result, error) {
+	start := time.Now()
+	targets, err := n.precheck()
+	if err != nil {
+		return Result{}, err
+	}
+	now := nanos(n.clock.Now())
+	e := n.store.lock(d.ID, false, now)
+	if e == nil {
+		return Result{}, ErrNotFound
+	}
+	if err := n.ownerCheck(e, d.ID); err != nil {
+		e.mu.Unlock()
+		return Result{}, err
+	}
+	r := e.rec
+	m := &deltaMsg{id: d.ID, bal: r.bal, version: r.version + 1, access: max(now, r.access),
+		idle: r.idle, deadline: r.deadline}
+	if d.IdleTimeout != 0 {
+		m.idle = int64(d.IdleTimeout)
+	}
+	if !d.Deadline.IsZero() {
+		m.deadline = nanos(d.Deadline)
+	}
+	var conflicts []string
+	size := r.size
+	for k, v := range d.Set {
+		m.set = append(m.set, kv{key: k, val: v})
+		size += len(v) - len(r.vals[k])
+		if _, ok := r.kver[k]; !ok {
+			size += len(k) + 12
+		}
+		if r.kver[k] > d.Base {
+			conflicts = append(conflicts, k)
+		}
+	}
+	for _, k := range d.Remove {
+		if _, ok := r.kver[k]; !ok {
+			continue // never set: nothing to remove, nothing to record
+		}
+		if _, set := d.Set[k]; set {
+			continue // set and removed in one delta: the set wins
+		}
+		m.del = append(m.del, k)
+		if r.kver[k] > d.Base {
+			conflicts = append(conflicts, k)
+		}
+	}
+	if size > n.opts.MaxFrame {
+		e.mu.Unlock()
+		return Result{}, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, size, n.opts.MaxFrame)
+	}
+	applyDeltaTo(r, m)
+	slices.Sort(conflicts)
+	res := Result{Record: r.public(), Conflicts: conflicts}
+	w := n.commitLocked(d.ID, r.bal, r.version, targets, msgDelta, encodeBody(m))
+	e.mu.Unlock()
+	return res, n.await(ctx, w, start)
+}
+
+// Delete invalidates a session this node owns: it becomes a tombstone,
+// replicated like a write, so that no late delta or stale copy can bring
+// it back. Errors as Update.
+func (n *Node) Delete(ctx context.Context, id string) error {
+	start := time.Now()
+	targets, err := n.precheck()
+	if err != nil {
+		return err
+	}
+	e := n.store.lock(id, false, 0)
+	if e == nil {
+		return ErrNotFound
+	}
+	if err := n.ownerCheck(e, id); err != nil {
+		e.mu.Unlock()
+		return err
+	}
+	w := n.tombstoneLocked(e, targets)
+	e.mu.Unlock()
+	return n.await(ctx, w, start)
+}
+
+// tombstoneLocked turns the owned, locked entry into a tombstone and
+// replicates it.
+func (n *Node) tombstoneLocked(e *entry, targets []string) *waiter {
+	r := e.rec
+	r.version++
+	r.deleted = true
+	r.deletedAt = nanos(n.clock.Now())
+	r.vals, r.kver = map[string][]byte{}, map[string]uint64{}
+	r.size = r.computeSize()
+	return n.commitLocked(r.id, r.bal, r.version, targets, msgRecord, encodeBody(&recordMsg{rec: r}))
+}
+
+// Touch records a request's access to a session this node owns, without
+// a new version. Touches are sent to peers in batches every
+// Options.TouchInterval.
+func (n *Node) Touch(id string) error {
+	now := nanos(n.clock.Now())
+	e := n.store.lock(id, false, now)
+	if e == nil {
+		return ErrNotFound
+	}
+	err := n.ownerCheck(e, id)
+	if err == nil && now > e.rec.access {
+		e.rec.access = now
+	}
+	e.mu.Unlock()
+	if err == nil {
+		n.touchMu.Lock()
+		n.touched[id] = struct{}{}
+		n.touchMu.Unlock()
+	}
+	return err
+}
+
+// ownerCheck verifies that this node owns the locked entry's session and
+// has not promised a takeover to another node.
+func (n *Node) ownerCheck(e *entry, id string) error {
+	r := e.rec
+	switch {
+	case r == nil || r.deleted:
+		return ErrNotFound
+	case r.bal.node != n.name:
+		return &NotOwnerError{ID: id, Owner: r.bal.node, Epoch: r.bal.n}
+	case e.promised != r.bal:
+		n.obs.Fenced(id, true)
+		return fmt.Errorf("%w: %s is taking session %s over", ErrFenced, e.promised.node, short(id))
+	}
+	return nil
+}
+
+// precheck returns the peers a write will wait for, or ErrAlone.
+func (n *Node) precheck() ([]string, error) {
+	if n.closed() {
+		return nil, ErrClosed
+	}
+	if n.opts.Ack == AckNone {
+		return nil, nil
+	}
+	targets := n.ackTargets()
+	if len(targets) == 0 && n.opts.FailWhenAlone {
+		return nil, ErrAlone
+	}
+	return targets, nil
+}
+
+// commitLocked queues an owner's write for every peer, registering the
+// waiter first when the write is sync. The entry must be locked.
+func (n *Node) commitLocked(id string, bal ballot, version uint64, targets []string, t MessageType, body []byte) *waiter {
+	var w *waiter
+	if n.opts.Ack != AckNone && len(targets) > 0 {
+		w = n.waits.add(id, bal, version, targets, n.opts.Ack)
+	}
+	n.broadcast(t, body)
+	return w
+}
+
+// await waits for a write's acknowledgements (nothing to wait for when w
+// is nil) and reports the write to the observer.
+func (n *Node) await(ctx context.Context, w *waiter, start time.Time) error {
+	var err error
+	if w != nil {
+		err = n.waits.wait(ctx, w, n.opts.AckTimeout, n.closing)
+		if err != nil && isFenced(err) {
+			n.obs.Fenced(w.id, true)
+		}
+	}
+	n.obs.WriteDone(n.opts.Ack, time.Since(start), err)
+	return err
+}
+
+// touchLoop sends batched last-access times to the peers.
+func (n *Node) touchLoop() {
+	defer n.wg.Done()
+	t := time.NewTicker(n.opts.TouchInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.closing:
+			return
+		case <-t.C:
+			n.flushTouches()
+		}
+	}
+}
+
+func (n *Node) flushTouches() {
+	n.touchMu.Lock()
+	ids := n.touched
+	if len(ids) == 0 {
+		n.touchMu.Unlock()
+		return
+	}
+	n.touched = map[string]struct{}{}
+	n.touchMu.Unlock()
+	batch := &touchMsg{}
+	size := 0
+	for id := range ids {
+		e := n.store.lock(id, false, 0)
+		if e == nil {
+			continue
+		}
+		if r := e.rec; r != nil && !r.deleted && r.bal.node == n.name {
+			batch.items = append(batch.items, touchItem{id: id, bal: r.bal, access: r.access})
+			size += len(id) + 32
+		}
+		e.mu.Unlock()
+		if size > n.opts.MaxFrame/2 {
+			n.broadcast(msgTouch, encodeBody(batch))
+			batch, size = &touchMsg{}, 0
+		}
+	}
+	if len(batch.items) > 0 {
+		n.broadcast(msgTouch, encodeBody(batch))
+	}
+}
