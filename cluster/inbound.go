@@ -113,26 +113,32 @@ func (n *Node) serveInbound(c net.Conn) {
 // resend what this node has not received.
 func (n *Node) inboundFor(p peerInfo) (*inbound, bool) {
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	if n.closed() {
+		n.mu.Unlock()
 		return nil, false
 	}
 	pr := n.peerLocked(p.node)
-	if pr.in == nil || pr.in.inc != p.inc {
-		if pr.in != nil {
-			pr.in.closeConn()
+	in := pr.in
+	if in == nil || in.inc != p.inc {
+		old := in
+		in = newInbound(p.inc, p.firstSeq)
+		pr.in = in
+		n.mu.Unlock()
+		if old != nil {
+			old.closeConn()
 		}
-		pr.in = newInbound(p.inc, p.firstSeq)
-		return pr.in, false
+		return in, false
 	}
-	pr.in.mu.Lock()
-	defer pr.in.mu.Unlock()
-	if pr.in.next < p.firstSeq {
-		pr.in.next = p.firstSeq
-		clear(pr.in.ooo)
-		return pr.in, true
+	n.mu.Unlock()
+	// Lock order: an inbound's mu is taken before Node.mu, never after.
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.next < p.firstSeq {
+		in.next = p.firstSeq
+		clear(in.ooo)
+		return in, true
 	}
-	return pr.in, false
+	return in, false
 }
 
 // readInbound reads frames, delivers them in sequence order exactly once,

@@ -137,12 +137,16 @@ func (n *Node) Close() error {
 			l.close()
 		}
 		n.mu.Lock()
+		var ins []*inbound
 		for _, p := range n.peers {
 			if p.in != nil {
-				p.in.closeConn()
+				ins = append(ins, p.in)
 			}
 		}
 		n.mu.Unlock()
+		for _, in := range ins {
+			in.closeConn()
+		}
 	})
 	n.wg.Wait()
 	return nil

@@ -7,6 +7,7 @@ package clustertest
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"strconv"
@@ -19,9 +20,9 @@ import (
 
 // Faults are the faults injected on traffic from one endpoint to another.
 // Drop, Duplicate and Reorder are probabilities in [0, 1], applied to each
-// gossip packet and to each replication frame (the stream is cut at the
-// cluster's frame boundaries; a connection is otherwise reliable and
-// ordered, like TCP).
+// replication frame (SetFaults: the stream is cut at the cluster's frame
+// boundaries, the connection otherwise staying reliable and ordered) or to
+// each gossip packet (SetGossipFaults).
 type Faults struct {
 	// Drop loses the packet or frame.
 	Drop float64
@@ -42,13 +43,17 @@ func (f Faults) reorderBy() time.Duration { return 2*f.Delay + 5*time.Millisecon
 type Stats struct {
 	FramesDropped, FramesDuplicated, FramesReordered int
 	PacketsDropped                                   int
+	// Dials counts connection attempts by kind ("gossip", "replication"),
+	// refused ones included.
+	Dials map[string]int
 }
 
 // Network is an in-memory network of endpoints addressed "IP:port".
 type Network struct {
 	mu        sync.Mutex
 	endpoints map[string]*Endpoint
-	faultsBy  map[[2]string]Faults // by (from, to); "" matches any
+	faultsBy  map[[2]string]Faults // replication frames, by (from, to); "" matches any
+	gossipBy  map[[2]string]Faults // gossip packets
 	cut       map[[2]string]bool   // partitions, both directions stored
 	rng       *rand.Rand
 	stats     Stats
@@ -59,7 +64,8 @@ type Network struct {
 // reproducible.
 func NewNetwork(seed uint64) *Network {
 	return &Network{
-		endpoints: map[string]*Endpoint{}, faultsBy: map[[2]string]Faults{}, cut: map[[2]string]bool{},
+		endpoints: map[string]*Endpoint{}, faultsBy: map[[2]string]Faults{}, gossipBy: map[[2]string]Faults{},
+		cut: map[[2]string]bool{},
 		rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 	}
 }
@@ -102,23 +108,30 @@ func (n *Network) Listen(addr string) (*Endpoint, error) {
 	return e, nil
 }
 
-// SetFaults sets the faults on traffic from one address to another; ""
-// stands for any address. Faults(from, to) uses the most specific rule.
-func (n *Network) SetFaults(from, to string, f Faults) {
+// SetFaults sets the faults on replication frames from one address to
+// another; "" stands for any address. The most specific rule applies.
+func (n *Network) SetFaults(from, to string, f Faults) { n.setFaults(n.faultsBy, from, to, f) }
+
+// SetGossipFaults sets the faults on gossip packets, as SetFaults.
+func (n *Network) SetGossipFaults(from, to string, f Faults) { n.setFaults(n.gossipBy, from, to, f) }
+
+func (n *Network) setFaults(m map[[2]string]Faults, from, to string, f Faults) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if f.none() {
-		delete(n.faultsBy, [2]string{from, to})
+		delete(m, [2]string{from, to})
 	} else {
-		n.faultsBy[[2]string{from, to}] = f
+		m[[2]string{from, to}] = f
 	}
 }
 
-func (n *Network) faults(from, to string) Faults {
+func (n *Network) faults(from, to string) Faults { return n.lookup(n.faultsBy, from, to) }
+
+func (n *Network) lookup(m map[[2]string]Faults, from, to string) Faults {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, k := range [][2]string{{from, to}, {from, ""}, {"", to}, {"", ""}} {
-		if f, ok := n.faultsBy[k]; ok {
+		if f, ok := m[k]; ok {
 			return f
 		}
 	}
@@ -144,7 +157,9 @@ func (n *Network) count(f func(*Stats)) {
 func (n *Network) Stats() Stats {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.stats
+	s := n.stats
+	s.Dials = maps.Clone(n.stats.Dials)
+	return s
 }
 
 // Partition cuts a and b apart: their connections break, packets between
@@ -240,6 +255,12 @@ func (n *Network) dial(from *Endpoint, addr string, timeout time.Duration, kind 
 	if from.isDown() {
 		return nil, net.ErrClosed
 	}
+	n.count(func(s *Stats) {
+		if s.Dials == nil {
+			s.Dials = map[string]int{}
+		}
+		s.Dials[kind+" "+from.addr+" "+addr]++
+	})
 	to, ok := n.reachable(from.addr, addr)
 	if !ok {
 		return nil, fmt.Errorf("dial %s: %w", addr, errRefused)
@@ -280,7 +301,7 @@ func (n *Network) sendPacket(from *Endpoint, b []byte, addr string) error {
 	if !ok {
 		return nil // lost, as UDP
 	}
-	f := n.faults(from.addr, addr)
+	f := n.lookup(n.gossipBy, from.addr, addr)
 	if n.chance(f.Drop) {
 		n.count(func(s *Stats) { s.PacketsDropped++ })
 		return nil
