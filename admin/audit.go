@@ -1,0 +1,116 @@
+package admin
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// AuditEntry records one change of a member: who made it, from where,
+// what it changed, the values before and after, and when. Changes made by
+// the balancer itself (a drain that finished, a member announcing it is
+// draining) and by the configuration file are recorded too.
+type AuditEntry struct {
+	ID   uint64    `json:"id"`
+	Time time.Time `json:"time"`
+	// Actor is who made the change: "read-write token" for the API,
+	// "config" for the configuration file, "balancer" for the balancer
+	// itself, "member" for the member's own announcement.
+	Actor string `json:"actor"`
+	// Operator is the name the client gave in the X-Tether-Operator header
+	// (tether ctl sends user@host). Self-declared: not authenticated.
+	Operator string `json:"operator,omitempty"`
+	// Remote is the client's address.
+	Remote   string `json:"remote,omitempty"`
+	Balancer string `json:"balancer"`
+	Member   string `json:"member,omitempty"`
+	// Action is "state", "weight", "add", "remove" or "forget" (a run-time
+	// change the configuration file overrode).
+	Action string      `json:"action"`
+	Before *AuditValue `json:"before,omitempty"`
+	After  *AuditValue `json:"after,omitempty"`
+	// Reason is the client's reason, or what made an automatic change.
+	Reason string `json:"reason,omitempty"`
+}
+
+// AuditValue is the part of a member an audit entry is about.
+type AuditValue struct {
+	State  string `json:"state,omitempty"`
+	Weight int    `json:"weight,omitempty"`
+	URL    string `json:"url,omitempty"`
+}
+
+// auditLog keeps the latest entries in memory, writes each to the logger,
+// and wakes the live feeds.
+type auditLog struct {
+	logger *slog.Logger
+	now    func() time.Time
+
+	mu      sync.Mutex
+	next    uint64
+	entries []AuditEntry // ring of at most size, oldest first from head
+	head    int
+	size    int
+	changed chan struct{} // closed and replaced on every add
+}
+
+func newAuditLog(size int, logger *slog.Logger, now func() time.Time) *auditLog {
+	return &auditLog{logger: logger, now: now, size: size, next: 1, changed: make(chan struct{})}
+}
+
+// add stamps e with an id and the time, keeps it and logs it.
+func (l *auditLog) add(e AuditEntry) AuditEntry {
+	l.mu.Lock()
+	e.ID, e.Time = l.next, l.now()
+	l.next++
+	if len(l.entries) < l.size {
+		l.entries = append(l.entries, e)
+	} else {
+		l.entries[l.head] = e
+		l.head = (l.head + 1) % l.size
+	}
+	close(l.changed)
+	l.changed = make(chan struct{})
+	l.mu.Unlock()
+
+	attrs := []slog.Attr{
+		slog.Uint64("id", e.ID), slog.String("actor", e.Actor), slog.String("balancer", e.Balancer),
+		slog.String("member", e.Member), slog.String("action", e.Action),
+	}
+	if e.Operator != "" {
+		attrs = append(attrs, slog.String("operator", e.Operator))
+	}
+	if e.Remote != "" {
+		attrs = append(attrs, slog.String("remote", e.Remote))
+	}
+	if e.Before != nil {
+		attrs = append(attrs, slog.Any("before", *e.Before))
+	}
+	if e.After != nil {
+		attrs = append(attrs, slog.Any("after", *e.After))
+	}
+	if e.Reason != "" {
+		attrs = append(attrs, slog.String("reason", e.Reason))
+	}
+	l.logger.LogAttrs(context.Background(), slog.LevelInfo, "audit", attrs...)
+	return e
+}
+
+// since returns up to limit entries with an id above after, oldest first,
+// and a channel closed at the next add.
+func (l *auditLog) since(after uint64, limit int) ([]AuditEntry, <-chan struct{}) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []AuditEntry
+	for i := range l.entries {
+		e := l.entries[(l.head+i)%len(l.entries)]
+		if e.ID > after {
+			out = append(out, e)
+		}
+	}
+	if len(out) > limit {
+		out = out[len(out)-limit:]
+	}
+	return out, l.changed
+}
