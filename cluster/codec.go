@@ -223,6 +223,7 @@ const (
 type helloMsg struct {
 	cluster  string
 	node     string
+	addr     string // where the dialer listens, for the acceptor's own link back
 	inc      uint64 // the dialer's incarnation: random per process start
 	auth     byte
 	nonce    []byte
@@ -234,6 +235,7 @@ func (*helloMsg) kind() MessageType { return msgHello }
 func (m *helloMsg) encode(e *enc) {
 	e.str(m.cluster)
 	e.str(m.node)
+	e.str(m.addr)
 	e.uv(m.inc)
 	e.u8(m.auth)
 	e.bytes(m.nonce)
@@ -243,8 +245,8 @@ func (m *helloMsg) encode(e *enc) {
 
 func decodeHello(d *dec) *helloMsg {
 	return &helloMsg{
-		cluster: d.str(maxNameLen, "cluster"), node: d.str(maxNameLen, "node"), inc: d.uv(),
-		auth: d.u8(), nonce: d.bytes(nonceLen, "nonce"), firstSeq: d.uv(), ready: d.boolean(),
+		cluster: d.str(maxNameLen, "cluster"), node: d.str(maxNameLen, "node"), addr: d.str(maxNameLen, "addr"),
+		inc: d.uv(), auth: d.u8(), nonce: d.bytes(nonceLen, "nonce"), firstSeq: d.uv(), ready: d.boolean(),
 	}
 }
 

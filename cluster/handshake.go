@@ -43,6 +43,7 @@ const (
 type handshakeConfig struct {
 	cluster  string
 	node     string
+	addr     string // this node's advertised address
 	inc      uint64
 	psk      []byte
 	tls      *tls.Config
@@ -53,6 +54,7 @@ type handshakeConfig struct {
 // peerInfo is what a handshake learns about the other side.
 type peerInfo struct {
 	node     string
+	addr     string // acceptor side: the dialer's advertised address
 	inc      uint64
 	ready    bool
 	firstSeq uint64 // acceptor side: the dialer's oldest resendable seq
@@ -75,7 +77,7 @@ func clientHandshake(conn net.Conn, cfg *handshakeConfig, firstSeq uint64, ready
 		conn = tc
 	}
 	f := newFramer(conn, maxHandshakeFrame)
-	hello := &helloMsg{cluster: cfg.cluster, node: cfg.node, inc: cfg.inc, nonce: randomBytes(nonceLen),
+	hello := &helloMsg{cluster: cfg.cluster, node: cfg.node, addr: cfg.addr, inc: cfg.inc, nonce: randomBytes(nonceLen),
 		firstSeq: firstSeq, ready: ready}
 	if cfg.psk != nil {
 		hello.auth = authPSK
@@ -158,7 +160,7 @@ func serverHandshake(conn net.Conn, cfg *handshakeConfig, ready func() bool,
 		reject(f, err)
 		return nil, info, err
 	}
-	info = peerInfo{node: hello.node, inc: hello.inc, ready: hello.ready, firstSeq: hello.firstSeq}
+	info = peerInfo{node: hello.node, addr: hello.addr, inc: hello.inc, ready: hello.ready, firstSeq: hello.firstSeq}
 	ch := &challengeMsg{cluster: cfg.cluster, node: cfg.node, inc: cfg.inc, nonce: randomBytes(nonceLen)}
 	th := transcript(hp, ch)
 	if cfg.psk != nil {

@@ -95,7 +95,7 @@ func (n *Node) serveInbound(c net.Conn) {
 	}
 	in.conn = ic
 	in.mu.Unlock()
-	n.contact(info.node, info.inc, info.ready, gap)
+	n.contact(info.node, info.addr, info.inc, info.ready, gap)
 
 	stop := make(chan struct{})
 	n.wg.Add(1)

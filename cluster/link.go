@@ -215,7 +215,7 @@ func (l *link) connect() (net.Conn, *framer, error) {
 	l.conn, l.connected = c, true
 	l.progress, l.rto = time.Now(), rtoBase
 	l.mu.Unlock()
-	l.n.contact(l.peer, info.inc, info.ready, false)
+	l.n.contact(l.peer, "", info.inc, info.ready, false)
 	return c, f, nil
 }
 

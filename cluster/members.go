@@ -121,15 +121,7 @@ func (n *Node) memberUp(m *memberlist.Node) {
 		gone = n.setIncLocked(p, inc)
 		p.ready = p.ready || ready
 	}
-	if p.out == nil {
-		p.out = newLink(n, p.name, p.addr)
-		links := append(append([]*link(nil), *n.links.Load()...), p.out)
-		n.links.Store(&links)
-		n.wg.Add(1)
-		go p.out.run()
-	} else {
-		p.out.setAlive(true, p.addr)
-	}
+	n.ensureLinkLocked(p)
 	n.maybePullLocked(p, false)
 	n.notifyLocked()
 	mem := p.member()
@@ -138,6 +130,23 @@ func (n *Node) memberUp(m *memberlist.Node) {
 		n.peerGone(m.Name)
 	}
 	n.obs.MemberChanged(mem)
+}
+
+// ensureLinkLocked starts the outgoing link to a live peer whose address
+// is known, or revives it; n.mu must be held.
+func (n *Node) ensureLinkLocked(p *peer) {
+	if p.addr == "" || n.closed() {
+		return
+	}
+	if p.out != nil {
+		p.out.setAlive(true, p.addr)
+		return
+	}
+	p.out = newLink(n, p.name, p.addr)
+	links := append(append([]*link(nil), *n.links.Load()...), p.out)
+	n.links.Store(&links)
+	n.wg.Add(1)
+	go p.out.run()
 }
 
 func (n *Node) memberDown(name string) {
@@ -195,9 +204,15 @@ func (n *Node) peerGone(name string) {
 // contact is called after a successful handshake with a peer, in either
 // direction: it records the peer's incarnation and readiness, and pulls
 // its state when this node may have missed some of it.
-func (n *Node) contact(name string, inc uint64, ready, gap bool) {
+func (n *Node) contact(name, addr string, inc uint64, ready, gap bool) {
 	n.mu.Lock()
 	p := n.peerLocked(name)
+	if p.out == nil && addr != "" && p.state == MemberAlive {
+		// The peer dialed before gossip told this node about it: link back
+		// to the address it announced (gossip corrects it if need be).
+		p.addr = addr
+		n.ensureLinkLocked(p)
+	}
 	gone := n.setIncLocked(p, inc)
 	p.contacted = true
 	p.ready = p.ready || ready
@@ -243,6 +258,7 @@ func (n *Node) maybePullLocked(p *peer, contact bool) {
 	}
 	p.pulledInc = p.inc
 	req := n.newReq()
+	n.log.Debug("cluster: pulling state", "from", p.name, "req", req)
 	s := &pull{peer: p.name, done: make(chan struct{})}
 	n.syncs[req] = s
 	if !p.out.enqueue(msgSyncRequest, encodeBody(&syncRequestMsg{req: req})) {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +23,7 @@ import (
 type Node struct {
 	opts  Options
 	name  string
+	addr  string // advertised host:port
 	inc   uint64 // incarnation: random per Node, tells a restarted node from its past self
 	log   *slog.Logger
 	logs  *logLimiter
@@ -87,6 +89,15 @@ func New(opts Options) (*Node, error) {
 		}
 		n.tr = t
 	}
+	ip, port, err := n.tr.FinalAdvertiseAddr("", 0)
+	if err != nil {
+		_ = n.tr.Shutdown()
+		return nil, err
+	}
+	n.addr = net.JoinHostPort(ip.String(), strconv.Itoa(port))
+	n.hs.addr = n.addr
+	// memberlist reports members from inside Create (peers may join at
+	// once): everything the event handlers use is set by now.
 	ml, err := memberlist.Create(n.memberlistConfig())
 	if err != nil {
 		_ = n.tr.Shutdown()
@@ -113,7 +124,7 @@ func randomIncarnation() uint64 {
 func (n *Node) Name() string { return n.name }
 
 // Addr returns the address other nodes reach this node at.
-func (n *Node) Addr() string { return n.ml.LocalNode().Address() }
+func (n *Node) Addr() string { return n.addr }
 
 // Ready returns a channel closed once the node has received the state of
 // the peers that were alive when it started (or found none). Until then

@@ -28,6 +28,7 @@ func (n *Node) streamState(peer string, req uint64) {
 	}
 	n.mu.Unlock()
 	if l == nil {
+		n.log.Warn("cluster: state requested by a peer with no known address", "peer", peer)
 		return
 	}
 	chunk := &syncChunkMsg{req: req}

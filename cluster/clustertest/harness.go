@@ -65,8 +65,38 @@ func New(t testing.TB, cfg Config) *Harness {
 		}()
 	}
 	wg.Wait()
-	h.WaitReady(10*time.Second, h.all()...)
+	h.WaitSettled(10 * time.Second)
 	return h
+}
+
+// WaitSettled waits until every running node is ready and sees every
+// other running node alive and ready.
+func (h *Harness) WaitSettled(timeout time.Duration) {
+	h.T.Helper()
+	Eventually(h.T, timeout, func() error {
+		running := map[string]bool{}
+		for i := range h.addrs {
+			if h.Node(i) != nil {
+				running[h.Name(i)] = true
+			}
+		}
+		for i := range h.addrs {
+			n := h.Node(i)
+			if n == nil {
+				continue
+			}
+			seen := 0
+			for _, m := range n.Members() {
+				if running[m.Name] && m.Ready && m.State == cluster.MemberAlive {
+					seen++
+				}
+			}
+			if seen != len(running) {
+				return fmt.Errorf("%s sees %d of %d nodes alive and ready: %+v", h.Name(i), seen, len(running), n.Members())
+			}
+		}
+		return nil
+	})
 }
 
 func (h *Harness) all() []int {
