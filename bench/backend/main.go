@@ -9,6 +9,9 @@
 // session: Set-Cookie: JSESSIONID=<32 hex digits>.<route>; Path=/.
 // Connections are kept alive and pipelined requests are answered in order.
 //
+// With --nethttp it answers the same through net/http.Server instead, to
+// measure what the standard library's server costs.
+//
 // It speaks just enough HTTP/1.1 for load generators and proxies: request
 // bodies with Content-Length are read and discarded, chunked request
 // bodies are refused (501), and a request line or header block over 16 KiB
@@ -26,6 +29,7 @@ import (
 func main() {
 	listen := flag.String("listen", "127.0.0.1:9001", "address to listen on")
 	rt := flag.String("route", "n1", "route of this member, the suffix of the session ids it creates")
+	stdlib := flag.Bool("nethttp", false, "serve through net/http.Server instead (slower; to measure net/http)")
 	flag.Parse()
 	if *rt == "" || flag.NArg() > 0 {
 		flag.Usage()
@@ -36,5 +40,9 @@ func main() {
 		log.Fatal(err)
 	}
 	fmt.Fprintf(os.Stderr, "backend %s listening on %s\n", *rt, ln.Addr())
-	log.Fatal(newServer(*rt).serve(ln))
+	s := newServer(*rt)
+	if *stdlib {
+		log.Fatal(s.serveNetHTTP(ln))
+	}
+	log.Fatal(s.serve(ln))
 }

@@ -11,18 +11,29 @@ import (
 
 // start runs a backend for route on a free loopback port.
 func start(t *testing.T, rt string) string {
+	return startWith(t, rt, (*server).serve)
+}
+
+func startWith(t *testing.T, rt string, serve func(*server, net.Listener) error) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	go newServer(rt).serve(ln)
+	go serve(newServer(rt), ln)
 	return ln.Addr().String()
 }
 
 func TestResponses(t *testing.T) {
-	addr := start(t, "n2")
+	for name, serve := range map[string]func(*server, net.Listener) error{
+		"raw": (*server).serve, "nethttp": (*server).serveNetHTTP,
+	} {
+		t.Run(name, func(t *testing.T) { testResponses(t, startWith(t, "n2", serve)) })
+	}
+}
+
+func testResponses(t *testing.T, addr string) {
 	client := &http.Client{Transport: &http.Transport{}}
 	t.Cleanup(client.CloseIdleConnections)
 	for _, tc := range []struct {

@@ -14,7 +14,7 @@ func gnuplot(cases []result, png string) string {
 	var modes, targets []string
 	at := map[[2]string]result{}
 	for _, c := range cases {
-		if c.target == "direct" {
+		if strings.HasPrefix(c.target, "direct") {
 			continue
 		}
 		if !slices.Contains(modes, c.mode) {

@@ -9,6 +9,8 @@ import (
 var targetNames = map[string]string{
 	"direct": "direct (wrk → one backend)", "tether": "**Tether**", "haproxy": "HAProxy",
 	"nginx": "nginx", "httpd": "Apache httpd",
+	"direct-nethttp": "direct, net/http.Server backend", "proto-nethttp": "Go net/http proxy (bare)",
+	"proto-raw": "Go raw HTTP/1.1 proxy (prototype)",
 }
 
 func targetName(t string) string {

@@ -127,7 +127,7 @@ type result struct {
 
 // Order of targets and modes in tables and charts.
 var (
-	targetOrder = []string{"direct", "tether", "haproxy", "nginx", "httpd"}
+	targetOrder = []string{"direct", "tether", "haproxy", "nginx", "httpd", "direct-nethttp", "proto-nethttp", "proto-raw"}
 	modeOrder   = []string{"sticky", "new", "big", "c1000"}
 )
 

@@ -1,0 +1,235 @@
+# shellcheck shell=bash
+# bench/peers.sh: the targets of bench/compare and how to start them: Tether,
+# HAProxy, nginx and Apache httpd with equivalent sticky configurations over
+# the backends n1..n3 of lib.sh, and "direct" (one backend alone). Sourced
+# after lib.sh, not run.
+#
+# Equivalence: every proxy keeps client and member connections alive,
+# routes a request whose JSESSIONID ends in ".nX" (the text after the first
+# dot) to member nX, spreads requests without one round robin, adds
+# X-Forwarded-For, logs no requests, and runs as one process (or one worker
+# process) on one core.
+
+PORT_tether=$((PORT_BASE + 1)) PORT_haproxy=$((PORT_BASE + 2))
+PORT_nginx=$((PORT_BASE + 3)) PORT_httpd=$((PORT_BASE + 4)) PORT_direct=$DIRECT_PORT
+# Design experiments (bench/protoproxy, backend --nethttp); not in the default run.
+PORT_proto_nethttp=$((PORT_BASE + 5)) PORT_proto_raw=$((PORT_BASE + 6)) PORT_direct_nethttp=$((PORT_BASE + 7))
+PEERS="direct tether haproxy nginx httpd"
+# BENCH_GOENV adds environment to the Go targets (Tether, protoproxy and the
+# direct backends), e.g. BENCH_GOENV="GOGC=400" to try a GC setting.
+GOENV=${BENCH_GOENV:-}
+EXPERIMENTS="direct-nethttp proto-nethttp proto-raw"
+P1=${BACKEND_PORTS[0]} P2=${BACKEND_PORTS[1]} P3=${BACKEND_PORTS[2]}
+
+# write_peer_configs: every target's configuration into $WORK.
+write_peer_configs() {
+	write_tether_config "$WORK/tether.yaml" "$PORT_tether"
+	write_haproxy_config
+	write_nginx_config
+	write_httpd_config
+}
+
+# write_haproxy_config: one thread; use-server on the cookie's route.
+# File descriptors: 10,000 idle clients plus the member connections. When
+# the hard limit is below what HAProxy wants for maxconn (two per
+# connection), "no strict-limits" lets it start with what there is.
+write_haproxy_config() {
+	cat >"$WORK/haproxy.cfg" <<EOF
+global
+	nbthread 1
+	maxconn 12000
+	no strict-limits
+defaults
+	mode http
+	option http-keep-alive
+	option forwardfor
+	timeout connect 2s
+	timeout client 30s
+	timeout server 30s
+	timeout http-keep-alive 120s
+	maxconn 12000
+frontend fe
+	bind 127.0.0.1:$PORT_haproxy
+	default_backend members
+backend members
+	balance roundrobin
+	use-server n1 if { req.cook(JSESSIONID),field(2,.) -m str n1 }
+	use-server n2 if { req.cook(JSESSIONID),field(2,.) -m str n2 }
+	use-server n3 if { req.cook(JSESSIONID),field(2,.) -m str n3 }
+	server n1 127.0.0.1:$P1
+	server n2 127.0.0.1:$P2
+	server n3 127.0.0.1:$P3
+EOF
+}
+
+# nginx_upstream NAME PORT...: an upstream keeping idle connections.
+nginx_upstream() {
+	local name=$1 p
+	shift
+	echo "	upstream $name {"
+	for p in "$@"; do echo "		server 127.0.0.1:$p;"; done
+	echo "		keepalive 64;"
+	echo "		keepalive_requests 1000000;"
+	echo "	}"
+}
+
+# write_nginx_config: one worker process; a map on the cookie's route picks
+# a one-member upstream, the default is a round-robin upstream.
+write_nginx_config() {
+	local nofile
+	nofile=$(ulimit -n)
+	mkdir -p "$WORK/nginx/tmp"
+	cat >"$WORK/nginx/nginx.conf" <<EOF
+daemon off;
+worker_processes 1;
+worker_rlimit_nofile $nofile;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events {
+	worker_connections $((nofile - 100));
+}
+http {
+	access_log off;
+	client_body_temp_path $WORK/nginx/tmp/body;
+	proxy_temp_path $WORK/nginx/tmp/proxy;
+	fastcgi_temp_path $WORK/nginx/tmp/fastcgi;
+	uwsgi_temp_path $WORK/nginx/tmp/uwsgi;
+	scgi_temp_path $WORK/nginx/tmp/scgi;
+	keepalive_timeout 120s;
+	keepalive_requests 1000000;
+	# The route is the text after the first dot of JSESSIONID.
+	map \$cookie_JSESSIONID \$members {
+		"~^[^.]*\\.n1\$" n1;
+		"~^[^.]*\\.n2\$" n2;
+		"~^[^.]*\\.n3\$" n3;
+		default roundrobin;
+	}
+$(nginx_upstream n1 "$P1")
+$(nginx_upstream n2 "$P2")
+$(nginx_upstream n3 "$P3")
+$(nginx_upstream roundrobin "$P1" "$P2" "$P3")
+	server {
+		listen 127.0.0.1:$PORT_nginx backlog=4096;
+		location / {
+			proxy_pass http://\$members;
+			proxy_http_version 1.1;
+			proxy_set_header Connection "";
+			proxy_set_header Host \$host;
+			proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+			proxy_set_header X-Forwarded-Host \$host;
+			proxy_set_header X-Forwarded-Proto \$scheme;
+		}
+	}
+}
+EOF
+}
+
+# write_httpd_config: mod_proxy_balancer, stickysession=JSESSIONID|jsessionid,
+# route= per member, event MPM; its own pid, log and runtime paths.
+write_httpd_config() {
+	local user="" mods=/usr/lib/apache2/modules
+	mkdir -p "$WORK/httpd"
+	if [[ $(id -u) -eq 0 ]]; then # httpd refuses to serve as root
+		user="User www-data"$'\n'"Group www-data"
+		id www-data >/dev/null 2>&1 || user="User nobody"$'\n'"Group nogroup"
+	fi
+	cat >"$WORK/httpd/httpd.conf" <<EOF
+ServerRoot $WORK/httpd
+ServerName 127.0.0.1
+Listen 127.0.0.1:$PORT_httpd
+PidFile $WORK/httpd/httpd.pid
+DefaultRuntimeDir $WORK/httpd
+ErrorLog $WORK/httpd/error.log
+LogLevel warn
+$user
+LoadModule mpm_event_module $mods/mod_mpm_event.so
+LoadModule authz_core_module $mods/mod_authz_core.so
+LoadModule slotmem_shm_module $mods/mod_slotmem_shm.so
+LoadModule proxy_module $mods/mod_proxy.so
+LoadModule proxy_http_module $mods/mod_proxy_http.so
+LoadModule proxy_balancer_module $mods/mod_proxy_balancer.so
+LoadModule lbmethod_byrequests_module $mods/mod_lbmethod_byrequests.so
+# One process. A thread is httpd's unit of concurrency (one per request in
+# flight, held during the member's answer), not of parallelism: all share
+# the one core. With 64 threads it closes keep-alive connections at 1,000
+# clients (wrk read errors), so it gets 1,024. Idle keep-alive connections
+# wait in the event loop without a thread, up to 1,024 + 16 x idle threads.
+StartServers 1
+ServerLimit 1
+ThreadLimit 1024
+ThreadsPerChild 1024
+MaxRequestWorkers 1024
+MinSpareThreads 1
+MaxSpareThreads 1024
+AsyncRequestWorkerFactor 16
+MaxConnectionsPerChild 0
+ListenBacklog 4096
+KeepAlive On
+MaxKeepAliveRequests 0
+KeepAliveTimeout 120
+Timeout 30
+ProxyRequests Off
+<Proxy "balancer://members">
+	BalancerMember "http://127.0.0.1:$P1" route=n1
+	BalancerMember "http://127.0.0.1:$P2" route=n2
+	BalancerMember "http://127.0.0.1:$P3" route=n3
+	ProxySet stickysession=JSESSIONID|jsessionid lbmethod=byrequests
+</Proxy>
+ProxyPass "/" "balancer://members/"
+EOF
+}
+
+# start_target NAME: start it pinned to the proxy core; sets TARGET_PID and
+# TARGET_URL.
+start_target() {
+	local name=$1 port members
+	port=PORT_${name//-/_}
+	port=${!port}
+	port_free "$port" || die "port $port is in use; set BENCH_PORT_BASE"
+	members="n1=127.0.0.1:$P1,n2=127.0.0.1:$P2,n3=127.0.0.1:$P3"
+	case $name in
+	direct) start_proc direct "$PROXY_CPU" env GOMAXPROCS=1 $GOENV "$WORK/bin/backend" --listen "127.0.0.1:$port" --route n2 ;;
+	direct-nethttp) start_proc "$name" "$PROXY_CPU" env GOMAXPROCS=1 $GOENV "$WORK/bin/backend" --nethttp --listen "127.0.0.1:$port" --route n2 ;;
+	proto-*) start_proc "$name" "$PROXY_CPU" env GOMAXPROCS=1 $GOENV "$WORK/bin/protoproxy" --engine "${name#proto-}" --listen "127.0.0.1:$port" --members "$members" ;;
+	tether) start_proc tether "$PROXY_CPU" env GOMAXPROCS=1 $GOENV "$WORK/bin/tether" serve --config "$WORK/tether.yaml" ;;
+	haproxy) start_proc haproxy "$PROXY_CPU" haproxy -db -f "$WORK/haproxy.cfg" ;;
+	nginx) start_proc nginx "$PROXY_CPU" nginx -p "$WORK/nginx" -e "$WORK/nginx/error.log" -c "$WORK/nginx/nginx.conf" ;;
+	httpd) start_proc httpd "$PROXY_CPU" apache2 -d "$WORK/httpd" -f "$WORK/httpd/httpd.conf" -DFOREGROUND ;;
+	esac
+	TARGET_PID=$LAST_PID
+	TARGET_URL="http://127.0.0.1:$port"
+	wait_http "$name" "$TARGET_PID" "$TARGET_URL/"
+}
+
+# verify NAME URL: sticky requests all reach n2, new sessions reach every
+# member and get that member's cookie, /big is 64 KiB.
+verify() {
+	local name=$1 url=$2 i body
+	# New sessions first: httpd's byrequests counts sticky requests too, and
+	# would then send the next new sessions elsewhere.
+	[[ $name == direct* ]] || verify_new "$name" "$url"
+	for ((i = 0; i < 10; i++)); do
+		body=$(curl -sf --max-time 5 -H "Cookie: $STICKY_COOKIE" "$url/") || die "$name: sticky request failed"
+		[[ $body == "node n2" ]] || die "$name is not sticky: a request for n2 reached '$body'"
+	done
+	body=$(curl -sf --max-time 5 -H "Cookie: $STICKY_COOKIE" -o /dev/null -w '%{size_download}' "$url/big") ||
+		die "$name: /big failed"
+	[[ $body == 65536 ]] || die "$name: /big returned $body bytes, want 65536"
+}
+
+# verify_new NAME URL: six requests without a cookie reach every member and
+# each gets a new session naming the member that answered.
+verify_new() {
+	local name=$1 url=$2 i body hdr seen=""
+	for ((i = 0; i < 6; i++)); do
+		hdr=$(curl -sf --max-time 5 -D - -o "$WORK/body" "$url/") || die "$name: new-session request failed"
+		body=$(<"$WORK/body")
+		[[ $body == node\ n[123] ]] || die "$name: unexpected body '$body'"
+		grep -qi "^Set-Cookie: JSESSIONID=[0-9a-f]*\.${body#node }; Path=/" <<<"$hdr" ||
+			die "$name: the new session's cookie does not name ${body#node }: $hdr"
+		seen+=" ${body#node }"
+	done
+	for i in n1 n2 n3; do
+		[[ $seen == *"$i"* ]] || die "$name: 6 new sessions never reached $i (reached:$seen)"
+	done
+}
