@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"log/slog"
+	"os"
 
 	"github.com/tetherlb/tether/config"
 )
@@ -18,16 +19,34 @@ type ServeOptions struct {
 	Reload <-chan struct{}
 	// Started, if set, is called once everything listens.
 	Started func(*Server)
+	// Getenv reads the environment (TETHER_MANAGER_TOKEN). Default os.Getenv.
+	Getenv func(string) string
+}
+
+func (o ServeOptions) getenv(k string) string {
+	if o.Getenv == nil {
+		return os.Getenv(k)
+	}
+	return o.Getenv(k)
 }
 
 // Serve runs the configuration at o.ConfigPath until ctx is done, then
 // shuts down gracefully within the configured shutdown timeout.
 func Serve(ctx context.Context, cfg config.Config, o ServeOptions) error {
-	srv, err := NewServer(cfg, o.Logger)
+	mg, err := newManaged(cfg, o)
 	if err != nil {
 		return err
 	}
-	if err := srv.Start(); err != nil {
+	srv, err := newServer(mg.effective(cfg), o.Logger, mg.hooks())
+	if err != nil {
+		mg.shutdown(0)
+		return err
+	}
+	if err = srv.Start(); err == nil {
+		err = mg.start(srv)
+	}
+	if err != nil {
+		mg.shutdown(0)
 		srv.Shutdown(0)
 		return err
 	}
@@ -38,6 +57,7 @@ func Serve(ctx context.Context, cfg config.Config, o ServeOptions) error {
 		select {
 		case <-ctx.Done():
 			o.Logger.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+			mg.shutdown(cfg.ShutdownTimeout)
 			srv.Shutdown(cfg.ShutdownTimeout)
 			return nil
 		case <-o.Reload:
@@ -46,7 +66,8 @@ func Serve(ctx context.Context, cfg config.Config, o ServeOptions) error {
 				o.Logger.Error("reload refused: the running configuration is kept", "err", err)
 				continue
 			}
-			if err := srv.Reload(next, next.ShutdownTimeout); err != nil {
+			err = mg.reload(next, o, func(run config.Config) error { return srv.Reload(run, next.ShutdownTimeout) })
+			if err != nil {
 				o.Logger.Error("reload failed: the running configuration is kept", "err", err)
 				continue
 			}

@@ -37,6 +37,8 @@ type Server struct {
 	balancers map[string]*balancer.Balancer
 	members   map[string][]balancer.MemberConfig // as last configured, for Reload
 	listeners map[string]*listener
+	hooks     hooks    // attached to every balancer
+	mgr       *managed // the manager, if one runs
 }
 
 // listener is one address with the balancers it serves.
@@ -56,7 +58,11 @@ func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // NewServer builds the balancers of cfg. Nothing listens until Start.
 func NewServer(cfg config.Config, logger *slog.Logger) (*Server, error) {
-	s := &Server{logger: logger, balancers: map[string]*balancer.Balancer{}, members: map[string][]balancer.MemberConfig{}, listeners: map[string]*listener{}}
+	return newServer(cfg, logger, hooks{})
+}
+
+func newServer(cfg config.Config, logger *slog.Logger, h hooks) (*Server, error) {
+	s := &Server{logger: logger, hooks: h, balancers: map[string]*balancer.Balancer{}, members: map[string][]balancer.MemberConfig{}, listeners: map[string]*listener{}}
 	if err := s.apply(cfg); err != nil {
 		s.closeAll()
 		return nil, err
@@ -103,6 +109,7 @@ func (s *Server) apply(cfg config.Config) error {
 		if err != nil {
 			return err
 		}
+		opts.Observer, opts.OnStateChange = s.hooks.observer, s.hooks.onStateChange
 		ms, err := memberConfigs(b)
 		if err != nil {
 			return err

@@ -1,0 +1,290 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tetherlb/tether/admin"
+	"github.com/tetherlb/tether/balancer"
+	"github.com/tetherlb/tether/config"
+	"github.com/tetherlb/tether/metrics"
+)
+
+// TokenEnv is the environment variable holding the manager's token when
+// the file gives neither manager.token nor manager.token_file.
+const TokenEnv = "TETHER_MANAGER_TOKEN"
+
+// minTokenBytes is the token length below which serve warns: a token
+// should carry at least 128 random bits.
+const minTokenBytes = 16
+
+// hooks are what the composition root attaches to every balancer.
+type hooks struct {
+	observer      balancer.Observer
+	onStateChange func(string, balancer.StateChange)
+}
+
+// managed is the manager of a running configuration: the admin API and
+// UI on a listener of their own, the metrics and the state file. A nil
+// *managed is no manager; its methods then do nothing.
+type managed struct {
+	mgr    *admin.Manager
+	obs    *metrics.Collector
+	src    *serverSource
+	cfg    config.Manager
+	http   *http.Server
+	ln     net.Listener
+	done   chan struct{}
+	logger *slog.Logger
+}
+
+// serverSource gives the manager and the metrics the server's balancers
+// once the server exists.
+type serverSource struct{ p atomic.Pointer[Server] }
+
+func (s *serverSource) Balancers() []*balancer.Balancer {
+	if srv := s.p.Load(); srv != nil {
+		return srv.Balancers()
+	}
+	return nil
+}
+
+func (s *serverSource) Balancer(name string) *balancer.Balancer {
+	if srv := s.p.Load(); srv != nil {
+		return srv.Balancer(name)
+	}
+	return nil
+}
+
+// newManaged reads the manager's tokens and state file. It returns nil if
+// the configuration has no manager, and an error if it has one but no
+// token: the manager never runs open.
+func newManaged(cfg config.Config, o ServeOptions) (*managed, error) {
+	if cfg.Manager == nil {
+		return nil, nil
+	}
+	rw, ro, err := managerTokens(cfg.Manager, o.getenv)
+	if err != nil {
+		return nil, err
+	}
+	if len(rw) < minTokenBytes {
+		o.Logger.Warn("manager: the token is short; use at least 16 random bytes, e.g. openssl rand -hex 32")
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	src := &serverSource{}
+	obs, err := metrics.New(metrics.Options{Registerer: reg, Source: src})
+	if err != nil {
+		return nil, err
+	}
+	mgr, err := admin.New(admin.Options{
+		Source: src, Token: rw, ReadOnlyToken: ro, AllowedOrigins: cfg.Manager.AllowedOrigins,
+		StateFile: cfg.Manager.StateFile, Baseline: baselineOf(cfg), ValidateMember: validateMember,
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelError)}),
+		Logger:  o.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("manager: %w", err)
+	}
+	return &managed{mgr: mgr, obs: obs, src: src, cfg: *cfg.Manager, logger: o.Logger}, nil
+}
+
+// managerTokens reads the read-write token (manager.token, else
+// manager.token_file, else the TETHER_MANAGER_TOKEN environment variable)
+// and the read-only one.
+func managerTokens(m *config.Manager, getenv func(string) string) (rw, ro string, err error) {
+	rw, err = tokenOf("token", m.Token, m.TokenFile)
+	if err != nil {
+		return "", "", err
+	}
+	if rw == "" {
+		rw = strings.TrimSpace(getenv(TokenEnv))
+	}
+	if rw == "" {
+		return "", "", fmt.Errorf("manager: no token: set manager.token, manager.token_file or the %s environment variable (the manager never runs without one)", TokenEnv)
+	}
+	ro, err = tokenOf("read_only_token", m.ReadOnlyToken, m.ReadOnlyTokenFile)
+	if err != nil {
+		return "", "", err
+	}
+	if ro == rw {
+		return "", "", errors.New("manager: read_only_token must differ from the token")
+	}
+	return rw, ro, nil
+}
+
+func tokenOf(field, value, file string) (string, error) {
+	if file == "" {
+		return value, nil
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("manager.%s_file: %w", field, err)
+	}
+	tok := strings.TrimSpace(string(data))
+	if tok == "" {
+		return "", fmt.Errorf("manager.%s_file %s is empty", field, file)
+	}
+	return tok, nil
+}
+
+// validateMember applies the configuration file's rules to a member added
+// through the manager.
+func validateMember(s admin.MemberSpec) error {
+	err := config.ValidateMember(&config.Member{URL: s.URL, Route: s.Route, Weight: s.Weight, State: s.State})
+	var fes config.FieldErrors
+	if errors.As(err, &fes) && len(fes) > 0 {
+		msgs := make([]string, len(fes))
+		for i, fe := range fes {
+			msgs[i] = fe.Error()
+		}
+		return &admin.FieldError{Field: fes[0].Field, Msg: strings.Join(msgs, "; ")}
+	}
+	return err
+}
+
+// baselineOf returns the members of cfg as the manager sees them.
+func baselineOf(cfg config.Config) admin.Baseline {
+	b := admin.Baseline{}
+	for _, bal := range cfg.Balancers {
+		ms := make([]admin.MemberSpec, len(bal.Members))
+		for i, m := range bal.Members {
+			ms[i] = admin.MemberSpec{Route: m.Route, URL: m.URL, Weight: m.Weight, State: m.State}
+		}
+		b[bal.Name] = ms
+	}
+	return b
+}
+
+// withMembers returns cfg with the members of eff.
+func withMembers(cfg config.Config, eff admin.Baseline) config.Config {
+	cfg.Balancers = append([]config.Balancer(nil), cfg.Balancers...)
+	for i := range cfg.Balancers {
+		b := &cfg.Balancers[i]
+		ms := eff[b.Name]
+		b.Members = make([]config.Member, len(ms))
+		for j, m := range ms {
+			b.Members[j] = config.Member{URL: m.URL, Route: m.Route, Weight: m.Weight, State: m.State}
+		}
+	}
+	return cfg
+}
+
+// effective returns cfg with the state file's run-time changes applied.
+func (m *managed) effective(cfg config.Config) config.Config {
+	if m == nil {
+		return cfg
+	}
+	return withMembers(cfg, m.mgr.Effective())
+}
+
+// hooks returns the observer and state change hook for the balancers.
+func (m *managed) hooks() hooks {
+	if m == nil {
+		return hooks{}
+	}
+	return hooks{observer: m.obs, onStateChange: m.mgr.OnStateChange}
+}
+
+// start serves the manager for srv.
+func (m *managed) start(srv *Server) error {
+	if m == nil {
+		return nil
+	}
+	m.src.p.Store(srv)
+	srv.mgr = m
+	addr := m.cfg.Listen
+	if addr == "" {
+		addr = config.DefaultManagerListen
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("manager: listen %s: %w", addr, err)
+	}
+	m.ln, m.done = ln, make(chan struct{})
+	m.http = &http.Server{
+		Handler:           m.mgr,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second, // the live feed extends it per write
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          log.New(discard{}, "", 0),
+	}
+	go func() {
+		defer close(m.done)
+		if err := m.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.logger.Error("manager stopped", "err", err)
+		}
+	}()
+	m.logger.Info("manager listening", "url", "http://"+ln.Addr().String()+"/")
+	return nil
+}
+
+// reload applies next, a new configuration file, through apply (the
+// server's Reload), with the run-time changes that still hold.
+func (m *managed) reload(next config.Config, o ServeOptions, apply func(config.Config) error) error {
+	if m == nil {
+		if next.Manager != nil {
+			o.Logger.Warn("adding a manager takes effect at the next restart")
+		}
+		return apply(next)
+	}
+	if next.Manager == nil {
+		return errors.New("removing the manager needs a restart")
+	}
+	rw, ro, err := managerTokens(next.Manager, o.getenv)
+	if err != nil {
+		return err
+	}
+	if next.Manager.Listen != m.cfg.Listen || next.Manager.StateFile != m.cfg.StateFile {
+		m.logger.Warn("manager: a new listen address or state file takes effect at the next restart")
+	}
+	err = m.mgr.Reload(baselineOf(next), func(eff admin.Baseline) error { return apply(withMembers(next, eff)) })
+	if err != nil {
+		return err
+	}
+	return m.mgr.SetAccess(rw, ro, next.Manager.AllowedOrigins)
+}
+
+// shutdown ends the live feeds and stops the manager's listener.
+func (m *managed) shutdown(timeout time.Duration) {
+	if m == nil {
+		return
+	}
+	m.mgr.Close()
+	if m.http == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := m.http.Shutdown(ctx); err != nil {
+		m.http.Close()
+	}
+	<-m.done
+}
+
+// ManagerAddr returns the address the manager listens on, or "" if none.
+func (s *Server) ManagerAddr() string {
+	if s.mgr == nil || s.mgr.ln == nil {
+		return ""
+	}
+	return s.mgr.ln.Addr().String()
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
