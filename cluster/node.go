@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"context"
 	"encoding/binary"
 	"fmt"
 	"log/slog"
@@ -267,12 +266,12 @@ func (n *Node) ackTargets() []string {
 	return out
 }
 
-// ctxTimeout returns ctx bounded by d unless it has an earlier deadline.
-func ctxTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
-		return context.WithCancel(ctx)
-	}
-	return context.WithTimeout(ctx, d)
+// isTarget reports whether a sync write may still wait for peer.
+func (n *Node) isTarget(peer string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	p := n.peers[peer]
+	return p != nil && p.live() && p.ready
 }
 
 // remoteString names a connection's remote end for logs.

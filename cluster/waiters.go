@@ -97,20 +97,35 @@ func (ws *waiters) peerGone(peer string) {
 	defer ws.mu.Unlock()
 	for _, list := range ws.byID {
 		for _, w := range append([]*waiter(nil), list...) {
-			if !w.targets[peer] {
-				continue
-			}
-			delete(w.targets, peer)
-			if w.need > w.got+len(w.targets) {
-				w.need = w.got + len(w.targets)
-			}
-			switch {
-			case w.got > 0 && w.got >= w.need:
-				ws.settleLocked(w, nil)
-			case len(w.targets) == 0:
-				ws.settleLocked(w, fmt.Errorf("%w: every peer it was sent to left", ErrNotAcknowledged))
-			}
+			ws.dropLocked(w, peer)
 		}
+	}
+}
+
+// drop stops w waiting for peers: those that died or restarted between
+// the choice of targets and the waiter's registration, which peerGone
+// could not see.
+func (ws *waiters) drop(w *waiter, peers []string) {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	for _, p := range peers {
+		ws.dropLocked(w, p)
+	}
+}
+
+func (ws *waiters) dropLocked(w *waiter, peer string) {
+	if !w.targets[peer] || w.settled {
+		return
+	}
+	delete(w.targets, peer)
+	if w.need > w.got+len(w.targets) {
+		w.need = w.got + len(w.targets)
+	}
+	switch {
+	case w.got > 0 && w.got >= w.need:
+		ws.settleLocked(w, nil)
+	case len(w.targets) == 0:
+		ws.settleLocked(w, fmt.Errorf("%w: every peer it was sent to left", ErrNotAcknowledged))
 	}
 }
 

@@ -219,6 +219,13 @@ func (n *Node) commitLocked(id string, bal ballot, version uint64, targets []str
 	var w *waiter
 	if n.opts.Ack != AckNone && len(targets) > 0 {
 		w = n.waits.add(id, bal, version, targets, n.opts.Ack)
+		var gone []string
+		for _, t := range targets {
+			if !n.isTarget(t) {
+				gone = append(gone, t)
+			}
+		}
+		n.waits.drop(w, gone)
 	}
 	n.broadcast(t, body)
 	return w
