@@ -222,8 +222,8 @@
       }
       let rate = 0;
       if (s.prev && t > s.prev.t && m.requests >= s.prev.requests) rate = (m.requests - s.prev.requests) / (t - s.prev.t);
+      if (s.prev) push(s.rps, t, rate); // the first reading has no rate yet
       s.prev = { t, requests: m.requests };
-      push(s.rps, t, rate);
       push(s.live, t, m.live_sessions);
       rps += rate; live += m.live_sessions; if (m.healthy) up++;
 
@@ -281,7 +281,9 @@
 
   function updateRow(row, m, rate) {
     row.dataset.state = m.state;
-    $('.m-url', row).textContent = m.url;
+    const u = $('.m-url', row);
+    u.textContent = m.url;
+    u.title = m.url;
     const badge = $('.m-state', row);
     badge.textContent = m.state;
     badge.dataset.state = m.state;
@@ -441,11 +443,12 @@
 
   // ---- charts ------------------------------------------------------------
 
+  // niceMax returns the top of a 4-step axis above v, with round steps.
   function niceMax(v) {
-    if (v <= 1) return 1;
-    const p = 10 ** Math.floor(Math.log10(v));
-    for (const m of [1, 2, 2.5, 5, 10]) if (v <= m * p) return m * p;
-    return 10 * p;
+    const raw = Math.max(v, 1) / 4;
+    const p = 10 ** Math.floor(Math.log10(raw));
+    for (const m of [1, 2, 2.5, 5, 10]) if (raw <= m * p) return 4 * Math.max(m * p, 0.25);
+    return 40 * p;
   }
 
   function drawChart(canvas, card, key, now) {
@@ -463,11 +466,15 @@
     const pad = { l: 44, r: 10, t: 8, b: 20 };
     const pw = w - pad.l - pad.r;
     const ph = h - pad.t - pad.b;
-    const t0 = now - WINDOW;
+    // The window grows with the history, from 30s to WINDOW.
+    let first = now;
+    for (const s of card.series.values()) if (s[key].length) first = Math.min(first, s[key][0].t);
+    const span = Math.round(Math.min(WINDOW, Math.max(30, now - first)));
+    const t0 = now - span;
     let max = 0;
     for (const s of card.series.values()) for (const p of s[key]) if (p.t >= t0) max = Math.max(max, p.v);
     max = niceMax(max);
-    const x = (t) => pad.l + ((t - t0) / WINDOW) * pw;
+    const x = (t) => pad.l + ((t - t0) / span) * pw;
     const y = (v) => pad.t + ph - (v / max) * ph;
 
     g.font = '11px system-ui, sans-serif';
@@ -484,8 +491,10 @@
     }
     g.textAlign = 'center';
     g.textBaseline = 'top';
-    for (const back of [WINDOW, 120, 60, 0]) {
-      g.fillText(back ? '-' + (back >= 60 ? back / 60 + 'm' : back + 's') : 'now', x(now - back), h - pad.b + 5);
+    for (const back of [span, Math.round(span / 2), 0]) {
+      const label = back === 0 ? 'now' : '-' + (back >= 60 && back % 60 === 0 ? back / 60 + 'm' : back + 's');
+      g.textAlign = back === span ? 'left' : back === 0 ? 'right' : 'center';
+      g.fillText(label, x(now - back), h - pad.b + 5);
     }
     g.save();
     g.beginPath(); g.rect(pad.l, pad.t - 2, pw, ph + 4); g.clip();

@@ -120,12 +120,13 @@ func Start(t testing.TB, o Options) *Browser {
 	if o.StartTimeout == 0 {
 		o.StartTimeout = 60 * time.Second
 	}
+	profile := t.TempDir() // removed after Close, registered below, has run
 	b := &Browser{t: t, http: &http.Client{Timeout: 2 * time.Minute}, done: make(chan struct{})}
 	if err := b.startDriver(driver, o.StartTimeout); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
-	if err := b.newSession(chromium, t.TempDir(), o); err != nil {
+	if err := b.newSession(chromium, profile, o); err != nil {
 		t.Fatal(err)
 	}
 	return b

@@ -1,0 +1,310 @@
+package admin
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tetherlb/tether/balancer"
+	"github.com/tetherlb/tether/internal/browsertest"
+	"github.com/tetherlb/tether/internal/proctest"
+)
+
+// The web UI in real headless Chromium: sign in with the token, see the
+// members, drain one with a click (checked through the API), data with
+// markup shown as text, and the read-only token's buttons disabled.
+//
+// A screenshot is written to $TETHER_SCREENSHOT_DIR (else a temporary
+// directory) and its path logged; TETHER_UPDATE_SCREENSHOTS=1 also
+// writes docs/img/manager.png after half a minute of traffic.
+func TestUIInChromium(t *testing.T) {
+	b := browsertest.Start(t, browsertest.Options{Width: 1440, Height: 1200})
+	docs := os.Getenv("TETHER_UPDATE_SCREENSHOTS") == "1"
+	interval := 100 * time.Millisecond
+	if docs {
+		interval = time.Second
+	}
+	e := newEnv(t, envConfig{
+		balancers: map[string][]string{"shop": {"n1", "n2", "n3"}},
+		tune:      func(o *balancer.Options) { o.SessionIdle = 10 * time.Minute },
+		opts:      func(o *Options) { o.FeedInterval = interval },
+	})
+	traffic := startTraffic(t, e, "shop", 12)
+
+	t.Run("sign in and see the members", func(t *testing.T) {
+		must(t, b.Navigate(e.srv.URL+"/"))
+		signIn(t, b, rwToken)
+		for _, rt := range []string{"n1", "n2", "n3"} {
+			waitText(t, b, `tr[data-route="`+rt+`"] .m-state`, "active")
+			waitText(t, b, `tr[data-route="`+rt+`"] .m-url`, e.backend[rt])
+		}
+		rows, err := b.FindAll("#balancers tr[data-route]")
+		if err != nil || len(rows) != 3 {
+			t.Fatalf("%d member rows, %v", len(rows), err)
+		}
+		waitText(t, b, `section[data-balancer="shop"] .b-up`, "3/3")
+	})
+
+	t.Run("a drain clicked in the UI drains the member", func(t *testing.T) {
+		click(t, b, `tr[data-route="n2"] button[data-act="drain"]`)
+		proctest.Eventually(t, 20*time.Second, func() error {
+			if s := e.member("shop", "n2").State(); s != balancer.Draining {
+				return fmt.Errorf("n2 is %v", s)
+			}
+			return nil
+		})
+		entries := e.audit()
+		if len(entries) != 1 || entries[0].Actor != "read-write token" || entries[0].After.State != "draining" ||
+			!strings.HasPrefix(entries[0].Remote, "127.0.0.1:") {
+			t.Errorf("audit %+v", entries)
+		}
+		waitText(t, b, `tr[data-route="n2"] .m-state`, "draining")
+		waitText(t, b, `tr[data-route="n2"] .m-drain`, "sessions left")
+		waitText(t, b, `#audit tbody tr`, "active → draining")
+		var cookie string
+		must(t, b.Execute(&cookie, "return document.cookie"))
+		if cookie != "" {
+			t.Errorf("the page set a cookie: %q", cookie)
+		}
+	})
+
+	t.Run("weight set in the UI", func(t *testing.T) {
+		in, err := b.Find(`tr[data-route="n1"] .m-weight-input`)
+		must(t, err)
+		must(t, in.SendKeys("4"))
+		click(t, b, `tr[data-route="n1"] button[data-act="weight"]`)
+		proctest.Eventually(t, 20*time.Second, func() error {
+			if w := e.member("shop", "n1").Weight(); w != 4 {
+				return fmt.Errorf("n1 weight %d", w)
+			}
+			return nil
+		})
+		waitText(t, b, `tr[data-route="n1"] .m-weight`, "4")
+	})
+
+	if docs {
+		traffic.vary(30 * time.Second)
+	}
+	saveScreenshot(t, b, docs)
+	checkConsole(t, b)
+
+	t.Run("read-only token: buttons disabled", func(t *testing.T) {
+		click(t, b, "#signout")
+		waitVisible(t, b, "#login")
+		signIn(t, b, roToken)
+		waitText(t, b, "#role", "read-only")
+		waitText(t, b, `tr[data-route="n1"] .m-state`, "active")
+		proctest.Eventually(t, 20*time.Second, func() error {
+			for _, act := range []string{"drain", "stop", "weight", "remove"} {
+				el, err := b.Find(`tr[data-route="n1"] button[data-act="` + act + `"]`)
+				if err != nil {
+					return err
+				}
+				var disabled bool
+				if err := el.Property("disabled", &disabled); err != nil || !disabled {
+					return fmt.Errorf("%s button enabled for the read-only token", act)
+				}
+			}
+			return nil
+		})
+	})
+
+	t.Run("a wrong token is refused", func(t *testing.T) {
+		click(t, b, "#signout")
+		waitVisible(t, b, "#login")
+		signIn(t, b, "not-the-token")
+		waitText(t, b, "#login-error", "refused")
+	})
+
+	t.Run("markup in data is shown as text", func(t *testing.T) {
+		testMarkupIsText(t, b)
+	})
+	checkConsole(t, b)
+}
+
+// testMarkupIsText serves a balancer whose name, member URL, audit reason
+// and operator carry markup, and checks the page shows them literally and
+// runs none of it.
+func testMarkupIsText(t *testing.T, b *browsertest.Browser) {
+	evil := `<img src=x onerror="window.__xss=1">`
+	e := newEnv(t, envConfig{balancers: map[string][]string{evil: {"n1"}}})
+	a := e.do(req{method: "PATCH", path: "/api/v1/balancers/" + url.PathEscape(evil) + "/members/n1", token: rwToken,
+		body:   MemberChange{Weight: num(2), Reason: `<script>window.__xss=2</script>`},
+		header: map[string]string{"X-Tether-Operator": `<svg onload="window.__xss=3">`}})
+	if a.status != 200 {
+		t.Fatalf("change with markup: %d %s", a.status, a.body)
+	}
+	must(t, b.Navigate(e.srv.URL+"/"))
+	signIn(t, b, rwToken)
+	waitText(t, b, ".b-name", evil)
+	waitText(t, b, "#audit tbody", `<script>window.__xss=2</script>`)
+	waitText(t, b, "#audit tbody", `<svg onload="window.__xss=3">`)
+	var res struct {
+		XSS     any `json:"xss"`
+		Imgs    int `json:"imgs"`
+		Scripts int `json:"scripts"`
+		SVGs    int `json:"svgs"`
+	}
+	must(t, b.Execute(&res, `return {xss: window.__xss, imgs: document.querySelectorAll('img:not([src="/ui/favicon.svg"])').length,
+		scripts: document.scripts.length, svgs: document.querySelectorAll('svg').length}`))
+	if res.XSS != nil || res.Imgs != 0 || res.Scripts != 1 || res.SVGs != 0 {
+		t.Errorf("markup from the data became elements: %+v", res)
+	}
+}
+
+func signIn(t *testing.T, b *browsertest.Browser, token string) {
+	t.Helper()
+	in, err := b.Find("#token")
+	must(t, err)
+	must(t, in.SendKeys(token))
+	click(t, b, "#login-button")
+}
+
+func click(t *testing.T, b *browsertest.Browser, css string) {
+	t.Helper()
+	proctest.Eventually(t, 20*time.Second, func() error {
+		el, err := b.Find(css)
+		if err != nil {
+			return err
+		}
+		return el.Click()
+	})
+}
+
+func waitText(t *testing.T, b *browsertest.Browser, css, want string) {
+	t.Helper()
+	proctest.Eventually(t, 20*time.Second, func() error {
+		el, err := b.Find(css)
+		if err != nil {
+			return err
+		}
+		got, err := el.Text()
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(got, want) {
+			return fmt.Errorf("%s shows %q, want %q", css, got, want)
+		}
+		return nil
+	})
+}
+
+func waitVisible(t *testing.T, b *browsertest.Browser, css string) {
+	t.Helper()
+	proctest.Eventually(t, 20*time.Second, func() error {
+		var hidden bool
+		if err := b.Execute(&hidden, "return document.querySelector(arguments[0]).hidden", css); err != nil {
+			return err
+		}
+		if hidden {
+			return fmt.Errorf("%s hidden", css)
+		}
+		return nil
+	})
+}
+
+// checkConsole fails on console errors: a script error, or a violation of
+// the Content-Security-Policy or of Trusted Types.
+func checkConsole(t *testing.T, b *browsertest.Browser) {
+	t.Helper()
+	logs, err := b.Logs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range logs {
+		if l.Level == "SEVERE" && !strings.Contains(l.Message, "/api/v1/whoami") && !strings.Contains(l.Message, "401") {
+			t.Errorf("console: %s %s", l.Level, l.Message)
+		}
+	}
+}
+
+func saveScreenshot(t *testing.T, b *browsertest.Browser, docs bool) {
+	t.Helper()
+	png, err := b.Screenshot()
+	must(t, err)
+	dir := os.Getenv("TETHER_SCREENSHOT_DIR")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	path := filepath.Join(dir, "manager.png")
+	must(t, os.WriteFile(path, png, 0o644))
+	t.Logf("screenshot of the manager UI: %s (set TETHER_SCREENSHOT_DIR to keep it)", path)
+	if docs {
+		must(t, os.WriteFile(filepath.Join("..", "docs", "img", "manager.png"), png, 0o644))
+		t.Log("updated docs/img/manager.png")
+	}
+}
+
+// traffic is users browsing through a balancer until the test ends.
+type traffic struct {
+	mu    sync.Mutex
+	pause time.Duration // between a user's requests
+}
+
+func startTraffic(t *testing.T, e *env, bal string, users int) *traffic {
+	tr := &traffic{pause: 50 * time.Millisecond}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	base := e.front[bal].URL
+	for i := range users {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cookie := hit(base+"/login", "")
+			for n := 0; ; n++ {
+				tr.mu.Lock()
+				pause := tr.pause
+				tr.mu.Unlock()
+				select {
+				case <-stop:
+					return
+				case <-time.After(pause + time.Duration(i)*time.Millisecond): // think time
+				}
+				hit(base+"/page", cookie)
+				if i%4 == 0 && n%40 == 39 { // some users log out and come back
+					hit(base+"/logout", cookie)
+					cookie = hit(base+"/login", "")
+				}
+			}
+		}()
+	}
+	t.Cleanup(func() { close(stop); wg.Wait() })
+	return tr
+}
+
+// hit sends one request with the session cookie and returns the session
+// cookie after it.
+func hit(u, cookie string) string {
+	r, _ := http.NewRequest("GET", u, nil)
+	if cookie != "" {
+		r.Header.Set("Cookie", "JSESSIONID="+cookie)
+	}
+	resp, err := http.DefaultClient.Do(r)
+	if err != nil {
+		return cookie
+	}
+	resp.Body.Close()
+	for _, c := range resp.Cookies() {
+		if c.Name == "JSESSIONID" {
+			cookie = c.Value
+		}
+	}
+	return cookie
+}
+
+// vary changes the users' pace for d, so that the charts have a shape.
+func (tr *traffic) vary(d time.Duration) {
+	end := time.Now().Add(d)
+	for i := 0; time.Now().Before(end); i++ {
+		tr.mu.Lock()
+		tr.pause = time.Duration(20+(i%6)*25) * time.Millisecond
+		tr.mu.Unlock()
+		time.Sleep(2 * time.Second) // shapes the screenshot's charts; nothing waits on an outcome
+	}
+}
