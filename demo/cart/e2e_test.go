@@ -23,33 +23,66 @@ import (
 // their session; after logout their browser holds no cookie, so their next
 // request is balanced anew and, across users, lands on more than one node.
 func TestEndToEnd(t *testing.T) {
-	routes := []string{"n1", "n2", "n3"}
+	nodes, members := startCarts(t)
+	lb := proctest.FreeAddr(t)
+	var ms strings.Builder
+	for _, m := range members {
+		fmt.Fprintf(&ms, "      - { url: http://%s, route: %s }\n", m.addr, m.route)
+	}
+	conf := filepath.Join(t.TempDir(), "tether.yaml")
+	yaml := fmt.Sprintf("listen: %s\nbalancers:\n  - name: cart\n    members:\n%s", lb, ms.String())
+	if err := os.WriteFile(conf, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	proctest.Start(t, "tether serve", "serve", "--config", conf)
+	proctest.WaitHTTP(t, "http://"+lb+"/healthz", http.StatusOK, time.Minute)
+	shopAround(t, "http://"+lb)
+
+	// The nodes stop cleanly on SIGTERM and SIGINT.
+	for r, sig := range map[string]syscall.Signal{"n1": syscall.SIGTERM, "n2": syscall.SIGINT} {
+		if err := nodes[r].Signal(sig); err != nil {
+			t.Fatal(err)
+		}
+		err, done := nodes[r].Wait(30 * time.Second)
+		if !done || err != nil || !strings.Contains(nodes[r].Output(), "node "+r+" stopped") {
+			t.Fatalf("cart %s after %v: exited %v, err %v, output %q", r, sig, done, err, nodes[r].Output())
+		}
+	}
+}
+
+// member is a running cart node.
+type member struct{ addr, route string }
+
+// startCarts starts `tether cart` nodes n1, n2 and n3 and waits until they
+// are healthy.
+func startCarts(t *testing.T) (map[string]*proctest.Proc, []member) {
+	t.Helper()
 	nodes := map[string]*proctest.Proc{}
-	var members strings.Builder
-	for _, r := range routes {
+	var members []member
+	for _, r := range []string{"n1", "n2", "n3"} {
 		addr := proctest.FreeAddr(t)
 		nodes[r] = proctest.Start(t, "cart "+r, "cart", "--listen", addr, "--route", r)
 		proctest.WaitHTTP(t, "http://"+addr+"/healthz", http.StatusOK, time.Minute)
 		if out := nodes[r].Output(); !strings.Contains(out, "listening on http://"+addr) {
 			t.Fatalf("cart %s printed %q, want its address", r, out)
 		}
-		fmt.Fprintf(&members, "      - { url: http://%s, route: %s }\n", addr, r)
+		members = append(members, member{addr, r})
 	}
-	lb := proctest.FreeAddr(t)
-	conf := filepath.Join(t.TempDir(), "tether.yaml")
-	yaml := fmt.Sprintf("listen: %s\nbalancers:\n  - name: cart\n    members:\n%s", lb, members.String())
-	if err := os.WriteFile(conf, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	proctest.Start(t, "tether serve", "serve", "--config", conf)
-	proctest.WaitHTTP(t, "http://"+lb+"/healthz", http.StatusOK, time.Minute)
+	return nodes, members
+}
 
+// shopAround has users shop through the balancer at base: each sticks to
+// the node that created their session; after logout their browser holds no
+// cookie, so their next request is balanced anew. Across users, sessions
+// are created on, and post-logout requests reach, more than one node.
+func shopAround(t *testing.T, base string) {
+	t.Helper()
 	// Users interleave, as real ones do: each phase runs for every user
 	// before the next phase starts.
 	const users = 9
 	us := make([]*user, users)
 	for i := range us {
-		us[i] = newUser(t, i, "http://"+lb)
+		us[i] = newUser(t, i, base)
 		us[i].browse()
 	}
 	created := map[string]int{} // node → sessions created there
@@ -58,7 +91,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	// An anonymous visitor between rounds, and users in a rotating order,
 	// so that a balancer that merely rotated would send users elsewhere.
-	anon := newUser(t, -1, "http://"+lb)
+	anon := newUser(t, -1, base)
 	for round := 1; round <= 4; round++ {
 		anon.browse()
 		for j := range us {
@@ -75,17 +108,6 @@ func TestEndToEnd(t *testing.T) {
 	t.Logf("sessions created per node %v; first request after logout per node %v", created, afterLogout)
 	if len(created) < 2 || len(afterLogout) < 2 {
 		t.Fatalf("new sessions went to %v and post-logout requests to %v: want more than one node each", created, afterLogout)
-	}
-
-	// The nodes stop cleanly on SIGTERM and SIGINT.
-	for r, sig := range map[string]syscall.Signal{"n1": syscall.SIGTERM, "n2": syscall.SIGINT} {
-		if err := nodes[r].Signal(sig); err != nil {
-			t.Fatal(err)
-		}
-		err, done := nodes[r].Wait(30 * time.Second)
-		if !done || err != nil || !strings.Contains(nodes[r].Output(), "node "+r+" stopped") {
-			t.Fatalf("cart %s after %v: exited %v, err %v, output %q", r, sig, done, err, nodes[r].Output())
-		}
 	}
 }
 

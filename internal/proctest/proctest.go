@@ -116,14 +116,17 @@ func (p *Proc) Pid() int { return p.Cmd.Process.Pid }
 // Signal sends sig to the process.
 func (p *Proc) Signal(sig os.Signal) error { return p.Cmd.Process.Signal(sig) }
 
-// Kill sends SIGKILL and waits for the process to be gone. It is safe to
-// call on a process that has exited.
+// Kill sends SIGKILL to the process and the processes it started, and
+// waits for it to be gone. It is safe to call on a process that has exited.
 func (p *Proc) Kill() {
 	select {
 	case <-p.done:
 		return
 	default:
 	}
+	// The whole process group (Setpgid): a forking server's workers would
+	// otherwise keep the output pipes open, and Wait would never return.
+	_ = syscall.Kill(-p.Cmd.Process.Pid, syscall.SIGKILL)
 	_ = p.Cmd.Process.Signal(syscall.SIGKILL)
 	<-p.done
 }
