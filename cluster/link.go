@@ -72,7 +72,14 @@ func (l *link) signal() {
 func (l *link) enqueue(t MessageType, body []byte) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed || !l.alive {
+	if l.closed {
+		return false
+	}
+	if !l.alive {
+		// The message is lost for this peer: burn its sequence number, so
+		// that if the peer comes back it sees the gap and re-synchronizes.
+		l.next++
+		l.first, l.sendAt = l.next, l.next
 		return false
 	}
 	l.q = append(l.q, outMsg{seq: l.next, t: t, body: body})

@@ -115,6 +115,9 @@ func (n *Node) memberUp(m *memberlist.Node) {
 		return
 	}
 	p := n.peerLocked(m.Name)
+	if p.state != MemberAlive || !p.known {
+		n.log.Info("cluster: member up", "peer", m.Name, "addr", m.Address())
+	}
 	p.addr, p.state, p.known, p.leaving = m.Address(), MemberAlive, true, false
 	gone := false
 	if ok {

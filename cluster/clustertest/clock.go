@@ -32,12 +32,15 @@ func (c *FakeClock) Now() time.Time {
 func (c *FakeClock) NewTicker(d time.Duration) cluster.Ticker {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	t := &fakeTicker{c: c, d: d, next: c.now.Add(d), ch: make(chan time.Time, 1)}
+	t := &fakeTicker{c: c, d: d, next: c.now.Add(d), ch: make(chan time.Time), stop: make(chan struct{})}
 	c.tickers = append(c.tickers, t)
 	return t
 }
 
 // Advance moves the clock forward by d and fires the tickers that are due.
+// It returns once each due tick has been received, so the work a previous
+// tick started (a node's expiry sweep) has finished when the next Advance
+// that fires the same ticker returns.
 func (c *FakeClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	c.now = c.now.Add(d)
@@ -55,7 +58,7 @@ func (c *FakeClock) Advance(d time.Duration) {
 	for _, t := range due {
 		select {
 		case t.ch <- now:
-		default:
+		case <-t.stop:
 		}
 	}
 }
@@ -65,6 +68,7 @@ type fakeTicker struct {
 	d       time.Duration
 	next    time.Time
 	ch      chan time.Time
+	stop    chan struct{}
 	stopped bool
 }
 
@@ -72,6 +76,9 @@ func (t *fakeTicker) C() <-chan time.Time { return t.ch }
 
 func (t *fakeTicker) Stop() {
 	t.c.mu.Lock()
-	t.stopped = true
-	t.c.mu.Unlock()
+	defer t.c.mu.Unlock()
+	if !t.stopped {
+		t.stopped = true
+		close(t.stop)
+	}
 }

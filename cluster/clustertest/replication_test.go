@@ -70,7 +70,9 @@ func TestOrderedExactlyOnceUnderFaults(t *testing.T) {
 		{"reordering", clustertest.Faults{Reorder: 0.3, Delay: time.Millisecond}, func(s clustertest.Stats) bool { return s.FramesReordered > 0 }},
 		{"loss", clustertest.Faults{Drop: 0.1}, func(s clustertest.Stats) bool { return s.FramesDropped > 0 }},
 		{"everything", clustertest.Faults{Drop: 0.05, Duplicate: 0.1, Reorder: 0.1, Delay: time.Millisecond},
-			func(s clustertest.Stats) bool { return s.FramesDropped > 0 && s.FramesDuplicated > 0 && s.FramesReordered > 0 }},
+			func(s clustertest.Stats) bool {
+				return s.FramesDropped > 0 && s.FramesDuplicated > 0 && s.FramesReordered > 0
+			}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
