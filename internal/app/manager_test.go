@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -501,5 +502,69 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAnnouncedDrainThroughTheManager: a node answering its health check
+// with Tether-State: draining is drained without an operator; the manager
+// shows it, audits it, and does not keep it in the state file.
+func TestAnnouncedDrainThroughTheManager(t *testing.T) {
+	var draining atomic.Bool
+	n1 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" && draining.Load() {
+			w.Header().Set("Tether-State", "draining")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "n1")
+	}))
+	t.Cleanup(n1.Close)
+	n2 := named(t, "n2")
+	dir := t.TempDir()
+	cfg := parse(t, fmt.Sprintf(`listen: 127.0.0.1:0
+manager: {listen: 127.0.0.1:0, token: %s, state_file: %s}
+balancers:
+  - name: b
+    health: {path: /healthz, interval: 20ms, timeout: 1s, rise: 1, fall: 1}
+    members: [{url: %q, route: n1}, {url: %q, route: n2}]
+`, testToken, filepath.Join(dir, "state.json"), n1.URL, n2.URL))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	started := make(chan *Server, 1)
+	go func() {
+		done <- Serve(ctx, cfg, ServeOptions{Logger: quiet(), Started: func(s *Server) { started <- s }})
+	}()
+	s := <-started
+	defer func() { cancel(); must(t, <-done) }()
+	c, _ := admin.NewClient("http://"+s.ManagerAddr(), testToken, admin.ClientOptions{})
+	bg := context.Background()
+	wait := func(state string, announced bool) {
+		t.Helper()
+		proctest.Eventually(t, 10*time.Second, func() error {
+			v, err := c.Member(bg, "b", "n1")
+			if err != nil {
+				return err
+			}
+			if v.State != state || v.Announced != announced || v.Health != "up" {
+				return fmt.Errorf("n1 is %s (announced %v, %s), want %s (announced %v)", v.State, v.Announced, v.Health, state, announced)
+			}
+			return nil
+		})
+	}
+	draining.Store(true)
+	wait("draining", true)
+	draining.Store(false)
+	wait("active", false)
+	entries, err := c.Audit(bg, 0, 100)
+	must(t, err)
+	var got []string
+	for _, e := range entries {
+		got = append(got, e.Actor+":"+e.Before.State+"->"+e.After.State)
+	}
+	if strings.Join(got, " ") != "member:active->draining member:draining->active" {
+		t.Errorf("audit %v", got)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "state.json")); !os.IsNotExist(err) {
+		t.Errorf("an announcement was written to the state file: %v", err)
 	}
 }
