@@ -270,7 +270,7 @@ func (n *Node) claimPeers(owner string) ([]string, bool) {
 	var req []string
 	ownerAlive := false
 	for name, p := range n.peers {
-		if !p.live() || p.out == nil {
+		if !p.member() || p.out == nil {
 			continue
 		}
 		if name == owner {

@@ -67,8 +67,8 @@ func (n *Node) onDelta(in *inbound, peer string, d *deltaMsg) {
 	st, settled := e.applyDelta(d, peer)
 	fetch := st == statusPending && n.fetchDue(e)
 	a, ok := e.ack(d.id, st)
-	if st == statusApplied && n.applied != nil {
-		n.applied(d.id, e.rec.version)
+	if f := n.applied.Load(); f != nil && st == statusApplied {
+		(*f)(d.id, e.rec.version)
 	}
 	e.mu.Unlock()
 	n.answer(in, st, a, ok, d.id)
@@ -85,8 +85,8 @@ func (n *Node) onRecord(in *inbound, peer string, m *recordMsg) {
 	e := n.store.lock(r.id, true, nanos(n.clock.Now()))
 	st, settled := e.applyRecord(r, m.copy)
 	a, ok := e.ack(r.id, st)
-	if st == statusApplied && n.applied != nil {
-		n.applied(r.id, e.rec.version)
+	if f := n.applied.Load(); f != nil && st == statusApplied {
+		(*f)(r.id, e.rec.version)
 	}
 	e.mu.Unlock()
 	n.answer(in, st, a, ok, r.id)

@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -72,7 +73,7 @@ func clientHandshake(conn net.Conn, cfg *handshakeConfig, firstSeq uint64, ready
 	if cfg.tls != nil {
 		tc := tls.Client(conn, cfg.tls)
 		if err := tc.Handshake(); err != nil {
-			return nil, info, fmt.Errorf("%w: tls: %v", ErrAuth, err)
+			return nil, info, tlsError(err)
 		}
 		conn = tc
 	}
@@ -142,7 +143,7 @@ func serverHandshake(conn net.Conn, cfg *handshakeConfig, ready func() bool,
 	if cfg.tls != nil {
 		tc := tls.Server(conn, cfg.tls)
 		if err := tc.Handshake(); err != nil {
-			return nil, info, fmt.Errorf("%w: tls: %v", ErrAuth, err)
+			return nil, info, tlsError(err)
 		}
 		conn = tc
 	}
@@ -197,6 +198,20 @@ func serverHandshake(conn net.Conn, cfg *handshakeConfig, ready func() bool,
 	}
 	f.max = cfg.maxFrame
 	return f, info, conn.SetDeadline(time.Time{})
+}
+
+// tlsError classifies a failed TLS handshake: a certificate refused by
+// either side is an authentication failure (ErrAuth); anything else (a
+// reset, a timeout) is an ordinary connection error.
+func tlsError(err error) error {
+	var verr *tls.CertificateVerificationError
+	var alert tls.AlertError
+	var unknown x509.UnknownAuthorityError
+	var invalid x509.CertificateInvalidError
+	if errors.As(err, &verr) || errors.As(err, &alert) || errors.As(err, &unknown) || errors.As(err, &invalid) {
+		return fmt.Errorf("%w: tls: %v", ErrAuth, err)
+	}
+	return fmt.Errorf("cluster: tls: %w", err)
 }
 
 func checkHello(h *helloMsg, cfg *handshakeConfig) error {

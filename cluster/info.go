@@ -51,6 +51,10 @@ type MemberInfo struct {
 	LastAckMillis float64 `json:"last_ack_ms"`
 	// LastAck is when it last acknowledged anything.
 	LastAck time.Time `json:"last_ack,omitzero"`
+	// Refused says why its last replication handshake was refused (wrong
+	// key, certificate or cluster name); such a member is left out of
+	// takeovers and acknowledgements. Empty when it was not.
+	Refused string `json:"refused,omitempty"`
 }
 
 // Info returns a snapshot of the node. It walks every session: call it for
@@ -103,18 +107,19 @@ func (n *Node) memberInfos() []MemberInfo {
 	n.mu.Lock()
 	mems := make([]Member, 0, len(n.peers))
 	links := make([]*link, 0, len(n.peers))
+	refused := make([]string, 0, len(n.peers))
 	for _, p := range n.peers {
-		mems, links = append(mems, p.member()), append(links, p.out)
+		mems, links, refused = append(mems, p.view()), append(links, p.out), append(refused, p.refused)
 	}
 	n.mu.Unlock()
 	for i, m := range mems {
-		mi := MemberInfo{Member: m}
+		mi := MemberInfo{Member: m, Refused: refused[i]}
 		if l := links[i]; l != nil {
 			s := l.stats()
 			mi.Connected, mi.Unacked, mi.UnackedBytes, mi.LastAck = s.connected, s.unacked, s.bytes, s.lastAck
 			mi.LagMillis = float64(s.oldest) / float64(time.Millisecond)
 			mi.LastAckMillis = float64(s.ackLag) / float64(time.Millisecond)
-			if m.State == MemberAlive && (!s.connected || s.oldest > suspectAfter) {
+			if m.State == MemberAlive && (!s.connected || s.oldest > suspectAfter || mi.Refused != "") {
 				mi.State = MemberSuspect
 			}
 		}

@@ -206,6 +206,7 @@ func (l *link) connect() (net.Conn, *framer, error) {
 		c.Close()
 		if errors.Is(err, ErrAuth) || errors.Is(err, ErrClusterMismatch) || errors.Is(err, ErrRejected) {
 			l.n.obs.AuthFailed(addr, err)
+			l.n.refusedBy(l.peer, err)
 		}
 		return nil, nil, err
 	}

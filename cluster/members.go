@@ -23,6 +23,7 @@ type peer struct {
 	inc       uint64 // its incarnation, from gossip metadata or a handshake
 	contacted bool   // an outgoing handshake with incarnation inc succeeded
 	pulledInc uint64 // the incarnation whose state was pulled, or needs no pull
+	refused   string // why its last handshake was refused; "" once one succeeds
 	out       *link
 	in        *inbound
 }
@@ -30,6 +31,12 @@ type peer struct {
 // live reports whether the peer may be running: gossip has not declared it
 // dead, and it is known by gossip or by a handshake.
 func (p *peer) live() bool { return p.state == MemberAlive }
+
+// member reports whether the peer counts in takeovers and acknowledgements:
+// alive, and not refusing this node's handshakes. A node that fails
+// authentication fails it with every node of the cluster, so it can hold
+// no session data nor acknowledge anyone's writes.
+func (p *peer) member() bool { return p.live() && p.refused == "" }
 
 // peerLocked returns the peer called name, creating it; n.mu must be held.
 func (n *Node) peerLocked(name string) *peer {
@@ -127,7 +134,7 @@ func (n *Node) memberUp(m *memberlist.Node) {
 	n.ensureLinkLocked(p)
 	n.maybePullLocked(p, false)
 	n.notifyLocked()
-	mem := p.member()
+	mem := p.view()
 	n.mu.Unlock()
 	if gone {
 		n.peerGone(m.Name)
@@ -168,7 +175,7 @@ func (n *Node) memberDown(name string) {
 		p.out.setAlive(false, "")
 	}
 	n.notifyLocked()
-	mem := p.member()
+	mem := p.view()
 	n.mu.Unlock()
 	n.peerGone(name)
 	n.obs.MemberChanged(mem)
@@ -217,7 +224,7 @@ func (n *Node) contact(name, addr string, inc uint64, ready, gap bool) {
 		n.ensureLinkLocked(p)
 	}
 	gone := n.setIncLocked(p, inc)
-	p.contacted = true
+	p.contacted, p.refused = true, ""
 	p.ready = p.ready || ready
 	if gap {
 		p.pulledInc = 0
@@ -239,7 +246,7 @@ func (n *Node) setReady(name string, ready, leaving bool) {
 	p.leaving = leaving
 	n.maybePullLocked(p, false)
 	n.notifyLocked()
-	mem := p.member()
+	mem := p.view()
 	n.mu.Unlock()
 	if changed {
 		n.obs.MemberChanged(mem)
@@ -277,8 +284,19 @@ type pull struct {
 	done chan struct{}
 }
 
-func (p *peer) member() Member {
+func (p *peer) view() Member {
 	return Member{Name: p.name, Addr: p.addr, State: p.state, Ready: p.ready}
+}
+
+// refusedBy records that peer refused this node's handshake (or failed
+// authentication); a successful handshake clears it.
+func (n *Node) refusedBy(peer string, err error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if p := n.peers[peer]; p != nil && p.refused == "" {
+		p.refused = err.Error()
+		n.notifyLocked()
+	}
 }
 
 // joinLoop joins the configured peers, waits for the state of the live
@@ -339,7 +357,7 @@ func (n *Node) joinWaiting() []string {
 	defer n.mu.Unlock()
 	var out []string
 	for _, p := range n.peers {
-		if p.live() && p.known && (!p.contacted || p.pulledInc != p.inc) {
+		if p.member() && p.known && (!p.contacted || p.pulledInc != p.inc) {
 			out = append(out, "contact "+p.name)
 		}
 	}

@@ -56,7 +56,7 @@ type Node struct {
 
 	// applied, when set (benchmarks), is called after a replica applies a
 	// write, with the entry locked.
-	applied func(id string, version uint64)
+	applied atomic.Pointer[func(id string, version uint64)]
 }
 
 // New starts a node: it binds the transport, starts gossip and the
@@ -259,7 +259,7 @@ func (n *Node) ackTargets() []string {
 	defer n.mu.Unlock()
 	var out []string
 	for name, p := range n.peers {
-		if p.live() && p.ready && p.out != nil {
+		if p.member() && p.ready && p.out != nil {
 			out = append(out, name)
 		}
 	}
@@ -271,7 +271,7 @@ func (n *Node) isTarget(peer string) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	p := n.peers[peer]
-	return p != nil && p.live() && p.ready
+	return p != nil && p.member() && p.ready
 }
 
 // remoteString names a connection's remote end for logs.
