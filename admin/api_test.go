@@ -462,3 +462,36 @@ func TestLiveFeed(t *testing.T) {
 	e.mgr.Close()
 	next("bye")
 }
+
+func TestReloadIsAudited(t *testing.T) {
+	e := newEnv(t, envConfig{})
+	if a := e.patch("n1", MemberChange{Weight: num(9)}); a.status != 200 {
+		t.Fatal(a.status)
+	}
+	next := Baseline{"web": {
+		{Route: "n1", URL: e.backend["n1"], Weight: 1},             // unchanged in the file: n1 keeps 9
+		{Route: "n2", URL: e.backend["n2"], Weight: 3},             // re-weighted by the file
+		{Route: "n4", URL: "http://127.0.0.1:9", State: "standby"}, // added by the file; n3 removed
+	}}
+	var applied Baseline
+	must(t, e.mgr.Reload(next, func(eff Baseline) error { applied = eff; return nil }))
+	if applied["web"][0].Weight != 9 {
+		t.Errorf("the run-time weight of n1 was not kept: %+v", applied["web"][0])
+	}
+	var got []string
+	for _, en := range e.audit()[1:] {
+		got = append(got, en.Actor+" "+en.Action+" "+en.Member)
+	}
+	want := "config weight n2|config add n4|config remove n3"
+	if strings.Join(got, "|") != want {
+		t.Errorf("audit of the reload: %q, want %q", strings.Join(got, "|"), want)
+	}
+	// A refused reload changes nothing and records nothing.
+	n := len(e.audit())
+	if err := e.mgr.Reload(Baseline{}, func(Baseline) error { return os.ErrInvalid }); err == nil {
+		t.Fatal("a failed apply was not reported")
+	}
+	if len(e.audit()) != n || len(e.mgr.Effective()["web"]) != 3 {
+		t.Error("a refused reload changed something")
+	}
+}

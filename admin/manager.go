@@ -13,7 +13,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -170,11 +172,13 @@ func (m *Manager) Reload(base Baseline, apply func(Baseline) error) error {
 	m.applyPending()
 	next := m.doc.clone()
 	drops := next.reconcile(base)
-	if err := apply(next.effective(base)); err != nil {
+	before, after := m.doc.effective(m.base), next.effective(base)
+	if err := apply(after); err != nil {
 		return err
 	}
 	m.doc, m.base = next, base
 	m.recordDrops(drops)
+	m.recordReload(before, after)
 	if len(drops) > 0 {
 		if err := m.save(next); err != nil {
 			m.o.Logger.Error("manager: the state file could not be written after a reload", "err", err)
@@ -274,6 +278,41 @@ func (m *Manager) save(doc *stateDoc) error {
 func (m *Manager) recordDrops(drops []dropped) {
 	for _, d := range drops {
 		m.audit.add(AuditEntry{Actor: "config", Balancer: d.balancer, Member: d.member, Action: "forget", Reason: d.why})
+	}
+}
+
+// recordReload audits what a reload added, removed and re-weighted; its
+// state changes come through OnStateChange.
+func (m *Manager) recordReload(before, after Baseline) {
+	bals := map[string]bool{}
+	for b := range before {
+		bals[b] = true
+	}
+	for b := range after {
+		bals[b] = true
+	}
+	for _, bal := range slices.Sorted(maps.Keys(bals)) {
+		was := map[string]MemberSpec{}
+		for _, s := range before[bal] {
+			was[s.Route] = s
+		}
+		for _, s := range after[bal] {
+			old, ok := was[s.Route]
+			delete(was, s.Route)
+			switch {
+			case !ok || old.URL != s.URL:
+				m.audit.add(AuditEntry{Actor: "config", Balancer: bal, Member: s.Route, Action: "add",
+					After: &AuditValue{URL: s.URL, State: s.State, Weight: s.Weight}, Reason: "configuration reloaded"})
+			case old.Weight != s.Weight:
+				m.audit.add(AuditEntry{Actor: "config", Balancer: bal, Member: s.Route, Action: "weight",
+					Before: &AuditValue{Weight: old.Weight}, After: &AuditValue{Weight: s.Weight}, Reason: "configuration reloaded"})
+			}
+		}
+		for _, r := range slices.Sorted(maps.Keys(was)) {
+			s := was[r]
+			m.audit.add(AuditEntry{Actor: "config", Balancer: bal, Member: r, Action: "remove",
+				Before: &AuditValue{URL: s.URL, State: s.State, Weight: s.Weight}, Reason: "configuration reloaded"})
+		}
 	}
 }
 
