@@ -25,6 +25,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tetherlb/tether/internal/proctest"
 )
 
 // Options configures Start. Zero values mean the defaults given.
@@ -48,8 +50,7 @@ type Browser struct {
 	base    string // chromedriver's URL
 	session string
 	http    *http.Client
-	cmd     *exec.Cmd
-	done    chan struct{}
+	driver  *proctest.Proc
 	once    sync.Once
 }
 
@@ -121,8 +122,8 @@ func Start(t testing.TB, o Options) *Browser {
 		o.StartTimeout = 60 * time.Second
 	}
 	profile := t.TempDir() // removed after Close, registered below, has run
-	b := &Browser{t: t, http: &http.Client{Timeout: 2 * time.Minute}, done: make(chan struct{})}
-	if err := b.startDriver(driver, o.StartTimeout); err != nil {
+	b := &Browser{t: t, http: &http.Client{Timeout: 2 * time.Minute}}
+	if err := b.startDriver(t, driver, o.StartTimeout); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
@@ -132,7 +133,7 @@ func Start(t testing.TB, o Options) *Browser {
 	return b
 }
 
-func (b *Browser) startDriver(driver string, timeout time.Duration) error {
+func (b *Browser) startDriver(t testing.TB, driver string, timeout time.Duration) error {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -140,15 +141,7 @@ func (b *Browser) startDriver(driver string, timeout time.Duration) error {
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	b.base = "http://127.0.0.1:" + strconv.Itoa(port)
-	cmd := exec.Command(driver, "--port="+strconv.Itoa(port), "--allowed-ips=127.0.0.1")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	var out syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", driver, err)
-	}
-	b.cmd = cmd
-	go func() { cmd.Wait(); close(b.done) }()
+	b.driver = proctest.StartCmd(t, "chromedriver", exec.Command(driver, "--port="+strconv.Itoa(port), "--allowed-ips=127.0.0.1"))
 	deadline := time.Now().Add(timeout)
 	for delay := 10 * time.Millisecond; ; delay = min(2*delay, 200*time.Millisecond) {
 		var st struct {
@@ -157,13 +150,11 @@ func (b *Browser) startDriver(driver string, timeout time.Duration) error {
 		if err := b.call(http.MethodGet, "/status", nil, &st); err == nil && st.Ready {
 			return nil
 		}
-		select {
-		case <-b.done:
-			return fmt.Errorf("chromedriver exited: %s", out.String())
-		default:
+		if b.driver.Exited() {
+			return fmt.Errorf("chromedriver exited: %s", b.driver.Output())
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("chromedriver not ready within %v: %s", timeout, out.String())
+			return fmt.Errorf("chromedriver not ready within %v: %s", timeout, b.driver.Output())
 		}
 		time.Sleep(delay) // polling interval
 	}
@@ -203,9 +194,9 @@ func (b *Browser) Close() {
 		if b.session != "" {
 			b.call(http.MethodDelete, b.path(""), nil, nil)
 		}
-		if b.cmd != nil && b.cmd.Process != nil {
-			syscall.Kill(-b.cmd.Process.Pid, syscall.SIGKILL) // chromedriver's process group
-			<-b.done
+		if b.driver != nil {
+			syscall.Kill(-b.driver.Pid(), syscall.SIGKILL) // chromedriver and the browser it started
+			b.driver.Kill()
 		}
 	})
 }
@@ -344,21 +335,4 @@ func (e *Element) Text() (string, error) {
 // Property returns a DOM property of the element (like "disabled").
 func (e *Element) Property(name string, out any) error {
 	return e.b.call(http.MethodGet, e.b.path("/element/"+e.id+"/property/"+name), nil, out)
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
