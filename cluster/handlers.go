@@ -125,6 +125,21 @@ func (n *Node) settle(s []settled) {
 	}
 }
 
+// learnFencing records the newer ballots peers reported when they fenced
+// this node's writes, so that its next writes fail at once, without a
+// round trip, until the new owner's record arrives.
+func (n *Node) learnFencing(entries []ackEntry) {
+	for _, a := range entries {
+		if a.status != ackFenced {
+			continue
+		}
+		if e := n.store.lock(a.id, false, 0); e != nil {
+			e.raise(a.bal)
+			e.mu.Unlock()
+		}
+	}
+}
+
 // fetchDue reports whether a fetch for a locked entry should be sent now.
 func (n *Node) fetchDue(e *entry) bool {
 	now := time.Now().UnixNano()

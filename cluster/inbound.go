@@ -80,12 +80,13 @@ func (n *Node) serveInbound(c net.Conn) {
 		}
 		return in.next, nil
 	})
+	<-n.handshakes
 	if err != nil {
-		c.Close()
 		if errors.Is(err, ErrAuth) || errors.Is(err, ErrClusterMismatch) {
 			n.obs.AuthFailed(remoteString(c), err)
 		}
 		n.connFailed(info.node, "accept:"+info.node, err)
+		c.Close()
 		return
 	}
 	ic := &inConn{conn: c, f: f, peer: info.node}

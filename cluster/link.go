@@ -333,6 +333,7 @@ func (l *link) readAcks(f *framer) error {
 			l.onAck(m.cum)
 			if len(m.entries) > 0 {
 				l.n.waits.ack(l.peer, m.entries)
+				l.n.learnFencing(m.entries)
 			}
 		case *nackMsg:
 			l.onNack(m.expected)

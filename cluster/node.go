@@ -50,9 +50,10 @@ type Node struct {
 	readyOnce sync.Once
 	isReady   atomic.Bool
 
-	closing   chan struct{}
-	closeOnce sync.Once
-	wg        sync.WaitGroup
+	handshakes chan struct{} // semaphore: incoming handshakes in progress
+	closing    chan struct{}
+	closeOnce  sync.Once
+	wg         sync.WaitGroup
 
 	// applied, when set (benchmarks), is called after a replica applies a
 	// write, with the entry locked.
@@ -73,7 +74,7 @@ func New(opts Options) (*Node, error) {
 		obs: o.Observer, clock: o.Clock, store: newStore(), waits: newWaiters(),
 		peers: map[string]*peer{}, changed: make(chan struct{}), reqs: map[uint64]chan promiseFrom{},
 		syncs: map[uint64]*pull{}, claiming: map[string]*claimCall{}, touched: map[string]struct{}{},
-		ready: make(chan struct{}), closing: make(chan struct{}),
+		ready: make(chan struct{}), closing: make(chan struct{}), handshakes: make(chan struct{}, maxHandshakes),
 	}
 	n.logs = newLogLimiter(n.log, 10*time.Second)
 	n.links.Store(&[]*link{})
@@ -226,14 +227,26 @@ func (n *Node) broadcast(t MessageType, body []byte) {
 // newReq returns a fresh request id for prepares and syncs.
 func (n *Node) newReq() uint64 { return n.reqID.Add(1) }
 
+// maxHandshakes bounds the incoming replication connections still in
+// their handshake; more are closed at once, so that a flood of idle
+// connections cannot exhaust the node.
+const maxHandshakes = 128
+
 // acceptLoop serves incoming replication connections.
 func (n *Node) acceptLoop() {
 	defer n.wg.Done()
 	for {
 		select {
 		case c := <-n.tr.ReplicationCh():
-			n.wg.Add(1)
-			go n.serveInbound(c)
+			select {
+			case n.handshakes <- struct{}{}:
+				n.wg.Add(1)
+				go n.serveInbound(c)
+			default:
+				n.logs.warn("handshakes", "cluster: too many replication handshakes in progress; closing one",
+					"remote", remoteString(c))
+				c.Close()
+			}
 		case <-n.closing:
 			return
 		}

@@ -101,8 +101,8 @@ type framer struct {
 func newFramer(conn net.Conn, max int) *framer {
 	return &framer{
 		conn: conn,
-		r:    bufio.NewReaderSize(conn, 64<<10),
-		w:    bufio.NewWriterSize(conn, 64<<10),
+		r:    bufio.NewReaderSize(conn, 32<<10),
+		w:    bufio.NewWriterSize(conn, 32<<10),
 		max:  max,
 	}
 }
