@@ -469,7 +469,7 @@
     // The window grows with the history, from 30s to WINDOW.
     let first = now;
     for (const s of card.series.values()) if (s[key].length) first = Math.min(first, s[key][0].t);
-    const span = Math.round(Math.min(WINDOW, Math.max(30, now - first)));
+    const span = Math.min(WINDOW, Math.max(30, Math.floor((now - first) / 10) * 10));
     const t0 = now - span;
     let max = 0;
     for (const s of card.series.values()) for (const p of s[key]) if (p.t >= t0) max = Math.max(max, p.v);
