@@ -2,7 +2,9 @@ package admin
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 )
@@ -39,6 +41,49 @@ type AuditValue struct {
 	State  string `json:"state,omitempty"`
 	Weight int    `json:"weight,omitempty"`
 	URL    string `json:"url,omitempty"`
+}
+
+// LogValue logs only the fields that are set.
+func (v AuditValue) LogValue() slog.Value {
+	var attrs []slog.Attr
+	if v.State != "" {
+		attrs = append(attrs, slog.String("state", v.State))
+	}
+	if v.Weight != 0 {
+		attrs = append(attrs, slog.Int("weight", v.Weight))
+	}
+	if v.URL != "" {
+		attrs = append(attrs, slog.String("url", v.URL))
+	}
+	return slog.GroupValue(attrs...)
+}
+
+// Summary describes the change for people: "state active -> draining",
+// "weight 1 -> 3", "added http://… (active, weight 1)".
+func (e AuditEntry) Summary() string {
+	var b, a AuditValue
+	if e.Before != nil {
+		b = *e.Before
+	}
+	if e.After != nil {
+		a = *e.After
+	}
+	switch e.Action {
+	case "add":
+		return fmt.Sprintf("added %s (%s, weight %d)", a.URL, a.State, a.Weight)
+	case "remove":
+		return fmt.Sprintf("removed %s (was %s)", b.URL, b.State)
+	case "forget":
+		return "run-time change forgotten"
+	}
+	var parts []string
+	if a.State != "" {
+		parts = append(parts, "state "+b.State+" -> "+a.State)
+	}
+	if a.Weight != 0 {
+		parts = append(parts, fmt.Sprintf("weight %d -> %d", b.Weight, a.Weight))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // auditLog keeps the latest entries in memory, writes each to the logger,

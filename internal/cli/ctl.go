@@ -258,20 +258,7 @@ func (c *ctl) printChange(res admin.ChangeResult) {
 		return
 	}
 	e := res.Audit
-	var parts []string
-	if e.After != nil && e.Before != nil && e.After.State != "" {
-		parts = append(parts, fmt.Sprintf("state %s -> %s", e.Before.State, e.After.State))
-	}
-	if e.After != nil && e.Before != nil && e.After.Weight != 0 {
-		parts = append(parts, fmt.Sprintf("weight %d -> %d", e.Before.Weight, e.After.Weight))
-	}
-	switch e.Action {
-	case "add":
-		parts = []string{fmt.Sprintf("added %s (%s, weight %d)", e.After.URL, e.After.State, e.After.Weight)}
-	case "remove":
-		parts = []string{fmt.Sprintf("removed %s (was %s)", e.Before.URL, e.Before.State)}
-	}
-	fmt.Fprintf(c.env.Stdout, "%s/%s: %s\n", e.Balancer, e.Member, strings.Join(parts, ", "))
+	fmt.Fprintf(c.env.Stdout, "%s/%s: %s\n", e.Balancer, e.Member, e.Summary())
 }
 
 func (c *ctl) printJSON(v any) {
@@ -488,15 +475,7 @@ func (c *ctl) audit(ctx context.Context, args []string) int {
 		if e.Operator != "" {
 			who += " (" + e.Operator + ")"
 		}
-		var ch string
-		if e.Before != nil || e.After != nil {
-			b, _ := json.Marshal(e.Before)
-			a, _ := json.Marshal(e.After)
-			ch = fmt.Sprintf("%s %s -> %s", e.Action, b, a)
-		} else {
-			ch = e.Action
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s/%s\t%s\t%s\n", e.Time.Local().Format(time.DateTime), who, e.Balancer, e.Member, ch, e.Reason)
+		fmt.Fprintf(tw, "%s\t%s\t%s/%s\t%s\t%s\n", e.Time.Local().Format(time.DateTime), who, e.Balancer, e.Member, e.Summary(), e.Reason)
 	}
 	tw.Flush()
 	return ExitOK
