@@ -295,7 +295,7 @@
     const wi = $('.m-weight-input', row);
     if (document.activeElement !== wi) wi.placeholder = m.weight;
     $('.m-inflight', row).textContent = nf.format(m.in_flight);
-    $('.m-rps', row).textContent = nf1.format(rate);
+    if (rate !== null) $('.m-rps', row).textContent = nf1.format(rate);
     $('.m-requests', row).textContent = nf.format(m.requests);
     $('.m-live', row).textContent = nf.format(m.live_sessions);
 
@@ -363,7 +363,7 @@
     }
     try {
       const res = await api('PATCH', memberPath(card.name, route), body);
-      updateRow(row, res.member, Number($('.m-rps', row).textContent) || 0);
+      updateRow(row, res.member, null); // the rate stays until the next snapshot
       notice(describe(res.audit));
     } catch (err) {
       notice(err.message, 'error');
