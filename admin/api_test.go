@@ -190,8 +190,8 @@ func TestInvalidChangesAreRefusedClearly(t *testing.T) {
 	if n := len(e.audit()); n != 0 {
 		t.Errorf("%d audit entries for refused changes", n)
 	}
-	if _, err := os.Stat(e.opts.StateFile); !os.IsNotExist(err) {
-		t.Errorf("state file written for refused changes: %v", err)
+	if data, _ := os.ReadFile(e.opts.StateFile); strings.Contains(string(data), "n1") {
+		t.Errorf("state file changed by refused changes:\n%s", data)
 	}
 }
 
@@ -312,8 +312,10 @@ func TestAddAndRemoveMembers(t *testing.T) {
 }
 
 func TestStateFileWriteFailureChangesNothing(t *testing.T) {
-	dir := t.TempDir()
-	e := newEnv(t, envConfig{stateFile: filepath.Join(dir, "missing-dir", "state.json")})
+	dir := filepath.Join(t.TempDir(), "state")
+	must(t, os.Mkdir(dir, 0o700))
+	e := newEnv(t, envConfig{stateFile: filepath.Join(dir, "state.json")})
+	must(t, os.RemoveAll(dir)) // the disk goes away under the running manager
 	a := e.patch("n1", MemberChange{State: str("stopped")})
 	if a.status != 500 || !strings.Contains(a.errorText(), "state file") || !strings.Contains(a.errorText(), "nothing was changed") {
 		t.Fatalf("%d %s", a.status, a.body)
@@ -327,6 +329,14 @@ func TestStateFileWriteFailureChangesNothing(t *testing.T) {
 	}
 	if n := len(e.audit()); n != 0 {
 		t.Errorf("%d audit entries for changes that did not happen", n)
+	}
+}
+
+func TestUnwritableStateFileStopsTheManager(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "no-such-dir", "state.json")
+	_, err := New(Options{Source: source{}, Token: rwToken, StateFile: path})
+	if err == nil || !strings.Contains(err.Error(), "state file") || !strings.Contains(err.Error(), "must be able to write") {
+		t.Fatalf("New with a state file it cannot write: %v", err)
 	}
 }
 

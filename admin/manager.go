@@ -144,10 +144,12 @@ func New(o Options) (*Manager, error) {
 		wake: make(chan struct{}, 1), closing: make(chan struct{}), done: make(chan struct{}),
 	}
 	m.access.Store(newAccess(o.Token, o.ReadOnlyToken, o.AllowedOrigins))
-	if drops := doc.reconcile(o.Baseline); len(drops) > 0 {
-		m.recordDrops(drops)
-		if err := m.save(doc); err != nil {
-			return nil, err
+	m.recordDrops(doc.reconcile(o.Baseline))
+	// Write the file now: a state file that cannot be written is found at
+	// start, not during an incident.
+	if o.StateFile != "" {
+		if err := saveState(o.StateFile, doc); err != nil {
+			return nil, fmt.Errorf("%w: the manager must be able to write it", err)
 		}
 	}
 	m.routes()
