@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -566,5 +567,47 @@ balancers:
 	}
 	if data, err := os.ReadFile(filepath.Join(dir, "state.json")); err != nil || strings.Contains(string(data), "n1") {
 		t.Errorf("an announcement was written to the state file (%v):\n%s", err, data)
+	}
+}
+
+// TestReloadRotatesTheToken: a new token in the file applies at the reload.
+func TestReloadRotatesTheToken(t *testing.T) {
+	n1 := named(t, "n1")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "tether.yaml")
+	write := func(token string) {
+		y := fmt.Sprintf("listen: 127.0.0.1:0\nmanager: {listen: 127.0.0.1:0, token: %s}\nbalancers:\n  - {name: b, members: [{url: %q, route: n1}]}\n", token, n1.URL)
+		must(t, os.WriteFile(path, []byte(y), 0o600))
+	}
+	write("old-token-0123456789abcdef")
+	cfg, err := config.Load(path)
+	must(t, err)
+	reload := make(chan struct{})
+	started := make(chan *Server, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Serve(ctx, cfg, ServeOptions{ConfigPath: path, Logger: quiet(), Reload: reload, Started: func(s *Server) { started <- s }})
+	}()
+	s := <-started
+	defer func() { cancel(); must(t, <-done) }()
+	client := func(tok string) *admin.Client {
+		c, err := admin.NewClient("http://"+s.ManagerAddr(), tok, admin.ClientOptions{})
+		must(t, err)
+		return c
+	}
+	bg := context.Background()
+	if _, err := client("old-token-0123456789abcdef").Balancers(bg); err != nil {
+		t.Fatal(err)
+	}
+	write("new-token-0123456789abcdef")
+	reload <- struct{}{}
+	proctest.Eventually(t, 10*time.Second, func() error {
+		_, err := client("new-token-0123456789abcdef").Balancers(bg)
+		return err
+	})
+	var ae *admin.APIError
+	if _, err := client("old-token-0123456789abcdef").Balancers(bg); !errors.As(err, &ae) || ae.Status != http.StatusUnauthorized {
+		t.Errorf("the old token after the rotation: %v", err)
 	}
 }
