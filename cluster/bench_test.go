@@ -12,10 +12,16 @@ import (
 // Replication benchmarks on real loopback TCP. See docs/benchmarks.md
 // (## Replication) for the figures and the commands.
 
-// benchCluster starts n linked nodes with the given ack mode.
-func benchCluster(b *testing.B, n int, mode AckMode) []*Node {
+// benchCluster starts n linked nodes with the given ack mode, and a
+// pre-shared key (authenticated encryption) when psk is set.
+func benchCluster(b *testing.B, n int, mode AckMode, psk bool) []*Node {
 	b.Helper()
-	tweak := func(o *Options) { o.Ack = mode }
+	tweak := func(o *Options) {
+		o.Ack = mode
+		if psk {
+			o.PSK = []byte("0123456789abcdef0123456789abcdef")
+		}
+	}
 	first, _ := startTCP(b, "b1", nil, tweak)
 	nodes := []*Node{first}
 	for i := 2; i <= n; i++ {
@@ -49,9 +55,15 @@ func BenchmarkDeltaVisible(b *testing.B) {
 	for _, tc := range []struct {
 		mode  AckMode
 		nodes int
-	}{{AckNone, 2}, {AckOne, 2}, {AckNone, 3}, {AckOne, 3}, {AckAll, 3}} {
-		b.Run(fmt.Sprintf("%s/%d-nodes", tc.mode, tc.nodes), func(b *testing.B) {
-			nodes := benchCluster(b, tc.nodes, tc.mode)
+		psk   bool
+	}{{AckNone, 2, false}, {AckOne, 2, false}, {AckNone, 3, false}, {AckOne, 3, false}, {AckAll, 3, false},
+		{AckOne, 3, true}} {
+		name := fmt.Sprintf("%s/%d-nodes", tc.mode, tc.nodes)
+		if tc.psk {
+			name += "/psk"
+		}
+		b.Run(name, func(b *testing.B) {
+			nodes := benchCluster(b, tc.nodes, tc.mode, tc.psk)
 			owner, peer := nodes[0], nodes[len(nodes)-1]
 			seen := make(chan uint64, 1024)
 			hook := func(id string, v uint64) { seen <- v }
@@ -92,7 +104,7 @@ func BenchmarkDeltaVisible(b *testing.B) {
 func BenchmarkWrites(b *testing.B) {
 	for _, mode := range []AckMode{AckNone, AckOne, AckAll} {
 		b.Run(fmt.Sprintf("%s/3-nodes", mode), func(b *testing.B) {
-			nodes := benchCluster(b, 3, mode)
+			nodes := benchCluster(b, 3, mode, false)
 			owner := nodes[0]
 			ctx := context.Background()
 			var next atomic.Int64

@@ -61,15 +61,13 @@ func (n *Node) Claim(ctx context.Context, id string) (Record, error) {
 	if c == nil {
 		c = &claimCall{done: make(chan struct{})}
 		n.claiming[id] = c
-		n.wg.Add(1)
-		go func() {
-			defer n.wg.Done()
+		n.spawnLocked(func() {
 			c.rec, c.err = n.claim(id)
 			n.mu.Lock()
 			delete(n.claiming, id)
 			n.mu.Unlock()
 			close(c.done)
-		}()
+		})
 	}
 	n.mu.Unlock()
 	select {
@@ -154,7 +152,12 @@ func (n *Node) claimRound(ctx context.Context, id string, floor *uint64, start t
 	}
 	r := best.clone()
 	r.bal, r.promised = b, b
-	e.rec = r
+	for _, a := range answers { // touches do not make versions: keep the latest access
+		if a.rec != nil && a.rec.bal == best.bal {
+			r.access = max(r.access, a.rec.access)
+		}
+	}
+	e.rec, e.mine = r, true
 	settled := e.drain()
 	out := r.public()
 	w := n.commitLocked(id, b, r.version, targets, msgRecord, encodeBody(&recordMsg{rec: r}))
@@ -176,7 +179,7 @@ func (n *Node) prepareLocal(id string, floor uint64) (b ballot, owner string, pr
 	e := n.store.lock(id, true, nanos(n.clock.Now()))
 	defer e.mu.Unlock()
 	r := e.rec
-	if r != nil && !r.deleted && r.bal.node == n.name && e.promised == r.bal {
+	if e.owned(n.name) {
 		return b, "", nil, &claimCall{rec: r.public()}
 	}
 	if r != nil && r.deleted {
@@ -190,7 +193,7 @@ func (n *Node) prepareLocal(id string, floor uint64) (b ballot, owner string, pr
 		}
 	}
 	if owner == n.name {
-		owner = ""
+		owner = "" // a past incarnation of this node: wait for everyone
 	}
 	b = ballot{n: max(e.promised.n, floor) + 1, node: n.name}
 	e.raise(b)

@@ -205,6 +205,10 @@ func decodeBody(t MessageType, body []byte) (message, error) {
 		m = decodeSyncChunk(d)
 	case msgStatus:
 		m = &statusMsg{ready: d.boolean(), leaving: d.boolean()}
+	case msgQuery:
+		m = &queryMsg{req: d.uv(), id: d.str(maxIDLen, "id")}
+	case msgAnswer:
+		m = decodeAnswer(d)
 	default:
 		return nil, fmt.Errorf("%w: unknown message type %d", ErrMalformed, t)
 	}
@@ -577,3 +581,35 @@ type statusMsg struct {
 
 func (*statusMsg) kind() MessageType { return msgStatus }
 func (m *statusMsg) encode(e *enc)   { e.boolean(m.ready); e.boolean(m.leaving) }
+
+type queryMsg struct {
+	req uint64
+	id  string
+}
+
+func (*queryMsg) kind() MessageType { return msgQuery }
+func (m *queryMsg) encode(e *enc)   { e.uv(m.req); e.str(m.id) }
+
+type answerMsg struct {
+	req uint64
+	id  string
+	rec *record // nil: the peer has no copy
+}
+
+func (*answerMsg) kind() MessageType { return msgAnswer }
+func (m *answerMsg) encode(e *enc) {
+	e.uv(m.req)
+	e.str(m.id)
+	e.boolean(m.rec != nil)
+	if m.rec != nil {
+		encodeRecord(e, m.rec)
+	}
+}
+
+func decodeAnswer(d *dec) *answerMsg {
+	m := &answerMsg{req: d.uv(), id: d.str(maxIDLen, "id")}
+	if d.boolean() {
+		m.rec = decodeRecord(d)
+	}
+	return m
+}

@@ -21,7 +21,7 @@ func sampleMessages() []message {
 		r.size = r.computeSize()
 	}
 	return []message{
-		&helloMsg{cluster: "tether", node: "n1", inc: 42, auth: authPSK, nonce: bytes.Repeat([]byte{1}, nonceLen), firstSeq: 9, ready: true},
+		&helloMsg{cluster: "tether", node: "n1", addr: "127.0.0.1:7001", inc: 42, auth: authPSK, nonce: bytes.Repeat([]byte{1}, nonceLen), firstSeq: 9, ready: true},
 		&challengeMsg{cluster: "tether", node: "n2", inc: 43, nonce: bytes.Repeat([]byte{2}, nonceLen), mac: bytes.Repeat([]byte{3}, macLen)},
 		&authMsg{mac: bytes.Repeat([]byte{4}, macLen)},
 		&welcomeMsg{resume: 10, ready: true},
@@ -41,6 +41,9 @@ func sampleMessages() []message {
 		&syncRequestMsg{req: 11},
 		&syncChunkMsg{req: 11, last: true, recs: []*record{rec, tomb}},
 		&statusMsg{ready: true, leaving: true},
+		&queryMsg{req: 12, id: "s"},
+		&answerMsg{req: 12, id: "s", rec: rec},
+		&answerMsg{req: 13, id: "t"},
 	}
 }
 
@@ -132,7 +135,7 @@ func frame(payloads ...[]byte) []byte {
 }
 
 func FuzzHandshake(f *testing.F) {
-	hello := &helloMsg{cluster: "tether", node: "n1", inc: 1, nonce: bytes.Repeat([]byte{1}, nonceLen), firstSeq: 1}
+	hello := &helloMsg{cluster: "tether", node: "n1", addr: "127.0.0.1:7001", inc: 1, nonce: bytes.Repeat([]byte{1}, nonceLen), firstSeq: 1}
 	f.Add(frame(encodePayload(hello, 0), encodePayload(&authMsg{}, 0)), false)
 	psk := *hello
 	psk.auth = authPSK

@@ -49,12 +49,15 @@ func (n *Node) handle(in *inbound, peer string, m message) error {
 			}
 		}
 	case *syncRequestMsg:
-		n.wg.Add(1)
-		go n.streamState(peer, m.req)
+		n.spawn(func() { n.streamState(peer, m.req) })
 	case *syncChunkMsg:
 		n.onSyncChunk(peer, m)
 	case *statusMsg:
 		n.setReady(peer, m.ready, m.leaving)
+	case *queryMsg:
+		n.onQuery(peer, m)
+	case *answerMsg:
+		n.onAnswer(peer, m)
 	default:
 		return fmt.Errorf("%w: %s on an incoming connection", ErrMalformed, m.kind())
 	}
@@ -182,7 +185,7 @@ func (n *Node) reack(in *inbound, m message) {
 // onPrepare is the acceptor's side of a takeover's first phase.
 func (n *Node) onPrepare(peer string, m *prepareMsg) {
 	e := n.store.lock(m.id, true, nanos(n.clock.Now()))
-	wasOwner := e.rec != nil && e.rec.bal.node == n.name && e.promised == e.rec.bal
+	wasOwner := e.owned(n.name)
 	ok := e.promise(m.bal)
 	reply := &promiseMsg{req: m.req, id: m.id, ok: ok, promised: e.promised}
 	if ok && e.rec != nil && e.rec.cmpVersion(m.known, m.knownVer) > 0 {

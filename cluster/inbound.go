@@ -70,7 +70,6 @@ func (in *inbound) closeConn() {
 // serveInbound authenticates an accepted replication connection and reads
 // the peer's messages from it until it fails.
 func (n *Node) serveInbound(c net.Conn) {
-	defer n.wg.Done()
 	var in *inbound
 	var gap bool
 	f, info, err := serverHandshake(c, n.hs, n.IsReady, func(p peerInfo) (uint64, error) {
@@ -99,8 +98,10 @@ func (n *Node) serveInbound(c net.Conn) {
 	n.contact(info.node, info.addr, info.inc, info.ready, gap)
 
 	stop := make(chan struct{})
-	n.wg.Add(1)
-	go n.writeAcks(in, ic, stop)
+	if !n.spawn(func() { n.writeAcks(in, ic, stop) }) {
+		c.Close()
+		return
+	}
 	err = n.readInbound(in, ic)
 	close(stop)
 	c.Close()
@@ -226,7 +227,6 @@ func (n *Node) process(in *inbound, peer string, t MessageType, body []byte) err
 // nacks for missing frames, coalescing everything that accumulated since
 // the last one.
 func (n *Node) writeAcks(in *inbound, ic *inConn, stop <-chan struct{}) {
-	defer n.wg.Done()
 	var sentCum uint64
 	for {
 		select {

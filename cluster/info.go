@@ -77,7 +77,7 @@ func (n *Node) Info() Info {
 		default:
 			info.Sessions++
 			owned[r.bal.node]++
-			if r.bal.node == n.name && e.promised == r.bal {
+			if e.owned(n.name) {
 				info.Owned++
 			}
 		}

@@ -145,7 +145,6 @@ func (l *link) waitSent(deadline time.Time) {
 
 // run dials, serves and redials the peer until the node closes.
 func (l *link) run() {
-	defer l.n.wg.Done()
 	backoff := time.Duration(0)
 	for {
 		if !l.waitAlive() {

@@ -155,8 +155,7 @@ func (n *Node) ensureLinkLocked(p *peer) {
 	p.out = newLink(n, p.name, p.addr)
 	links := append(append([]*link(nil), *n.links.Load()...), p.out)
 	n.links.Store(&links)
-	n.wg.Add(1)
-	go p.out.run()
+	n.spawnLocked(p.out.run)
 }
 
 func (n *Node) memberDown(name string) {

@@ -39,6 +39,7 @@ type Node struct {
 	changed  chan struct{} // closed and replaced on every peer change
 	links    atomic.Pointer[[]*link]
 	reqs     map[uint64]chan promiseFrom
+	queries  map[uint64]chan answerFrom
 	syncs    map[uint64]*pull
 	claiming map[string]*claimCall
 	reqID    atomic.Uint64
@@ -72,7 +73,7 @@ func New(opts Options) (*Node, error) {
 	n := &Node{
 		opts: o, name: o.Name, inc: randomIncarnation(), log: o.Logger.With("node", o.Name),
 		obs: o.Observer, clock: o.Clock, store: newStore(), waits: newWaiters(),
-		peers: map[string]*peer{}, changed: make(chan struct{}), reqs: map[uint64]chan promiseFrom{},
+		peers: map[string]*peer{}, changed: make(chan struct{}), reqs: map[uint64]chan promiseFrom{}, queries: map[uint64]chan answerFrom{},
 		syncs: map[uint64]*pull{}, claiming: map[string]*claimCall{}, touched: map[string]struct{}{},
 		ready: make(chan struct{}), closing: make(chan struct{}), handshakes: make(chan struct{}, maxHandshakes),
 	}
@@ -142,7 +143,9 @@ func (n *Node) Close() error {
 		n.broadcastStatus(true)
 		n.flushLinks(500 * time.Millisecond)
 		_ = n.ml.Leave(time.Second)
+		n.mu.Lock()
 		close(n.closing)
+		n.mu.Unlock()
 		_ = n.ml.Shutdown() // shuts the transport down
 		for _, l := range *n.links.Load() {
 			l.close()
@@ -181,11 +184,7 @@ func (n *Node) markReady(why string) {
 		n.broadcastStatus(false)
 		// Gossip the new metadata too, for nodes not linked yet; UpdateNode
 		// blocks until it has been broadcast.
-		n.wg.Add(1)
-		go func() {
-			defer n.wg.Done()
-			_ = n.ml.UpdateNode(time.Second)
-		}()
+		n.spawn(func() { _ = n.ml.UpdateNode(time.Second) })
 	})
 }
 
@@ -224,6 +223,28 @@ func (n *Node) broadcast(t MessageType, body []byte) {
 	}
 }
 
+// spawn runs f on a goroutine that Close waits for; false (f not run)
+// once the node is closing.
+func (n *Node) spawn(f func()) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.spawnLocked(f)
+}
+
+// spawnLocked is spawn with n.mu held. Close marks the node closing under
+// n.mu, so no goroutine is added once it waits for them.
+func (n *Node) spawnLocked(f func()) bool {
+	if n.closed() {
+		return false
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		f()
+	}()
+	return true
+}
+
 // newReq returns a fresh request id for prepares and syncs.
 func (n *Node) newReq() uint64 { return n.reqID.Add(1) }
 
@@ -240,8 +261,10 @@ func (n *Node) acceptLoop() {
 		case c := <-n.tr.ReplicationCh():
 			select {
 			case n.handshakes <- struct{}{}:
-				n.wg.Add(1)
-				go n.serveInbound(c)
+				if !n.spawn(func() { n.serveInbound(c) }) {
+					<-n.handshakes
+					c.Close()
+				}
 			default:
 				n.logs.warn("handshakes", "cluster: too many replication handshakes in progress; closing one",
 					"remote", remoteString(c))

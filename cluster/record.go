@@ -63,6 +63,11 @@ type NewSession struct {
 	IdleTimeout time.Duration
 	// Deadline: see Record.Deadline; zero means never.
 	Deadline time.Time
+	// Created is the creation time to record (a renewed id keeps its
+	// session's). Zero: now, on the node's clock.
+	Created time.Time
+	// LastAccess is the request's time. Zero: now, on the node's clock.
+	LastAccess time.Time
 }
 
 // Delta is one request's write to a session it owns.
@@ -80,6 +85,9 @@ type Delta struct {
 	IdleTimeout time.Duration
 	// Deadline, when non-zero, replaces the session's absolute deadline.
 	Deadline time.Time
+	// LastAccess is the request's time; the session's LastAccess becomes
+	// the later of it and its current value. Zero: now, on the node's clock.
+	LastAccess time.Time
 }
 
 // Result is the outcome of an applied Delta.
@@ -113,6 +121,9 @@ var (
 	ErrNotAcknowledged = errors.New("cluster: write not acknowledged by peers")
 	// ErrAlone: Options.FailWhenAlone is set and no ready peer is alive.
 	ErrAlone = errors.New("cluster: no ready peer to replicate to")
+	// ErrBadBase: Delta.Base is newer than the session's version (a
+	// version this node never handed out).
+	ErrBadBase = errors.New("cluster: delta base newer than the session")
 	// ErrTooLarge: the session would not fit in one frame (Options.MaxFrame).
 	ErrTooLarge = errors.New("cluster: session too large")
 	// ErrClosed: the node is closed.

@@ -19,7 +19,6 @@ const (
 
 // streamState answers a sync request from peer.
 func (n *Node) streamState(peer string, req uint64) {
-	defer n.wg.Done()
 	n.mu.Lock()
 	p := n.peers[peer]
 	var l *link

@@ -17,6 +17,7 @@ const maxPending = 128
 type entry struct {
 	mu       sync.Mutex
 	gone     bool // removed from the store; callers must look the id up again
+	mine     bool // this incarnation created the record or won it by a takeover
 	rec      *record
 	promised ballot
 	pending  []pendingDelta
@@ -39,6 +40,15 @@ const (
 	statusPending                    // buffered until its base arrives: fetch it
 	statusIgnored                    // nothing to acknowledge
 )
+
+// owned reports whether node self may write the entry's session: the
+// record is live, under self's ballot, won by this very incarnation (a
+// restarted node re-claims what its past self owned), and no takeover has
+// been promised since.
+func (e *entry) owned(self string) bool {
+	r := e.rec
+	return r != nil && !r.deleted && e.mine && r.bal.node == self && e.promised == r.bal
+}
 
 // ack returns the acknowledgement entry for status s of session id.
 func (e *entry) ack(id string, s applyStatus) (ackEntry, bool) {
@@ -148,6 +158,9 @@ func (e *entry) applyRecord(r *record, copy bool) (applyStatus, []settled) {
 		return statusFenced, nil
 	}
 	if e.rec == nil || e.rec.cmpVersion(r.bal, r.version) < 0 {
+		if e.rec == nil || e.rec.bal != r.bal {
+			e.mine = false
+		}
 		e.rec = r
 	}
 	e.raise(r.bal)

@@ -46,7 +46,6 @@ func (n *Node) sweep() {
 	if n.opts.Ack != AckNone {
 		targets = n.ackTargets()
 	}
-	var expired []expiry
 	var orphans []string
 	for _, id := range n.store.ids() {
 		e := n.store.lock(id, false, now)
@@ -64,10 +63,13 @@ func (n *Node) sweep() {
 				n.store.remove(id, e)
 			}
 		case r.expiresAt() != 0 && now >= r.expiresAt():
-			if r.bal.node == n.name && e.promised == r.bal {
-				pub := r.public()
-				expired = append(expired, expiry{rec: pub, w: n.tombstoneLocked(e, targets)})
-			} else if sweeper && !live[r.bal.node] && len(orphans) < maxOrphanClaims {
+			switch {
+			case e.owned(n.name):
+				n.expireLocked(e, targets)
+			case len(orphans) >= maxOrphanClaims:
+			case r.bal.node == n.name && !e.mine && e.promised == r.bal:
+				orphans = append(orphans, id) // its owner was this node's past incarnation
+			case sweeper && !live[r.bal.node]:
 				orphans = append(orphans, id)
 			}
 		}
@@ -80,27 +82,28 @@ func (n *Node) sweep() {
 			n.send(refetch, &fetchMsg{id: id})
 		}
 	}
-	for _, x := range expired {
-		n.wg.Add(1)
-		go n.finishExpiry(x)
-	}
 	for _, id := range orphans {
-		n.wg.Add(1)
-		go func() {
-			defer n.wg.Done()
+		n.spawn(func() {
 			// Once owned, the next sweep expires it like any other.
 			if _, err := n.Claim(context.Background(), id); err == nil {
 				n.log.Debug("cluster: claimed an expired orphan", "id", short(id))
 			}
-		}()
+		})
 	}
+}
+
+// expireLocked expires the owned, locked entry: a tombstone replicated
+// like a delete, then OnExpire once acknowledged.
+func (n *Node) expireLocked(e *entry, targets []string) {
+	x := expiry{rec: e.rec.public()}
+	x.w = n.tombstoneLocked(e, targets)
+	n.spawn(func() { n.finishExpiry(x) })
 }
 
 // finishExpiry waits for an expiry's tombstone to be acknowledged, then
 // reports it. It is not reported when another node has taken the session
 // over meanwhile: that node decides.
 func (n *Node) finishExpiry(x expiry) {
-	defer n.wg.Done()
 	err := n.await(context.Background(), x.w, time.Now())
 	if isFenced(err) {
 		return

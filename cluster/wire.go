@@ -47,13 +47,15 @@ const (
 	msgSyncRequest                    // 14: ask for the full state
 	msgSyncChunk                      // 15: part of the full state
 	msgStatus                         // 16: the sender's readiness
+	msgQuery                          // 17: ask for a peer's copy of one session
+	msgAnswer                         // 18: the copy, or none
 	msgCount                          // keep last: number of known types
 )
 
 var messageNames = [msgCount]string{
 	"invalid", "hello", "challenge", "auth", "welcome", "reject", "ack", "nack",
 	"record", "delta", "touch", "prepare", "promise", "fetch", "sync-request",
-	"sync-chunk", "status",
+	"sync-chunk", "status", "query", "answer",
 }
 
 // String returns the lower-case name of the message type, for logs and

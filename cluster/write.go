@@ -7,22 +7,6 @@ import (
 	"time"
 )
 
-// Get returns this node's copy of a session: authoritative on its owner, a
-// replica elsewhere (possibly a few milliseconds behind, or older when the
-// owner was unreachable; Claim returns the newest). ErrNotFound when the
-// node has no copy or holds a tombstone.
-func (n *Node) Get(id string) (Record, error) {
-	e := n.store.lock(id, false, 0)
-	if e == nil {
-		return Record{}, ErrNotFound
-	}
-	defer e.mu.Unlock()
-	if e.rec == nil || e.rec.deleted {
-		return Record{}, ErrNotFound
-	}
-	return e.rec.public(), nil
-}
-
 // Create creates a session owned by this node, at version 1, and
 // replicates it (waiting per Options.Ack). ErrExists if the id is taken,
 // even by a deleted session.
@@ -42,7 +26,8 @@ func (n *Node) Create(ctx context.Context, s NewSession) (Record, error) {
 		return Record{}, ErrExists
 	}
 	r := &record{id: s.ID, bal: ballot{n: e.promised.n + 1, node: n.name}, version: 1,
-		created: now, access: now, idle: int64(s.IdleTimeout), deadline: nanos(s.Deadline),
+		created: orNow(nanos(s.Created), now), access: orNow(nanos(s.LastAccess), now),
+		idle: int64(s.IdleTimeout), deadline: nanos(s.Deadline),
 		vals: map[string][]byte{}, kver: map[string]uint64{}}
 	for k, v := range s.Values {
 		r.vals[k], r.kver[k] = v, 1
@@ -52,38 +37,60 @@ func (n *Node) Create(ctx context.Context, s NewSession) (Record, error) {
 		e.mu.Unlock()
 		return Record{}, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, r.size, n.opts.MaxFrame)
 	}
-	e.promised = r.bal
-	e.rec = r
-	r.promised = r.bal
+	e.rec, e.mine = r, true
+	e.raise(r.bal)
 	out := r.public()
 	w := n.commitLocked(r.id, r.bal, r.version, targets, msgRecord, encodeBody(&recordMsg{rec: r}))
 	e.mu.Unlock()
 	return out, n.await(ctx, w, start)
 }
 
+func orNow(t, now int64) int64 {
+	if t == 0 {
+		return now
+	}
+	return t
+}
+
 // Update applies a request's delta to a session this node owns, as version
 // Version+1, and replicates it (waiting per Options.Ack). Keys are merged
-// one by one; see Result.Conflicts. Errors: ErrNotFound, ErrNotOwner (a
-// *NotOwnerError), ErrFenced, ErrTooLarge, and for sync writes
-// ErrNotAcknowledged or ErrAlone.
+// one by one; see Result.Conflicts. A session this node's past incarnation
+// owned (before a restart) is claimed again first. Errors: ErrNotFound,
+// ErrNotOwner (a *NotOwnerError), ErrFenced, ErrBadBase, ErrTooLarge, and
+// for sync writes ErrNotAcknowledged or ErrAlone.
 func (n *Node) Update(ctx context.Context, d Delta) (Result, error) {
 	start := time.Now()
 	targets, err := n.precheck()
 	if err != nil {
 		return Result{}, err
 	}
-	now := nanos(n.clock.Now())
-	e := n.store.lock(d.ID, false, now)
-	if e == nil {
-		return Result{}, ErrNotFound
-	}
-	if err := n.ownerCheck(e, d.ID); err != nil {
-		e.mu.Unlock()
+	e, err := n.lockOwned(ctx, d.ID)
+	if err != nil {
 		return Result{}, err
 	}
 	r := e.rec
-	m := &deltaMsg{id: d.ID, bal: r.bal, version: r.version + 1, access: max(now, r.access),
-		idle: r.idle, deadline: r.deadline}
+	if d.Base > r.version {
+		e.mu.Unlock()
+		return Result{}, fmt.Errorf("%w: base %d, session at %d", ErrBadBase, d.Base, r.version)
+	}
+	m, conflicts, size := n.buildDelta(r, d)
+	if size > n.opts.MaxFrame {
+		e.mu.Unlock()
+		return Result{}, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, size, n.opts.MaxFrame)
+	}
+	applyDeltaTo(r, m)
+	res := Result{Record: r.public(), Conflicts: conflicts}
+	w := n.commitLocked(d.ID, r.bal, r.version, targets, msgDelta, encodeBody(m))
+	e.mu.Unlock()
+	return res, n.await(ctx, w, start)
+}
+
+// buildDelta turns d into the next delta of r, with the keys it conflicts
+// on and the size the record would have.
+func (n *Node) buildDelta(r *record, d Delta) (*deltaMsg, []string, int) {
+	now := nanos(n.clock.Now())
+	m := &deltaMsg{id: d.ID, bal: r.bal, version: r.version + 1,
+		access: max(orNow(nanos(d.LastAccess), now), r.access), idle: r.idle, deadline: r.deadline}
 	if d.IdleTimeout != 0 {
 		m.idle = int64(d.IdleTimeout)
 	}
@@ -114,16 +121,8 @@ func (n *Node) Update(ctx context.Context, d Delta) (Result, error) {
 			conflicts = append(conflicts, k)
 		}
 	}
-	if size > n.opts.MaxFrame {
-		e.mu.Unlock()
-		return Result{}, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, size, n.opts.MaxFrame)
-	}
-	applyDeltaTo(r, m)
 	slices.Sort(conflicts)
-	res := Result{Record: r.public(), Conflicts: conflicts}
-	w := n.commitLocked(d.ID, r.bal, r.version, targets, msgDelta, encodeBody(m))
-	e.mu.Unlock()
-	return res, n.await(ctx, w, start)
+	return m, conflicts, size
 }
 
 // Delete invalidates a session this node owns: it becomes a tombstone,
@@ -135,12 +134,8 @@ func (n *Node) Delete(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	e := n.store.lock(id, false, 0)
-	if e == nil {
-		return ErrNotFound
-	}
-	if err := n.ownerCheck(e, id); err != nil {
-		e.mu.Unlock()
+	e, err := n.lockOwned(ctx, id)
+	if err != nil {
 		return err
 	}
 	w := n.tombstoneLocked(e, targets)
@@ -160,26 +155,46 @@ func (n *Node) tombstoneLocked(e *entry, targets []string) *waiter {
 	return n.commitLocked(r.id, r.bal, r.version, targets, msgRecord, encodeBody(&recordMsg{rec: r}))
 }
 
-// Touch records a request's access to a session this node owns, without
-// a new version. Touches are sent to peers in batches every
-// Options.TouchInterval.
-func (n *Node) Touch(id string) error {
-	now := nanos(n.clock.Now())
-	e := n.store.lock(id, false, now)
-	if e == nil {
-		return ErrNotFound
+// Touch records that a request used a session this node owns at time at
+// (zero: now), without a new version. Touches are sent to peers in
+// batches every Options.TouchInterval. Errors as Update.
+func (n *Node) Touch(ctx context.Context, id string, at time.Time) error {
+	e, err := n.lockOwned(ctx, id)
+	if err != nil {
+		return err
 	}
-	err := n.ownerCheck(e, id)
-	if err == nil && now > e.rec.access {
-		e.rec.access = now
+	if t := orNow(nanos(at), nanos(n.clock.Now())); t > e.rec.access {
+		e.rec.access = t
 	}
 	e.mu.Unlock()
-	if err == nil {
-		n.touchMu.Lock()
-		n.touched[id] = struct{}{}
-		n.touchMu.Unlock()
+	n.touchMu.Lock()
+	n.touched[id] = struct{}{}
+	n.touchMu.Unlock()
+	return nil
+}
+
+// lockOwned returns the locked entry of a session this node owns. A
+// session its past incarnation owned is claimed again first: this
+// incarnation never writes under a ballot it did not win.
+func (n *Node) lockOwned(ctx context.Context, id string) (*entry, error) {
+	for claimed := false; ; claimed = true {
+		e := n.store.lock(id, false, 0)
+		if e == nil {
+			return nil, ErrNotFound
+		}
+		r := e.rec
+		if claimed || r == nil || r.deleted || r.bal.node != n.name || e.mine {
+			if err := n.ownerCheck(e, id); err != nil {
+				e.mu.Unlock()
+				return nil, err
+			}
+			return e, nil
+		}
+		e.mu.Unlock()
+		if _, err := n.Claim(ctx, id); err != nil {
+			return nil, err
+		}
 	}
-	return err
 }
 
 // ownerCheck verifies that this node owns the locked entry's session and
@@ -189,7 +204,7 @@ func (n *Node) ownerCheck(e *entry, id string) error {
 	switch {
 	case r == nil || r.deleted:
 		return ErrNotFound
-	case r.bal.node != n.name:
+	case r.bal.node != n.name || !e.mine:
 		return &NotOwnerError{ID: id, Owner: r.bal.node, Epoch: r.bal.n}
 	case e.promised != r.bal:
 		n.obs.Fenced(id, true)

@@ -68,7 +68,7 @@ func TestOwnerExpiresIdleSessionsOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.Clock.Advance(20 * time.Minute)
-	if err := owner.Touch("used"); err != nil {
+	if err := owner.Touch(bg, "used", time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	// At +20m the capped session is past its deadline.

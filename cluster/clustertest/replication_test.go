@@ -217,7 +217,7 @@ func TestTouchesAreBatchedToReplicas(t *testing.T) {
 	sent := h.Observer(0).Sent.Load()
 	h.Clock.Advance(time.Minute)
 	for range 50 {
-		if err := owner.Touch("s"); err != nil {
+		if err := owner.Touch(bg, "s", time.Time{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -232,7 +232,7 @@ func TestTouchesAreBatchedToReplicas(t *testing.T) {
 	if n := h.Observer(0).Sent.Load() - sent; n > 5 {
 		t.Fatalf("50 touches sent %d messages, want a batch", n)
 	}
-	if err := h.Node(1).Touch("s"); !errors.Is(err, cluster.ErrNotOwner) {
+	if err := h.Node(1).Touch(bg, "s", time.Time{}); !errors.Is(err, cluster.ErrNotOwner) {
 		t.Fatalf("touch on a replica: %v", err)
 	}
 }

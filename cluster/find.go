@@ -1,0 +1,191 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// copyState is what a node knows locally of a session.
+type copyState int
+
+const (
+	copyLive     copyState = iota // a live copy, not expired
+	copyNone                      // no copy
+	copyDeleted                   // a tombstone
+	copyExpired                   // expired by this node's clock; another node may know a later access
+	copyExpiring                  // expired, and this node (the owner) has just expired it
+)
+
+// Get returns this node's copy of a session: authoritative on its owner, a
+// replica elsewhere (possibly a few milliseconds behind, or older when the
+// owner was unreachable; Claim returns the newest). ErrNotFound when the
+// node has no copy, holds a tombstone, or the session has expired by the
+// node's clock; on the owner, that expires it then and there (OnExpire
+// fires once, as from the sweep).
+func (n *Node) Get(id string) (Record, error) {
+	r, st := n.local(id)
+	if st != copyLive {
+		return Record{}, ErrNotFound
+	}
+	return r, nil
+}
+
+// local reads the local copy of id, expiring it if this node owns it and
+// its time has come.
+func (n *Node) local(id string) (Record, copyState) {
+	now := nanos(n.clock.Now())
+	e := n.store.lock(id, false, now)
+	if e == nil {
+		return Record{}, copyNone
+	}
+	defer e.mu.Unlock()
+	r := e.rec
+	switch {
+	case r == nil:
+		return Record{}, copyNone
+	case r.deleted:
+		return Record{}, copyDeleted
+	case r.expiresAt() != 0 && now >= r.expiresAt():
+		if !e.owned(n.name) {
+			return Record{}, copyExpired
+		}
+		n.expireLocked(e, n.ackTargets())
+		return Record{}, copyExpiring
+	}
+	return r.public(), copyLive
+}
+
+// Find returns a session wherever it is: this node's copy when it has a
+// live one, else the newest copy its live peers hold (kept here as a
+// replica). It is how a node answers a request for a session it has not
+// received, or not yet: a write acknowledged by another peer, just before
+// its owner died, is found. ErrNotFound when no live node has the session
+// (or it was deleted or expired). Find changes no ownership: Claim does.
+func (n *Node) Find(ctx context.Context, id string) (Record, error) {
+	r, st := n.local(id)
+	switch st {
+	case copyLive:
+		return r, nil
+	case copyDeleted, copyExpiring:
+		return Record{}, ErrNotFound
+	}
+	best, err := n.ask(ctx, id)
+	if err != nil {
+		return Record{}, err
+	}
+	if best == nil {
+		return Record{}, ErrNotFound
+	}
+	now := nanos(n.clock.Now())
+	e := n.store.lock(id, true, now)
+	_, settled := e.applyRecord(best, true)
+	if e.rec != nil && e.rec.bal == best.bal && best.access > e.rec.access {
+		e.rec.access = best.access
+	}
+	r2, live := Record{}, e.rec != nil && !e.rec.deleted && (e.rec.expiresAt() == 0 || now < e.rec.expiresAt())
+	if live {
+		r2 = e.rec.public()
+	}
+	e.mu.Unlock()
+	n.settle(settled)
+	if !live {
+		return Record{}, ErrNotFound
+	}
+	return r2, nil
+}
+
+// answerFrom is a query answer with its sender.
+type answerFrom struct {
+	peer string
+	m    *answerMsg
+}
+
+// ask queries every live peer for its copy of id and returns the newest
+// (ties in version broken by the latest access), nil when none has one. It
+// waits for every peer, but no longer than OwnerWait after the first copy
+// arrived, so that a frozen peer delays it little.
+func (n *Node) ask(ctx context.Context, id string) (*record, error) {
+	req := n.newReq()
+	ch := make(chan answerFrom, 64)
+	n.mu.Lock()
+	n.queries[req] = ch
+	n.mu.Unlock()
+	defer func() {
+		n.mu.Lock()
+		delete(n.queries, req)
+		n.mu.Unlock()
+	}()
+	body := encodeBody(&queryMsg{req: req, id: id})
+	ctx, cancel := context.WithTimeout(ctx, n.opts.ClaimTimeout)
+	defer cancel()
+	sent, answered := map[string]bool{}, map[string]bool{}
+	var best *record
+	var grace <-chan time.Time
+	for {
+		changed := n.waitChanged()
+		peers, _ := n.claimPeers("")
+		waiting := false
+		for _, p := range peers {
+			if !sent[p] {
+				sent[p] = true
+				n.sendBody(p, msgQuery, body)
+			}
+			waiting = waiting || !answered[p]
+		}
+		if !waiting {
+			return best, nil
+		}
+		select {
+		case a := <-ch:
+			answered[a.peer] = true
+			if r := a.m.rec; r != nil && a.m.id == id {
+				if best == nil || r.cmpVersion(best.bal, best.version) > 0 ||
+					(r.cmpVersion(best.bal, best.version) == 0 && r.access > best.access) {
+					best = r
+				}
+				if grace == nil {
+					t := time.NewTimer(n.opts.OwnerWait)
+					defer t.Stop()
+					grace = t.C
+				}
+			}
+		case <-changed:
+		case <-grace:
+			return best, nil
+		case <-ctx.Done():
+			if best != nil {
+				return best, nil
+			}
+			return nil, fmt.Errorf("%w: %w", ErrClaimTimeout, ctx.Err())
+		}
+	}
+}
+
+// onQuery answers a peer's query with this node's copy.
+func (n *Node) onQuery(peer string, m *queryMsg) {
+	var body []byte
+	if e := n.store.lock(m.id, false, 0); e != nil {
+		if e.rec != nil {
+			body = encodeBody(&answerMsg{req: m.req, id: m.id, rec: e.rec})
+		}
+		e.mu.Unlock()
+	}
+	if body == nil {
+		body = encodeBody(&answerMsg{req: m.req, id: m.id})
+	}
+	n.sendBody(peer, msgAnswer, body)
+}
+
+// onAnswer hands a query answer to the Find waiting for it.
+func (n *Node) onAnswer(peer string, m *answerMsg) {
+	n.mu.Lock()
+	ch := n.queries[m.req]
+	n.mu.Unlock()
+	if ch != nil {
+		select {
+		case ch <- answerFrom{peer: peer, m: m}:
+		default:
+		}
+	}
+}
