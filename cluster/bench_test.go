@@ -129,3 +129,35 @@ func BenchmarkWrites(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkFailureDetection measures, with the default gossip timings, the
+// time from a node's sudden death (no goodbye: its gossip and sockets just
+// stop, as with kill -9) until both survivors list it as dead — what
+// takeovers of its sessions may wait for. Run it with -benchtime 5x.
+func BenchmarkFailureDetection(b *testing.B) {
+	var total time.Duration
+	for range b.N {
+		b.StopTimer()
+		first, _ := startTCP(b, "d1", nil, func(o *Options) { o.Gossip = GossipOptions{} })
+		second, _ := startTCP(b, "d2", []string{first.Addr()}, func(o *Options) { o.Gossip = GossipOptions{} })
+		victim, _ := startTCP(b, "d3", []string{first.Addr()}, func(o *Options) { o.Gossip = GossipOptions{} })
+		for _, x := range []*Node{first, second} {
+			linked(b, x, victim)
+		}
+		b.StartTimer()
+		start := time.Now()
+		_ = victim.tr.Shutdown() // no leave message: its sockets just close
+		for _, x := range []*Node{first, second} {
+			eventually(b, 30*time.Second, func() error {
+				for _, m := range x.Members() {
+					if m.Name == "d3" && m.State == MemberDead {
+						return nil
+					}
+				}
+				return fmt.Errorf("%s still lists d3 alive", x.Name())
+			})
+		}
+		total += time.Since(start)
+	}
+	b.ReportMetric(float64(total)/float64(b.N)/float64(time.Millisecond), "detect-ms")
+}

@@ -25,6 +25,8 @@ type Info struct {
 	Sessions int `json:"sessions"`
 	// Owned counts the live sessions it owns.
 	Owned int `json:"owned"`
+	// Bytes approximates the memory the live sessions take.
+	Bytes int64 `json:"bytes"`
 	// Tombstones counts deleted sessions still remembered.
 	Tombstones int `json:"tombstones"`
 	// Pending counts sessions with deltas waiting for their base version.
@@ -76,6 +78,7 @@ func (n *Node) Info() Info {
 			info.Tombstones++
 		default:
 			info.Sessions++
+			info.Bytes += int64(r.size)
 			owned[r.bal.node]++
 			if e.owned(n.name) {
 				info.Owned++

@@ -145,9 +145,9 @@ type Options struct {
 // GossipOptions tune memberlist's failure detection. Zero fields take the
 // defaults, which detect a dead node on a LAN in about 1–2 seconds.
 type GossipOptions struct {
-	// ProbeInterval is the time between failure-detection probes. Default 500ms.
+	// ProbeInterval is the time between failure-detection probes. Default 400ms.
 	ProbeInterval time.Duration
-	// ProbeTimeout is how long to wait for a probe's answer. Default 250ms.
+	// ProbeTimeout is how long to wait for a probe's answer. Default 200ms.
 	ProbeTimeout time.Duration
 	// SuspicionMult scales how long a suspect node has to refute before it
 	// is declared dead. Default 2.
@@ -178,8 +178,8 @@ func (o Options) withDefaults() Options {
 		MaxOutbox:        64 << 20,               // per peer
 		HandshakeTimeout: 5 * time.Second,        // slow peers are not a reason to wedge
 		Gossip: GossipOptions{
-			ProbeInterval:    500 * time.Millisecond,
-			ProbeTimeout:     250 * time.Millisecond,
+			ProbeInterval:    400 * time.Millisecond,
+			ProbeTimeout:     200 * time.Millisecond,
 			SuspicionMult:    2,
 			GossipInterval:   100 * time.Millisecond,
 			PushPullInterval: 15 * time.Second,
