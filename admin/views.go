@@ -80,6 +80,12 @@ type DrainView struct {
 	// EmptyBy is the latest time it is empty if no user comes back: the
 	// last session seen plus the idle window.
 	EmptyBy *time.Time `json:"empty_by,omitempty"`
+	// Exact is false while the balancer has been counting (since
+	// CountingSince, its start) for less than one idle window: users who
+	// have not come back since are not counted yet, Remaining is a lower
+	// bound, and a drain does not end on zero.
+	Exact         bool      `json:"exact"`
+	CountingSince time.Time `json:"counting_since"`
 }
 
 // Duration is a time.Duration that reads and writes as "1m30s".
@@ -154,7 +160,7 @@ func viewMember(s balancer.Stats) MemberView {
 		v.Health = "down"
 	}
 	if d := s.Drain; d != nil {
-		dv := &DrainView{Since: d.Since, StartSessions: d.StartSessions, Remaining: d.Remaining, Progress: 1}
+		dv := &DrainView{Since: d.Since, StartSessions: d.StartSessions, Remaining: d.Remaining, Progress: 1, Exact: d.Exact, CountingSince: d.CountingSince}
 		if d.StartSessions > 0 && d.Remaining > 0 {
 			dv.Progress = max(0, float64(d.StartSessions-d.Remaining)/float64(d.StartSessions))
 		} else if d.Remaining > 0 {

@@ -264,13 +264,17 @@ func (b *Balancer) tick(now time.Time) {
 	if !s.opts.DrainStop {
 		return
 	}
+	// Until the balancer has watched for a whole idle window, a session
+	// that has not sent a request since it started is not counted: zero
+	// does not yet mean empty (after a restart, say).
+	warm := now.Sub(b.tracker.epoch) >= s.opts.SessionIdle
 	for _, m := range b.pool.Members() {
 		since := m.drainSince.Load()
 		if m.State() != Draining || since == 0 {
 			continue
 		}
 		switch {
-		case m.live.Load() <= 0:
+		case m.live.Load() <= 0 && warm:
 			b.pool.setState(m, Draining, Stopped, "drained: no live session left")
 		case s.opts.DrainDeadline > 0 && now.Sub(time.Unix(0, since)) >= s.opts.DrainDeadline:
 			b.pool.setState(m, Draining, Stopped, fmt.Sprintf("drain deadline of %v passed with %d live sessions", s.opts.DrainDeadline, m.live.Load()))
@@ -286,6 +290,10 @@ func (b *Balancer) Stats() []Stats {
 	out := make([]Stats, len(ms))
 	for i, m := range ms {
 		out[i] = m.stats(now, s.opts.SessionIdle)
+		if d := out[i].Drain; d != nil {
+			d.CountingSince = b.tracker.epoch
+			d.Exact = now.Sub(b.tracker.epoch) >= s.opts.SessionIdle
+		}
 	}
 	return out
 }

@@ -136,6 +136,7 @@ func TestDrainWithUserPopulation(t *testing.T) {
 	if len(onN2) != 10 || liveOn(bal)["n2"] != 10 {
 		t.Fatalf("setup: %d users on n2, live %v", len(onN2), liveOn(bal))
 	}
+	warmUp(t, bal, clk, users)
 	browsing, leaving, idle := onN2[:4], onN2[4:7], onN2[7:]
 
 	bal.Pool().SetState("n2", Draining, "")
@@ -187,6 +188,38 @@ func TestDrainWithUserPopulation(t *testing.T) {
 	}
 }
 
+// warmUp lets a whole idle window pass since the balancer started, the
+// users staying active, so that session counts are exact.
+func warmUp(t *testing.T, bal *Balancer, clk *clock, users []*user) {
+	t.Helper()
+	idle := bal.Options().SessionIdle
+	for i := 0; i < 3; i++ {
+		clk.Add(idle / 2)
+		for _, u := range users {
+			u.get("/")
+		}
+	}
+	bal.tick(clk.Now())
+}
+
+// TestDrainAfterRestartWaitsForAWholeIdleWindow: a balancer that has just
+// started has not seen the sessions of users who have not come back yet,
+// so a count of zero does not end a drain until a whole idle window has
+// passed.
+func TestDrainAfterRestartWaitsForAWholeIdleWindow(t *testing.T) {
+	bal, _, clk, _ := drainSetup(t, false)
+	bal.Pool().SetState("n2", Draining, "")
+	bal.tick(clk.Add(9 * time.Minute))
+	st := statsOf(bal, "n2")
+	if bal.Pool().Lookup("n2").State() != Draining || st.Drain == nil || st.Drain.Exact {
+		t.Fatalf("a fresh balancer ended a drain on a count of zero: %v %+v", bal.Pool().Lookup("n2").State(), st.Drain)
+	}
+	bal.tick(clk.Add(time.Minute))
+	if bal.Pool().Lookup("n2").State() != Stopped {
+		t.Fatal("not stopped once the idle window passed with no session")
+	}
+}
+
 // TestReplicatedDrainEndsAfterOneRequestPerUser: with replicated sessions,
 // each user's next request moves them, so the drain ends at once.
 func TestReplicatedDrainEndsAfterOneRequestPerUser(t *testing.T) {
@@ -199,6 +232,7 @@ func TestReplicatedDrainEndsAfterOneRequestPerUser(t *testing.T) {
 			onN2 = append(onN2, u)
 		}
 	}
+	warmUp(t, bal, clk, onN2)
 	bal.Pool().SetState("n2", Draining, "")
 	for i, u := range onN2 {
 		id, _, _ := strings.Cut(u.cookie, ".")

@@ -189,6 +189,13 @@ type DrainProgress struct {
 	// sends another request: its most recent session's last request plus
 	// the idle window.
 	EmptyBy time.Time
+	// CountingSince is when the balancer began counting sessions (when it
+	// started). Exact is false until a whole idle window has passed since:
+	// before that, a session that has not sent a request since the start
+	// is not counted, so Remaining is a lower bound and a drain with
+	// DrainStop does not end on a count of zero.
+	CountingSince time.Time
+	Exact         bool
 }
 
 // Stats returns the member's counters. now and idle (the session idle

@@ -325,10 +325,14 @@
   }
 
   function drainText(d) {
-    if (d.remaining === 0) return 'drained: no live session left';
-    let s = nf.format(d.remaining) + ' of ' + nf.format(d.start_sessions) + ' sessions left';
-    if (d.estimated_empty) s += ' · empty in ~' + ago(Date.parse(d.estimated_empty) - Date.now());
-    else if (d.empty_by) s += ' · empty by ' + new Date(d.empty_by).toLocaleTimeString() + ' at the latest';
+    let s;
+    if (d.remaining === 0) s = 'drained: no live session left';
+    else {
+      s = nf.format(d.remaining) + ' of ' + nf.format(d.start_sessions) + ' sessions left';
+      if (d.estimated_empty) s += ' · empty in ~' + ago(Date.parse(d.estimated_empty) - Date.now());
+      else if (d.empty_by) s += ' · empty by ' + new Date(d.empty_by).toLocaleTimeString() + ' at the latest';
+    }
+    if (!d.exact) s += ' · at least: counting since ' + new Date(d.counting_since).toLocaleTimeString() + ', users who have not come back since are not seen yet';
     return s;
   }
 

@@ -387,6 +387,9 @@ func drainSummary(m admin.MemberView, now time.Time) string {
 	} else if d.EmptyBy != nil {
 		s += ", empty by " + d.EmptyBy.Local().Format("15:04:05")
 	}
+	if !d.Exact {
+		s += " (at least: counting since " + d.CountingSince.Local().Format("15:04:05") + ")"
+	}
 	if m.CreatedWhileDraining > 0 {
 		s += fmt.Sprintf(", %d created while draining", m.CreatedWhileDraining)
 	}
@@ -507,6 +510,9 @@ func (p *progress) update(m admin.MemberView) {
 		return
 	}
 	text := fmt.Sprintf("%d of %d sessions left", d.Remaining, d.StartSessions)
+	if !d.Exact {
+		text = "at least " + text
+	}
 	if m.CreatedWhileDraining > 0 {
 		text += fmt.Sprintf(", %d created while draining", m.CreatedWhileDraining)
 	}
