@@ -10,6 +10,8 @@ import (
 	"net"
 	"strconv"
 	"time"
+
+	"github.com/tetherlb/tether/bench/h1"
 )
 
 // BigSize is the body size of GET /big.
@@ -161,7 +163,7 @@ func readRequest(br *bufio.Reader) (request, error) {
 		return req, lineErr(err, len(line) == 0)
 	}
 	total := len(line)
-	method, rest, ok := bytes.Cut(trimEOL(line), []byte(" "))
+	method, rest, ok := bytes.Cut(h1.TrimEOL(line), []byte(" "))
 	target, proto, ok2 := bytes.Cut(rest, []byte(" "))
 	if !ok || !ok2 || len(target) == 0 {
 		return req, errBad
@@ -184,7 +186,7 @@ func readRequest(br *bufio.Reader) (request, error) {
 		if total += len(line); total > maxHead {
 			return req, errTooLarge
 		}
-		line = trimEOL(line)
+		line = h1.TrimEOL(line)
 		if len(line) == 0 {
 			return req, nil
 		}
@@ -194,21 +196,21 @@ func readRequest(br *bufio.Reader) (request, error) {
 		}
 		value = bytes.TrimSpace(value)
 		switch {
-		case equalFold(name, "cookie"):
+		case h1.EqualFold(name, "cookie"):
 			req.session = req.session || hasCookie(value, "JSESSIONID")
-		case equalFold(name, "content-length"):
+		case h1.EqualFold(name, "content-length"):
 			n, err := strconv.ParseInt(string(value), 10, 64)
 			if err != nil || n < 0 {
 				return req, errBad
 			}
 			req.bodyLen = n
-		case equalFold(name, "transfer-encoding"):
+		case h1.EqualFold(name, "transfer-encoding"):
 			return req, errChunked
-		case equalFold(name, "connection"):
+		case h1.EqualFold(name, "connection"):
 			switch {
-			case equalFold(value, "close"):
+			case h1.EqualFold(value, "close"):
 				req.keepAlive = false
-			case equalFold(value, "keep-alive"):
+			case h1.EqualFold(value, "keep-alive"):
 				req.keepAlive = true
 			}
 		}
@@ -225,31 +227,6 @@ func lineErr(err error, empty bool) error {
 		return io.EOF
 	}
 	return err
-}
-
-func trimEOL(b []byte) []byte {
-	b = bytes.TrimSuffix(b, []byte("\n"))
-	return bytes.TrimSuffix(b, []byte("\r"))
-}
-
-// equalFold compares ASCII case-insensitively without allocating.
-func equalFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range len(b) {
-		if lower(b[i]) != lower(s[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func lower(c byte) byte {
-	if 'A' <= c && c <= 'Z' {
-		return c + 'a' - 'A'
-	}
-	return c
 }
 
 // hasCookie reports whether a Cookie header value has a cookie called name.

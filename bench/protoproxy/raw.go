@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"sync"
 	"unsafe"
+
+	"github.com/tetherlb/tether/bench/h1"
 )
 
 // Buffer sizes: client connections are many (4 KiB each way, as net/http),
@@ -157,7 +159,7 @@ func (cc *clientConn) readRequest() error {
 			}
 			return errHead
 		}
-		line = trimEOL(line)
+		line = h1.TrimEOL(line)
 		if len(line) == 0 {
 			if first {
 				continue // tolerate a CRLF between requests
@@ -202,26 +204,26 @@ func (cc *clientConn) parseRequest() error {
 		}
 		value = bytes.TrimSpace(value)
 		switch {
-		case equalFold(name, "host"):
+		case h1.EqualFold(name, "host"):
 			r.host = value
-		case equalFold(name, "content-length"):
+		case h1.EqualFold(name, "content-length"):
 			n, err := strconv.ParseInt(unsafeString(value), 10, 64)
 			if err != nil || n < 0 {
 				return errHead
 			}
 			r.bodyLen = n
-		case equalFold(name, "transfer-encoding"):
-			r.chunked = equalFold(value, "chunked")
+		case h1.EqualFold(name, "transfer-encoding"):
+			r.chunked = h1.EqualFold(value, "chunked")
 			if !r.chunked {
 				return errHead
 			}
-		case equalFold(name, "connection"):
-			if equalFold(value, "close") {
+		case h1.EqualFold(name, "connection"):
+			if h1.EqualFold(value, "close") {
 				r.close = true
-			} else if equalFold(value, "keep-alive") {
+			} else if h1.EqualFold(value, "keep-alive") {
 				r.close = false
 			}
-		case equalFold(name, "upgrade"):
+		case h1.EqualFold(name, "upgrade"):
 			return errUpgrade
 		}
 		r.headers = append(r.headers, line)
@@ -270,7 +272,7 @@ func (cc *clientConn) proxy() (keep bool, err error) {
 // member picks the member for the current request.
 func (cc *clientConn) member() *member {
 	for _, line := range cc.req.headers {
-		if name, value, _ := bytes.Cut(line, []byte(":")); equalFold(name, "cookie") {
+		if name, value, _ := bytes.Cut(line, []byte(":")); h1.EqualFold(name, "cookie") {
 			if m := cc.p.byCookie(unsafeString(bytes.TrimSpace(value))); m != nil {
 				return m
 			}
@@ -286,7 +288,7 @@ var hopByHop = []string{"connection", "keep-alive", "proxy-connection", "te", "t
 
 func isHopByHop(name []byte) bool {
 	for _, h := range hopByHop {
-		if equalFold(name, h) {
+		if h1.EqualFold(name, h) {
 			return true
 		}
 	}
@@ -344,7 +346,7 @@ func (cc *clientConn) relay(bc *bconn) (bool, error) {
 			}
 			return false, errHead
 		}
-		status, ok := statusOf(trimEOL(line))
+		status, ok := statusOf(h1.TrimEOL(line))
 		if !ok {
 			return false, errHead
 		}
@@ -394,7 +396,7 @@ func (cc *clientConn) relayHeaders(br *bufio.Reader) (bodyLen int64, chunked, cl
 		if err != nil {
 			return 0, false, false, errHead
 		}
-		l := trimEOL(line)
+		l := h1.TrimEOL(line)
 		if len(l) == 0 {
 			return bodyLen, chunked, close, nil
 		}
@@ -404,16 +406,16 @@ func (cc *clientConn) relayHeaders(br *bufio.Reader) (bodyLen int64, chunked, cl
 		}
 		value = bytes.TrimSpace(value)
 		switch {
-		case equalFold(name, "content-length"):
+		case h1.EqualFold(name, "content-length"):
 			n, err := strconv.ParseInt(unsafeString(value), 10, 64)
 			if err != nil || n < 0 {
 				return 0, false, false, errHead
 			}
 			bodyLen = n
-		case equalFold(name, "transfer-encoding"):
-			chunked = equalFold(value, "chunked")
-		case equalFold(name, "connection"):
-			close = close || equalFold(value, "close")
+		case h1.EqualFold(name, "transfer-encoding"):
+			chunked = h1.EqualFold(value, "chunked")
+		case h1.EqualFold(name, "connection"):
+			close = close || h1.EqualFold(value, "close")
 			continue
 		case isHopByHop(name):
 			continue
@@ -458,7 +460,7 @@ func copyChunked(dst *bufio.Writer, src *bufio.Reader) error {
 			return errHead
 		}
 		dst.Write(line)
-		sz, _, _ := bytes.Cut(trimEOL(line), []byte(";"))
+		sz, _, _ := bytes.Cut(h1.TrimEOL(line), []byte(";"))
 		n, err := strconv.ParseInt(unsafeString(bytes.TrimSpace(sz)), 16, 64)
 		if err != nil || n < 0 {
 			return errHead
@@ -470,7 +472,7 @@ func copyChunked(dst *bufio.Writer, src *bufio.Reader) error {
 					return errHead
 				}
 				dst.Write(line)
-				if len(trimEOL(line)) == 0 {
+				if len(h1.TrimEOL(line)) == 0 {
 					return nil
 				}
 			}
@@ -479,31 +481,6 @@ func copyChunked(dst *bufio.Writer, src *bufio.Reader) error {
 			return err
 		}
 	}
-}
-
-func trimEOL(b []byte) []byte {
-	b = bytes.TrimSuffix(b, []byte("\n"))
-	return bytes.TrimSuffix(b, []byte("\r"))
-}
-
-// equalFold compares ASCII case-insensitively.
-func equalFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range len(b) {
-		c, d := b[i], s[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if 'A' <= d && d <= 'Z' {
-			d += 'a' - 'A'
-		}
-		if c != d {
-			return false
-		}
-	}
-	return true
 }
 
 // unsafeString views b as a string without copying; b must not change
