@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 
@@ -30,17 +32,22 @@ func (o ServeOptions) getenv(k string) string {
 	return o.Getenv(k)
 }
 
+// ErrConfig wraps the errors of Serve that a change of configuration
+// (or of its environment: a token, a certificate, the state file) fixes,
+// as opposed to failures while running (an address already in use).
+var ErrConfig = errors.New("configuration")
+
 // Serve runs the configuration at o.ConfigPath until ctx is done, then
 // shuts down gracefully within the configured shutdown timeout.
 func Serve(ctx context.Context, cfg config.Config, o ServeOptions) error {
 	mg, err := newManaged(cfg, o)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	srv, err := newServer(mg.effective(cfg), o.Logger, mg.hooks())
 	if err != nil {
 		mg.shutdown(0)
-		return err
+		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	if err = srv.Start(); err == nil {
 		err = mg.start(srv)

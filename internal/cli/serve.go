@@ -44,6 +44,9 @@ func runServe(ctx context.Context, env Env, args []string) int {
 	err = app.Serve(ctx, cfg, app.ServeOptions{ConfigPath: *path, Logger: logger, Reload: reload})
 	if err != nil {
 		fmt.Fprintln(env.Stderr, "tether serve:", err)
+		if errors.Is(err, app.ErrConfig) {
+			return ExitUsage
+		}
 		return ExitFailure
 	}
 	return ExitOK

@@ -156,3 +156,13 @@ func TestCheckCommand(t *testing.T) {
 		t.Fatalf("unknown command: code %d", code)
 	}
 }
+
+func TestServeRefusesManagerWithoutTokenWithExitCode2(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "t.yaml")
+	os.WriteFile(path, []byte("listen: 127.0.0.1:0\nmanager: {listen: '127.0.0.1:0'}\nbalancers:\n  - {name: b, members: [{url: 'http://127.0.0.1:1', route: n1}]}\n"), 0o600)
+	var out, errOut strings.Builder
+	code := Run(t.Context(), []string{"serve", "--config", path}, Env{Stdout: &out, Stderr: &errOut, Getenv: func(string) string { return "" }})
+	if code != ExitUsage || !strings.Contains(errOut.String(), "no token") {
+		t.Fatalf("code %d, stderr %q; want 2 and a message about the token", code, errOut.String())
+	}
+}
