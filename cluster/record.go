@@ -39,19 +39,6 @@ type Record struct {
 	Deadline time.Time
 }
 
-// ExpiresAt returns when the session expires if it is not accessed again,
-// or the zero time if it never expires.
-func (r Record) ExpiresAt() time.Time {
-	var t time.Time
-	if r.IdleTimeout > 0 {
-		t = r.LastAccess.Add(r.IdleTimeout)
-	}
-	if !r.Deadline.IsZero() && (t.IsZero() || r.Deadline.Before(t)) {
-		t = r.Deadline
-	}
-	return t
-}
-
 // NewSession describes a session to create.
 type NewSession struct {
 	// ID is the session id; it must be unique (the session layer draws it
