@@ -98,7 +98,7 @@ func (s *Session) create(h http.Header, now time.Time) error {
 // insert saves rec as a new session, drawing another id in the
 // astronomically unlikely case that the first is taken.
 func (s *Session) insert(rec *Record) error {
-	ctx, cancel := s.m.storeCtx(s.req.Context())
+	ctx, cancel := s.m.storeCtx(s.base())
 	defer cancel()
 	for attempt := 0; ; attempt++ {
 		res, err := s.m.o.Store.Save(ctx, Delta{
@@ -129,7 +129,7 @@ func (s *Session) renew(h http.Header, now time.Time) error {
 	if err := s.insert(&rec); err != nil {
 		return err
 	}
-	ctx, cancel := s.m.storeCtx(s.req.Context())
+	ctx, cancel := s.m.storeCtx(s.base())
 	defer cancel()
 	if err := s.m.o.Store.Delete(ctx, old); err != nil {
 		// The old id must not outlive the renewal (that is its point), and
@@ -163,7 +163,7 @@ func (s *Session) update(h http.Header, now time.Time) error {
 			d.Removed = append(d.Removed, k)
 		}
 	}
-	ctx, cancel := s.m.storeCtx(s.req.Context())
+	ctx, cancel := s.m.storeCtx(s.base())
 	defer cancel()
 	if d.Set != nil || d.Removed != nil {
 		res, err := s.m.o.Store.Save(ctx, d)

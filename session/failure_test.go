@@ -253,3 +253,46 @@ func TestStatusCode(t *testing.T) {
 		}
 	}
 }
+
+// ctxStore records the context its Save gets, and blocks until it is done
+// when block is set.
+type ctxStore struct {
+	session.Store
+	block bool
+	err   error // ctx.Err() when Save was called
+}
+
+func (c *ctxStore) Save(ctx context.Context, d session.Delta) (session.SaveResult, error) {
+	c.err = ctx.Err()
+	if c.block {
+		<-ctx.Done()
+		return session.SaveResult{}, fmt.Errorf("waiting for a replica: %w", ctx.Err())
+	}
+	return c.Store.Save(ctx, d)
+}
+
+// TestStoreContext checks the context store calls get: not cancelled when
+// the client hangs up, bounded by StoreTimeout when set.
+func TestStoreContext(t *testing.T) {
+	t.Run("client gone", func(t *testing.T) {
+		e := newEnv(t, session.Options{})
+		cs := &ctxStore{Store: e.store}
+		e = newEnv(t, session.Options{Store: cs, Now: e.clock.Now})
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel() // the client hung up before the commit
+		r := httptest.NewRequest("POST", "/", nil).WithContext(ctx)
+		e.m.Handler(put(t, "k", "v")).ServeHTTP(httptest.NewRecorder(), r)
+		if cs.err != nil {
+			t.Fatalf("Save got a cancelled context: %v", cs.err)
+		}
+	})
+	t.Run("StoreTimeout", func(t *testing.T) {
+		e := newEnv(t, session.Options{})
+		cs := &ctxStore{Store: e.store, block: true}
+		e = newEnv(t, session.Options{Store: cs, Now: e.clock.Now, StoreTimeout: time.Millisecond})
+		resp := e.do(put(t, "k", "v"), "POST", "/")
+		if resp.StatusCode != 503 || len(setCookies(resp)) != 0 {
+			t.Fatalf("a store past StoreTimeout: %d, Set-Cookie %q", resp.StatusCode, setCookies(resp))
+		}
+	})
+}

@@ -189,12 +189,11 @@ func (m *Manager) newRecord(id string, now time.Time) Record {
 	return rec
 }
 
-// storeCtx returns the context of a store call made for the request with
-// context parent: its values, not its cancellation, and StoreTimeout.
+// storeCtx returns the context of one store call from parent (a request's
+// context without its cancellation): bounded by StoreTimeout if set.
 func (m *Manager) storeCtx(parent context.Context) (context.Context, context.CancelFunc) {
-	ctx := context.WithoutCancel(parent)
 	if m.o.StoreTimeout > 0 {
-		return context.WithTimeout(ctx, m.o.StoreTimeout)
+		return context.WithTimeout(parent, m.o.StoreTimeout)
 	}
-	return ctx, func() {}
+	return parent, func() {}
 }

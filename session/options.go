@@ -67,8 +67,10 @@ type Options struct {
 
 	// StoreTimeout bounds each store call. The calls get the request's
 	// context without its cancellation, so that a client hanging up does
-	// not abort a commit half-way. Zero means 10 seconds; negative means no
-	// bound of the Manager's own.
+	// not abort a commit half-way. Zero or negative means no bound of the
+	// Manager's own: a Store that does I/O bounds its own calls (a
+	// replicated store its acknowledgements; memstore never waits). Set it
+	// for a store that does not; it costs a timer per call.
 	StoreTimeout time.Duration
 
 	// URLRewriting accepts the session id from a ";jsessionid=" path
@@ -171,7 +173,6 @@ func defaults() Options {
 		MaxSessionBytes: 1 << 20,                       // a whole session: 1 MiB
 		IDBytes:         16,                            // 128 random bits
 		Codec:           JSON{},                        // deterministic, fails on what it cannot store
-		StoreTimeout:    10 * time.Second,              // a store call never hangs a request forever
 		PathParam:       "jsessionid",                  // the servlet name
 		Logger:          slog.New(slog.DiscardHandler), // quiet unless asked
 		Now:             time.Now,                      // the wall clock
@@ -197,7 +198,6 @@ func (o Options) withDefaults() Options {
 	o.IdleTimeout = orDuration(o.IdleTimeout, d.IdleTimeout)
 	o.MaxLifetime = orDuration(o.MaxLifetime, d.MaxLifetime)
 	o.TouchInterval = orDuration(o.TouchInterval, d.TouchInterval)
-	o.StoreTimeout = orDuration(o.StoreTimeout, d.StoreTimeout)
 	o.MaxValueBytes = orInt(o.MaxValueBytes, d.MaxValueBytes)
 	o.MaxSessionBytes = orInt(o.MaxSessionBytes, d.MaxSessionBytes)
 	o.IDBytes = orInt(o.IDBytes, d.IDBytes)

@@ -24,7 +24,7 @@ func (s *Session) resolve() error {
 		p.add(s.urlID, false)
 	}
 	for i, v := range p.ids[:p.n] {
-		rec, ok, err := s.m.lookup(s.req.Context(), v)
+		rec, ok, err := s.m.lookup(s.base(), v)
 		if err != nil {
 			s.err = err
 			return err

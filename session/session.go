@@ -1,6 +1,7 @@
 package session
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -39,7 +40,18 @@ type Session struct {
 	size      int               // encoded size of keys and values as this request sees them
 	committed bool
 
-	w writer // the request's ResponseWriter, allocated with the Session
+	w    writer          // the request's ResponseWriter, allocated with the Session
+	sctx context.Context // the request's context without its cancellation, made once
+}
+
+// base returns the context of the session's store calls: the request's
+// values, not its cancellation, so that a client hanging up does not abort
+// a commit half-way.
+func (s *Session) base() context.Context {
+	if s.sctx == nil {
+		s.sctx = context.WithoutCancel(s.req.Context())
+	}
+	return s.sctx
 }
 
 // entry is one key as a request uses it.
@@ -220,7 +232,7 @@ func (s *Session) Invalidate() error {
 		return err
 	}
 	if s.rec.ID != "" {
-		ctx, cancel := s.m.storeCtx(s.req.Context())
+		ctx, cancel := s.m.storeCtx(s.base())
 		err := s.m.o.Store.Delete(ctx, s.rec.ID)
 		cancel()
 		switch {
