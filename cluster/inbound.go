@@ -8,9 +8,13 @@ import (
 	"time"
 )
 
-// maxOutOfOrder bounds the frames a receiver holds while waiting for a
-// missing sequence number; a peer exceeding it is disconnected.
-const maxOutOfOrder = 4096
+// maxOutOfOrder and maxOutOfOrderBytes bound the frames a receiver holds
+// while waiting for a missing sequence number; a peer exceeding them is
+// disconnected (and resends from the hole when it reconnects).
+const (
+	maxOutOfOrder      = 4096
+	maxOutOfOrderBytes = 64 << 20
+)
 
 // maxAckEntries bounds the per-session results in one ack frame.
 const maxAckEntries = 8192
@@ -24,6 +28,7 @@ type inbound struct {
 	mu      sync.Mutex // held while a frame is processed
 	next    uint64     // next expected sequence number
 	ooo     map[uint64][]byte
+	oooSize int // bytes held in ooo
 	nackAt  time.Time
 	nackDue bool    // a nack for next should go out with the next ack
 	conn    *inConn // the connection currently allowed to deliver
@@ -138,6 +143,7 @@ func (n *Node) inboundFor(p peerInfo) (*inbound, bool) {
 	if in.next < p.firstSeq {
 		in.next = p.firstSeq
 		clear(in.ooo)
+		in.oooSize = 0
 		return in, true
 	}
 	return in, false
@@ -186,11 +192,12 @@ func (n *Node) deliver(in *inbound, ic *inConn, t MessageType, seq uint64, body 
 		}
 		return nil
 	case seq > in.next:
-		if len(in.ooo) >= maxOutOfOrder {
-			return fmt.Errorf("cluster: more than %d frames out of order", maxOutOfOrder)
+		if len(in.ooo) >= maxOutOfOrder || in.oooSize+len(body) > maxOutOfOrderBytes {
+			return fmt.Errorf("cluster: more than %d frames or %d bytes out of order", maxOutOfOrder, maxOutOfOrderBytes)
 		}
 		if _, ok := in.ooo[seq]; !ok {
 			in.ooo[seq] = append(append(make([]byte, 0, 2+len(body)), byte(t)), body...)
+			in.oooSize += len(body)
 		}
 		if time.Since(in.nackAt) > rtoBase/2 {
 			in.nackAt, in.nackDue = time.Now(), true
@@ -207,6 +214,7 @@ func (n *Node) deliver(in *inbound, ic *inConn, t MessageType, seq uint64, body 
 			return nil
 		}
 		delete(in.ooo, in.next)
+		in.oooSize -= len(held) - 1
 		if err := n.process(in, ic.peer, MessageType(held[0]), held[1:]); err != nil {
 			return err
 		}

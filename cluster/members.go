@@ -7,6 +7,7 @@ import (
 	"log"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -20,10 +21,11 @@ type peer struct {
 	known     bool        // gossip has listed it
 	ready     bool
 	leaving   bool
-	inc       uint64 // its incarnation, from gossip metadata or a handshake
-	contacted bool   // an outgoing handshake with incarnation inc succeeded
-	pulledInc uint64 // the incarnation whose state was pulled, or needs no pull
-	refused   string // why its last handshake was refused; "" once one succeeds
+	inc       uint64     // its incarnation, from gossip metadata or a handshake
+	contacted bool       // an outgoing handshake with incarnation inc succeeded
+	pulledInc uint64     // the incarnation whose state was pulled, or needs no pull
+	refused   string     // why its last handshake was refused; "" once one succeeds
+	streaming sync.Mutex // one state transfer to this peer at a time
 	out       *link
 	in        *inbound
 }

@@ -30,6 +30,8 @@ func (n *Node) streamState(peer string, req uint64) {
 		n.log.Warn("cluster: state requested by a peer with no known address", "peer", peer)
 		return
 	}
+	p.streaming.Lock() // a peer asking again waits for the transfer under way
+	defer p.streaming.Unlock()
 	chunk := &syncChunkMsg{req: req}
 	size := 0
 	flush := func(last bool) bool {

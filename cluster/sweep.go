@@ -67,8 +67,8 @@ func (n *Node) sweep() {
 			case e.owned(n.name):
 				n.expireLocked(e, targets)
 			case len(orphans) >= maxOrphanClaims:
-			case r.bal.node == n.name && !e.mine && e.promised == r.bal:
-				orphans = append(orphans, id) // its owner was this node's past incarnation
+			case r.bal.node == n.name:
+				orphans = append(orphans, id) // a past incarnation's, or a stalled takeover
 			case sweeper && !live[r.bal.node]:
 				orphans = append(orphans, id)
 			}

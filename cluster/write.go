@@ -174,8 +174,11 @@ func (n *Node) Touch(ctx context.Context, id string, at time.Time) error {
 }
 
 // lockOwned returns the locked entry of a session this node owns. A
-// session its past incarnation owned is claimed again first: this
-// incarnation never writes under a ballot it did not win.
+// session under this node's name that it cannot write as is — its past
+// incarnation owned it, or a takeover was promised to another node that
+// this node has not seen complete (the claimant may have died half-way) —
+// is claimed again first: this incarnation never writes under a ballot it
+// did not win, and a takeover that stalled cannot block the session.
 func (n *Node) lockOwned(ctx context.Context, id string) (*entry, error) {
 	for claimed := false; ; claimed = true {
 		e := n.store.lock(id, false, 0)
@@ -183,7 +186,8 @@ func (n *Node) lockOwned(ctx context.Context, id string) (*entry, error) {
 			return nil, ErrNotFound
 		}
 		r := e.rec
-		if claimed || r == nil || r.deleted || r.bal.node != n.name || e.mine {
+		stalled := r != nil && !r.deleted && r.bal.node == n.name && !e.owned(n.name)
+		if claimed || !stalled {
 			if err := n.ownerCheck(e, id); err != nil {
 				e.mu.Unlock()
 				return nil, err

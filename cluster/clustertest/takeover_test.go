@@ -243,3 +243,34 @@ func TestDrainingOwnerHandsOver(t *testing.T) {
 		t.Fatalf("claim from a live owner lost its last write: %v", str(r.Values))
 	}
 }
+
+// TestStalledTakeoverDoesNotBlockTheSession: a claimant dies half-way,
+// after the owner and a peer promised its ballot but before it decided.
+// The owner must not stay fenced: its next write takes the session back.
+func TestStalledTakeoverDoesNotBlockTheSession(t *testing.T) {
+	h := clustertest.New(t, clustertest.Config{Nodes: 4})
+	owner := h.Node(0)
+	if _, err := owner.Create(bg, cluster.NewSession{ID: "s", Values: vals("v", "1")}); err != nil {
+		t.Fatal(err)
+	}
+	converged(t, h, "s", 1, map[string]string{"v": "1"}, 1, 2, 3)
+	// n3 cannot reach n4, whose promise it needs: its claim stops after
+	// phase 1, with n1 and n2 having promised.
+	h.Net.Partition(h.Addr(2), h.Addr(3))
+	go h.Node(2).Claim(bg, "s") //nolint:errcheck // it fails when n3 is crashed below
+	clustertest.Eventually(t, 5*time.Second, func() error {
+		if owner.Info().Owned != 0 {
+			return errors.New("n1 has not promised n3's ballot yet")
+		}
+		return nil
+	})
+	h.Crash(2)
+	res, err := owner.Update(bg, cluster.Delta{ID: "s", Set: vals("v", "2")})
+	if err != nil {
+		t.Fatalf("the owner stays fenced by a takeover that will never finish: %v", err)
+	}
+	if res.Record.Owner != "n1" || res.Record.Epoch < 3 {
+		t.Fatalf("wrote as %s epoch %d: want n1 under an epoch above the stalled claim's", res.Record.Owner, res.Record.Epoch)
+	}
+	converged(t, h, "s", 2, map[string]string{"v": "2"}, 0, 1, 3)
+}
