@@ -152,7 +152,10 @@ func (n *Node) claimRound(ctx context.Context, id string, floor *uint64, start t
 	}
 	r := best.clone()
 	r.bal, r.promised = b, b
-	for _, a := range answers { // touches do not make versions: keep the latest access
+	if e.rec != nil && e.rec.bal == best.bal { // touches make no versions: keep the latest access
+		r.access = max(r.access, e.rec.access)
+	}
+	for _, a := range answers {
 		if a.rec != nil && a.rec.bal == best.bal {
 			r.access = max(r.access, a.rec.access)
 		}
