@@ -4,6 +4,7 @@ import (
 	"hash/maphash"
 	"slices"
 	"sync"
+	"time"
 )
 
 // maxPending bounds the deltas buffered for one session while its base
@@ -22,6 +23,7 @@ type entry struct {
 	promised ballot
 	pending  []pendingDelta
 	fetchAt  int64 // when a fetch for this session was last sent (Unix ns, real time)
+	raisedAt int64 // when promised last went up (Unix ns, real time)
 	created  int64 // when the entry appeared (Unix ns, node clock), for promise GC
 }
 
@@ -68,6 +70,7 @@ func (e *entry) ack(id string, s applyStatus) (ackEntry, bool) {
 func (e *entry) raise(b ballot) {
 	if b.cmp(e.promised) > 0 {
 		e.promised = b
+		e.raisedAt = time.Now().UnixNano()
 	}
 	if e.rec != nil {
 		e.rec.promised = e.promised

@@ -173,21 +173,15 @@ func (n *Node) Touch(ctx context.Context, id string, at time.Time) error {
 	return nil
 }
 
-// lockOwned returns the locked entry of a session this node owns. A
-// session under this node's name that it cannot write as is — its past
-// incarnation owned it, or a takeover was promised to another node that
-// this node has not seen complete (the claimant may have died half-way) —
-// is claimed again first: this incarnation never writes under a ballot it
-// did not win, and a takeover that stalled cannot block the session.
+// lockOwned returns the locked entry of a session this node owns,
+// claiming it again first when reclaimable says so.
 func (n *Node) lockOwned(ctx context.Context, id string) (*entry, error) {
 	for claimed := false; ; claimed = true {
 		e := n.store.lock(id, false, 0)
 		if e == nil {
 			return nil, ErrNotFound
 		}
-		r := e.rec
-		stalled := r != nil && !r.deleted && r.bal.node == n.name && !e.owned(n.name)
-		if claimed || !stalled {
+		if claimed || !n.reclaimable(e) {
 			if err := n.ownerCheck(e, id); err != nil {
 				e.mu.Unlock()
 				return nil, err
@@ -199,6 +193,26 @@ func (n *Node) lockOwned(ctx context.Context, id string) (*entry, error) {
 			return nil, err
 		}
 	}
+}
+
+// reclaimable reports whether this node should claim again a session
+// recorded under its own name that it cannot write as is: its past
+// incarnation owned it (this incarnation never writes under a ballot it did
+// not win), or it promised a takeover that has not completed for longer
+// than a takeover may take (the claimant died half-way; the session must
+// not stay blocked). A takeover promised less than ClaimTimeout ago is
+// presumed to be completing: the write is fenced, so that an owner waking
+// from a freeze cannot write over the new owner's data before its record
+// arrives.
+func (n *Node) reclaimable(e *entry) bool {
+	r := e.rec
+	switch {
+	case r == nil || r.deleted || r.bal.node != n.name || e.owned(n.name):
+		return false
+	case !e.mine || e.promised.node == n.name:
+		return true
+	}
+	return time.Now().UnixNano()-e.raisedAt > int64(n.opts.ClaimTimeout)
 }
 
 // ownerCheck verifies that this node owns the locked entry's session and
