@@ -136,9 +136,12 @@ type Options struct {
 	Logger *slog.Logger
 	// Observer receives metrics events. Default: none.
 	Observer Observer
-	// OnExpire is called once, on the owner, for each session it expires,
-	// after the expiry has been replicated (per Ack). It runs on the sweep
-	// goroutine and must not block for long. Default: nothing.
+	// OnExpire is called once, on the owner, for each session it expires
+	// (found by the sweep or by a read), with the record as it was, after
+	// the expiry has been replicated (per Ack). It is not called when
+	// another node took the session over meanwhile, nor for Delete. Calls
+	// run on the node's goroutines, possibly concurrently for different
+	// sessions, and must not block for long. Default: nothing.
 	OnExpire func(Record)
 }
 
