@@ -277,3 +277,26 @@ func writePEM(t *testing.T, path, typ string, der []byte) {
 		t.Fatal(err)
 	}
 }
+
+func TestGossipKeyKeepsOutsidersOut(t *testing.T) {
+	key := bytes.Repeat([]byte("g"), 32)
+	a, _ := startTCP(t, "a", nil, func(o *Options) { o.GossipKey = key })
+	b, _ := startTCP(t, "b", []string{a.Addr()}, func(o *Options) { o.GossipKey = key })
+	linked(t, a, b)
+	outsider, _ := startTCP(t, "x", []string{a.Addr()}, func(o *Options) { o.GossipKey = bytes.Repeat([]byte("h"), 32) })
+	// The outsider's join fails (it cannot read the answers), so it starts alone.
+	eventually(t, 10*time.Second, func() error {
+		if !outsider.IsReady() {
+			return errors.New("outsider not ready")
+		}
+		return nil
+	})
+	for _, n := range []*Node{a, b, outsider} {
+		for _, m := range n.Members() {
+			if (n == outsider) != (m.Name == "x") {
+				t.Fatalf("%s lists %s: the gossip key did not keep the outsider out", n.Name(), m.Name)
+			}
+		}
+	}
+	replicates(t, a, b, "s")
+}
