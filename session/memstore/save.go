@@ -100,18 +100,25 @@ func (s *Store) update(d session.Delta) (session.SaveResult, []notice, error) {
 			d.BaseVersion, e.rec.Version, session.ErrBadDelta)
 	}
 	var conflicts []string
-	values := maps.Clone(e.rec.Values)
+	values, size := maps.Clone(e.rec.Values), e.size
 	for k, v := range d.Set {
 		if e.keyVer[k] > d.BaseVersion {
 			conflicts = append(conflicts, k)
 		}
+		if old, ok := values[k]; ok {
+			size -= int64(len(k) + len(old))
+		}
 		values[k] = v
+		size += int64(len(k) + len(v))
 	}
 	for _, k := range d.Removed {
 		if e.keyVer[k] > d.BaseVersion {
 			conflicts = append(conflicts, k)
 		}
-		delete(values, k)
+		if old, ok := values[k]; ok {
+			size -= int64(len(k) + len(old))
+			delete(values, k)
+		}
 	}
 	rec := e.rec
 	rec.Values = values
@@ -119,7 +126,6 @@ func (s *Store) update(d session.Delta) (session.SaveResult, []notice, error) {
 	if d.LastAccess.After(rec.LastAccess) {
 		rec.LastAccess = d.LastAccess
 	}
-	size := sizeOf(rec)
 	more, err := s.makeRoom(0, size-e.size, e)
 	ns = append(ns, more...)
 	if err != nil {
@@ -187,6 +193,9 @@ func (s *Store) makeRoom(sessions int, bytes int64, keep *entry) ([]notice, erro
 
 // pruneTombstones forgets the oldest removed keys beyond maxTombstones.
 func pruneTombstones(keyVer map[string]uint64, values map[string][]byte) {
+	if len(keyVer) <= len(values)+maxTombstones { // every live key has a version
+		return
+	}
 	var dead []string
 	for k := range keyVer {
 		if _, ok := values[k]; !ok {
