@@ -2,12 +2,14 @@ package cart_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -197,5 +199,33 @@ func (u *user) logout() {
 	}
 	if cs := u.cookies(); len(cs) != 0 {
 		u.t.Fatalf("user %d: the browser still sends %v after logout", u.n, cs)
+	}
+}
+
+// TestCartCommandUsage checks that `tether cart` refuses bad flags with a
+// clear message and exit code 2, before listening.
+func TestCartCommandUsage(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no route", []string{"cart", "--listen", "127.0.0.1:0"}, "usage: tether cart"},
+		{"bad route", []string{"cart", "--route", "n 1"}, `--route "n 1"`},
+		{"bad proxy", []string{"cart", "--route", "n1", "--trusted-proxies", "10.0.0.0/8,nonsense"}, "--trusted-proxies"},
+		{"stray argument", []string{"cart", "--route", "n1", "extra"}, "usage: tether cart"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := proctest.Start(t, "tether cart", tt.args...)
+			err, done := p.Wait(time.Minute)
+			var exit *exec.ExitError
+			if !done || !errors.As(err, &exit) || exit.ExitCode() != 2 {
+				t.Fatalf("exit: %v (done %v), want status 2", err, done)
+			}
+			if !strings.Contains(p.Output(), tt.want) {
+				t.Fatalf("output %q lacks %q", p.Output(), tt.want)
+			}
+		})
 	}
 }
