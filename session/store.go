@@ -22,11 +22,11 @@ import (
 // Blocking: methods may block on I/O (a replicated store in synchronous mode
 // waits in Save until a peer acknowledges), but must bound that time
 // themselves: the Manager's ctx carries the request's values, not its
-// cancellation, and a deadline only if Options.StoreTimeout is set. They must
-// return promptly once ctx is done, with an error wrapping ctx.Err(); the
-// change may or may not have been applied then. The Manager calls Load and Save on the request's
-// goroutine, before the first byte of the response is written, so the time a
-// Save takes is added to the response time.
+// cancellation, and a deadline only if Options.StoreTimeout is set. They
+// must return promptly once ctx is done, with an error wrapping ctx.Err();
+// the change may or may not have been applied then. The Manager calls Load
+// and Save on the request's goroutine, before the first byte of the response
+// is written, so the time a Save takes is added to the response time.
 //
 // Read your writes: once Save, Delete or Claim has returned nil, a Load
 // through the same Store value sees its effect. (Other nodes of a cluster may
