@@ -15,7 +15,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/tetherlb/tether/balancer"
 )
@@ -41,12 +40,12 @@ func scrape(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 			}
 			sort.Strings(ls)
 			key := mf.GetName() + "{" + strings.Join(ls, ",") + "}"
-			switch mf.GetType() {
-			case dto.MetricType_COUNTER:
+			switch {
+			case m.GetCounter() != nil:
 				out[key] = m.GetCounter().GetValue()
-			case dto.MetricType_GAUGE:
+			case m.GetGauge() != nil:
 				out[key] = m.GetGauge().GetValue()
-			case dto.MetricType_HISTOGRAM:
+			case m.GetHistogram() != nil:
 				out[key] = float64(m.GetHistogram().GetSampleCount())
 			}
 		}
