@@ -24,7 +24,7 @@ STARTED=()        # pids of the processes this run started
 BACKEND_PIDS=()   # pids of the backends n1..n3
 WORK=""           # scratch directory, removed at exit unless BENCH_KEEP=1
 
-log() { printf '== %s\n' "$*" >&2; }
+log() { printf '== %s %s\n' "$(date +%T)" "$*" >&2; }
 die() {
 	printf '\nbench: FAILED: %s\n' "$*" >&2
 	exit 1
@@ -106,9 +106,10 @@ need_packages() {
 		die "apt-get install ${missing[*]} failed"
 }
 
-# build_go OUT PKG: build a command of this module into $WORK/bin.
+# build_go PKG...: build commands of this module into $WORK/bin, in one go
+# build (in parallel); each binary is named after its directory.
 build_go() {
-	(cd "$ROOT" && go build -o "$WORK/bin/$1" "$2") || die "go build $2 failed"
+	(cd "$ROOT" && go build -o "$WORK/bin/" "$@") || die "go build $* failed"
 }
 
 # port_free PORT: nothing listens on 127.0.0.1:PORT.
@@ -152,10 +153,12 @@ start_backends() {
 	done
 }
 
-# write_tether_config FILE PORT: the Tether configuration over n1..n3.
+# write_tether_config FILE PORT [MANAGER_PORT]: the Tether configuration
+# over n1..n3, with the manager (token bench-token) if a port is given.
 write_tether_config() {
 	cat >"$1" <<-YAML
 		listen: 127.0.0.1:$2
+		$([[ -n ${3:-} ]] && printf 'manager: { listen: "127.0.0.1:%s", token: bench-token }' "$3")
 		balancers:
 		  - name: bench
 		    members:

@@ -25,11 +25,11 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tetherlb/tether/bench/procmem"
 )
 
 func main() {
@@ -59,7 +59,7 @@ func request(addr, path, cookie string) []byte {
 }
 
 func run(addr string, pid, n, parallel int, req []byte) error {
-	before, err := memory(pid)
+	before, err := procmem.Of(pid)
 	if err != nil {
 		return err
 	}
@@ -76,13 +76,13 @@ func run(addr string, pid, n, parallel int, req []byte) error {
 		return err
 	}
 	opened := time.Since(start)
-	after, err := memory(pid)
+	after, err := procmem.Of(pid)
 	if err != nil {
 		return err
 	}
 	alive := recheck(cs, parallel, req)
 	fmt.Printf("IDLE conns=%d alive=%d open_seconds=%.1f rss_before_kib=%d rss_after_kib=%d pss_before_kib=%d pss_after_kib=%d\n",
-		n, alive, opened.Seconds(), before.rss, after.rss, before.pss, after.pss)
+		n, alive, opened.Seconds(), before.RSS, after.RSS, before.PSS, after.PSS)
 	if alive != n {
 		return fmt.Errorf("only %d of %d connections were still open after the measurement", alive, n)
 	}
@@ -171,82 +171,4 @@ func recheck(cs []*conn, parallel int, req []byte) int {
 	}
 	wg.Wait()
 	return int(ok.Load())
-}
-
-// usage is the memory of a process tree in KiB.
-type usage struct{ rss, pss int64 }
-
-// memory sums VmRSS and Pss over pid and its descendants.
-func memory(pid int) (usage, error) {
-	var u usage
-	pids, err := tree(pid)
-	if err != nil {
-		return u, err
-	}
-	for _, p := range pids {
-		rss, err := field(fmt.Sprintf("/proc/%d/status", p), "VmRSS:")
-		if err != nil {
-			return u, err
-		}
-		pss, err := field(fmt.Sprintf("/proc/%d/smaps_rollup", p), "Pss:")
-		if err != nil {
-			return u, err
-		}
-		u.rss += rss
-		u.pss += pss
-	}
-	return u, nil
-}
-
-// tree returns pid and all its descendants.
-func tree(pid int) ([]int, error) {
-	if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err != nil {
-		return nil, fmt.Errorf("process %d: %w", pid, err)
-	}
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil, err
-	}
-	parent := map[int]int{}
-	for _, e := range entries {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
-		if err != nil {
-			continue // gone meanwhile
-		}
-		// pid (comm) state ppid …; comm may hold spaces and parentheses.
-		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-		if len(f) > 1 {
-			parent[p], _ = strconv.Atoi(f[1])
-		}
-	}
-	out := []int{pid}
-	for i := 0; i < len(out); i++ {
-		for p, pp := range parent {
-			if pp == out[i] {
-				out = append(out, p)
-			}
-		}
-	}
-	return out, nil
-}
-
-// field reads a "Name:   123 kB" line of a /proc file.
-func field(file, name string) (int64, error) {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return 0, err
-	}
-	for line := range strings.Lines(string(b)) {
-		if rest, ok := strings.CutPrefix(line, name); ok {
-			f := strings.Fields(rest)
-			if len(f) > 0 {
-				return strconv.ParseInt(f[0], 10, 64)
-			}
-		}
-	}
-	return 0, fmt.Errorf("%s: no %s line", file, name)
 }

@@ -36,31 +36,15 @@ func modeName(r result) string {
 }
 
 // markdown renders the throughput, CPU and memory tables.
-func markdown(run runInfo, cases []result, mem []memRow) string {
+func markdown(run runInfo, t tables) string {
+	cases, mem := t.cases, t.mem
 	var b strings.Builder
 	b.WriteString("Run:\n\n")
 	for _, n := range run.notes {
 		fmt.Fprintf(&b, "- %s\n", n)
 	}
-	rounds := 0
-	for _, c := range cases {
-		rounds = max(rounds, c.rounds)
-	}
-	fmt.Fprintf(&b, "\nThroughput and latency (median of %d round(s); ratios between medians):\n\n", rounds)
-	b.WriteString("| mode | target | req/s | p50 ms | p99 ms | × direct | × HAProxy | p99 ÷ HAProxy's | errors |\n")
-	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---|\n")
-	for _, c := range cases {
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", modeName(c), targetName(c.target),
-			thousands(c.rps), ms(c.p50), ms(c.p99), times(c.ratioDirect), times(c.ratioHAProxy),
-			times(c.p99VersusHAProxy), errorsOf(c))
-	}
-	b.WriteString("\nCPU (medians; CPU time of the process tree from /proc/PID/stat over the measurement, " +
-		"core busy share from /proc/stat):\n\n")
-	b.WriteString("| mode | target | proxy CPU µs/req | backends CPU µs/req | client core busy | proxy core busy |\n")
-	b.WriteString("|---|---|---:|---:|---:|---:|\n")
-	for _, c := range cases {
-		fmt.Fprintf(&b, "| %s | %s | %.1f | %.1f | %.0f%% | %.0f%% |\n", modeName(c), targetName(c.target),
-			c.proxyUS, c.backendUS, 100*c.clientBusy, 100*c.proxyBusy)
+	if len(cases) > 0 {
+		throughput(&b, cases)
 	}
 	if len(mem) > 0 {
 		fmt.Fprintf(&b, "\nMemory with %s idle keep-alive client connections (each after one request; "+
@@ -74,7 +58,43 @@ func markdown(run runInfo, cases []result, mem []memRow) string {
 				thousands(float64(m.alive))+" / "+thousands(float64(m.conns)))
 		}
 	}
+	for _, r := range t.sessions {
+		fmt.Fprintf(&b, "\nMemory with %s distinct sessions sent (%s per second):\n\n", thousands(float64(r.sessions)),
+			thousands(float64(r.sessions)/r.seconds))
+		b.WriteString("| target | tracked by the balancer | not tracked (over the limit) | RSS before | RSS after | RSS per tracked session |\n")
+		b.WriteString("|---|---:|---:|---:|---:|---:|\n")
+		per := "–"
+		if r.tracked > 0 {
+			per = strconv.FormatFloat((r.rssAfter-r.rssBefore)*1024/float64(r.tracked), 'f', 0, 64) + " B"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", targetName(r.target), thousands(float64(r.tracked)),
+			thousands(float64(r.untracked)), mib(r.rssBefore), mib(r.rssAfter), per)
+	}
 	return b.String()
+}
+
+// throughput renders the throughput and CPU tables.
+func throughput(b *strings.Builder, cases []result) {
+	rounds := 0
+	for _, c := range cases {
+		rounds = max(rounds, c.rounds)
+	}
+	fmt.Fprintf(b, "\nThroughput and latency (median of %d round(s); ratios between medians):\n\n", rounds)
+	b.WriteString("| mode | target | req/s | p50 ms | p99 ms | × direct | × HAProxy | p99 ÷ HAProxy's | errors |\n")
+	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---|\n")
+	for _, c := range cases {
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", modeName(c), targetName(c.target),
+			thousands(c.rps), ms(c.p50), ms(c.p99), times(c.ratioDirect), times(c.ratioHAProxy),
+			times(c.p99VersusHAProxy), errorsOf(c))
+	}
+	b.WriteString("\nCPU (medians; CPU time of the process tree from /proc/PID/stat over the measurement, " +
+		"core busy share from /proc/stat):\n\n")
+	b.WriteString("| mode | target | proxy CPU µs/req | backends CPU µs/req | client core busy | proxy core busy |\n")
+	b.WriteString("|---|---|---:|---:|---:|---:|\n")
+	for _, c := range cases {
+		fmt.Fprintf(b, "| %s | %s | %.1f | %.1f | %.0f%% | %.0f%% |\n", modeName(c), targetName(c.target),
+			c.proxyUS, c.backendUS, 100*c.clientBusy, 100*c.proxyBusy)
+	}
 }
 
 func errorsOf(c result) string {

@@ -39,7 +39,8 @@ var rawColumns = []string{"target", "mode", "round", "requests", "duration_us", 
 var errFormat = errors.New("bad format")
 
 // parseRuns reads what bench/compare writes: comment lines, a header
-// naming rawColumns, and one tab-separated row per measurement.
+// naming rawColumns, and one tab-separated row per measurement (none when
+// the run measured memory only).
 func parseRuns(r io.Reader) (runInfo, error) {
 	var out runInfo
 	sc := bufio.NewScanner(r)
@@ -68,8 +69,8 @@ func parseRuns(r io.Reader) (runInfo, error) {
 	if err := sc.Err(); err != nil {
 		return out, err
 	}
-	if len(out.rows) == 0 {
-		return out, fmt.Errorf("%w: no measurements", errFormat)
+	if !header {
+		return out, fmt.Errorf("%w: no header", errFormat)
 	}
 	return out, nil
 }
@@ -226,29 +227,61 @@ type memRow struct {
 var memColumns = []string{"target", "conns", "alive", "open_seconds", "rss_before_kib", "rss_after_kib", "pss_before_kib", "pss_after_kib"}
 
 func parseMem(r io.Reader) ([]memRow, error) {
+	names, rows, err := readTable(r, memColumns)
 	var out []memRow
+	for i, v := range rows {
+		out = append(out, memRow{target: names[i], conns: int(v[1]), alive: int(v[2]), openSeconds: v[3],
+			rssBefore: v[4], rssAfter: v[5], pssBefore: v[6], pssAfter: v[7]})
+	}
+	return out, err
+}
+
+// sessionsRow is Tether's memory before and after tracking many sessions.
+type sessionsRow struct {
+	target              string
+	sessions, tracked   int64
+	untracked           int64
+	seconds             float64
+	rssBefore, rssAfter float64 // KiB
+}
+
+var sessionsColumns = []string{"target", "sessions", "tracked", "untracked", "seconds", "rss_before_kib", "rss_after_kib", "pss_before_kib", "pss_after_kib"}
+
+func parseSessions(r io.Reader) ([]sessionsRow, error) {
+	names, rows, err := readTable(r, sessionsColumns)
+	var out []sessionsRow
+	for i, v := range rows {
+		out = append(out, sessionsRow{target: names[i], sessions: int64(v[1]), tracked: int64(v[2]),
+			untracked: int64(v[3]), seconds: v[4], rssBefore: v[5], rssAfter: v[6]})
+	}
+	return out, err
+}
+
+// readTable reads a tab-separated table whose header is columns: the
+// first column as text, the others as non-negative numbers (v[0] unused).
+func readTable(r io.Reader, columns []string) (names []string, rows [][]float64, err error) {
 	sc := bufio.NewScanner(r)
 	for n := 1; sc.Scan(); n++ {
 		f := strings.Split(sc.Text(), "\t")
 		if n == 1 {
-			if sc.Text() != strings.Join(memColumns, "\t") {
-				return nil, fmt.Errorf("line 1: %w: header is not %v", errFormat, memColumns)
+			if sc.Text() != strings.Join(columns, "\t") {
+				return nil, nil, fmt.Errorf("line 1: %w: header is not %v", errFormat, columns)
 			}
 			continue
 		}
-		if len(f) != len(memColumns) {
-			return nil, fmt.Errorf("line %d: %w: %d fields, want %d", n, errFormat, len(f), len(memColumns))
+		if len(f) != len(columns) {
+			return nil, nil, fmt.Errorf("line %d: %w: %d fields, want %d", n, errFormat, len(f), len(columns))
 		}
 		v := make([]float64, len(f))
 		for i := 1; i < len(f); i++ {
 			x, err := strconv.ParseFloat(f[i], 64)
 			if err != nil || x < 0 {
-				return nil, fmt.Errorf("line %d: %w: %s is %q", n, errFormat, memColumns[i], f[i])
+				return nil, nil, fmt.Errorf("line %d: %w: %s is %q", n, errFormat, columns[i], f[i])
 			}
 			v[i] = x
 		}
-		out = append(out, memRow{target: f[0], conns: int(v[1]), alive: int(v[2]), openSeconds: v[3],
-			rssBefore: v[4], rssAfter: v[5], pssBefore: v[6], pssAfter: v[7]})
+		names = append(names, f[0])
+		rows = append(rows, v)
 	}
-	return out, sc.Err()
+	return names, rows, sc.Err()
 }

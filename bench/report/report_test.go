@@ -73,12 +73,17 @@ func TestSummarize(t *testing.T) {
 			}
 		}
 	}
-	md := markdown(run, got, []memRow{{target: "tether", conns: 1000, alive: 1000, rssBefore: 10240, rssAfter: 20480, pssAfter: 20000}})
+	md := markdown(run, tables{cases: got,
+		mem:      []memRow{{target: "tether", conns: 1000, alive: 1000, rssBefore: 10240, rssAfter: 20480, pssAfter: 20000}},
+		sessions: []sessionsRow{{target: "tether", sessions: 1000, tracked: 1000, seconds: 2, rssBefore: 1000, rssAfter: 2000}},
+	})
 	for _, line := range []string{
 		"| sticky, 32 conns | HAProxy | 45,000 | 0.45 | 3.00 | 0.45× | 1.00× | 1.00× | 0 |",
 		"| new sessions, 32 conns | **Tether** | 10,000 | 0.90 | 4.00 | – | – | – | 0 |",
 		"| **Tether** | 10.0 MiB | 20.0 MiB | 10.2 KiB | 19.5 MiB |",
 		"- cpu: 2 x test",
+		"Memory with 1,000 distinct sessions sent (500 per second)",
+		"| **Tether** | 1,000 | 0 | 1.0 MiB | 2.0 MiB | 1024 B |",
 	} {
 		if !strings.Contains(md, line) {
 			t.Errorf("markdown lacks %q:\n%s", line, md)
@@ -99,7 +104,7 @@ func TestParseErrors(t *testing.T) {
 	good := rawLine("tether", "sticky", 1, 100, 1, 2, 3)
 	for _, tc := range []struct{ name, in string }{
 		{"empty", ""},
-		{"no rows", sample()},
+		{"no header", "# cpu: 2 x test\n"},
 		{"wrong header", "target\tmode\n" + good + "\n"},
 		{"short row", sample("tether\tsticky\t1")},
 		{"not a number", sample(strings.Replace(good, "\t100\t", "\tmany\t", 1))},
@@ -114,6 +119,10 @@ func TestParseErrors(t *testing.T) {
 	}
 	if _, err := parseMem(strings.NewReader("target\tconns\n")); !errors.Is(err, errFormat) {
 		t.Errorf("parseMem with a bad header: %v, want errFormat", err)
+	}
+	bad := strings.Join(sessionsColumns, "\t") + "\ntether\t1\t2\n"
+	if _, err := parseSessions(strings.NewReader(bad)); !errors.Is(err, errFormat) {
+		t.Errorf("parseSessions with a short row: %v, want errFormat", err)
 	}
 }
 
