@@ -1,5 +1,6 @@
-# shellcheck shell=bash
-# bench/lib.sh: what bench/compare and bench/profile share. Sourced, not run.
+# shellcheck shell=bash disable=SC2034 # variables used by the scripts that source it
+# bench/lib.sh: what bench/compare, bench/profile and bench/syscalls share.
+# Sourced, not run.
 #
 # Every process started through start_proc is recorded and stopped by the
 # EXIT trap (SIGTERM, then SIGKILL for it and its children after a grace

@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034 # variables used by the scripts that source it
 # bench/peers.sh: the targets of bench/compare and how to start them: Tether,
 # HAProxy, nginx and Apache httpd with equivalent sticky configurations over
 # the backends n1..n3 of lib.sh, and "direct" (one backend alone). Sourced
@@ -187,6 +187,7 @@ start_target() {
 	port=${!port}
 	port_free "$port" || die "port $port is in use; set BENCH_PORT_BASE"
 	members="n1=127.0.0.1:$P1,n2=127.0.0.1:$P2,n3=127.0.0.1:$P3"
+	# shellcheck disable=SC2086 # GOENV is a list of words
 	case $name in
 	direct) start_proc direct "$PROXY_CPU" env GOMAXPROCS=1 $GOENV "$WORK/bin/backend" --listen "127.0.0.1:$port" --route n2 ;;
 	direct-nethttp) start_proc "$name" "$PROXY_CPU" env GOMAXPROCS=1 $GOENV "$WORK/bin/backend" --nethttp --listen "127.0.0.1:$port" --route n2 ;;
