@@ -36,6 +36,7 @@ func Binary(t testing.TB) string {
 			return
 		}
 		root := filepath.Dir(strings.TrimSpace(string(out)))
+		removeStale(time.Now().Add(-staleAfter))
 		dir, err := os.MkdirTemp("", "tether-proctest-")
 		if err != nil {
 			build.err = err
@@ -56,6 +57,22 @@ func Binary(t testing.TB) string {
 		t.Fatal(build.err)
 	}
 	return build.path
+}
+
+// staleAfter is the age past which a build directory of an earlier test
+// process is removed: no test run lasts that long, and a test process
+// cannot remove its own directory (Go has no exit hook).
+const staleAfter = 2 * time.Hour
+
+// removeStale removes the build directories of test processes that started
+// before cutoff.
+func removeStale(cutoff time.Time) {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "tether-proctest-*"))
+	for _, d := range dirs {
+		if fi, err := os.Stat(d); err == nil && fi.IsDir() && fi.ModTime().Before(cutoff) {
+			os.RemoveAll(d)
+		}
+	}
 }
 
 // FreeAddr returns a 127.0.0.1 address with a port that was free a moment
