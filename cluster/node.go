@@ -1,12 +1,14 @@
 package cluster
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -164,6 +166,38 @@ func (n *Node) Close() error {
 	})
 	n.wg.Wait()
 	return nil
+}
+
+// Flush sends the pending batch of last-access times and waits until every
+// live peer has acknowledged everything this node has queued for it, so
+// that none of its writes, async ones included, exists on this node alone.
+// A node about to leave calls it before Close: its peers then hold its
+// sessions as they are and take them over without loss. If ctx ends first,
+// Flush returns an error wrapping ctx.Err() that names the peers still
+// behind. Peers that die meanwhile are not waited for.
+func (n *Node) Flush(ctx context.Context) error {
+	n.flushTouches()
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for {
+		var behind []string
+		for _, l := range *n.links.Load() {
+			if l.stats().unacked > 0 {
+				behind = append(behind, l.peer)
+			}
+		}
+		if len(behind) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			slices.Sort(behind)
+			return fmt.Errorf("cluster: flush: not acknowledged by %s: %w", strings.Join(behind, ", "), ctx.Err())
+		case <-n.closing:
+			return ErrClosed
+		case <-t.C: // polling the links' queues
+		}
+	}
 }
 
 func (n *Node) closed() bool {

@@ -174,7 +174,10 @@ func (n *Node) Touch(ctx context.Context, id string, at time.Time) error {
 }
 
 // lockOwned returns the locked entry of a session this node owns,
-// claiming it again first when reclaimable says so.
+// claiming it again first when reclaimable says so. A session whose time
+// has come is expired then and there (as a read would) and reported as
+// ErrNotFound: a write or a touch never revives an expired session that
+// the sweep has not reached yet.
 func (n *Node) lockOwned(ctx context.Context, id string) (*entry, error) {
 	for claimed := false; ; claimed = true {
 		e := n.store.lock(id, false, 0)
@@ -185,6 +188,11 @@ func (n *Node) lockOwned(ctx context.Context, id string) (*entry, error) {
 			if err := n.ownerCheck(e, id); err != nil {
 				e.mu.Unlock()
 				return nil, err
+			}
+			if x := e.rec.expiresAt(); x != 0 && nanos(n.clock.Now()) >= x {
+				n.expireLocked(e, n.ackTargets())
+				e.mu.Unlock()
+				return nil, ErrNotFound
 			}
 			return e, nil
 		}

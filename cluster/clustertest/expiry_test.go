@@ -1,6 +1,7 @@
 package clustertest_test
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -168,6 +169,56 @@ func TestTombstonesAreDroppedAfterTheirTime(t *testing.T) {
 			if n := h.Node(i).Info().Tombstones; n != 0 {
 				return fmt.Errorf("%s holds %d tombstones", h.Name(i), n)
 			}
+		}
+		return nil
+	})
+}
+
+// TestWriteNeverRevivesAnExpiredSession: with the sweep far off, a write,
+// a touch or a delete that reaches an owned session past its idle time
+// finds it expired (ErrNotFound) instead of extending its life; the expiry
+// is replicated and reported once, as if the sweep had found it.
+func TestWriteNeverRevivesAnExpiredSession(t *testing.T) {
+	ex := &expiries{got: map[string][]string{}}
+	h := clustertest.New(t, clustertest.Config{Nodes: 2, Options: func(i int, o *cluster.Options) {
+		o.OnExpire = ex.hook(fmt.Sprintf("n%d", i+1))
+		o.SweepInterval = 24 * time.Hour // only the writes below can find the expiry
+	}})
+	owner := h.Node(0)
+	tests := []struct {
+		name  string
+		write func(id string) error
+	}{
+		{"update", func(id string) error {
+			_, err := owner.Update(bg, cluster.Delta{ID: id, Base: 1, Set: vals("k", "late")})
+			return err
+		}},
+		{"touch", func(id string) error { return owner.Touch(bg, id, time.Time{}) }},
+		{"delete", func(id string) error { return owner.Delete(bg, id) }},
+	}
+	for _, tt := range tests {
+		if _, err := owner.Create(bg, cluster.NewSession{ID: tt.name, IdleTimeout: 10 * time.Minute, Values: vals("k", "v")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.Clock.Advance(10 * time.Minute)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.write(tt.name); !errors.Is(err, cluster.ErrNotFound) {
+				t.Fatalf("%s of an expired session: %v, want ErrNotFound", tt.name, err)
+			}
+			if err := tt.write(tt.name); !errors.Is(err, cluster.ErrNotFound) {
+				t.Fatalf("second %s: %v, want ErrNotFound", tt.name, err)
+			}
+		})
+	}
+	clustertest.Eventually(t, 5*time.Second, func() error {
+		got := ex.snapshot()
+		if len(got["n1"]) != len(tests) || len(got["n2"]) != 0 {
+			return fmt.Errorf("expiries reported %v, want each session once on n1", got)
+		}
+		if ts := h.Node(1).Info().Tombstones; ts != len(tests) {
+			return fmt.Errorf("replica holds %d tombstones, want %d", ts, len(tests))
 		}
 		return nil
 	})
