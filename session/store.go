@@ -50,7 +50,10 @@ type Store interface {
 	//
 	// With d.BaseVersion == 0, Save creates the session from d (Route,
 	// Created, IdleTimeout, Deadline, LastAccess, Set) at version 1, or
-	// fails with ErrExists if the id is taken.
+	// fails with ErrExists if the id is taken. A store may keep the id of
+	// a deleted session taken for a while (a replicated store keeps a
+	// tombstone, so that no late copy brings the session back); the
+	// Manager then draws another id.
 	//
 	// With d.BaseVersion > 0, Save merges d key by key into the current
 	// record: keys in d.Set take the given bytes, keys in d.Removed are

@@ -25,7 +25,7 @@ func testIdleTimeout(t *testing.T, h *harness) {
 	}
 	h.sweep()
 	h.gone("swept")
-	got, ok := h.reported()
+	got, ok := h.reported(2)
 	if ok && !sameExpiries(got, expiry{"idle", session.ReasonIdleTimeout}, expiry{"swept", session.ReasonIdleTimeout}) {
 		t.Fatalf("expiry reports %v, want idle and swept, once each, for idle timeout", got)
 	}
@@ -99,7 +99,7 @@ func testExpiryOnce(t *testing.T, h *harness) {
 	for i := 0; i < n; i++ {
 		h.gone(idOf(i))
 	}
-	got, ok := h.reported()
+	got, ok := h.reported(n)
 	if !ok {
 		return
 	}

@@ -6,7 +6,9 @@
 // the Manager needs from the node it runs on. A replicated store passes it by
 // running it on one node's Store; its replication to other nodes, visible
 // later, is for its own tests. Touch may be lazy towards other nodes but not
-// towards the caller.
+// towards the caller. Expiry reports may come from the store's own
+// goroutine, as session.ExpiryNotifier allows: the suite waits a few
+// seconds for the ones it expects.
 package sessiontest
 
 import (

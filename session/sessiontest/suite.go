@@ -170,20 +170,34 @@ func (h *harness) sweep() {
 	}
 }
 
-// reported returns what the store reported so far, when it notifies.
-func (h *harness) reported() ([]expiry, bool) {
+// reportWait bounds how long the suite waits for expiry reports: a store
+// may deliver them from its own goroutine (session.ExpiryNotifier), for
+// instance once a replicated expiry has been acknowledged.
+const reportWait = 5 * time.Second
+
+// reported returns what the store reported so far, when it notifies,
+// after waiting up to reportWait for at least n reports.
+func (h *harness) reported(n int) ([]expiry, bool) {
 	if _, ok := h.st.(session.ExpiryNotifier); !ok {
 		return nil, false
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]expiry(nil), h.expired...), true
+	deadline := time.Now().Add(reportWait)
+	for {
+		h.mu.Lock()
+		got := append([]expiry(nil), h.expired...)
+		h.mu.Unlock()
+		if len(got) >= n || time.Now().After(deadline) {
+			return got, true
+		}
+		time.Sleep(time.Millisecond) // polling for reports, with a deadline
+	}
 }
 
-// wantReported checks the expiry reports, for a store that notifies.
+// wantReported checks the expiry reports, for a store that notifies. It
+// waits for as many reports as it wants (none: it looks once).
 func (h *harness) wantReported(want ...expiry) {
 	h.t.Helper()
-	got, ok := h.reported()
+	got, ok := h.reported(len(want))
 	if !ok {
 		return
 	}
