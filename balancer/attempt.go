@@ -1,21 +1,62 @@
 package balancer
 
 import (
-	"errors"
-	"io"
+	"context"
+	"fmt"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/tetherlb/tether/route"
 )
 
-// attempt is one request's routing state, pooled between requests. The
-// proxy finds it in the request context.
+// request is what routing, retries, forwarding headers and the access log
+// need to know about a client request, whichever engine serves it. Its
+// strings may view a buffer the engine reuses: they are valid until the
+// request ends, and nothing keeps them beyond it.
+type request struct {
+	method string
+	target string // the request target as received (RequestURI)
+	query  string // the raw query of the target
+	host   string // Host header, or the authority of an absolute-form target
+	// cookies are the values of the Cookie header fields.
+	cookies []string
+	// bodyLen is the declared body length: 0 for none, -1 when unknown
+	// (chunked).
+	bodyLen int64
+	tls     bool
+
+	remoteAddr  string     // "ip:port" of the client connection
+	client      netip.Addr // its address, valid if clientKnown
+	clientKnown bool
+	clientIP    string // client formatted, "" if unknown
+
+	// ctx, if set, is done when the client has gone away (net/http only).
+	ctx context.Context
+}
+
+// hasBody reports whether the request carries a body.
+func (r *request) hasBody() bool { return r.bodyLen != 0 }
+
+// setRemote sets the client address fields from "ip:port".
+func (r *request) setRemote(remoteAddr string) {
+	r.remoteAddr = remoteAddr
+	ap, err := netip.ParseAddrPort(remoteAddr)
+	r.clientKnown = err == nil
+	if r.clientKnown {
+		r.client = ap.Addr().Unmap()
+		r.clientIP = r.client.String()
+	}
+}
+
+// attempt is one request's routing state, pooled between requests. Both
+// engines drive it: choose picks the first member, forward sends the
+// request through the engine's sender and decides about retries, report
+// tells the observers.
 type attempt struct {
 	b   *Balancer
 	s   *settings
-	in  *http.Request
-	w   responseWriter
+	req request
 	buf []*Member // candidates, reused
 
 	id, route string  // the session id part and route, "" if none usable
@@ -24,32 +65,43 @@ type attempt struct {
 	member    *Member // the member to try next
 	active    *Member // the member that answered, counted in flight
 	tried     []*Member
-	body      trackedBody
 	err       error
 	start     time.Time
+
+	// bodyStarted is set once any of the request body was consumed from
+	// the client: the request can then no longer be sent elsewhere.
+	bodyStarted bool
+	// bytesIn counts request body bytes (native engine; net/http reports
+	// the declared length).
+	bytesIn int64
+	status  int   // status sent to the client, 0 until sent
+	written int64 // response body bytes written to the client
+
+	w       responseWriter // net/http engine
+	in      *http.Request  // net/http engine
+	body    trackedBody    // net/http engine
+	cookies []string       // native engine: storage for req.cookies
 }
 
-func (a *attempt) begin(b *Balancer, s *settings, w http.ResponseWriter, r *http.Request) {
-	a.b, a.s, a.in, a.start = b, s, r, s.opts.Now()
-	a.w.ResponseWriter = w
+func (a *attempt) begin(b *Balancer, s *settings) {
+	a.b, a.s, a.start = b, s, s.opts.Now()
 }
 
 func (a *attempt) reset() {
-	buf, tried := a.buf[:0], a.tried[:0]
+	buf, tried, cookies := a.buf[:0], a.tried[:0], a.cookies[:0]
 	clear(a.buf[:cap(a.buf)])
 	clear(a.tried[:cap(a.tried)])
-	*a = attempt{buf: buf, tried: tried}
+	clear(a.cookies[:cap(a.cookies)])
+	*a = attempt{buf: buf, tried: tried, cookies: cookies}
 }
 
+// checkLimits applies the limits known before anything is sent.
 func (a *attempt) checkLimits() error {
-	if len(a.in.RequestURI) > a.s.opts.MaxURLBytes {
+	if len(a.req.target) > a.s.opts.MaxURLBytes {
 		return ErrURITooLong
 	}
-	if max := a.s.opts.MaxBodyBytes; max > 0 {
-		if a.in.ContentLength > max {
-			return ErrBodyTooLarge
-		}
-		a.in.Body = http.MaxBytesReader(&a.w, a.in.Body, max)
+	if max := a.s.opts.MaxBodyBytes; max > 0 && a.req.bodyLen > max {
+		return ErrBodyTooLarge
 	}
 	return nil
 }
@@ -75,7 +127,7 @@ func (a *attempt) session() (id, rt string, home *Member) {
 		}
 		return false
 	}
-	for _, h := range a.in.Header["Cookie"] {
+	for _, h := range a.req.cookies {
 		for _, n := range names {
 			for rest := h; ; {
 				v, more, ok := route.Cookie(rest, n)
@@ -89,17 +141,13 @@ func (a *attempt) session() (id, rt string, home *Member) {
 			}
 		}
 	}
-	path := a.in.RequestURI
-	if path == "" {
-		path = a.in.URL.Path
-	}
 	for _, n := range names {
-		if v, ok := route.PathParam(path, n); ok && consider(v) {
+		if v, ok := route.PathParam(a.req.target, n); ok && consider(v) {
 			return
 		}
 	}
 	for _, n := range names {
-		if v, ok := route.QueryParam(a.in.URL.RawQuery, n); ok && consider(v) {
+		if v, ok := route.QueryParam(a.req.query, n); ok && consider(v) {
 			return
 		}
 	}
@@ -186,20 +234,24 @@ func (a *attempt) wasTried(m *Member) bool {
 	return false
 }
 
-// canRetry reports whether a request that failed with err may be sent to
-// another member: only if nothing was sent, or if it is idempotent and has
-// no body; never a sticky request under nofailover.
-func (a *attempt) canRetry(err error, notSent bool) bool {
-	if len(a.tried) >= a.s.opts.MaxAttempts || a.in.Context().Err() != nil {
+// clientGone reports whether the client has gone away (known to the
+// net/http engine only).
+func (a *attempt) clientGone() bool { return a.req.ctx != nil && a.req.ctx.Err() != nil }
+
+// canRetry reports whether a request that failed may be sent to another
+// member: only if nothing was sent, or if it is idempotent and has no
+// body; never a sticky request under nofailover.
+func (a *attempt) canRetry(notSent bool) bool {
+	if len(a.tried) >= a.s.opts.MaxAttempts || a.clientGone() {
 		return false
 	}
 	if a.s.opts.NoFailover && a.home != nil {
 		return false
 	}
-	if notSent && !a.body.started {
+	if notSent && !a.bodyStarted {
 		return true
 	}
-	return idempotent(a.in.Method) && a.body.empty()
+	return idempotent(a.req.method) && !a.req.hasBody()
 }
 
 func idempotent(method string) bool {
@@ -210,51 +262,74 @@ func idempotent(method string) bool {
 	return false
 }
 
-// trackedBody wraps the request body so that a retry can tell whether any
-// of it was consumed, and so that the transport closing it after a failed
-// attempt does not close the client's body.
-type trackedBody struct {
-	rc      io.ReadCloser
-	started bool
-}
-
-func (t *trackedBody) Read(p []byte) (int, error) {
-	t.started = true
-	n, err := t.rc.Read(p)
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		err = ErrBodyTooLarge
+// forward sends the request to a.member with send and, while a failure
+// allows it, to the next members. It returns nil once a member answered
+// (a.active is then set and counted in flight), or why none did. send
+// must report a connection that could not be made as a *net.OpError with
+// Op "dial", and a response timeout as a net.Error whose Timeout is true.
+func (a *attempt) forward(send func(*Member) error) error {
+	for {
+		m := a.member
+		a.tried = append(a.tried, m)
+		m.inflight.Add(1)
+		err := send(m)
+		if err == nil {
+			a.active = m
+			m.requests.Add(1)
+			if m.consecutive.Load() != 0 {
+				m.consecutive.Store(0)
+			}
+			return nil
+		}
+		m.inflight.Add(-1)
+		if a.clientGone() {
+			return err // the client went away: not the member's fault
+		}
+		notSent, timeout := classify(err)
+		if notSent || timeout {
+			a.b.failed(a.s, m, err)
+		}
+		if !a.canRetry(notSent) {
+			if notSent && a.home == m && a.s.opts.NoFailover {
+				return fmt.Errorf("%w: %w", ErrNoFailover, err)
+			}
+			return wrap(err, timeout)
+		}
+		next, outcome, nerr := a.next()
+		if nerr != nil {
+			return wrap(err, timeout)
+		}
+		if a.home != nil && outcome == Failover {
+			a.outcome = Failover
+		}
+		a.member = next
 	}
-	return n, err
 }
 
-// Close does nothing: the server closes the client's body.
-func (t *trackedBody) Close() error { return nil }
-
-func (t *trackedBody) empty() bool { return t.rc == nil }
-
-// responseWriter counts what is written to the client. It unwraps, so the
-// proxy can flush and hijack (WebSocket) through it.
-type responseWriter struct {
-	http.ResponseWriter
-	status  int
-	written int64
-}
-
-func (w *responseWriter) WriteHeader(code int) {
-	if w.status == 0 || w.status < 200 {
-		w.status = code
+func wrap(err error, timeout bool) error {
+	if timeout {
+		return fmt.Errorf("%w: %w", ErrTimeout, err)
 	}
-	w.ResponseWriter.WriteHeader(code)
+	return fmt.Errorf("%w: %w", ErrConnect, err)
 }
 
-func (w *responseWriter) Write(p []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
+// failed counts a connection failure or timeout against m and takes it
+// down after Failures of them in a row.
+func (b *Balancer) failed(s *settings, m *Member, err error) {
+	m.failures.Add(1)
+	if int(m.consecutive.Add(1)) >= s.opts.Failures && m.Healthy() {
+		s.checker.MarkDown(m, err.Error())
 	}
-	n, err := w.ResponseWriter.Write(p)
-	w.written += int64(n)
-	return n, err
 }
 
-func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+// finish ends a request: counters, observer, access log, and the attempt
+// goes back to the pool.
+func (b *Balancer) finish(a *attempt) {
+	if a.active != nil {
+		a.active.inflight.Add(-1)
+		a.active.bytes.Add(uint64(max(a.bytesIn, 0)) + uint64(a.written))
+	}
+	a.report()
+	a.reset()
+	b.reqs.Put(a)
+}

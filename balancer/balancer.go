@@ -10,7 +10,6 @@
 package balancer
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -359,55 +358,5 @@ func (b *Balancer) Close() {
 	s.checker.Close()
 	if t, ok := s.transport.(*http.Transport); ok && s.opts.Transport == nil {
 		t.CloseIdleConnections()
-	}
-}
-
-// ServeHTTP routes and proxies one request.
-func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	a := b.reqs.Get().(*attempt)
-	a.begin(b, b.cur.Load(), w, r)
-	defer b.finish(a)
-
-	if err := a.checkLimits(); err != nil {
-		b.fail(a, err)
-		return
-	}
-	if err := a.choose(); err != nil {
-		b.fail(a, err)
-		return
-	}
-	ctx := context.WithValue(r.Context(), attemptKey{}, a)
-	b.proxy.ServeHTTP(&a.w, r.WithContext(ctx))
-}
-
-// finish ends a request: counters, observer, access log, and the attempt
-// goes back to the pool.
-func (b *Balancer) finish(a *attempt) {
-	if a.active != nil {
-		a.active.inflight.Add(-1)
-		a.active.bytes.Add(uint64(max(a.in.ContentLength, 0)) + uint64(a.w.written))
-	}
-	a.report()
-	a.reset()
-	b.reqs.Put(a)
-}
-
-type attemptKey struct{}
-
-const bufSize = 32 * 1024
-
-// bufferPool lends the proxy its copy buffers. It pools array pointers, so
-// that neither Get nor Put allocates.
-type bufferPool struct{ p *sync.Pool }
-
-func newBufferPool() bufferPool {
-	return bufferPool{&sync.Pool{New: func() any { return new([bufSize]byte) }}}
-}
-
-func (bp bufferPool) Get() []byte { return bp.p.Get().(*[bufSize]byte)[:] }
-
-func (bp bufferPool) Put(b []byte) {
-	if cap(b) >= bufSize {
-		bp.p.Put((*[bufSize]byte)(b[:bufSize]))
 	}
 }

@@ -23,7 +23,15 @@ func benchBalancer(b testing.TB, method Method, transport http.RoundTripper) *Ba
 	return bal
 }
 
-func routingRequest(cookie string) *http.Request {
+func routingRequest(cookie string) request {
+	r := request{method: "GET", target: "/shop/cart?item=42", query: "item=42"}
+	if cookie != "" {
+		r.cookies = []string{cookie}
+	}
+	return r
+}
+
+func httpRequest(cookie string) *http.Request {
 	r := httptest.NewRequest("GET", "/shop/cart?item=42", nil)
 	if cookie != "" {
 		r.Header.Set("Cookie", cookie)
@@ -34,8 +42,9 @@ func routingRequest(cookie string) *http.Request {
 const benchCookie = "_ga=GA1.2.3; theme=dark; JSESSIONID=8F3A2B9C1D4E5F60718293A4B5C6D7E8.n2; lang=en"
 
 // routeOnce runs the routing path of one request: extraction, lookup, pick.
-func routeOnce(bal *Balancer, a *attempt, r *http.Request) *Member {
-	a.begin(bal, bal.cur.Load(), nil, r)
+func routeOnce(bal *Balancer, a *attempt, r request) *Member {
+	a.begin(bal, bal.cur.Load())
+	a.req = r
 	if err := a.choose(); err != nil {
 		panic(err)
 	}
@@ -48,9 +57,9 @@ func TestRoutingDoesNotAllocate(t *testing.T) {
 	for _, method := range []Method{ByRequests, ByBusyness, ByTraffic, P2C} {
 		bal := benchBalancer(t, method, nil)
 		a := new(attempt)
-		for name, r := range map[string]*http.Request{
+		for name, r := range map[string]request{
 			"sticky": routingRequest(benchCookie), "new": routingRequest(""),
-			"path":     httptest.NewRequest("GET", "/app;jsessionid=ABC.n3?x=1", nil),
+			"path":     {method: "GET", target: "/app;jsessionid=ABC.n3?x=1", query: "x=1"},
 			"failover": routingRequest("JSESSIONID=ABC.n9"),
 		} {
 			routeOnce(bal, a, r) // warm the candidate buffer
@@ -107,7 +116,7 @@ func BenchmarkServeHTTP(b *testing.B) {
 	for _, tc := range []struct{ name, cookie string }{{"sticky", benchCookie}, {"new", ""}} {
 		b.Run(tc.name, func(b *testing.B) {
 			bal := benchBalancer(b, ByRequests, cannedTransport{})
-			r := routingRequest(tc.cookie)
+			r := httpRequest(tc.cookie)
 			r.RemoteAddr = "127.0.0.1:5555"
 			w := &discardWriter{h: http.Header{}}
 			b.ReportAllocs()

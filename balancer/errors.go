@@ -3,6 +3,7 @@ package balancer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 )
@@ -61,4 +62,55 @@ func classify(err error) (notSent, timeout bool) {
 		return false, true
 	}
 	return false, false
+}
+
+// errorPage is what the balancer answers when it cannot proxy a request,
+// the same from both engines.
+type errorPage struct {
+	status     int
+	retryAfter int  // seconds, 0 for no Retry-After
+	close      bool // Connection: close
+	body       string
+}
+
+func (a *attempt) errorPage(err error) errorPage {
+	a.err = err
+	if errors.Is(err, ErrNoFailover) {
+		a.outcome = Rejected
+	}
+	status := statusOf(err)
+	p := errorPage{status: status}
+	if status == http.StatusServiceUnavailable {
+		p.retryAfter = a.retryAfter()
+	}
+	p.close = status == http.StatusRequestEntityTooLarge || status == http.StatusRequestURITooLong
+	p.body = fmt.Sprintf("%d %s: balancer %q: %s\n", status, http.StatusText(status), a.s.opts.Name, publicMessage(err))
+	return p
+}
+
+// retryAfter is how many seconds a client should wait: the probe interval,
+// after which an unavailable member is back if it can be.
+func (a *attempt) retryAfter() int {
+	d := a.s.opts.Health.ProbeInterval
+	if d <= 0 {
+		return 1
+	}
+	return max(1, int((d+999_999_999)/1_000_000_000))
+}
+
+// publicMessage says what went wrong without internal detail.
+func publicMessage(err error) string {
+	switch {
+	case errors.Is(err, ErrNoFailover):
+		return "the member holding this session is unavailable; try again shortly"
+	case errors.Is(err, ErrNoMember):
+		return "no member is available"
+	case errors.Is(err, ErrTimeout):
+		return "the member did not answer in time"
+	case errors.Is(err, ErrURITooLong):
+		return "request URI too long"
+	case errors.Is(err, ErrBodyTooLarge), statusOf(err) == http.StatusRequestEntityTooLarge:
+		return "request body too large"
+	}
+	return "could not reach a member"
 }

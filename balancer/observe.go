@@ -3,6 +3,7 @@ package balancer
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"time"
 )
 
@@ -62,8 +63,8 @@ func (a *attempt) report() {
 		return
 	}
 	info := RequestInfo{
-		Balancer: a.s.opts.Name, Outcome: a.outcome, Status: a.w.status, Attempts: len(a.tried),
-		Duration: a.s.opts.Now().Sub(a.start), BytesIn: max(a.in.ContentLength, 0), BytesOut: a.w.written, Err: a.err,
+		Balancer: a.s.opts.Name, Outcome: a.outcome, Status: a.status, Attempts: len(a.tried),
+		Duration: a.s.opts.Now().Sub(a.start), BytesIn: max(a.bytesIn, 0), BytesOut: a.written, Err: a.err,
 	}
 	if m := a.active; m != nil {
 		info.Member = m.route
@@ -75,14 +76,16 @@ func (a *attempt) report() {
 	}
 	if log != nil {
 		attrs := []slog.Attr{
-			slog.String("balancer", info.Balancer), slog.String("method", a.in.Method),
-			slog.String("uri", a.in.RequestURI), slog.String("remote", a.in.RemoteAddr),
+			// The request's strings may view a buffer the engine reuses:
+			// a handler that keeps the record must get copies.
+			slog.String("balancer", info.Balancer), slog.String("method", strings.Clone(a.req.method)),
+			slog.String("uri", strings.Clone(a.req.target)), slog.String("remote", strings.Clone(a.req.remoteAddr)),
 			slog.Int("status", info.Status), slog.String("member", info.Member),
 			slog.String("sticky", info.Outcome.String()), slog.Int("attempts", info.Attempts),
 			slog.Duration("duration", info.Duration), slog.Int64("bytes", info.BytesOut),
 		}
 		if a.route != "" {
-			attrs = append(attrs, slog.String("route", a.route))
+			attrs = append(attrs, slog.String("route", strings.Clone(a.route)))
 		}
 		if info.Err != nil {
 			attrs = append(attrs, slog.String("error", info.Err.Error()))

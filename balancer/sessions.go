@@ -161,16 +161,6 @@ type SessionObserver interface {
 	ObserveSession(SessionEvent)
 }
 
-// modifyResponse watches the member's response for session cookies.
-func (b *Balancer) modifyResponse(resp *http.Response) error {
-	a := attemptOf(resp.Request.Context())
-	if a == nil || a.active == nil {
-		return nil
-	}
-	b.trackSessions(a, resp.Header["Set-Cookie"])
-	return nil
-}
-
 // trackSessions applies what one response says about sessions.
 func (b *Balancer) trackSessions(a *attempt, setCookies []string) {
 	t, now, handled := b.tracker, a.start, false

@@ -71,29 +71,6 @@ func get(t *testing.T, c *http.Client, u string) (int, string) {
 	return resp.StatusCode, resp.Header.Get("X-Member")
 }
 
-type tag string
-
-func (tag) ServeHTTP(http.ResponseWriter, *http.Request) {}
-
-func TestRouterMatchesWholeSegments(t *testing.T) {
-	r := newRouter(map[string]http.Handler{"/app": tag("/app"), "/": tag("/"), "/app/admin/": tag("/app/admin")})
-	tests := []struct {
-		path string
-		want tag
-	}{
-		{"/app", "/app"}, {"/app/", "/app"}, {"/app/x", "/app"}, {"/app;jsessionid=A.n1", "/app"},
-		{"/apple", "/"}, {"/", "/"}, {"/app/admin", "/app/admin"}, {"/app/admin/x", "/app/admin"}, {"/app/administrator", "/app"},
-	}
-	for _, tt := range tests {
-		if got := r.match(tt.path); got != tt.want {
-			t.Errorf("match(%q) = %v, want %q", tt.path, got, tt.want)
-		}
-	}
-	if newRouter(map[string]http.Handler{"/app": tag("/app")}).match("/other") != nil {
-		t.Error("unmatched path matched")
-	}
-}
-
 func TestServeBalancersByPath(t *testing.T) {
 	shop, admin := named(t, "shop"), named(t, "admin")
 	cfg := parse(t, fmt.Sprintf(`

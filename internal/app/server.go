@@ -43,17 +43,17 @@ type Server struct {
 
 // listener is one address with the balancers it serves.
 type listener struct {
-	addr   string
-	tls    *config.TLS
-	srv    *http.Server
-	ln     net.Listener
-	router atomic.Pointer[router]
-	cert   atomic.Pointer[tls.Certificate]
-	done   chan struct{}
+	addr string
+	tls  *config.TLS
+	srv  *http.Server
+	ln   net.Listener
+	mux  atomic.Pointer[balancer.Mux]
+	cert atomic.Pointer[tls.Certificate]
+	done chan struct{}
 }
 
 func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	l.router.Load().ServeHTTP(w, r)
+	l.mux.Load().ServeHTTP(w, r)
 }
 
 // NewServer builds the balancers of cfg. Nothing listens until Start.
@@ -180,12 +180,12 @@ func (s *Server) apply(cfg config.Config) error {
 		s.members[name] = p.members
 	}
 	// Routes per address.
-	routes := map[string]map[string]http.Handler{}
+	routes := map[string]map[string]*balancer.Balancer{}
 	for i := range cfg.Balancers {
 		b := &cfg.Balancers[i]
 		addr := cfg.ListenOf(b)
 		if routes[addr] == nil {
-			routes[addr] = map[string]http.Handler{}
+			routes[addr] = map[string]*balancer.Balancer{}
 		}
 		path := b.Path
 		if path == "" {
@@ -200,7 +200,7 @@ func (s *Server) apply(cfg config.Config) error {
 			s.listeners[addr] = l
 		}
 		l.tls = tlsOf[addr]
-		l.router.Store(newRouter(r))
+		l.mux.Store(balancer.NewMux(r))
 		if c := certs[addr]; c != nil {
 			l.cert.Store(c)
 		}

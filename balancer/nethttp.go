@@ -1,0 +1,220 @@
+package balancer
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// The net/http engine: a Balancer is an http.Handler over
+// httputil.ReverseProxy and an http.Transport. It serves TLS listeners
+// (with HTTP/2 to clients) and any listener configured for it.
+
+// ServeHTTP routes and proxies one request.
+func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	a := b.reqs.Get().(*attempt)
+	a.begin(b, b.cur.Load())
+	a.in = r
+	a.w = responseWriter{ResponseWriter: w, a: a}
+	a.req = request{
+		method: r.Method, target: r.RequestURI, query: r.URL.RawQuery, host: r.Host,
+		cookies: r.Header["Cookie"], bodyLen: r.ContentLength, tls: r.TLS != nil, ctx: r.Context(),
+	}
+	if a.req.target == "" {
+		a.req.target = r.URL.Path
+	}
+	a.req.setRemote(r.RemoteAddr)
+	a.bytesIn = max(r.ContentLength, 0)
+	defer b.finish(a)
+
+	if err := a.checkLimits(); err != nil {
+		b.fail(a, err)
+		return
+	}
+	if max := a.s.opts.MaxBodyBytes; max > 0 {
+		r.Body = http.MaxBytesReader(&a.w, r.Body, max)
+	}
+	if err := a.choose(); err != nil {
+		b.fail(a, err)
+		return
+	}
+	ctx := context.WithValue(r.Context(), attemptKey{}, a)
+	b.proxy.ServeHTTP(&a.w, r.WithContext(ctx))
+}
+
+type attemptKey struct{}
+
+func attemptOf(ctx context.Context) *attempt {
+	a, _ := ctx.Value(attemptKey{}).(*attempt)
+	return a
+}
+
+// headerPrior reads incoming forwarding headers from an http.Header.
+type headerPrior http.Header
+
+func (h headerPrior) values(name string) []string { return h[name] }
+
+// rewrite builds the outgoing request: the member's URL, the forwarding
+// headers, and a body that survives a retry.
+func (b *Balancer) rewrite(pr *httputil.ProxyRequest) {
+	a := attemptOf(pr.In.Context())
+	pr.Out.URL = target(a.member, pr.In.URL, pr.Out.URL)
+	if a.s.opts.RewriteHost {
+		pr.Out.Host = ""
+	}
+	in := headerPrior(pr.In.Header)
+	f := a.forwarding(in)
+	pr.Out.Header["X-Forwarded-For"] = []string{string(a.appendXFF(nil, &f, in))}
+	pr.Out.Header["X-Forwarded-Host"] = []string{f.host}
+	pr.Out.Header["X-Forwarded-Proto"] = []string{f.proto}
+	pr.Out.Header["Forwarded"] = []string{string(a.appendForwarded(nil, &f, in))}
+	if pr.Out.Body != nil && pr.Out.Body != http.NoBody {
+		a.body = trackedBody{rc: pr.Out.Body, a: a}
+		pr.Out.Body = &a.body
+	}
+}
+
+// target returns the URL of in on member m, reusing out's storage.
+func target(m *Member, in, out *url.URL) *url.URL {
+	base := m.url
+	out.Scheme, out.Host = base.Scheme, base.Host
+	out.Path, out.RawPath = in.Path, in.RawPath
+	if base.Path != "" && base.Path != "/" {
+		out.Path = strings.TrimSuffix(base.Path, "/") + in.Path
+		if in.RawPath != "" {
+			out.RawPath = strings.TrimSuffix(base.EscapedPath(), "/") + in.RawPath
+		}
+	}
+	return out
+}
+
+// roundTripper sends the request to the chosen member and, when that
+// fails in a way that allows it, to the next one.
+type roundTripper struct{ b *Balancer }
+
+func (rt roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	a := attemptOf(req.Context())
+	var resp *http.Response
+	err := a.forward(func(m *Member) error {
+		if len(a.tried) > 1 { // a retry: the request was built for another member
+			r2, u := *req, *req.URL
+			r2.URL = target(m, a.in.URL, &u)
+			req = &r2
+		}
+		var err error
+		resp, err = a.s.transport.RoundTrip(req)
+		return err
+	})
+	return resp, err
+}
+
+// modifyResponse watches the member's response for session cookies.
+func (b *Balancer) modifyResponse(resp *http.Response) error {
+	a := attemptOf(resp.Request.Context())
+	if a == nil || a.active == nil {
+		return nil
+	}
+	b.trackSessions(a, resp.Header["Set-Cookie"])
+	return nil
+}
+
+// proxyError answers a request the proxy could not complete.
+func (b *Balancer) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	a := attemptOf(r.Context())
+	if r.Context().Err() != nil && !errors.Is(err, ErrTimeout) {
+		a.err = context.Canceled
+		a.status = 499 // nginx's "client closed request", for the log only
+		return
+	}
+	b.fail(a, err)
+}
+
+// fail answers with the status of err and a short body naming the balancer.
+func (b *Balancer) fail(a *attempt, err error) {
+	p := a.errorPage(err)
+	h := a.w.Header()
+	for k := range h {
+		delete(h, k)
+	}
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	if p.retryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(p.retryAfter))
+	}
+	if p.close {
+		h.Set("Connection", "close")
+	}
+	a.w.WriteHeader(p.status)
+	io.WriteString(&a.w, p.body)
+}
+
+// trackedBody wraps the request body so that a retry can tell whether any
+// of it was consumed, and so that the transport closing it after a failed
+// attempt does not close the client's body.
+type trackedBody struct {
+	rc io.ReadCloser
+	a  *attempt
+}
+
+func (t *trackedBody) Read(p []byte) (int, error) {
+	t.a.bodyStarted = true
+	n, err := t.rc.Read(p)
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		err = ErrBodyTooLarge
+	}
+	return n, err
+}
+
+// Close does nothing: the server closes the client's body.
+func (t *trackedBody) Close() error { return nil }
+
+// responseWriter counts what is written to the client. It unwraps, so the
+// proxy can flush and hijack (WebSocket) through it.
+type responseWriter struct {
+	http.ResponseWriter
+	a *attempt
+}
+
+func (w *responseWriter) WriteHeader(code int) {
+	if w.a.status == 0 || w.a.status < 200 {
+		w.a.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *responseWriter) Write(p []byte) (int, error) {
+	if w.a.status == 0 {
+		w.a.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.a.written += int64(n)
+	return n, err
+}
+
+func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+const bufSize = 32 * 1024
+
+// bufferPool lends the proxy its copy buffers. It pools array pointers, so
+// that neither Get nor Put allocates.
+type bufferPool struct{ p *sync.Pool }
+
+func newBufferPool() bufferPool {
+	return bufferPool{&sync.Pool{New: func() any { return new([bufSize]byte) }}}
+}
+
+func (bp bufferPool) Get() []byte { return bp.p.Get().(*[bufSize]byte)[:] }
+
+func (bp bufferPool) Put(b []byte) {
+	if cap(b) >= bufSize {
+		bp.p.Put((*[bufSize]byte)(b[:bufSize]))
+	}
+}
