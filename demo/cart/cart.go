@@ -8,11 +8,14 @@
 //	GET  /api/cart        {"node": "n1", "session": "<id>.<route>" or "", "items": [...]}; creates no session
 //	POST /api/cart/items  form field or JSON key "item": adds it, creating the session if needed; the cart
 //	POST /api/logout      ends the session, expires the cookie, creates none; the (empty) cart
-//	GET  /healthz         200 when ready to serve, 503 while not (a store still receiving state)
+//	GET  /healthz         200 when ready to serve, 503 while not (a store still receiving state);
+//	                      503 with "Tether-State: draining" once the node drains (App.Drain)
 //	GET  /                the cart as an HTML page, with an add form and a logout button
 //
 // The HTML page's forms post to POST /add and POST /logout, which redirect
-// back to / (303).
+// back to / (303). With a replicated store, GET /cluster shows the cluster
+// as this node sees it and GET /cluster/sessions/{id} this node's copy of
+// one session (Options.Cluster, Options.SessionCopy).
 package cart
 
 import (
@@ -25,10 +28,12 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/tetherlb/tether/route"
 	"github.com/tetherlb/tether/session"
 )
 
@@ -57,6 +62,15 @@ type Options struct {
 	// TrustedProxies are the proxies whose X-Forwarded-Proto decides the
 	// cookie's Secure attribute. Empty means none.
 	TrustedProxies []netip.Prefix
+	// Cluster, if set, returns the replication cluster as this node sees
+	// it (members, their state, sessions held, replication lag), served as
+	// JSON by GET /cluster. Nil means no /cluster (404).
+	Cluster func() any
+	// SessionCopy, if set, returns this node's copy of the session with id
+	// part id, without its values (owner, epoch, version, a digest), served
+	// as JSON by GET /cluster/sessions/{id}; an error wrapping
+	// session.ErrNotFound is a 404. Nil means no such endpoint.
+	SessionCopy func(id string) (any, error)
 	// Observer receives the session events, for metrics. Nil means none.
 	Observer session.Observer
 	// Logger logs errors. Nil means no logging.
@@ -65,11 +79,12 @@ type Options struct {
 
 // App is one cart node: an http.Handler.
 type App struct {
-	o    Options
-	m    *session.Manager
-	h    http.Handler
-	tmpl *template.Template
-	log  *slog.Logger
+	o        Options
+	m        *session.Manager
+	h        http.Handler
+	tmpl     *template.Template
+	log      *slog.Logger
+	draining atomic.Bool
 }
 
 // New returns the cart app for o.
@@ -101,6 +116,12 @@ func New(o Options) (*App, error) {
 	mux.HandleFunc("POST /api/cart/items", a.addItem)
 	mux.HandleFunc("POST /api/logout", a.logout)
 	mux.HandleFunc("GET /healthz", a.healthz)
+	if o.Cluster != nil {
+		mux.HandleFunc("GET /cluster", a.cluster)
+	}
+	if o.SessionCopy != nil {
+		mux.HandleFunc("GET /cluster/sessions/{id}", a.sessionCopy)
+	}
 	a.h = m.Handler(mux)
 	return a, nil
 }
@@ -195,17 +216,63 @@ func (a *App) logout(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, Cart{Node: a.o.Route, Items: []string{}})
 }
 
+// StateHeader is the health check response header by which a node asks
+// balancers to drain it: "Tether-State: draining" (docs/operations.md, the
+// health check contract).
+const StateHeader = "Tether-State"
+
+// Drain makes /healthz announce that the node is draining: 503 with
+// "Tether-State: draining". Tether's balancer then sends it no new
+// sessions and, with sessions: replicated, moves its sessions' requests
+// to other nodes, which take them over; a balancer that only looks at
+// the status takes the node out of rotation, with the same effect. The
+// node keeps serving every request it receives. Drain cannot be undone:
+// it is the first step of a shutdown.
+func (a *App) Drain() { a.draining.Store(true) }
+
+// Draining reports whether Drain was called.
+func (a *App) Draining() bool { return a.draining.Load() }
+
 func (a *App) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	if a.draining.Load() {
+		w.Header().Set(StateHeader, "draining")
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "draining", "node": a.o.Route})
+		return
+	}
 	err := a.m.Ready()
 	if err == nil && a.o.Ready != nil {
 		err = a.o.Ready()
 	}
-	w.Header().Set("Cache-Control", "no-store")
 	if err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "node": a.o.Route, "error": err.Error()})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "node": a.o.Route})
+}
+
+func (a *App) cluster(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, a.o.Cluster())
+}
+
+// sessionCopy shows this node's copy of a session; {id} may be the id part
+// or the whole "<id>.<route>".
+func (a *App) sessionCopy(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if i, _, ok := route.Split(id, route.DefaultSeparator); ok {
+		id = i
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	c, err := a.o.SessionCopy(id)
+	switch {
+	case errors.Is(err, session.ErrNotFound):
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "this node has no live copy of the session"})
+	case err != nil:
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+	default:
+		writeJSON(w, http.StatusOK, c)
+	}
 }
 
 // sessionError answers a request whose session failed.

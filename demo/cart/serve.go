@@ -47,3 +47,29 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, grace time.Dura
 	}
 	return err
 }
+
+// DrainContext returns a context that ends grace after ctx does, and
+// calls announce as soon as ctx ends. Serving until that context ends
+// (Serve, and any other listener of the node) keeps the node answering
+// while balancers notice the drain that announce started (App.Drain):
+// they see it at their next health check, and by the end of grace they
+// send it nothing more. cancel releases the context's resources.
+func DrainContext(ctx context.Context, announce func(), grace time.Duration) (_ context.Context, cancel context.CancelFunc) {
+	out, cancel := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-out.Done():
+			return
+		}
+		announce()
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-t.C: // the balancers have had their time
+		case <-out.Done():
+		}
+		cancel()
+	}()
+	return out, cancel
+}

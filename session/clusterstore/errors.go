@@ -1,0 +1,45 @@
+package clusterstore
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/tetherlb/tether/cluster"
+	"github.com/tetherlb/tether/session"
+)
+
+// mapErr maps a cluster error onto the session package's contract: the
+// expected outcomes onto its sentinels, the rest with a message saying
+// what happened to the write. Both errors stay in the chain (errors.Is
+// finds the cluster's sentinel too). nil stays nil.
+func mapErr(op, id string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var why error
+	switch {
+	case errors.Is(err, cluster.ErrNotFound):
+		why = session.ErrNotFound
+	case errors.Is(err, cluster.ErrExists):
+		why = session.ErrExists
+	case errors.Is(err, cluster.ErrBadBase):
+		why = session.ErrBadDelta
+	case errors.Is(err, cluster.ErrTooLarge):
+		why = session.ErrStoreFull
+	case errors.Is(err, cluster.ErrFenced), errors.Is(err, cluster.ErrNotOwner):
+		return fmt.Errorf("clusterstore: %s %s: another node has taken the session over; not saved here: %w", op, short(id), err)
+	case errors.Is(err, cluster.ErrNotAcknowledged):
+		return fmt.Errorf("clusterstore: %s %s: no peer acknowledged the write in time; it may not survive a failure: %w", op, short(id), err)
+	default:
+		return fmt.Errorf("clusterstore: %s %s: %w", op, short(id), err)
+	}
+	return fmt.Errorf("clusterstore: %s %s: %w: %w", op, short(id), why, err)
+}
+
+// short abbreviates a session id for messages: ids are credentials.
+func short(id string) string {
+	if len(id) > 8 {
+		return id[:8] + "…"
+	}
+	return id
+}

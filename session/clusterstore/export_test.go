@@ -1,0 +1,4 @@
+package clusterstore
+
+// MapError is mapErr, for tests.
+var MapError = mapErr

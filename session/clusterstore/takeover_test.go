@@ -1,0 +1,429 @@
+package clusterstore_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tetherlb/tether/cluster"
+	"github.com/tetherlb/tether/cluster/clustertest"
+	"github.com/tetherlb/tether/route"
+	"github.com/tetherlb/tether/session"
+	"github.com/tetherlb/tether/session/clusterstore"
+)
+
+// nodes is a cluster of app nodes on an in-memory network: each a
+// clusterstore.Store under a session.Manager serving a tiny cart.
+type nodes struct {
+	t     *testing.T
+	net   *clustertest.Network
+	addrs []string
+	st    []*clusterstore.Store
+	h     []http.Handler
+	mode  cluster.AckMode
+}
+
+func newNodes(t *testing.T, n int, mode cluster.AckMode) *nodes {
+	c := &nodes{t: t, net: clustertest.NewNetwork(1), mode: mode}
+	for range n {
+		c.addrs = append(c.addrs, c.net.NewAddr())
+	}
+	c.st, c.h = make([]*clusterstore.Store, n), make([]http.Handler, n)
+	for i := range n {
+		c.start(i)
+	}
+	t.Cleanup(func() {
+		for _, a := range c.addrs {
+			c.net.Thaw(a)
+		}
+		for _, s := range c.st {
+			if s != nil {
+				_ = s.Close()
+			}
+		}
+	})
+	c.settle()
+	return c
+}
+
+func (c *nodes) name(i int) string { return fmt.Sprintf("n%d", i+1) }
+
+// start starts node i with empty state.
+func (c *nodes) start(i int) {
+	ep, err := c.net.Listen(c.addrs[i])
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	st, err := clusterstore.New(clusterstore.Options{Cluster: cluster.Options{
+		Name: c.name(i), Transport: ep, Peers: c.addrs, Ack: c.mode, Logger: testLogger(c.t),
+		Gossip: cluster.GossipOptions{ProbeInterval: 150 * time.Millisecond, ProbeTimeout: 100 * time.Millisecond,
+			SuspicionMult: 2, GossipInterval: 30 * time.Millisecond, PushPullInterval: 2 * time.Second,
+			TCPTimeout: time.Second, RejoinInterval: 200 * time.Millisecond},
+		OwnerWait: 150 * time.Millisecond, JoinTimeout: 5 * time.Second, TouchInterval: 50 * time.Millisecond,
+	}})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	m, err := session.New(session.Options{Store: st, Route: c.name(i)})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.st[i], c.h[i] = st, m.Handler(cartMux())
+}
+
+// crash stops node i as SIGKILL would: its network first, so it says
+// nothing to anyone.
+func (c *nodes) crash(i int) {
+	c.net.Crash(c.addrs[i])
+	_ = c.st[i].Close()
+	c.st[i], c.h[i] = nil, nil
+}
+
+// settle waits until every running node sees every other alive and ready.
+func (c *nodes) settle() {
+	c.t.Helper()
+	clustertest.Eventually(c.t, 10*time.Second, func() error {
+		running := 0
+		for _, s := range c.st {
+			if s != nil {
+				running++
+			}
+		}
+		for i, s := range c.st {
+			if s == nil {
+				continue
+			}
+			if err := s.Ready(); err != nil {
+				return fmt.Errorf("%s: %v", c.name(i), err)
+			}
+			seen := 0
+			for _, m := range s.Node().Members() {
+				if m.State == cluster.MemberAlive && m.Ready {
+					seen++
+				}
+			}
+			if seen != running {
+				return fmt.Errorf("%s sees %d of %d nodes", c.name(i), seen, running)
+			}
+		}
+		return nil
+	})
+}
+
+// cartMux is the app: POST /add?item=x appends to the "items" key; GET /
+// shows them. Both answer with the items as JSON.
+func cartMux() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /add", func(w http.ResponseWriter, r *http.Request) {
+		s := session.From(r)
+		items, err := session.Get[[]string](s, "items")
+		if err == nil {
+			err = s.Put("items", append(items, r.URL.Query().Get("item")))
+		}
+		if err != nil {
+			http.Error(w, err.Error(), session.StatusCode(err))
+			return
+		}
+		_ = json.NewEncoder(w).Encode(append(items, r.URL.Query().Get("item")))
+	})
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		items, err := session.Get[[]string](session.From(r), "items")
+		if err != nil {
+			http.Error(w, err.Error(), session.StatusCode(err))
+			return
+		}
+		_ = json.NewEncoder(w).Encode(items)
+	})
+	return mux
+}
+
+// reply is an answer of a node.
+type reply struct {
+	status int
+	items  []string
+	cookie string // the JSESSIONID the response set, "" if none
+	body   string
+}
+
+// do sends a request with session cookie sid ("" for none) to node i.
+func (c *nodes) do(i int, method, path, sid string) reply {
+	req := httptest.NewRequest(method, path, nil)
+	if sid != "" {
+		req.AddCookie(&http.Cookie{Name: "JSESSIONID", Value: sid})
+	}
+	rec := httptest.NewRecorder()
+	c.h[i].ServeHTTP(rec, req)
+	r := reply{status: rec.Code, body: rec.Body.String()}
+	for _, ck := range rec.Result().Cookies() {
+		if ck.Name == "JSESSIONID" {
+			r.cookie = ck.Value
+		}
+	}
+	if r.status == http.StatusOK {
+		_ = json.Unmarshal(rec.Body.Bytes(), &r.items)
+	}
+	return r
+}
+
+// add adds item through node i and fails the test unless it is saved.
+func (c *nodes) add(i int, sid, item string) reply {
+	c.t.Helper()
+	r := c.do(i, http.MethodPost, "/add?item="+item, sid)
+	if r.status != http.StatusOK {
+		c.t.Fatalf("add %s at %s: %d %s", item, c.name(i), r.status, r.body)
+	}
+	return r
+}
+
+// copies waits until the copies of session id on the given nodes (all
+// running nodes if none is given) have owner and items and one version.
+func (c *nodes) copies(id, owner string, items []string, on ...int) {
+	c.t.Helper()
+	if len(on) == 0 {
+		for i, s := range c.st {
+			if s != nil {
+				on = append(on, i)
+			}
+		}
+	}
+	want, _ := json.Marshal(items)
+	clustertest.Eventually(c.t, 10*time.Second, func() error {
+		var version uint64
+		for _, i := range on {
+			r, err := c.st[i].Node().Get(id)
+			switch {
+			case err != nil:
+				return fmt.Errorf("%s: %v", c.name(i), err)
+			case r.Owner != owner || string(r.Values["items"]) != string(want):
+				return fmt.Errorf("%s: owner %s, items %s; want %s, %s", c.name(i), r.Owner, r.Values["items"], owner, want)
+			case version != 0 && r.Version != version:
+				return fmt.Errorf("%s: version %d, another node %d", c.name(i), r.Version, version)
+			}
+			version = r.Version
+		}
+		return nil
+	})
+}
+
+// TestTakeoverThroughTheManager: a request presenting "<id>.n1" at n2
+// makes n2 the owner before it answers; the cookie becomes "<id>.n2" with
+// the same id part, the data is intact, and every node agrees — whether
+// n1 is alive (draining), crashed, or frozen.
+func TestTakeoverThroughTheManager(t *testing.T) {
+	tests := []struct {
+		name string
+		fail func(c *nodes)
+	}{
+		{"owner alive", func(*nodes) {}},
+		{"owner crashed", func(c *nodes) { c.crash(0) }},
+		{"owner frozen", func(c *nodes) { c.net.Freeze(c.addrs[0]) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newNodes(t, 3, cluster.AckOne)
+			sid := c.add(0, "", "apple").cookie
+			c.add(0, sid, "pear")
+			id, rt, ok := route.Split(sid, '.')
+			if !ok || rt != "n1" {
+				t.Fatalf("cookie %q, want <id>.n1", sid)
+			}
+			tt.fail(c)
+			r := c.do(1, http.MethodGet, "/", sid)
+			if r.status != http.StatusOK || !slices.Equal(r.items, []string{"apple", "pear"}) {
+				t.Fatalf("GET at n2: %d %v %s, want the two items", r.status, r.items, r.body)
+			}
+			if r.cookie != id+".n2" {
+				t.Fatalf("cookie after takeover %q, want %q (same id, new route)", r.cookie, id+".n2")
+			}
+			r = c.add(1, r.cookie, "plum")
+			if r.cookie != "" {
+				t.Fatalf("request with the canonical cookie got a new one: %q", r.cookie)
+			}
+			c.copies(id, "n2", []string{"apple", "pear", "plum"}, 1, 2)
+			if tt.name != "owner crashed" {
+				c.net.Thaw(c.addrs[0])
+				c.copies(id, "n2", []string{"apple", "pear", "plum"}, 0, 1, 2) // n1 too, awake
+			}
+		})
+	}
+}
+
+// TestParallelTakeoversLeaveOneOwner: the owner is gone and six requests
+// for its session arrive at once, three at n2 and three at n3. They may
+// win or lose (a loser answers 503, never a lost write as success); in the
+// end one node owns the session, every node holds the same copy, and it
+// has every item that was acknowledged before.
+func TestParallelTakeoversLeaveOneOwner(t *testing.T) {
+	c := newNodes(t, 3, cluster.AckOne)
+	sid := c.add(0, "", "apple").cookie
+	c.add(0, sid, "pear")
+	id, _, _ := route.Split(sid, '.')
+	c.crash(0)
+	var wg sync.WaitGroup
+	replies := make([]reply, 6)
+	for k := range replies {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			replies[k] = c.do(1+k%2, http.MethodGet, "/", sid)
+		}()
+	}
+	wg.Wait()
+	for k, r := range replies {
+		switch r.status {
+		case http.StatusOK:
+			if !slices.Equal(r.items, []string{"apple", "pear"}) {
+				t.Errorf("request %d at %s: %v, want apple and pear", k, c.name(1+k%2), r.items)
+			}
+			if want := id + "." + c.name(1+k%2); r.cookie != want {
+				t.Errorf("request %d: cookie %q, want %q", k, r.cookie, want)
+			}
+		case http.StatusServiceUnavailable:
+			// A takeover lost to a racing one: the client retries.
+		default:
+			t.Errorf("request %d at %s: %d %s", k, c.name(1+k%2), r.status, r.body)
+		}
+	}
+	var owner string
+	clustertest.Eventually(t, 10*time.Second, func() error {
+		r2, err2 := c.st[1].Node().Get(id)
+		r3, err3 := c.st[2].Node().Get(id)
+		if err2 != nil || err3 != nil {
+			return fmt.Errorf("copies: %v, %v", err2, err3)
+		}
+		if r2.Owner != r3.Owner || r2.Epoch != r3.Epoch || r2.Version != r3.Version {
+			return fmt.Errorf("n2 sees %s@%d v%d, n3 %s@%d v%d", r2.Owner, r2.Epoch, r2.Version, r3.Owner, r3.Epoch, r3.Version)
+		}
+		owner = r2.Owner
+		return nil
+	})
+	if owner != "n2" && owner != "n3" {
+		t.Fatalf("owner %q after the takeovers", owner)
+	}
+	owners := 0
+	for _, s := range c.st[1:] {
+		owners += s.Info().Owned
+	}
+	if owners != 1 {
+		t.Fatalf("%d nodes say they own the session", owners)
+	}
+	c.copies(id, owner, []string{"apple", "pear"})
+}
+
+// TestFencedWriteIsAnError: the owner n1 is frozen in the middle of a
+// write; meanwhile n2 takes the session over and writes. When n1 wakes,
+// its write fails with 503 — never a 200 for data that is not kept — and
+// n2's data is untouched everywhere, n1 included.
+func TestFencedWriteIsAnError(t *testing.T) {
+	c := newNodes(t, 3, cluster.AckOne)
+	sid := c.add(0, "", "apple").cookie
+	id, _, _ := route.Split(sid, '.')
+	c.net.Freeze(c.addrs[0])
+	inflight := make(chan reply, 1)
+	go func() { inflight <- c.do(0, http.MethodPost, "/add?item=stale", sid) }()
+	// n1 has applied the write locally and waits for an acknowledgement
+	// it cannot get while frozen.
+	clustertest.Eventually(t, 10*time.Second, func() error {
+		for _, m := range c.st[0].Info().Members {
+			if m.Unacked > 0 {
+				return nil
+			}
+		}
+		return fmt.Errorf("n1's write not queued yet")
+	})
+	r := c.do(1, http.MethodPost, "/add?item=fresh", sid)
+	if r.status != http.StatusOK || r.cookie != id+".n2" {
+		t.Fatalf("takeover at n2: %d %q %s", r.status, r.cookie, r.body)
+	}
+	c.net.Thaw(c.addrs[0])
+	select {
+	case r := <-inflight:
+		if r.status != http.StatusServiceUnavailable {
+			t.Fatalf("the frozen owner's write answered %d %s, want 503", r.status, r.body)
+		}
+		if !strings.Contains(r.body, "unavailable") || r.cookie != "" {
+			t.Fatalf("503 body %q, cookie %q", r.body, r.cookie)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the frozen owner's write never finished")
+	}
+	c.copies(id, "n2", []string{"apple", "fresh"})
+	// n1, awake, serves n2's data (taking the session back), not its own.
+	r = c.do(0, http.MethodGet, "/", id+".n2")
+	if r.status != http.StatusOK || !slices.Equal(r.items, []string{"apple", "fresh"}) {
+		t.Fatalf("n1 after waking: %d %v %s", r.status, r.items, r.body)
+	}
+}
+
+// TestHandoverLeavesNothingBehind: with async replication and a slow link,
+// Handover returns only when the peers hold every write; the node then
+// leaves, and a peer serves its sessions with the last write.
+func TestHandoverLeavesNothingBehind(t *testing.T) {
+	c := newNodes(t, 3, cluster.AckNone)
+	c.net.SetFaults(c.addrs[0], c.addrs[2], clustertest.Faults{Delay: 30 * time.Millisecond})
+	sid := c.add(0, "", "a").cookie
+	var want []string
+	want = append(want, "a")
+	for i := range 10 {
+		item := fmt.Sprint("i", i)
+		c.add(0, sid, item)
+		want = append(want, item)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.st[0].Handover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	id, _, _ := route.Split(sid, '.')
+	wantJSON, _ := json.Marshal(want)
+	for _, i := range []int{1, 2} { // no polling: Handover has waited
+		r, err := c.st[i].Node().Get(id)
+		if err != nil || string(r.Values["items"]) != string(wantJSON) {
+			t.Fatalf("%s after the handover: %s (%v), want %s", c.name(i), r.Values["items"], err, wantJSON)
+		}
+	}
+	c.st[0], c.h[0] = nil, nil
+	// Gossip carries the leave at once: no failure detection to wait for.
+	clustertest.Eventually(t, 10*time.Second, func() error {
+		for _, i := range []int{1, 2} {
+			for _, m := range c.st[i].Node().Members() {
+				if m.Name == "n1" && (m.State == cluster.MemberAlive || m.State == cluster.MemberSuspect) {
+					return fmt.Errorf("%s sees n1 %v", c.name(i), m.State)
+				}
+			}
+		}
+		return nil
+	})
+	r := c.do(2, http.MethodGet, "/", sid)
+	if r.status != http.StatusOK || !slices.Equal(r.items, want) || r.cookie != id+".n3" {
+		t.Fatalf("n3 after n1 left: %d %v %q", r.status, r.items, r.cookie)
+	}
+}
+
+// TestNotReadyWhileJoining: a node whose peer does not answer yet is not
+// ready (the Manager, hence /healthz, says so); once it has the peer's
+// sessions it is, and serves them.
+func TestNotReadyWhileJoining(t *testing.T) {
+	c := newNodes(t, 2, cluster.AckOne)
+	sid := c.add(0, "", "apple").cookie
+	c.crash(1)
+	c.net.Freeze(c.addrs[0])
+	c.start(1)
+	m, _ := session.New(session.Options{Store: c.st[1], Route: "n2"})
+	if err := m.Ready(); err == nil {
+		t.Fatal("joining node ready before its peer answered")
+	}
+	c.net.Thaw(c.addrs[0])
+	clustertest.Eventually(t, 10*time.Second, m.Ready)
+	r := c.do(1, http.MethodGet, "/", sid)
+	if r.status != http.StatusOK || !slices.Equal(r.items, []string{"apple"}) {
+		t.Fatalf("rejoined node: %d %v %s", r.status, r.items, r.body)
+	}
+}
