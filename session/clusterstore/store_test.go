@@ -47,7 +47,7 @@ type suiteClock struct {
 	tick chan time.Time
 }
 
-func (c *suiteClock) Now() time.Time                          { return c.now() }
+func (c *suiteClock) Now() time.Time                         { return c.now() }
 func (c *suiteClock) NewTicker(time.Duration) cluster.Ticker { return manualTicker{c.tick} }
 
 // sweep runs the node's sweep once and returns when it is over: the
