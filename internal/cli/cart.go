@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -11,8 +12,6 @@ import (
 	"github.com/tetherlb/tether/config"
 	"github.com/tetherlb/tether/demo/cart"
 	"github.com/tetherlb/tether/route"
-	"github.com/tetherlb/tether/session"
-	"github.com/tetherlb/tether/session/memstore"
 )
 
 func runCart(ctx context.Context, env Env, args []string) int {
@@ -23,6 +22,8 @@ func runCart(ctx context.Context, env Env, args []string) int {
 	maxSessions := fs.Int("max-sessions", 100_000, "most sessions kept in memory; beyond, new sessions get 503")
 	proxies := fs.String("trusted-proxies", "", "comma-separated IPs or CIDRs whose X-Forwarded-Proto sets the cookie's Secure")
 	grace := fs.Duration("shutdown-timeout", 10*time.Second, "how long in-flight requests may finish after SIGINT/SIGTERM")
+	ajpFlags := addCartAJPFlags(fs)
+	clusterFlags := addCartClusterFlags(fs)
 	if code := parse(fs, args); code >= 0 {
 		return code
 	}
@@ -41,17 +42,17 @@ func runCart(ctx context.Context, env Env, args []string) int {
 	}
 	log := env.logger().With("route", *name)
 
-	// The session store: in memory, this node's sessions only. A replicated
-	// store plugs in here (--cluster), with its readiness for /healthz.
-	mem, err := memstore.New(memstore.Options{MaxSessions: *maxSessions, Logger: log})
-	if err != nil {
-		fmt.Fprintln(env.Stderr, "tether cart:", err)
-		return ExitUsage
+	// The session store: in memory, this node's sessions only; with
+	// --cluster, replicated to the peers, with its readiness for /healthz.
+	store, code := clusterFlags.open(env, *name, *maxSessions, log)
+	if code >= 0 {
+		return code
 	}
-	defer mem.Close()
-	var store session.Store = mem
+	defer store.Close()
 
-	app, err := cart.New(cart.Options{Route: *name, Store: store, IdleTimeout: *idle, TrustedProxies: trusted, Logger: log})
+	o := cart.Options{Route: *name, IdleTimeout: *idle, TrustedProxies: trusted, Logger: log}
+	store.appOptions(&o)
+	app, err := cart.New(o)
 	if err != nil {
 		fmt.Fprintln(env.Stderr, "tether cart:", err)
 		return ExitUsage
@@ -62,7 +63,18 @@ func runCart(ctx context.Context, env Env, args []string) int {
 		return ExitFailure
 	}
 	fmt.Fprintf(env.Stdout, "tether cart: node %s listening on http://%s\n", *name, ln.Addr())
-	if err := cart.Serve(ctx, ln, app, *grace, log); err != nil {
+	// On SIGTERM a clustered node first announces its drain and keeps
+	// serving for --drain-grace, then stops as any node does, then hands
+	// its sessions over.
+	ctx, stopDrain := clusterFlags.drainContext(ctx, store, app)
+	defer stopDrain()
+	ctx, stopAJP, code := ajpFlags.start(ctx, env, app, *name, *grace, log)
+	if code >= 0 {
+		ln.Close()
+		return code
+	}
+	err = errors.Join(cart.Serve(ctx, ln, app, *grace, log), stopAJP())
+	if err = errors.Join(err, store.handover(*grace, log)); err != nil {
 		fmt.Fprintln(env.Stderr, "tether cart:", err)
 		return ExitFailure
 	}
