@@ -34,11 +34,11 @@ func (l *countingListener) Accept() (net.Conn, error) {
 // protoReport is what the protocol handler saw of a request.
 type protoReport struct {
 	Method, RawQuery, RemoteAddr, Host string
-	ContentLength                     int64
-	TransferEncoding                  []string
-	BodyLen                           int
-	BodySHA                           string
-	Attributes                        map[string]string
+	ContentLength                      int64
+	TransferEncoding                   []string
+	BodyLen                            int
+	BodySHA                            string
+	Attributes                         map[string]string
 }
 
 // protoHandler answers /echo with what it saw, /big?n=N with N bytes in
