@@ -120,6 +120,13 @@ func (l *link) setAlive(alive bool, addr string) {
 	l.signal()
 }
 
+// isAlive reports whether gossip lists the peer and the link is open.
+func (l *link) isAlive() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.alive && !l.closed
+}
+
 func (l *link) close() {
 	l.mu.Lock()
 	l.closed = true

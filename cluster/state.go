@@ -19,15 +19,9 @@ const (
 
 // streamState answers a sync request from peer.
 func (n *Node) streamState(peer string, req uint64) {
-	n.mu.Lock()
-	p := n.peers[peer]
-	var l *link
-	if p != nil {
-		l = p.out
-	}
-	n.mu.Unlock()
+	p, l := n.awaitLink(peer)
 	if l == nil {
-		n.log.Warn("cluster: state requested by a peer with no known address", "peer", peer)
+		n.log.Warn("cluster: state requested by a peer this node cannot reach", "peer", peer)
 		return
 	}
 	p.streaming.Lock() // a peer asking again waits for the transfer under way
@@ -59,6 +53,35 @@ func (n *Node) streamState(peer string, req uint64) {
 		}
 	}
 	flush(true)
+}
+
+// awaitLink returns peer and its live link. A sync request proves its
+// sender is up, but gossip may not have said so yet: a node restarted just
+// after it was declared dead asks for the state before the news that it is
+// back arrives, and its link is still down. The transfer waits for it (at
+// most JoinTimeout) instead of being dropped, which would stall the
+// joiner's readiness until its own JoinTimeout. l is nil if it never came.
+func (n *Node) awaitLink(peer string) (p *peer, l *link) {
+	timeout := time.NewTimer(n.opts.JoinTimeout)
+	defer timeout.Stop()
+	for {
+		changed := n.waitChanged()
+		n.mu.Lock()
+		if p = n.peers[peer]; p != nil {
+			l = p.out
+		}
+		n.mu.Unlock()
+		if l != nil && l.isAlive() {
+			return p, l
+		}
+		select {
+		case <-changed:
+		case <-n.closing:
+			return nil, nil
+		case <-timeout.C:
+			return nil, nil
+		}
+	}
 }
 
 // waitWindow holds a state transfer back while the link's queue is large,

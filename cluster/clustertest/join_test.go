@@ -223,3 +223,31 @@ func TestClustersWithDifferentNamesDoNotMix(t *testing.T) {
 		t.Fatal("the lone node of the other cluster should be ready on its own")
 	}
 }
+
+// TestRestartAfterDeclaredDead: a node killed, declared dead, and started
+// again asks its peers for their state before every peer's gossip has
+// heard it is back. The transfer must wait for the news, not be dropped:
+// the node is ready with the whole state, without waiting for its
+// JoinTimeout (a minute here, well beyond the test's patience).
+func TestRestartAfterDeclaredDead(t *testing.T) {
+	h := clustertest.New(t, clustertest.Config{Nodes: 3, Options: func(i int, o *cluster.Options) {
+		o.JoinTimeout = time.Minute
+	}})
+	for i := range 5 {
+		for j := range 3 {
+			if _, err := h.Node(j).Create(bg, cluster.NewSession{ID: fmt.Sprint("s", i, j), Values: vals("k", "v")}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for round := range 3 { // the race with gossip goes either way: try it a few times
+		h.Crash(0)
+		h.WaitMembers(10*time.Second, 1, 1, 2)
+		h.WaitMembers(10*time.Second, 2, 1, 2)
+		h.Start(0)
+		h.WaitReady(20*time.Second, 0)
+		if got := h.Node(0).Info().Sessions; got != 15 {
+			t.Fatalf("round %d: restarted node ready with %d of 15 sessions", round, got)
+		}
+	}
+}
