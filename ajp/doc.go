@@ -38,7 +38,8 @@
 //     cookies, https redirects) behaves as behind a TLS-terminating proxy it
 //     trusts: only HandshakeComplete and ServerName are set; the cipher,
 //     client certificates and the rest are in RequestInfo, as strings;
-//   - the context ends when the web server closes the connection, and when
+//   - the context ends when the web server closes the connection (noticed
+//     once the body has been read to its end, as with net/http), and when
 //     the handler returns;
 //   - RequestInfo(r) has the rest: remote host, server name and port, SSL
 //     details, authenticated user, route and request attributes.
@@ -70,10 +71,13 @@
 //
 // # Differences from Tomcat's AJP connector
 //
-// The secret is required by default as in Tomcat 9.0.31 and later, but a
-// mismatch closes the connection. Request attributes Tomcat does not know
-// are not refused (Tomcat's allowedRequestAttributesPattern): nothing here
-// gives them a meaning. The Shutdown packet is always ignored. There is no
-// AJP-level authentication of users (tomcatAuthentication): RemoteUser is
-// reported in RequestInfo, for the app to trust or not.
+// The secret is required by default, and a request without it is refused
+// with 403 and a closed connection, as in Tomcat 9.0.31 and later; here the
+// refusal is also logged. Request attributes Tomcat does not know are
+// refused by it unless allowedRequestAttributesPattern matches them; here
+// they are handed to the app as data, since nothing in this package gives
+// them a meaning. An attribute code neither knows is skipped by Tomcat and
+// refused here. jvm_route is ignored by Tomcat and only reported here; the
+// user the web server authenticated is only reported (Tomcat uses it with
+// tomcatAuthentication="false"). The Shutdown packet is ignored by both.
 package ajp

@@ -70,7 +70,7 @@ const (
 // body is set by the caller.
 func newRequest(ctx context.Context, f *forwardRequest) (*http.Request, error) {
 	uri := f.uri
-	if uri == "" || (uri[0] != '/' && uri != "*") {
+	if uri == "" || (uri[0] != '/' && uri != "*" && !absoluteURI(uri)) {
 		return nil, badPacket("req_uri %q", uri)
 	}
 	if f.hasQuery {
@@ -109,6 +109,9 @@ func newRequest(ctx context.Context, f *forwardRequest) (*http.Request, error) {
 		RemoteAddr: remoteAddr(f.remoteAddr, f.attrs[attrRemotePort]),
 	}
 	r.Host = hostOf(f, r.Header)
+	if u.Host != "" { // an absolute req_uri names the host, as in HTTP
+		r.Host = u.Host
+	}
 	r.Header.Del("Host")
 	if f.isSSL {
 		// A marker, so that code asking r.TLS != nil (secure cookies,
@@ -141,6 +144,13 @@ func hostOf(f *forwardRequest, h http.Header) string {
 		return f.serverName
 	}
 	return net.JoinHostPort(f.serverName, strconv.Itoa(f.serverPort))
+}
+
+// absoluteURI reports whether uri is in absolute form (http://host/path),
+// which Tomcat also accepts.
+func absoluteURI(uri string) bool {
+	l := strings.ToLower(uri[:min(len(uri), 8)])
+	return strings.HasPrefix(l, "http://") || strings.HasPrefix(l, "https://")
 }
 
 func hostName(hostport string) string {

@@ -126,6 +126,8 @@ func TestRequestVariants(t *testing.T) {
 		{"empty query string", fwd{attrs: []attr{strAttr(0x05, "")}},
 			func(s seen) bool { return s.URI == "/?" && s.Query == "" }},
 		{"OPTIONS *", fwd{method: 1, uri: "*"}, func(s seen) bool { return s.URI == "*" && s.Method == "OPTIONS" }},
+		{"absolute URI", fwd{uri: "http://other.example:81/p", headers: [][2]string{{"Host", "www.example.org"}}},
+			func(s seen) bool { return s.Host == "other.example:81" && s.Path == "/p" }},
 		{"no body", fwd{}, func(s seen) bool { return s.ContentLength == 0 && s.BodyLen == 0 }},
 	}
 	for _, tt := range tests {
