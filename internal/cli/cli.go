@@ -49,6 +49,7 @@ var commands = map[string]command{
 	"version": {"print the version", runVersion},
 	"check":   {"validate a configuration file", runCheck},
 	"serve":   {"run the balancer(s) and the manager of a configuration file", runServe},
+	"demo":    {"run a balancer, its manager and replicated cart nodes on this machine", runDemo},
 	"ctl":     {"drain, stop, enable, weigh, add and remove members through the manager", runCtl},
 	"cart":    {"run one node of the example shopping-cart app", runCart},
 }

@@ -156,7 +156,7 @@ func (d *demo) plan() error {
 		n.proc = &proc{
 			name: n.route,
 			args: []string{"cart", "--listen", n.httpAddr, "--route", n.route, "--cluster", n.clusterAddr,
-				"--peers", strings.Join(peers, ","), "--replication", "sync", "--demo-panel"},
+				"--peers", strings.Join(peers, ","), "--replication", "sync", "--drain-grace", "500ms"},
 			env: []string{"TETHER_CLUSTER_KEY=" + d.clusterKy, "TETHER_DEMO_TOKEN=" + d.token},
 			log: logPath(d.opts.Dir, n.route),
 		}
