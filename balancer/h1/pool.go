@@ -1,0 +1,219 @@
+package h1
+
+import (
+	"bufio"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Conn is a connection to an origin server (a member), with its buffers
+// and the storage for its response heads and bodies.
+type Conn struct {
+	net.Conn
+	R *bufio.Reader
+	W *bufio.Writer
+	// Resp and Body hold the response being read.
+	Resp Response
+	Body Body
+	// Reused: the connection came from the pool (it served a request
+	// before), so it may have been closed by the server meanwhile.
+	Reused bool
+
+	pool      *ConnPool
+	rc        syscall.RawConn
+	idleSince time.Time
+	peekBuf   [1]byte
+}
+
+// Alive reports whether an idle connection can take a request: the
+// server has not closed it or sent anything unasked. It costs a system
+// call on Linux; elsewhere it only checks the buffer.
+func (c *Conn) Alive() bool {
+	if c.R.Buffered() > 0 {
+		return false
+	}
+	if c.rc == nil {
+		return true
+	}
+	ready := true
+	err := c.rc.Read(func(fd uintptr) bool {
+		ready = peek(fd, c.peekBuf[:])
+		return true
+	})
+	return err == nil && !ready
+}
+
+// ConnPoolOptions configures a ConnPool. Zero values mean the defaults.
+type ConnPoolOptions struct {
+	// MaxIdle is how many idle connections are kept. Default 256.
+	MaxIdle int
+	// IdleTimeout closes a connection idle for that long. Default 90s.
+	IdleTimeout time.Duration
+	// ReadBufferSize and WriteBufferSize size each connection's buffers.
+	// Default 16384 and 4096.
+	ReadBufferSize, WriteBufferSize int
+}
+
+// ConnPool keeps the idle connections to one origin, the most recently
+// used first. It does not dial: callers wrap the connections they make
+// with NewConn. Its methods are safe for concurrent use.
+type ConnPool struct {
+	mu     sync.Mutex
+	opts   ConnPoolOptions
+	idle   []*Conn // oldest first
+	timer  *time.Timer
+	armed  bool
+	closed bool
+}
+
+// NewConnPool returns an empty pool.
+func NewConnPool(o ConnPoolOptions) *ConnPool {
+	p := &ConnPool{}
+	p.SetOptions(o)
+	return p
+}
+
+// SetOptions changes the options; idle connections over the new limits
+// go at the next Put or sweep.
+func (p *ConnPool) SetOptions(o ConnPoolOptions) {
+	if o.MaxIdle <= 0 {
+		o.MaxIdle = 256 // enough to reuse connections under load
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 90 * time.Second // as net/http's DefaultTransport
+	}
+	if o.ReadBufferSize <= 0 {
+		o.ReadBufferSize = 16 << 10 // a whole small response in one read, as HAProxy's buffers
+	}
+	if o.WriteBufferSize <= 0 {
+		o.WriteBufferSize = 4 << 10
+	}
+	p.mu.Lock()
+	p.opts = o
+	p.mu.Unlock()
+}
+
+// NewConn wraps a new connection to the origin.
+func (p *ConnPool) NewConn(nc net.Conn) *Conn {
+	p.mu.Lock()
+	o := p.opts
+	p.mu.Unlock()
+	c := &Conn{Conn: nc, R: bufio.NewReaderSize(nc, o.ReadBufferSize), W: bufio.NewWriterSize(nc, o.WriteBufferSize), pool: p}
+	if sc, ok := rawConnOf(nc); ok && canPeek {
+		if rc, err := sc.SyscallConn(); err == nil {
+			c.rc = rc
+		}
+	}
+	return c
+}
+
+// rawConnOf finds the socket under nc, through TLS.
+func rawConnOf(nc net.Conn) (syscall.Conn, bool) {
+	if nu, ok := nc.(interface{ NetConn() net.Conn }); ok {
+		nc = nu.NetConn()
+	}
+	sc, ok := nc.(syscall.Conn)
+	return sc, ok
+}
+
+// Get returns the most recently used idle connection, or nil if there is
+// none younger than the idle timeout.
+func (p *ConnPool) Get() *Conn {
+	now := time.Now()
+	p.mu.Lock()
+	for n := len(p.idle); n > 0; n-- {
+		c := p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+		if now.Sub(c.idleSince) < p.opts.IdleTimeout {
+			p.mu.Unlock()
+			c.Reused = true
+			return c
+		}
+		// c is the youngest and too old: so are all the others.
+		old := p.idle
+		p.idle = p.idle[:0]
+		p.mu.Unlock()
+		c.Close()
+		for i, o := range old {
+			o.Close()
+			old[i] = nil
+		}
+		return nil
+	}
+	p.mu.Unlock()
+	return nil
+}
+
+// Put makes c idle, or closes it if the pool is full or closed.
+func (p *ConnPool) Put(c *Conn) {
+	c.idleSince = time.Now()
+	p.mu.Lock()
+	if p.closed || len(p.idle) >= p.opts.MaxIdle {
+		p.mu.Unlock()
+		c.Close()
+		return
+	}
+	p.idle = append(p.idle, c)
+	if !p.armed {
+		p.armed = true
+		if p.timer == nil {
+			p.timer = time.AfterFunc(p.opts.IdleTimeout, p.sweep)
+		} else {
+			p.timer.Reset(p.opts.IdleTimeout)
+		}
+	}
+	p.mu.Unlock()
+}
+
+// Idle returns how many connections are idle.
+func (p *ConnPool) Idle() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.idle)
+}
+
+// sweep closes the connections idle for longer than the timeout.
+func (p *ConnPool) sweep() {
+	now := time.Now()
+	p.mu.Lock()
+	n := 0
+	for n < len(p.idle) && now.Sub(p.idle[n].idleSince) >= p.opts.IdleTimeout {
+		n++
+	}
+	old := append([]*Conn(nil), p.idle[:n]...)
+	p.idle = append(p.idle[:0], p.idle[n:]...)
+	clear(p.idle[len(p.idle):cap(p.idle)])
+	p.armed = len(p.idle) > 0 && !p.closed
+	if p.armed {
+		p.timer.Reset(p.opts.IdleTimeout - now.Sub(p.idle[0].idleSince))
+	}
+	p.mu.Unlock()
+	for _, c := range old {
+		c.Close()
+	}
+}
+
+// CloseIdle closes the idle connections; the pool stays usable.
+func (p *ConnPool) CloseIdle() {
+	p.mu.Lock()
+	old := p.idle
+	p.idle = nil
+	p.mu.Unlock()
+	for _, c := range old {
+		c.Close()
+	}
+}
+
+// Close closes the idle connections, and those Put later.
+func (p *ConnPool) Close() {
+	p.mu.Lock()
+	p.closed = true
+	if p.timer != nil {
+		p.timer.Stop()
+	}
+	p.mu.Unlock()
+	p.CloseIdle()
+}

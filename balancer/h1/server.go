@@ -1,0 +1,441 @@
+package h1
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// ErrServerClosed is returned by Serve after Shutdown or Close.
+var ErrServerClosed = errors.New("h1: server closed")
+
+// Handler serves the requests of client connections.
+type Handler interface {
+	// ServeHTTP1 serves req, just read from c. It writes a complete
+	// response to c.Writer() (the server flushes it) and consumes the
+	// request body, or calls c.SetClose. It may Hijack the connection.
+	// Requests of one connection are served in order, one at a time.
+	ServeHTTP1(c *ServerConn, req *Request)
+}
+
+// ServerOptions configures a Server. Zero values mean the defaults.
+type ServerOptions struct {
+	// Limits bounds request heads; see Limits for its defaults.
+	Limits Limits
+	// HeaderTimeout is how long a client may take to send a request head,
+	// from its first byte (from the connection's start for the first
+	// request). Default 10s.
+	HeaderTimeout time.Duration
+	// IdleTimeout closes a keep-alive connection that sends no new request
+	// for that long. Default 120s.
+	IdleTimeout time.Duration
+	// ReadBufferSize and WriteBufferSize size the buffers a connection
+	// holds while it serves a request. Default 4096 each.
+	ReadBufferSize, WriteBufferSize int
+	// Logger receives accept errors. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Server serves HTTP/1.x on listeners, one goroutine per connection.
+// While a keep-alive connection waits for its next request it holds no
+// buffers (on Linux). Its methods are safe for concurrent use.
+type Server struct {
+	h    Handler
+	opts ServerOptions
+
+	closing   atomic.Bool
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*ServerConn]struct{}
+
+	readers, writers, requests sync.Pool
+}
+
+// NewServer returns a Server that hands requests to h.
+func NewServer(h Handler, o ServerOptions) *Server {
+	if o.HeaderTimeout <= 0 {
+		o.HeaderTimeout = 10 * time.Second // slow clients cannot hold connections forever
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 120 * time.Second
+	}
+	if o.ReadBufferSize <= 0 {
+		o.ReadBufferSize = 4096 // as net/http: heads of common requests fit
+	}
+	if o.WriteBufferSize <= 0 {
+		o.WriteBufferSize = 4096
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	o.Limits = o.Limits.withDefaults()
+	s := &Server{h: h, opts: o, listeners: map[net.Listener]struct{}{}, conns: map[*ServerConn]struct{}{}}
+	s.readers.New = func() any { return bufio.NewReaderSize(nil, o.ReadBufferSize) }
+	s.writers.New = func() any { return bufio.NewWriterSize(nil, o.WriteBufferSize) }
+	s.requests.New = func() any { return new(Request) }
+	return s
+}
+
+// Serve accepts connections on ln until Shutdown or Close, and returns
+// ErrServerClosed then, or the listener's error.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closing.Load() {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.closing.Load() {
+				return ErrServerClosed
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			// Out of file descriptors and the like: wait and go on.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.opts.Logger.Warn("accept failed; retrying", "addr", ln.Addr().String(), "err", err, "in", backoff)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		c := s.newConn(nc)
+		if !s.track(c, true) {
+			nc.Close()
+			return ErrServerClosed
+		}
+		go c.serve()
+	}
+}
+
+func (s *Server) track(c *ServerConn, add bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if add {
+		if s.closing.Load() {
+			return false
+		}
+		s.conns[c] = struct{}{}
+	} else {
+		delete(s.conns, c)
+	}
+	return true
+}
+
+// Shutdown stops accepting connections, closes those waiting for a
+// request, and waits for the others to finish the request they serve,
+// until ctx is done (then it returns ctx's error and leaves them be; call
+// Close). Hijacked connections are not waited for.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.closeListeners()
+	wait := time.Millisecond
+	for {
+		if s.closeIdle() == 0 {
+			return nil
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		wait = min(2*wait, 100*time.Millisecond)
+	}
+}
+
+// Close stops accepting connections and closes all of them at once.
+func (s *Server) Close() error {
+	s.closeListeners()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		c.state.Store(stateClosed)
+		c.nc.Close()
+	}
+	return nil
+}
+
+func (s *Server) closeListeners() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closing.Store(true)
+	for ln := range s.listeners {
+		ln.Close()
+		delete(s.listeners, ln)
+	}
+}
+
+// closeIdle closes the connections waiting for a request and returns how
+// many connections are left.
+func (s *Server) closeIdle() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		if c.state.CompareAndSwap(stateIdle, stateClosed) {
+			c.nc.Close()
+		}
+	}
+	return len(s.conns)
+}
+
+// Connection states, for Shutdown.
+const (
+	stateActive int32 = iota // reading or serving a request
+	stateIdle                // waiting for a request
+	stateClosed              // closed by Shutdown or Close
+)
+
+// ServerConn is one client connection as a Handler sees it.
+type ServerConn struct {
+	srv   *Server
+	nc    net.Conn
+	rc    syscall.RawConn // nil: wait for requests with the buffers held
+	br    *bufio.Reader
+	bw    *bufio.Writer
+	req   *Request
+	state atomic.Int32
+
+	closeAfter bool // close once this response is sent
+	linger     bool // close gently: input may be left unread
+	hijacked   bool
+	served     int // requests read
+
+	remote string
+	ip     string // the client's address, formatted once
+	addr   netip.Addr
+	addrOK bool
+
+	waited   bool
+	peekBuf  [1]byte
+	readable func(fd uintptr) bool
+}
+
+func (s *Server) newConn(nc net.Conn) *ServerConn {
+	c := &ServerConn{srv: s, nc: nc, remote: nc.RemoteAddr().String()}
+	if ta, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
+		c.addr, c.addrOK = ta.AddrPort().Addr().Unmap(), true
+	}
+	if sc, ok := nc.(syscall.Conn); ok && canPeek {
+		if rc, err := sc.SyscallConn(); err == nil {
+			c.rc = rc
+			c.readable = c.peekReadable
+		}
+	}
+	return c
+}
+
+// Reader returns the buffered reader of the connection, positioned at
+// the request body.
+func (c *ServerConn) Reader() *bufio.Reader { return c.br }
+
+// Writer returns the buffered writer for the response.
+func (c *ServerConn) Writer() *bufio.Writer { return c.bw }
+
+// RemoteAddr returns the client's "ip:port".
+func (c *ServerConn) RemoteAddr() string { return c.remote }
+
+// ClientAddr returns the client's IP address, and false if it is not a
+// TCP peer.
+func (c *ServerConn) ClientAddr() (netip.Addr, bool) { return c.addr, c.addrOK }
+
+// ClientIP returns the client's IP address as text ("" if unknown),
+// formatted once per connection.
+func (c *ServerConn) ClientIP() string {
+	if c.ip == "" && c.addrOK {
+		c.ip = c.addr.String()
+	}
+	return c.ip
+}
+
+// SetClose closes the connection once the response is sent. linger says
+// that request bytes may be left unread: the connection then stops
+// sending and drains its input briefly before closing, so that the client
+// reads the response rather than a reset.
+func (c *ServerConn) SetClose(linger bool) {
+	c.closeAfter = true
+	c.linger = c.linger || linger
+}
+
+// Closing reports whether the connection will close after this response:
+// the request or the handler asked for it, or the server is shutting down.
+// A response should then say Connection: close.
+func (c *ServerConn) Closing() bool {
+	return c.closeAfter || (c.req != nil && c.req.Close) || c.srv.closing.Load()
+}
+
+// Hijack takes the connection from the server, which will neither read
+// from it, nor close it, nor wait for it in Shutdown. The reader holds any
+// bytes the client sent beyond the request head. The reader and writer
+// stay valid until the handler returns.
+func (c *ServerConn) Hijack() (net.Conn, *bufio.Reader, *bufio.Writer) {
+	c.hijacked = true
+	c.srv.track(c, false)
+	return c.nc, c.br, c.bw
+}
+
+func (c *ServerConn) serve() {
+	defer c.end()
+	for c.next() {
+		c.served++
+		c.nc.SetReadDeadline(time.Now().Add(c.srv.opts.HeaderTimeout))
+		if err := c.req.Read(c.br, c.srv.opts.Limits); err != nil {
+			c.refuse(err)
+			return
+		}
+		if c.req.BodyFraming() != NoBody || c.req.Upgrade != nil {
+			c.nc.SetReadDeadline(time.Time{}) // no limit on reading a body
+		}
+		c.srv.h.ServeHTTP1(c, c.req)
+		if c.hijacked {
+			return
+		}
+		if err := c.bw.Flush(); err != nil || c.Closing() {
+			return
+		}
+	}
+}
+
+// next waits for the next request: at once if its bytes are buffered
+// (pipelining), else without buffers until the connection is readable.
+// It reports false when the connection should close.
+func (c *ServerConn) next() bool {
+	if c.srv.closing.Load() && c.served > 0 {
+		return false
+	}
+	if c.br != nil && c.br.Buffered() > 0 {
+		return true
+	}
+	wait := c.srv.opts.IdleTimeout
+	if c.served == 0 {
+		wait = c.srv.opts.HeaderTimeout
+	}
+	if c.rc != nil {
+		c.release()
+	} else {
+		c.acquire()
+	}
+	c.state.Store(stateIdle)
+	if c.srv.closing.Load() {
+		return false
+	}
+	c.nc.SetReadDeadline(time.Now().Add(wait))
+	var err error
+	if c.rc != nil {
+		c.waited = false
+		err = c.rc.Read(c.readable)
+	} else {
+		_, err = c.br.Peek(1)
+	}
+	if !c.state.CompareAndSwap(stateIdle, stateActive) || err != nil {
+		return false
+	}
+	c.acquire()
+	return true
+}
+
+// peekReadable is the callback of the wait for a request: the first call
+// checks for input without reading; if there is none the poller waits,
+// and the second call ends the wait.
+func (c *ServerConn) peekReadable(fd uintptr) bool {
+	if c.waited {
+		return true
+	}
+	c.waited = true
+	return peek(fd, c.peekBuf[:])
+}
+
+func (c *ServerConn) acquire() {
+	if c.br == nil {
+		c.br = c.srv.readers.Get().(*bufio.Reader)
+		c.br.Reset(c.nc)
+	}
+	if c.bw == nil {
+		c.bw = c.srv.writers.Get().(*bufio.Writer)
+		c.bw.Reset(c.nc)
+	}
+	if c.req == nil {
+		c.req = c.srv.requests.Get().(*Request)
+	}
+}
+
+// release returns the buffers to the server's pools.
+func (c *ServerConn) release() {
+	if c.br != nil {
+		c.br.Reset(nil)
+		c.srv.readers.Put(c.br)
+		c.br = nil
+	}
+	if c.bw != nil {
+		c.bw.Reset(nil)
+		c.srv.writers.Put(c.bw)
+		c.bw = nil
+	}
+	if c.req != nil {
+		if cap(c.req.buf) > 64<<10 {
+			c.req = new(Request) // do not pool a huge head
+		}
+		c.srv.requests.Put(c.req)
+		c.req = nil
+	}
+}
+
+func (c *ServerConn) end() {
+	if c.hijacked {
+		c.release()
+		return
+	}
+	if c.bw != nil {
+		c.bw.Flush()
+	}
+	if c.linger {
+		lingerClose(c.nc)
+	}
+	c.nc.Close()
+	c.release()
+	c.srv.track(c, false)
+}
+
+// refuse answers a request that could not be read with its error's
+// status, unless the client just went away or was too slow.
+func (c *ServerConn) refuse(err error) {
+	var e *Error
+	if !errors.As(err, &e) {
+		return // EOF, timeout or a network error: nobody to answer
+	}
+	body := e.Error() + "\n"
+	w := c.bw
+	WriteStatusLine(w, 1, e.Status, nil)
+	w.WriteString("Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: ")
+	WriteInt(w, int64(len(body)))
+	w.WriteString("\r\n\r\n")
+	w.WriteString(body)
+	c.linger = true
+}
+
+// lingerClose stops sending and reads what the client still sends, for
+// up to half a second or 256 KiB, so that closing does not reset the
+// connection before the client read the response.
+func lingerClose(nc net.Conn) {
+	cw, ok := nc.(interface{ CloseWrite() error })
+	if !ok {
+		return
+	}
+	if cw.CloseWrite() != nil {
+		return
+	}
+	nc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	io.CopyN(io.Discard, nc, 256<<10)
+}
