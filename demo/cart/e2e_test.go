@@ -65,9 +65,13 @@ func startCarts(t *testing.T) (map[string]*proctest.Proc, []member) {
 		addr := proctest.FreeAddr(t)
 		nodes[r] = proctest.Start(t, "cart "+r, "cart", "--listen", addr, "--route", r)
 		proctest.WaitHTTP(t, "http://"+addr+"/healthz", http.StatusOK, time.Minute)
-		if out := nodes[r].Output(); !strings.Contains(out, "listening on http://"+addr) {
-			t.Fatalf("cart %s printed %q, want its address", r, out)
-		}
+		// The output reaches us through a pipe: it may lag the listener.
+		proctest.Eventually(t, 10*time.Second, func() error {
+			if out := nodes[r].Output(); !strings.Contains(out, "listening on http://"+addr) {
+				return fmt.Errorf("cart %s printed %q, want its address", r, out)
+			}
+			return nil
+		})
 		members = append(members, member{addr, r})
 	}
 	return nodes, members

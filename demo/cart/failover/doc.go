@@ -1,0 +1,7 @@
+// Package failover holds the multi-process tests of replicated sessions:
+// three real `tether cart --cluster` processes behind a real `tether serve`
+// (sessions: replicated, active health checks), killed with SIGKILL,
+// frozen with SIGSTOP, restarted, and stopped one by one with SIGTERM
+// under traffic. It has no code of its own; see its tests and
+// docs/cluster.md.
+package failover
