@@ -14,9 +14,9 @@
 //   - visible on a peer: the same writes, while a second client polls n2's
 //     GET /cluster/sessions/{id} back to back; the delay is from sending
 //     the write to receiving the first poll answer that shows its version.
-//     That is an upper bound: the change landed on n2 after the poll before
-//     it was sent, so the error is at most one poll round trip (the
-//     "resolution" column, median of the span between the two);
+//     That is an upper bound; the change landed on n2 after the poll before
+//     that one was sent, which gives a lower bound. Both are reported, and
+//     the span between the two polls ("resolution");
 //   - writes per second: --concurrency clients, each with its own cart,
 //     spread over the three nodes, adding items as fast as the nodes
 //     answer, for --duration; with the latency of those writes.
@@ -82,7 +82,8 @@ type options struct {
 type result struct {
 	mode       string
 	write      summary // one client, sequential
-	visible    summary // send of the write → first poll on the peer showing it
+	visible    summary // send of the write → first poll on the peer showing it (upper bound)
+	visibleLow summary // send of the write → send of the poll before it (lower bound)
 	resolution summary // span of the two polls around the change
 	throughput float64 // writes per second, --concurrency clients
 	loaded     summary // latency of those writes
@@ -121,7 +122,7 @@ func measureMode(o options, mode string) (result, error) {
 	if r.write, err = writeLatency(c, o.samples); err != nil {
 		return r, fmt.Errorf("write latency: %w", err)
 	}
-	if r.visible, r.resolution, err = visibility(c, o.samples); err != nil {
+	if r.visible, r.visibleLow, r.resolution, err = visibility(c, o.samples); err != nil {
 		return r, fmt.Errorf("visibility: %w", err)
 	}
 	if r.throughput, r.loaded, r.errors, err = throughput(c, o.concurrency, o.duration); err != nil {

@@ -106,40 +106,43 @@ func writeLatency(c *cluster, samples int) (summary, error) {
 }
 
 // visibility times, for samples adds to a cart owned by n1, how long until
-// n2 shows the new version, polling it back to back.
-func visibility(c *cluster, samples int) (visible, resolution summary, err error) {
+// n2 shows the new version, polling it back to back: the change landed
+// after the poll before the one that showed it was sent (low) and before
+// that one's answer was read (visible).
+func visibility(c *cluster, samples int) (visible, low, resolution summary, err error) {
 	w := &shopper{client: newClient(), node: c.nodes[0].url}
 	peer := &poller{client: newClient(), url: c.nodes[1].url}
-	var vis, res []time.Duration
+	var vis, lows, res []time.Duration
 	for len(vis) < samples {
 		if w.items >= itemsPerCart || w.sid == "" {
 			if w.sid != "" {
 				if err := w.logout(); err != nil {
-					return visible, resolution, err
+					return visible, low, resolution, err
 				}
 			}
 			if _, err := w.add(); err != nil { // a new cart, created untimed
-				return visible, resolution, err
+				return visible, low, resolution, err
 			}
 		}
 		id, _, _ := strings.Cut(w.sid, ".")
 		base, err := peer.waitVersion(id, 0, time.Time{}) // the peer has the cart as it is now
 		if err != nil {
-			return visible, resolution, err
+			return visible, low, resolution, err
 		}
 		start := time.Now()
 		done := make(chan error, 1)
 		go func() { _, err := w.add(); done <- err }()
 		p, err := peer.waitVersion(id, base.version+1, start)
 		if werr := <-done; werr != nil {
-			return visible, resolution, werr
+			return visible, low, resolution, werr
 		}
 		if err != nil {
-			return visible, resolution, err
+			return visible, low, resolution, err
 		}
 		vis, res = append(vis, p.seen.Sub(start)), append(res, p.seen.Sub(p.previous))
+		lows = append(lows, max(0, p.previous.Sub(start)))
 	}
-	return summarize(vis), summarize(res), nil
+	return summarize(vis), summarize(lows), summarize(res), nil
 }
 
 // poller reads a node's copy of a session.
