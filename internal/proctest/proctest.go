@@ -133,6 +133,44 @@ func (p *Proc) Pid() int { return p.Cmd.Process.Pid }
 // Signal sends sig to the process.
 func (p *Proc) Signal(sig os.Signal) error { return p.Cmd.Process.Signal(sig) }
 
+// Stop freezes the process with SIGSTOP and returns once the kernel
+// reports every thread of it stopped (Linux: state T in
+// /proc/PID/task/*/stat): a signal is delivered asynchronously, and a
+// process still running a moment after kill(2) would answer a request the
+// test means it to miss. Cont resumes it.
+func (p *Proc) Stop(t testing.TB) {
+	t.Helper()
+	if err := p.Cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatalf("SIGSTOP %s: %v", p.Name, err)
+	}
+	Eventually(t, 10*time.Second, func() error {
+		tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", p.Pid()))
+		if err != nil || len(tasks) == 0 {
+			return fmt.Errorf("%s: no threads in /proc (%v)", p.Name, err)
+		}
+		for _, f := range tasks {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return err
+			}
+			// "pid (comm) S ...": the state follows the last parenthesis.
+			i := bytes.LastIndexByte(b, ')')
+			if i < 0 || i+2 >= len(b) || (b[i+2] != 'T' && b[i+2] != 't') {
+				return fmt.Errorf("%s: thread %s still running", p.Name, f)
+			}
+		}
+		return nil
+	})
+}
+
+// Cont resumes a process stopped by Stop (SIGCONT).
+func (p *Proc) Cont(t testing.TB) {
+	t.Helper()
+	if err := p.Cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatalf("SIGCONT %s: %v", p.Name, err)
+	}
+}
+
 // Kill sends SIGKILL to the process and the processes it started, and
 // waits for it to be gone. It is safe to call on a process that has exited.
 func (p *Proc) Kill() {

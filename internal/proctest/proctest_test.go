@@ -1,6 +1,9 @@
 package proctest
 
 import (
+	"errors"
+	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -32,4 +35,27 @@ func TestKillStopsARunningProcess(t *testing.T) {
 	if ws := long.Cmd.ProcessState.Sys().(syscall.WaitStatus); ws.Signal() != syscall.SIGKILL {
 		t.Fatalf("ended by %v", ws.Signal())
 	}
+}
+
+func TestStopAndCont(t *testing.T) {
+	p := StartCmd(t, "sleep", exec.Command("sleep", "60"))
+	state := func() string {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Pid()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, after, _ := strings.Cut(string(b), ") ")
+		return after[:1]
+	}
+	p.Stop(t)
+	if s := state(); s != "T" { // Stop returned only once the kernel had stopped it
+		t.Fatalf("state after Stop: %s", s)
+	}
+	p.Cont(t)
+	Eventually(t, 10*time.Second, func() error {
+		if s := state(); s == "T" {
+			return errors.New("still stopped after Cont")
+		}
+		return nil
+	})
 }

@@ -98,6 +98,7 @@ func (s *system) startBalancer(dir string) {
 		fmt.Fprintf(&members, "      - { url: %s, route: %s }\n", n.url(), n.name)
 	}
 	conf := fmt.Sprintf(`listen: %s
+access_log: stdout
 manager:
   listen: %s
   token: %s
