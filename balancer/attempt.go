@@ -77,10 +77,15 @@ type attempt struct {
 	status  int   // status sent to the client, 0 until sent
 	written int64 // response body bytes written to the client
 
+	// clientFailed: reading from or writing to the client failed (native
+	// engine); the request is abandoned.
+	clientFailed bool
+
 	w       responseWriter // net/http engine
 	in      *http.Request  // net/http engine
 	body    trackedBody    // net/http engine
 	cookies []string       // native engine: storage for req.cookies
+	x       exchange       // native engine
 }
 
 func (a *attempt) begin(b *Balancer, s *settings) {
@@ -92,7 +97,9 @@ func (a *attempt) reset() {
 	clear(a.buf[:cap(a.buf)])
 	clear(a.tried[:cap(a.tried)])
 	clear(a.cookies[:cap(a.cookies)])
-	*a = attempt{buf: buf, tried: tried, cookies: cookies}
+	x := a.x
+	x.reset()
+	*a = attempt{buf: buf, tried: tried, cookies: cookies, x: x}
 }
 
 // checkLimits applies the limits known before anything is sent.
@@ -234,9 +241,12 @@ func (a *attempt) wasTried(m *Member) bool {
 	return false
 }
 
-// clientGone reports whether the client has gone away (known to the
-// net/http engine only).
-func (a *attempt) clientGone() bool { return a.req.ctx != nil && a.req.ctx.Err() != nil }
+// clientGone reports whether the client has gone away: the net/http
+// engine knows from the request context, the native one when reading the
+// request body or writing to the client failed.
+func (a *attempt) clientGone() bool {
+	return a.clientFailed || (a.req.ctx != nil && a.req.ctx.Err() != nil)
+}
 
 // canRetry reports whether a request that failed may be sent to another
 // member: only if nothing was sent, or if it is idempotent and has no

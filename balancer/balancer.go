@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tetherlb/tether/balancer/h1"
 	"github.com/tetherlb/tether/balancer/health"
 	"github.com/tetherlb/tether/route"
 )
@@ -173,6 +174,12 @@ func buildSettings(o Options) (*settings, error) {
 	return s, nil
 }
 
+// connOptions are the options of the native engine's member connection
+// pools.
+func (s *settings) connOptions() h1.ConnPoolOptions {
+	return h1.ConnPoolOptions{MaxIdle: s.opts.MaxIdlePerMember, IdleTimeout: s.opts.IdleTimeout}
+}
+
 func newTransport(o Options) *http.Transport {
 	return &http.Transport{
 		Proxy:                 nil, // never send member traffic through an environment proxy
@@ -234,6 +241,7 @@ func New(opts Options, members []MemberConfig) (*Balancer, error) {
 	pool.watch = b.watch
 	for _, m := range pool.Members() {
 		s.checker.Watch(m)
+		m.conns.SetOptions(s.connOptions())
 	}
 	go b.janitor()
 	return b, nil
@@ -315,12 +323,14 @@ func (b *Balancer) Pool() *Pool { return b.pool }
 func (b *Balancer) watch(added, removed []*Member) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	c := b.cur.Load().checker
+	s := b.cur.Load()
 	for _, m := range removed {
-		c.Unwatch(m)
+		s.checker.Unwatch(m)
+		m.conns.Close()
 	}
 	for _, m := range added {
-		c.Watch(m)
+		s.checker.Watch(m)
+		m.conns.SetOptions(s.connOptions())
 	}
 }
 
@@ -336,6 +346,7 @@ func (b *Balancer) Update(opts Options, prev, members []MemberConfig) error {
 	old := b.cur.Swap(s)
 	for _, m := range b.pool.Members() {
 		s.checker.Watch(m)
+		m.conns.SetOptions(s.connOptions())
 	}
 	b.mu.Unlock()
 	old.checker.Close()
@@ -345,8 +356,9 @@ func (b *Balancer) Update(opts Options, prev, members []MemberConfig) error {
 	return b.pool.Replace(prev, members)
 }
 
-// Close stops health checks and closes idle member connections. Requests
-// in flight are not interrupted.
+// Close stops health checks and closes idle member connections (those of
+// requests in flight close when they end). Requests in flight are not
+// interrupted.
 func (b *Balancer) Close() {
 	select {
 	case <-b.stop:
@@ -358,5 +370,8 @@ func (b *Balancer) Close() {
 	s.checker.Close()
 	if t, ok := s.transport.(*http.Transport); ok && s.opts.Transport == nil {
 		t.CloseIdleConnections()
+	}
+	for _, m := range b.pool.Members() {
+		m.conns.Close()
 	}
 }

@@ -12,10 +12,12 @@ import (
 	"time"
 )
 
-func TestStickyRouteSources(t *testing.T) {
+func TestStickyRouteSources(t *testing.T) { eachEngine(t, testStickyRouteSources) }
+
+func testStickyRouteSources(t *testing.T, e engine) {
 	n1, n2, n3 := newBackend(t, "n1"), newBackend(t, "n2"), newBackend(t, "n3")
 	opts := fastOptions()
-	_, srv := front(t, opts, memberOf(t, n1, 1, Active), memberOf(t, n2, 1, Active), memberOf(t, n3, 1, Active))
+	_, srv := e.front(t, opts, memberOf(t, n1, 1, Active), memberOf(t, n2, 1, Active), memberOf(t, n3, 1, Active))
 	tests := []struct {
 		name   string
 		path   string
@@ -59,12 +61,14 @@ func TestStickyRouteSources(t *testing.T) {
 	}
 }
 
-func TestCustomSeparator(t *testing.T) {
+func TestCustomSeparator(t *testing.T) { eachEngine(t, testCustomSeparator) }
+
+func testCustomSeparator(t *testing.T, e engine) {
 	n1, n2 := newBackend(t, "n1"), newBackend(t, "n2")
 	opts := fastOptions()
 	opts.Separator = '!'
 	opts.StickyNames = []string{"PHPSESSID"}
-	_, srv := front(t, opts, memberOf(t, n1, 1, Active), memberOf(t, n2, 1, Active))
+	_, srv := e.front(t, opts, memberOf(t, n1, 1, Active), memberOf(t, n2, 1, Active))
 	for i := 0; i < 4; i++ {
 		req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
 		req.Header.Set("Cookie", "PHPSESSID=a.b.c!n2")
@@ -81,13 +85,15 @@ func TestCustomSeparator(t *testing.T) {
 
 // TestNewSessionsSpreadAfterStickyBurst is the httpd byrequests flaw: sticky
 // traffic must not count when spreading new sessions.
-func TestNewSessionsSpreadAfterStickyBurst(t *testing.T) {
+func TestNewSessionsSpreadAfterStickyBurst(t *testing.T) { eachEngine(t, testNewSessionsSpreadAfterStickyBurst) }
+
+func testNewSessionsSpreadAfterStickyBurst(t *testing.T, e engine) {
 	for _, method := range []Method{ByRequests, ByBusyness, P2C} {
 		t.Run(string(method), func(t *testing.T) {
 			n1, n2, n3 := newBackend(t, "n1"), newBackend(t, "n2"), newBackend(t, "n3")
 			opts := fastOptions()
 			opts.Method = method
-			_, srv := front(t, opts, memberOf(t, n1, 1, Active), memberOf(t, n2, 1, Active), memberOf(t, n3, 1, Active))
+			_, srv := e.front(t, opts, memberOf(t, n1, 1, Active), memberOf(t, n2, 1, Active), memberOf(t, n3, 1, Active))
 			c := srv.Client()
 			for i := 0; i < 300; i++ { // one very busy user on n1
 				if r := do(t, c, "GET", srv.URL, "BUSY.n1", nil); r.member != "n1" {
@@ -111,9 +117,11 @@ func TestNewSessionsSpreadAfterStickyBurst(t *testing.T) {
 	}
 }
 
-func TestWeightsShareNewSessions(t *testing.T) {
+func TestWeightsShareNewSessions(t *testing.T) { eachEngine(t, testWeightsShareNewSessions) }
+
+func testWeightsShareNewSessions(t *testing.T, e engine) {
 	n1, n2 := newBackend(t, "n1"), newBackend(t, "n2")
-	_, srv := front(t, fastOptions(), memberOf(t, n1, 1, Active), memberOf(t, n2, 3, Active))
+	_, srv := e.front(t, fastOptions(), memberOf(t, n1, 1, Active), memberOf(t, n2, 3, Active))
 	counts := map[string]int{}
 	for i := 0; i < 200; i++ {
 		counts[do(t, srv.Client(), "GET", srv.URL, "", nil).member]++
@@ -126,12 +134,14 @@ func TestWeightsShareNewSessions(t *testing.T) {
 // TestFailoverKeepsSessionsTogether: when a session's member is down,
 // every request of the session goes to the same new member, on every
 // balancer instance.
-func TestFailoverKeepsSessionsTogether(t *testing.T) {
+func TestFailoverKeepsSessionsTogether(t *testing.T) { eachEngine(t, testFailoverKeepsSessionsTogether) }
+
+func testFailoverKeepsSessionsTogether(t *testing.T, e engine) {
 	n1, n3, n4 := newBackend(t, "n1"), newBackend(t, "n3"), newBackend(t, "n4")
 	dead := MemberConfig{URL: closedURL(t), Route: "n2"}
 	ms := []MemberConfig{memberOf(t, n1, 1, Active), dead, memberOf(t, n3, 1, Active), memberOf(t, n4, 1, Active)}
-	_, a := front(t, fastOptions(), ms...)
-	_, b := front(t, fastOptions(), ms...) // a second, independent instance
+	_, a := e.front(t, fastOptions(), ms...)
+	_, b := e.front(t, fastOptions(), ms...) // a second, independent instance
 	used := map[string]bool{}
 	for i := 0; i < 40; i++ {
 		id := newID()
@@ -155,12 +165,14 @@ func TestFailoverKeepsSessionsTogether(t *testing.T) {
 	}
 }
 
-func TestNoFailoverRejectsAtOnceAndRecovers(t *testing.T) {
+func TestNoFailoverRejectsAtOnceAndRecovers(t *testing.T) { eachEngine(t, testNoFailoverRejectsAtOnceAndRecovers) }
+
+func testNoFailoverRejectsAtOnceAndRecovers(t *testing.T, e engine) {
 	n1 := newBackend(t, "n1")
 	down := closedURL(t)
 	opts := fastOptions()
 	opts.NoFailover = true
-	bal, srv := front(t, opts, memberOf(t, n1, 1, Active), MemberConfig{URL: down, Route: "n2"})
+	bal, srv := e.front(t, opts, memberOf(t, n1, 1, Active), MemberConfig{URL: down, Route: "n2"})
 	c := srv.Client()
 
 	r := do(t, c, "GET", srv.URL, "S1.n2", nil)
@@ -192,9 +204,11 @@ func TestNoFailoverRejectsAtOnceAndRecovers(t *testing.T) {
 	}
 }
 
-func TestStandbyOnlyWhenNoActive(t *testing.T) {
+func TestStandbyOnlyWhenNoActive(t *testing.T) { eachEngine(t, testStandbyOnlyWhenNoActive) }
+
+func testStandbyOnlyWhenNoActive(t *testing.T, e engine) {
 	n1, sb := newBackend(t, "n1"), newBackend(t, "sb")
-	bal, srv := front(t, fastOptions(), memberOf(t, n1, 1, Active), memberOf(t, sb, 1, Standby))
+	bal, srv := e.front(t, fastOptions(), memberOf(t, n1, 1, Active), memberOf(t, sb, 1, Standby))
 	for i := 0; i < 20; i++ {
 		if r := do(t, srv.Client(), "GET", srv.URL, "", nil); r.member != "n1" {
 			t.Fatalf("new session went to %s while n1 is active", r.member)
@@ -213,9 +227,11 @@ func TestStandbyOnlyWhenNoActive(t *testing.T) {
 	}
 }
 
-func TestDrainingTakesOnlyStickyTraffic(t *testing.T) {
+func TestDrainingTakesOnlyStickyTraffic(t *testing.T) { eachEngine(t, testDrainingTakesOnlyStickyTraffic) }
+
+func testDrainingTakesOnlyStickyTraffic(t *testing.T, e engine) {
 	n1, n2 := newBackend(t, "n1"), newBackend(t, "n2")
-	bal, srv := front(t, fastOptions(), memberOf(t, n1, 1, Active), memberOf(t, n2, 1, Active))
+	bal, srv := e.front(t, fastOptions(), memberOf(t, n1, 1, Active), memberOf(t, n2, 1, Active))
 	bal.Pool().SetState("n2", Draining, "")
 	for i := 0; i < 10; i++ {
 		if r := do(t, srv.Client(), "GET", srv.URL, "", nil); r.member != "n1" {
@@ -227,11 +243,13 @@ func TestDrainingTakesOnlyStickyTraffic(t *testing.T) {
 	}
 }
 
-func TestReplicatedDrainMovesSessions(t *testing.T) {
+func TestReplicatedDrainMovesSessions(t *testing.T) { eachEngine(t, testReplicatedDrainMovesSessions) }
+
+func testReplicatedDrainMovesSessions(t *testing.T, e engine) {
 	n1, n2, n3 := newBackend(t, "n1"), newBackend(t, "n2"), newBackend(t, "n3")
 	opts := fastOptions()
 	opts.Replicated = true
-	bal, srv := front(t, opts, memberOf(t, n1, 1, Active), memberOf(t, n2, 1, Active), memberOf(t, n3, 1, Active))
+	bal, srv := e.front(t, opts, memberOf(t, n1, 1, Active), memberOf(t, n2, 1, Active), memberOf(t, n3, 1, Active))
 	bal.Pool().SetState("n2", Draining, "")
 	for i := 0; i < 20; i++ {
 		id := newID()
@@ -243,8 +261,10 @@ func TestReplicatedDrainMovesSessions(t *testing.T) {
 	}
 }
 
-func TestAllDownIs503(t *testing.T) {
-	_, srv := front(t, fastOptions(), MemberConfig{URL: closedURL(t), Route: "n1"}, MemberConfig{URL: closedURL(t), Route: "n2"})
+func TestAllDownIs503(t *testing.T) { eachEngine(t, testAllDownIs503) }
+
+func testAllDownIs503(t *testing.T, e engine) {
+	_, srv := e.front(t, fastOptions(), MemberConfig{URL: closedURL(t), Route: "n1"}, MemberConfig{URL: closedURL(t), Route: "n2"})
 	r := do(t, srv.Client(), "GET", srv.URL, "", nil)
 	if r.status != http.StatusBadGateway {
 		t.Fatalf("first request: %d, want 502 (both refused)", r.status)
@@ -261,17 +281,19 @@ func TestAllDownIs503(t *testing.T) {
 // TestPostRetriedOnlyWhenNotSent: a POST whose connection was refused goes
 // to the next member with its body intact; a POST that reached a member
 // is never sent again.
-func TestPostRetriedOnlyWhenNotSent(t *testing.T) {
+func TestPostRetriedOnlyWhenNotSent(t *testing.T) { eachEngine(t, testPostRetriedOnlyWhenNotSent) }
+
+func testPostRetriedOnlyWhenNotSent(t *testing.T, e engine) {
 	n2 := newBackend(t, "n2")
 	opts := fastOptions()
-	_, srv := front(t, opts, MemberConfig{URL: closedURL(t), Route: "n1"}, memberOf(t, n2, 1, Active))
+	_, srv := e.front(t, opts, MemberConfig{URL: closedURL(t), Route: "n1"}, memberOf(t, n2, 1, Active))
 	r := do(t, srv.Client(), "POST", srv.URL+"/echo", "", strings.NewReader("item=apple"))
 	if r.status != http.StatusOK || r.body != "n2 POST item=apple" {
 		t.Fatalf("got %d %q", r.status, r.body)
 	}
 
 	h1, h2 := newBackend(t, "h1"), newBackend(t, "h2")
-	_, srv2 := front(t, fastOptions(), memberOf(t, h1, 1, Active), memberOf(t, h2, 1, Active))
+	_, srv2 := e.front(t, fastOptions(), memberOf(t, h1, 1, Active), memberOf(t, h2, 1, Active))
 	r = do(t, srv2.Client(), "POST", srv2.URL+"/hangup", "S.h1", strings.NewReader("pay=100"))
 	if r.status != http.StatusBadGateway {
 		t.Fatalf("POST to a member that hung up: %d, want 502", r.status)
@@ -281,9 +303,11 @@ func TestPostRetriedOnlyWhenNotSent(t *testing.T) {
 	}
 }
 
-func TestIdempotentGetRetriedAfterHangup(t *testing.T) {
+func TestIdempotentGetRetriedAfterHangup(t *testing.T) { eachEngine(t, testIdempotentGetRetriedAfterHangup) }
+
+func testIdempotentGetRetriedAfterHangup(t *testing.T, e engine) {
 	h1, h2 := newBackend(t, "h1"), newBackend(t, "h2")
-	_, srv := front(t, fastOptions(), memberOf(t, h1, 1, Active), memberOf(t, h2, 1, Active))
+	_, srv := e.front(t, fastOptions(), memberOf(t, h1, 1, Active), memberOf(t, h2, 1, Active))
 	r := do(t, srv.Client(), "GET", srv.URL+"/hangup", "S.h1", nil)
 	// h2 answers /hangup by hanging up too: both tried, then 502.
 	if r.status != http.StatusBadGateway || h1.hits.Load() != 1 || h2.hits.Load() != 1 {
@@ -291,11 +315,13 @@ func TestIdempotentGetRetriedAfterHangup(t *testing.T) {
 	}
 }
 
-func TestNoFailoverNeverRetriesElsewhere(t *testing.T) {
+func TestNoFailoverNeverRetriesElsewhere(t *testing.T) { eachEngine(t, testNoFailoverNeverRetriesElsewhere) }
+
+func testNoFailoverNeverRetriesElsewhere(t *testing.T, e engine) {
 	h1, h2 := newBackend(t, "h1"), newBackend(t, "h2")
 	opts := fastOptions()
 	opts.NoFailover = true
-	_, srv := front(t, opts, memberOf(t, h1, 1, Active), memberOf(t, h2, 1, Active))
+	_, srv := e.front(t, opts, memberOf(t, h1, 1, Active), memberOf(t, h2, 1, Active))
 	r := do(t, srv.Client(), "GET", srv.URL+"/hangup", "S.h1", nil)
 	if r.status != http.StatusBadGateway || h2.hits.Load() != 0 {
 		t.Fatalf("status %d, h2 hits %d: a sticky request was retried elsewhere under nofailover", r.status, h2.hits.Load())
@@ -304,13 +330,15 @@ func TestNoFailoverNeverRetriesElsewhere(t *testing.T) {
 
 // TestFrozenMember: a member that accepts connections but never answers
 // (SIGSTOP) costs one response timeout, then is down.
-func TestFrozenMember(t *testing.T) {
+func TestFrozenMember(t *testing.T) { eachEngine(t, testFrozenMember) }
+
+func testFrozenMember(t *testing.T, e engine) {
 	frozen, ok := newBackend(t, "frozen"), newBackend(t, "ok")
 	frozen.frozen.Store(true)
 	opts := fastOptions()
 	opts.ResponseTimeout = 300 * time.Millisecond
 	opts.Health.ProbeInterval = time.Hour // stays down for the test
-	bal, srv := front(t, opts, memberOf(t, frozen, 1, Active), memberOf(t, ok, 1, Active))
+	bal, srv := e.front(t, opts, memberOf(t, frozen, 1, Active), memberOf(t, ok, 1, Active))
 
 	// A GET is retried on the other member after the timeout.
 	r := do(t, srv.Client(), "GET", srv.URL+"/", "S.frozen", nil)
@@ -328,16 +356,18 @@ func TestFrozenMember(t *testing.T) {
 	// A POST is not retried: 504.
 	frozen2 := newBackend(t, "f2")
 	frozen2.frozen.Store(true)
-	_, srv2 := front(t, opts, memberOf(t, frozen2, 1, Active), memberOf(t, ok, 1, Active))
+	_, srv2 := e.front(t, opts, memberOf(t, frozen2, 1, Active), memberOf(t, ok, 1, Active))
 	r = do(t, srv2.Client(), "POST", srv2.URL+"/", "S.f2", strings.NewReader("x=1"))
 	if r.status != http.StatusGatewayTimeout {
 		t.Fatalf("POST to frozen member: %d, want 504", r.status)
 	}
 }
 
-func TestWebSocketIsProxiedAndSticky(t *testing.T) {
+func TestWebSocketIsProxiedAndSticky(t *testing.T) { eachEngine(t, testWebSocketIsProxiedAndSticky) }
+
+func testWebSocketIsProxiedAndSticky(t *testing.T, e engine) {
 	n1, n2 := newBackend(t, "n1"), newBackend(t, "n2")
-	_, srv := front(t, fastOptions(), memberOf(t, n1, 1, Active), memberOf(t, n2, 1, Active))
+	_, srv := e.front(t, fastOptions(), memberOf(t, n1, 1, Active), memberOf(t, n2, 1, Active))
 	addr := strings.TrimPrefix(srv.URL, "http://")
 	for i := 0; i < 3; i++ {
 		conn, br := rawUpgrade(t, addr, "WS.n2")
@@ -353,7 +383,9 @@ func TestWebSocketIsProxiedAndSticky(t *testing.T) {
 	}
 }
 
-func TestStreamingIsFlushed(t *testing.T) {
+func TestStreamingIsFlushed(t *testing.T) { eachEngine(t, testStreamingIsFlushed) }
+
+func testStreamingIsFlushed(t *testing.T, e engine) {
 	release := make(chan struct{})
 	stream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
@@ -365,7 +397,7 @@ func TestStreamingIsFlushed(t *testing.T) {
 	defer stream.Close()
 	defer close(release)
 	u, _ := urlParse(stream.URL)
-	_, srv := front(t, fastOptions(), MemberConfig{URL: u, Route: "s1"})
+	_, srv := e.front(t, fastOptions(), MemberConfig{URL: u, Route: "s1"})
 	resp, err := srv.Client().Get(srv.URL)
 	if err != nil {
 		t.Fatal(err)
@@ -377,7 +409,9 @@ func TestStreamingIsFlushed(t *testing.T) {
 	}
 }
 
-func TestForwardingHeaders(t *testing.T) {
+func TestForwardingHeaders(t *testing.T) { eachEngine(t, testForwardingHeaders) }
+
+func testForwardingHeaders(t *testing.T, e engine) {
 	n1 := newBackend(t, "n1")
 	tests := []struct {
 		name    string
@@ -397,7 +431,7 @@ func TestForwardingHeaders(t *testing.T) {
 			if tt.trusted {
 				opts.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 			}
-			_, srv := front(t, opts, memberOf(t, n1, 1, Active))
+			_, srv := e.front(t, opts, memberOf(t, n1, 1, Active))
 			req, _ := http.NewRequest("GET", srv.URL+"/headers", nil)
 			req.Host = "shop.example"
 			req.Header.Set("X-Forwarded-For", "203.0.113.9")
@@ -421,12 +455,14 @@ func TestForwardingHeaders(t *testing.T) {
 	}
 }
 
-func TestRequestLimits(t *testing.T) {
+func TestRequestLimits(t *testing.T) { eachEngine(t, testRequestLimits) }
+
+func testRequestLimits(t *testing.T, e engine) {
 	n1 := newBackend(t, "n1")
 	opts := fastOptions()
 	opts.MaxURLBytes = 100
 	opts.MaxBodyBytes = 10
-	_, srv := front(t, opts, memberOf(t, n1, 1, Active))
+	_, srv := e.front(t, opts, memberOf(t, n1, 1, Active))
 	if r := do(t, srv.Client(), "GET", srv.URL+"/"+strings.Repeat("a", 200), "", nil); r.status != http.StatusRequestURITooLong {
 		t.Errorf("long URI: %d, want 414", r.status)
 	}
@@ -446,10 +482,12 @@ func TestRequestLimits(t *testing.T) {
 	}
 }
 
-func TestMemberPathPrefix(t *testing.T) {
+func TestMemberPathPrefix(t *testing.T) { eachEngine(t, testMemberPathPrefix) }
+
+func testMemberPathPrefix(t *testing.T, e engine) {
 	n1 := newBackend(t, "n1")
 	u, _ := urlParse(n1.srv.URL + "/ctx/")
-	_, srv := front(t, fastOptions(), MemberConfig{URL: u, Route: "n1"})
+	_, srv := e.front(t, fastOptions(), MemberConfig{URL: u, Route: "n1"})
 	// The backend echoes the route only; check the path it saw via a 404-free route.
 	r := do(t, srv.Client(), "GET", srv.URL+"/echo", "", nil)
 	if r.status != http.StatusOK {

@@ -94,7 +94,7 @@ func (l *stateLog) last() StateChange {
 	return l.changes[len(l.changes)-1]
 }
 
-func drainSetup(t *testing.T, replicated bool, tune ...func(*Options)) (*Balancer, string, *clock, *stateLog) {
+func drainSetup(t *testing.T, e engine, replicated bool, tune ...func(*Options)) (*Balancer, string, *clock, *stateLog) {
 	t.Helper()
 	var ms []MemberConfig
 	for _, r := range []string{"n1", "n2", "n3"} {
@@ -112,15 +112,17 @@ func drainSetup(t *testing.T, replicated bool, tune ...func(*Options)) (*Balance
 	for _, f := range tune {
 		f(&opts)
 	}
-	bal, srv := front(t, opts, ms...)
+	bal, srv := e.front(t, opts, ms...)
 	return bal, srv.URL, clk, log
 }
 
 // TestDrainWithUserPopulation drains a member that holds users who keep
 // browsing, who log out and come back, and who go idle; the remaining
 // count is right at each step and the drain ends at zero.
-func TestDrainWithUserPopulation(t *testing.T) {
-	bal, base, clk, log := drainSetup(t, false)
+func TestDrainWithUserPopulation(t *testing.T) { eachEngine(t, testDrainWithUserPopulation) }
+
+func testDrainWithUserPopulation(t *testing.T, e engine) {
+	bal, base, clk, log := drainSetup(t, e, false)
 	var users []*user
 	for i := 0; i < 30; i++ {
 		u := &user{t: t, c: &http.Client{}, base: base}
@@ -206,8 +208,10 @@ func warmUp(t *testing.T, bal *Balancer, clk *clock, users []*user) {
 // started has not seen the sessions of users who have not come back yet,
 // so a count of zero does not end a drain until a whole idle window has
 // passed.
-func TestDrainAfterRestartWaitsForAWholeIdleWindow(t *testing.T) {
-	bal, _, clk, _ := drainSetup(t, false)
+func TestDrainAfterRestartWaitsForAWholeIdleWindow(t *testing.T) { eachEngine(t, testDrainAfterRestartWaitsForAWholeIdleWindow) }
+
+func testDrainAfterRestartWaitsForAWholeIdleWindow(t *testing.T, e engine) {
+	bal, _, clk, _ := drainSetup(t, e, false)
 	bal.Pool().SetState("n2", Draining, "")
 	bal.tick(clk.Add(9 * time.Minute))
 	st := statsOf(bal, "n2")
@@ -222,8 +226,10 @@ func TestDrainAfterRestartWaitsForAWholeIdleWindow(t *testing.T) {
 
 // TestReplicatedDrainEndsAfterOneRequestPerUser: with replicated sessions,
 // each user's next request moves them, so the drain ends at once.
-func TestReplicatedDrainEndsAfterOneRequestPerUser(t *testing.T) {
-	bal, base, clk, _ := drainSetup(t, true)
+func TestReplicatedDrainEndsAfterOneRequestPerUser(t *testing.T) { eachEngine(t, testReplicatedDrainEndsAfterOneRequestPerUser) }
+
+func testReplicatedDrainEndsAfterOneRequestPerUser(t *testing.T, e engine) {
+	bal, base, clk, _ := drainSetup(t, e, true)
 	var onN2 []*user
 	for len(onN2) < 8 {
 		u := &user{t: t, c: &http.Client{}, base: base}
@@ -250,8 +256,10 @@ func TestReplicatedDrainEndsAfterOneRequestPerUser(t *testing.T) {
 	}
 }
 
-func TestSessionsCreatedWhileDrainingAreCounted(t *testing.T) {
-	bal, base, _, _ := drainSetup(t, false)
+func TestSessionsCreatedWhileDrainingAreCounted(t *testing.T) { eachEngine(t, testSessionsCreatedWhileDrainingAreCounted) }
+
+func testSessionsCreatedWhileDrainingAreCounted(t *testing.T, e engine) {
+	bal, base, _, _ := drainSetup(t, e, false)
 	var u *user
 	for u == nil || u.member != "n2" {
 		u = &user{t: t, c: &http.Client{}, base: base}
@@ -264,8 +272,10 @@ func TestSessionsCreatedWhileDrainingAreCounted(t *testing.T) {
 	}
 }
 
-func TestDrainDeadline(t *testing.T) {
-	bal, base, clk, log := drainSetup(t, false, func(o *Options) { o.DrainDeadline, o.SessionIdle = time.Hour, 2*time.Hour })
+func TestDrainDeadline(t *testing.T) { eachEngine(t, testDrainDeadline) }
+
+func testDrainDeadline(t *testing.T, e engine) {
+	bal, base, clk, log := drainSetup(t, e, false, func(o *Options) { o.DrainDeadline, o.SessionIdle = time.Hour, 2*time.Hour })
 	u := &user{t: t, c: &http.Client{}, base: base}
 	for u.member != "n2" {
 		u.cookie = ""
@@ -283,11 +293,13 @@ func TestDrainDeadline(t *testing.T) {
 	}
 }
 
-func TestTrackerIsBounded(t *testing.T) {
+func TestTrackerIsBounded(t *testing.T) { eachEngine(t, testTrackerIsBounded) }
+
+func testTrackerIsBounded(t *testing.T, e engine) {
 	n1 := newBackend(t, "n1")
 	opts := fastOptions()
 	opts.MaxTrackedSessions = 5
-	bal, srv := front(t, opts, memberOf(t, n1, 1, Active))
+	bal, srv := e.front(t, opts, memberOf(t, n1, 1, Active))
 	for i := 0; i < 8; i++ {
 		do(t, srv.Client(), "GET", srv.URL, "", nil)
 	}
@@ -297,7 +309,9 @@ func TestTrackerIsBounded(t *testing.T) {
 	}
 }
 
-func TestMemberAnnouncesDrain(t *testing.T) {
+func TestMemberAnnouncesDrain(t *testing.T) { eachEngine(t, testMemberAnnouncesDrain) }
+
+func testMemberAnnouncesDrain(t *testing.T, e engine) {
 	var draining sync.Map
 	var checks atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -317,7 +331,7 @@ func TestMemberAnnouncesDrain(t *testing.T) {
 	opts.Health.Path, opts.Health.Interval = "/healthz", 5*time.Millisecond
 	opts.OnStateChange = log.record
 	u, _ := urlParse(srv.URL)
-	bal, _ := front(t, opts, MemberConfig{URL: u, Route: "a1"})
+	bal, _ := e.front(t, opts, MemberConfig{URL: u, Route: "a1"})
 	draining.Store("yes", true)
 	waitState(t, bal, "a1", Draining)
 	if !statsOf(bal, "a1").Announced || !bal.Pool().Lookup("a1").Healthy() {

@@ -151,16 +151,68 @@ func fastOptions() Options {
 	}
 }
 
-// front starts a balancer over backends behind a real listener.
-func front(t *testing.T, opts Options, members ...MemberConfig) (*Balancer, *httptest.Server) {
+// engine is one of the two ways a balancer serves clients.
+type engine string
+
+const (
+	netHTTP engine = "nethttp" // http.Server with the Balancer as handler
+	native  engine = "native"  // the balancer's own HTTP/1.1 Server
+)
+
+// eachEngine runs f once per engine, as subtests.
+func eachEngine(t *testing.T, f func(*testing.T, engine)) {
+	for _, e := range []engine{netHTTP, native} {
+		t.Run(string(e), func(t *testing.T) { f(t, e) })
+	}
+}
+
+// frontend is a balancer behind a real listener.
+type frontend struct {
+	URL    string // http://127.0.0.1:port
+	Addr   string // 127.0.0.1:port
+	client *http.Client
+}
+
+// Client returns a client for the frontend.
+func (f *frontend) Client() *http.Client { return f.client }
+
+// front starts a balancer over backends behind a real listener served by
+// engine e.
+func (e engine) front(t *testing.T, opts Options, members ...MemberConfig) (*Balancer, *frontend) {
 	t.Helper()
 	bal, err := New(opts, members)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(bal)
-	t.Cleanup(func() { srv.Close(); bal.Close() })
-	return bal, srv
+	if e == netHTTP {
+		srv := httptest.NewServer(bal)
+		t.Cleanup(func() { srv.Close(); bal.Close() })
+		return bal, &frontend{URL: srv.URL, Addr: srv.Listener.Addr().String(), client: srv.Client()}
+	}
+	return bal, serveNative(t, bal, ServerOptions{})
+}
+
+// serveNative serves bal with a native Server on a new listener.
+func serveNative(t *testing.T, bal *Balancer, o ServerOptions) *frontend {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := NewServer(o, NewMux(map[string]*Balancer{"/": bal}))
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	tr := &http.Transport{}
+	t.Cleanup(func() {
+		srv.Close()
+		if err := <-done; err != http.ErrServerClosed {
+			t.Errorf("Serve: %v", err)
+		}
+		tr.CloseIdleConnections()
+		bal.Close()
+	})
+	addr := ln.Addr().String()
+	return &frontend{URL: "http://" + addr, Addr: addr, client: &http.Client{Transport: tr}}
 }
 
 type result struct {

@@ -2,9 +2,13 @@ package balancer
 
 import (
 	"fmt"
+	"net"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/tetherlb/tether/balancer/h1"
 )
 
 // State is a member's administrative state, set by configuration or the
@@ -86,10 +90,27 @@ type Member struct {
 
 	pool *Pool
 	swrr int64 // smooth weighted round robin credit, guarded by the picker's mutex
+
+	// The native engine's connections to the member.
+	conns      *h1.ConnPool
+	addr       string // host:port to dial
+	pathPrefix string // the URL's escaped path without a trailing slash
+	tls        bool
 }
 
 func newMember(c MemberConfig, p *Pool) *Member {
 	m := &Member{route: c.Route, url: c.URL, routeHash: hashString(fnvOffset, c.Route), pool: p}
+	m.conns = h1.NewConnPool(h1.ConnPoolOptions{})
+	m.tls = c.URL.Scheme == "https"
+	m.addr = c.URL.Host
+	if c.URL.Port() == "" {
+		port := "80"
+		if m.tls {
+			port = "443"
+		}
+		m.addr = net.JoinHostPort(c.URL.Hostname(), port)
+	}
+	m.pathPrefix = strings.TrimSuffix(c.URL.EscapedPath(), "/")
 	w := c.Weight
 	if w <= 0 {
 		w = 1

@@ -14,7 +14,9 @@ import (
 	"testing"
 )
 
-func TestMemberConnectionsAreReused(t *testing.T) {
+func TestMemberConnectionsAreReused(t *testing.T) { eachEngine(t, testMemberConnectionsAreReused) }
+
+func testMemberConnectionsAreReused(t *testing.T, e engine) {
 	var conns atomic.Int64
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Member", "n1")
@@ -27,7 +29,7 @@ func TestMemberConnectionsAreReused(t *testing.T) {
 	srv.Start()
 	defer srv.Close()
 	u, _ := url.Parse(srv.URL)
-	_, front := front(t, fastOptions(), MemberConfig{URL: u, Route: "n1"})
+	_, front := e.front(t, fastOptions(), MemberConfig{URL: u, Route: "n1"})
 	for i := 0; i < 50; i++ {
 		if r := do(t, front.Client(), "GET", front.URL, "S.n1", nil); r.status != 200 {
 			t.Fatalf("status %d", r.status)
@@ -50,13 +52,15 @@ func (l *lockedBuffer) Write(p []byte) (int, error) {
 	return l.b.Write(p)
 }
 
-func TestAccessLogRecordsMemberAndStickyOutcome(t *testing.T) {
+func TestAccessLogRecordsMemberAndStickyOutcome(t *testing.T) { eachEngine(t, testAccessLogRecordsMemberAndStickyOutcome) }
+
+func testAccessLogRecordsMemberAndStickyOutcome(t *testing.T, e engine) {
 	n1 := newBackend(t, "n1")
 	var buf lockedBuffer
 	opts := fastOptions()
 	opts.AccessLog = slog.New(slog.NewJSONHandler(&buf, nil))
 	opts.NoFailover = true
-	_, srv := front(t, opts, memberOf(t, n1, 1, Active), MemberConfig{URL: closedURL(t), Route: "n2"})
+	_, srv := e.front(t, opts, memberOf(t, n1, 1, Active), MemberConfig{URL: closedURL(t), Route: "n2"})
 	do(t, srv.Client(), "GET", srv.URL+"/a", "", nil)
 	do(t, srv.Client(), "GET", srv.URL+"/b", "S.n1", nil)
 	do(t, srv.Client(), "GET", srv.URL+"/c", "S.n2", nil)

@@ -22,7 +22,11 @@ type Body struct {
 	state   chunkState
 	excess  int64 // chunk framing beyond what the data pays for
 	n       int64 // body bytes consumed
+	limit   int64 // most body bytes allowed, 0 for no limit
 	err     error
+	// flush, if set, is flushed before any wait for more input, so that
+	// what was copied so far goes on while the source is silent.
+	flush *bufio.Writer
 	lim     Limits
 	trailer head
 	ends    []int
@@ -42,11 +46,16 @@ const (
 // Content-Length for Length. lim bounds the trailer section.
 func (b *Body) Reset(br *bufio.Reader, f Framing, length int64, lim Limits) {
 	b.br, b.framing, b.left, b.state, b.excess, b.n, b.err, b.lim = br, f, length, chunkSize, 0, 0, nil, lim.withDefaults()
+	b.limit = 0
 	b.trailer.reset()
 	if f == Length && length <= 0 {
 		b.framing = NoBody
 	}
 }
+
+// SetLimit makes Next fail with ErrBodyTooLarge once more than n bytes
+// would be read. Zero means no limit.
+func (b *Body) SetLimit(n int64) { b.limit = n }
 
 // Framing returns the framing the body was Reset with.
 func (b *Body) Framing() Framing { return b.framing }
@@ -67,9 +76,26 @@ func (b *Body) Done() bool {
 	return b.err == io.EOF
 }
 
-// Ready reports whether Next can return without waiting for the network
-// (it may still return an error).
-func (b *Body) Ready() bool { return b.Done() || b.br.Buffered() > 0 }
+// wait is called before a read that needs more than n buffered bytes,
+// or (n < 0) a whole line: it flushes the copy's destination if the
+// source has to be waited for.
+func (b *Body) wait(n int) error {
+	if b.flush == nil || b.flush.Buffered() == 0 {
+		return nil
+	}
+	if n < 0 {
+		p, _ := b.br.Peek(b.br.Buffered())
+		if bytes.IndexByte(p, '\n') >= 0 {
+			return nil
+		}
+	} else if b.br.Buffered() >= n {
+		return nil
+	}
+	if err := b.flush.Flush(); err != nil {
+		return &WriteError{err}
+	}
+	return nil
+}
 
 // Trailer returns the trailer fields of a chunked body, once it is Done.
 func (b *Body) Trailer() []Field { return b.trailer.Fields }
@@ -79,6 +105,15 @@ func (b *Body) Trailer() []Field { return b.trailer.Fields }
 // (and trailer) and io.ErrUnexpectedEOF if the connection ends first. The
 // bytes are valid until Consume or the next use of the reader.
 func (b *Body) Next() ([]byte, error) {
+	p, err := b.next()
+	if b.limit > 0 && b.n+int64(len(p)) > b.limit {
+		b.err = ErrBodyTooLarge
+		return nil, b.err
+	}
+	return p, err
+}
+
+func (b *Body) next() ([]byte, error) {
 	if b.err != nil {
 		return nil, b.err
 	}
@@ -127,6 +162,9 @@ func (b *Body) fail(err error) error {
 
 // peek returns up to max buffered bytes, filling the buffer if empty.
 func (b *Body) peek(max int64, eof error) ([]byte, error) {
+	if err := b.wait(1); err != nil {
+		return nil, err
+	}
 	if b.br.Buffered() == 0 {
 		if _, err := b.br.Peek(1); err != nil {
 			if err == io.EOF {
@@ -162,6 +200,9 @@ func (b *Body) Consume(n int) {
 // white space or a chunk extension (checked for bytes, then dropped), and
 // CRLF. A bare LF is refused (RFC 9112 erratum 7633, as net/http).
 func (b *Body) chunkHeader() error {
+	if err := b.wait(-1); err != nil {
+		return err
+	}
 	line, err := b.br.ReadSlice('\n')
 	if err != nil {
 		if err == bufio.ErrBufferFull {
@@ -237,6 +278,9 @@ func unhex(c byte) byte {
 
 // chunkCRLF reads the CRLF that ends a chunk's data.
 func (b *Body) chunkCRLF() error {
+	if err := b.wait(2); err != nil {
+		return err
+	}
 	p, err := b.br.Peek(2)
 	if err != nil {
 		return err
@@ -258,6 +302,9 @@ func (b *Body) readTrailer() error {
 	b.trailer.buf = append(b.trailer.buf, 't') // a stand-in start line
 	b.ends = append(b.ends[:0], 1)
 	for {
+		if err := b.wait(-1); err != nil {
+			return err
+		}
 		line, err := b.br.ReadSlice('\n')
 		if err == bufio.ErrBufferFull {
 			return errTrailerTooLong

@@ -77,6 +77,8 @@ var (
 	errChunkOverhead  = errBad("too much chunk framing for the data")
 	errTrailerTooLong = errBad("trailer section too large")
 	errTrailerLF      = errBad("trailer line without CRLF")
+	// ErrBodyTooLarge: a body went past the limit set with Body.SetLimit.
+	ErrBodyTooLarge = &Error{http.StatusRequestEntityTooLarge, "body too large"}
 )
 
 // tchar: the bytes of a token (RFC 9110 §5.6.2).
@@ -137,6 +139,8 @@ const (
 	XForwardedHost
 	XForwardedProto
 	Forwarded
+	ProxyAuthenticate
+	ProxyAuthorization
 )
 
 // classOf returns the class of a field name.
@@ -199,16 +203,25 @@ func classOf(name []byte) Class {
 		case EqualFold(name, "x-forwarded-proto"):
 			return XForwardedProto
 		}
+	case 18:
+		if EqualFold(name, "proxy-authenticate") {
+			return ProxyAuthenticate
+		}
+	case 19:
+		if EqualFold(name, "proxy-authorization") {
+			return ProxyAuthorization
+		}
 	}
 	return Other
 }
 
 // HopByHop reports whether fields of class c belong to one connection
-// and are never forwarded as they are (RFC 9110 §7.6.1). Transfer-Encoding
-// is among them: a proxy frames each hop's body itself.
+// and are never forwarded as they are (RFC 9110 §7.6.1, and those
+// net/http's ReverseProxy removes). Transfer-Encoding is among them: a
+// proxy frames each hop's body itself.
 func (c Class) HopByHop() bool {
 	switch c {
-	case Connection, KeepAlive, ProxyConnection, TE, Trailer, TransferEncoding, Upgrade:
+	case Connection, KeepAlive, ProxyConnection, ProxyAuthenticate, ProxyAuthorization, TE, Trailer, TransferEncoding, Upgrade:
 		return true
 	}
 	return false
@@ -470,7 +483,9 @@ func (h *head) markHop() {
 	}
 }
 
-// upgrade sets Upgrade if a Connection field has the upgrade token.
+// upgrade sets Upgrade if a Connection field has the upgrade token and
+// the Upgrade field is printable ASCII (else the message is taken as not
+// asking for one, as net/http's ReverseProxy refuses to switch to it).
 func (h *head) upgrade() {
 	if h.nConn == 0 {
 		return
@@ -486,7 +501,14 @@ func (h *head) upgrade() {
 	}
 	for i := range h.Fields {
 		if h.Fields[i].Class == Upgrade {
-			h.Upgrade = h.Fields[i].Value
+			for _, c := range h.Fields[i].Value {
+				if c < ' ' || c > '~' {
+					return
+				}
+			}
+			if len(h.Fields[i].Value) > 0 {
+				h.Upgrade = h.Fields[i].Value
+			}
 			return
 		}
 	}

@@ -26,12 +26,9 @@ const (
 // only; nil passes none). It returns the first error; a read error is
 // returned as is, a write error wrapped in *WriteError.
 func CopyBody(w *bufio.Writer, body *Body, enc Encoding, keep func(*Field) bool) error {
+	body.flush = w
+	defer func() { body.flush = nil }()
 	for {
-		if !body.Ready() && w.Buffered() > 0 {
-			if err := w.Flush(); err != nil {
-				return &WriteError{err}
-			}
-		}
 		p, err := body.Next()
 		if err == io.EOF {
 			break
