@@ -85,7 +85,9 @@ func testCustomSeparator(t *testing.T, e engine) {
 
 // TestNewSessionsSpreadAfterStickyBurst is the httpd byrequests flaw: sticky
 // traffic must not count when spreading new sessions.
-func TestNewSessionsSpreadAfterStickyBurst(t *testing.T) { eachEngine(t, testNewSessionsSpreadAfterStickyBurst) }
+func TestNewSessionsSpreadAfterStickyBurst(t *testing.T) {
+	eachEngine(t, testNewSessionsSpreadAfterStickyBurst)
+}
 
 func testNewSessionsSpreadAfterStickyBurst(t *testing.T, e engine) {
 	for _, method := range []Method{ByRequests, ByBusyness, P2C} {
@@ -134,7 +136,9 @@ func testWeightsShareNewSessions(t *testing.T, e engine) {
 // TestFailoverKeepsSessionsTogether: when a session's member is down,
 // every request of the session goes to the same new member, on every
 // balancer instance.
-func TestFailoverKeepsSessionsTogether(t *testing.T) { eachEngine(t, testFailoverKeepsSessionsTogether) }
+func TestFailoverKeepsSessionsTogether(t *testing.T) {
+	eachEngine(t, testFailoverKeepsSessionsTogether)
+}
 
 func testFailoverKeepsSessionsTogether(t *testing.T, e engine) {
 	n1, n3, n4 := newBackend(t, "n1"), newBackend(t, "n3"), newBackend(t, "n4")
@@ -165,7 +169,9 @@ func testFailoverKeepsSessionsTogether(t *testing.T, e engine) {
 	}
 }
 
-func TestNoFailoverRejectsAtOnceAndRecovers(t *testing.T) { eachEngine(t, testNoFailoverRejectsAtOnceAndRecovers) }
+func TestNoFailoverRejectsAtOnceAndRecovers(t *testing.T) {
+	eachEngine(t, testNoFailoverRejectsAtOnceAndRecovers)
+}
 
 func testNoFailoverRejectsAtOnceAndRecovers(t *testing.T, e engine) {
 	n1 := newBackend(t, "n1")
@@ -227,7 +233,9 @@ func testStandbyOnlyWhenNoActive(t *testing.T, e engine) {
 	}
 }
 
-func TestDrainingTakesOnlyStickyTraffic(t *testing.T) { eachEngine(t, testDrainingTakesOnlyStickyTraffic) }
+func TestDrainingTakesOnlyStickyTraffic(t *testing.T) {
+	eachEngine(t, testDrainingTakesOnlyStickyTraffic)
+}
 
 func testDrainingTakesOnlyStickyTraffic(t *testing.T, e engine) {
 	n1, n2 := newBackend(t, "n1"), newBackend(t, "n2")
@@ -303,7 +311,9 @@ func testPostRetriedOnlyWhenNotSent(t *testing.T, e engine) {
 	}
 }
 
-func TestIdempotentGetRetriedAfterHangup(t *testing.T) { eachEngine(t, testIdempotentGetRetriedAfterHangup) }
+func TestIdempotentGetRetriedAfterHangup(t *testing.T) {
+	eachEngine(t, testIdempotentGetRetriedAfterHangup)
+}
 
 func testIdempotentGetRetriedAfterHangup(t *testing.T, e engine) {
 	h1, h2 := newBackend(t, "h1"), newBackend(t, "h2")
@@ -315,7 +325,9 @@ func testIdempotentGetRetriedAfterHangup(t *testing.T, e engine) {
 	}
 }
 
-func TestNoFailoverNeverRetriesElsewhere(t *testing.T) { eachEngine(t, testNoFailoverNeverRetriesElsewhere) }
+func TestNoFailoverNeverRetriesElsewhere(t *testing.T) {
+	eachEngine(t, testNoFailoverNeverRetriesElsewhere)
+}
 
 func testNoFailoverNeverRetriesElsewhere(t *testing.T, e engine) {
 	h1, h2 := newBackend(t, "h1"), newBackend(t, "h2")

@@ -208,7 +208,9 @@ func warmUp(t *testing.T, bal *Balancer, clk *clock, users []*user) {
 // started has not seen the sessions of users who have not come back yet,
 // so a count of zero does not end a drain until a whole idle window has
 // passed.
-func TestDrainAfterRestartWaitsForAWholeIdleWindow(t *testing.T) { eachEngine(t, testDrainAfterRestartWaitsForAWholeIdleWindow) }
+func TestDrainAfterRestartWaitsForAWholeIdleWindow(t *testing.T) {
+	eachEngine(t, testDrainAfterRestartWaitsForAWholeIdleWindow)
+}
 
 func testDrainAfterRestartWaitsForAWholeIdleWindow(t *testing.T, e engine) {
 	bal, _, clk, _ := drainSetup(t, e, false)
@@ -226,7 +228,9 @@ func testDrainAfterRestartWaitsForAWholeIdleWindow(t *testing.T, e engine) {
 
 // TestReplicatedDrainEndsAfterOneRequestPerUser: with replicated sessions,
 // each user's next request moves them, so the drain ends at once.
-func TestReplicatedDrainEndsAfterOneRequestPerUser(t *testing.T) { eachEngine(t, testReplicatedDrainEndsAfterOneRequestPerUser) }
+func TestReplicatedDrainEndsAfterOneRequestPerUser(t *testing.T) {
+	eachEngine(t, testReplicatedDrainEndsAfterOneRequestPerUser)
+}
 
 func testReplicatedDrainEndsAfterOneRequestPerUser(t *testing.T, e engine) {
 	bal, base, clk, _ := drainSetup(t, e, true)
@@ -256,7 +260,9 @@ func testReplicatedDrainEndsAfterOneRequestPerUser(t *testing.T, e engine) {
 	}
 }
 
-func TestSessionsCreatedWhileDrainingAreCounted(t *testing.T) { eachEngine(t, testSessionsCreatedWhileDrainingAreCounted) }
+func TestSessionsCreatedWhileDrainingAreCounted(t *testing.T) {
+	eachEngine(t, testSessionsCreatedWhileDrainingAreCounted)
+}
 
 func testSessionsCreatedWhileDrainingAreCounted(t *testing.T, e engine) {
 	bal, base, _, _ := drainSetup(t, e, false)

@@ -52,7 +52,9 @@ func (l *lockedBuffer) Write(p []byte) (int, error) {
 	return l.b.Write(p)
 }
 
-func TestAccessLogRecordsMemberAndStickyOutcome(t *testing.T) { eachEngine(t, testAccessLogRecordsMemberAndStickyOutcome) }
+func TestAccessLogRecordsMemberAndStickyOutcome(t *testing.T) {
+	eachEngine(t, testAccessLogRecordsMemberAndStickyOutcome)
+}
 
 func testAccessLogRecordsMemberAndStickyOutcome(t *testing.T, e engine) {
 	n1 := newBackend(t, "n1")

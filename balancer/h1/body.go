@@ -26,7 +26,7 @@ type Body struct {
 	err     error
 	// flush, if set, is flushed before any wait for more input, so that
 	// what was copied so far goes on while the source is silent.
-	flush *bufio.Writer
+	flush   *bufio.Writer
 	lim     Limits
 	trailer head
 	ends    []int
