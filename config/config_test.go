@@ -24,7 +24,7 @@ func TestLoadFull(t *testing.T) {
 		b.Timeouts.Response != 30*time.Second || b.Drain.Deadline != 2*time.Hour || b.Sessions != "replicated" {
 		t.Errorf("balancer decoded wrong: %+v", b)
 	}
-	if cfg.Limits.IdleTimeout != 2*time.Minute || cfg.Manager.ReadOnlyToken != "look-only" {
+	if cfg.Limits.IdleTimeout != 2*time.Minute || cfg.Manager.ReadOnlyToken != "look-only" || cfg.Engine != "auto" {
 		t.Errorf("top level decoded wrong: %+v", cfg)
 	}
 	if got := cfg.ListenOf(&cfg.Balancers[1]); got != "127.0.0.1:8090" {
@@ -95,6 +95,10 @@ func TestErrors(t *testing.T) {
 			[]string{`3: balancers[0].sticky.separator: "::" must be one printable ASCII character`}},
 		{"bad trusted proxy", "trusted_proxies: [10.0.0.0/33]\n" + head + "      - {url: 'http://h:1', route: n1}\n",
 			[]string{`1: trusted_proxies[0]: "10.0.0.0/33" is not an IP address`}},
+		{"unknown engine", "engine: fast\n" + head + "      - {url: 'http://h:1', route: n1}\n",
+			[]string{`1: engine: unknown value "fast": use one of auto, native, nethttp`}},
+		{"native engine with tls", "engine: native\ntls: {cert: cert.pem, key: key.pem}\n" + head + "      - {url: 'http://h:1', route: n1}\n",
+			[]string{`2: tls.cert`, `2: tls.key`, `1: engine: native serves plaintext listeners only`}},
 		{"two documents", head + "      - {url: 'http://h:1', route: n1}\n---\nlisten: x\n",
 			[]string{`5: only one YAML document`}},
 		{"several errors at once", head + "      - {url: 'http://h:1', route: n1, weight: 5000}\n      - {url: 'gopher://h', route: n1}\n",

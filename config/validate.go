@@ -36,6 +36,7 @@ var (
 	Methods      = []string{"byrequests", "bybusyness", "bytraffic", "p2c"}
 	States       = []string{"active", "draining", "stopped", "standby"}
 	SessionModes = []string{"local", "replicated"}
+	Engines      = []string{"auto", "native", "nethttp"}
 )
 
 // MaxWeight is the largest member weight.
@@ -61,6 +62,7 @@ func (c *Config) Validate() error {
 	}
 	v.limits(&c.Limits)
 	v.nonNegative("shutdown_timeout", c.ShutdownTimeout)
+	v.engine(c)
 	if c.Manager != nil {
 		v.manager(c.Manager)
 	}
@@ -169,6 +171,24 @@ func (v *checker) file(field, path, missing string) {
 	}
 	if _, err := os.Stat(path); err != nil {
 		v.add(field, "%v", err)
+	}
+}
+
+// engine checks the engine: "native" serves plaintext listeners only.
+func (v *checker) engine(c *Config) {
+	v.oneOf("engine", c.Engine, Engines)
+	if c.Engine != "native" {
+		return
+	}
+	if c.TLS != nil {
+		v.add("engine", "native serves plaintext listeners only, and listen %s has tls: use auto or nethttp", c.Listen)
+		return
+	}
+	for i := range c.Balancers {
+		if b := &c.Balancers[i]; b.TLS != nil {
+			v.add("engine", "native serves plaintext listeners only, and balancers[%d] (listen %s) has tls: use auto or nethttp", i, b.Listen)
+			return
+		}
 	}
 }
 

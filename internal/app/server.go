@@ -43,17 +43,37 @@ type Server struct {
 
 // listener is one address with the balancers it serves.
 type listener struct {
-	addr string
-	tls  *config.TLS
-	srv  *http.Server
-	ln   net.Listener
-	mux  atomic.Pointer[balancer.Mux]
-	cert atomic.Pointer[tls.Certificate]
-	done chan struct{}
+	addr   string
+	tls    *config.TLS
+	engine string           // "native" or "nethttp"
+	srv    server           // the engine's server
+	native *balancer.Server // set when engine is native
+	ln     net.Listener
+	mux    atomic.Pointer[balancer.Mux]
+	cert   atomic.Pointer[tls.Certificate]
+	done   chan struct{}
+}
+
+// server is what both engines' servers do: *http.Server and
+// *balancer.Server.
+type server interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+	Close() error
 }
 
 func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	l.mux.Load().ServeHTTP(w, r)
+}
+
+// engineOf returns the engine serving a listener: the configured one, with
+// auto meaning native for plaintext listeners and nethttp for TLS ones
+// (which offer HTTP/2).
+func engineOf(cfg *config.Config, tls bool) string {
+	if cfg.Engine == "nethttp" || tls {
+		return "nethttp"
+	}
+	return "native"
 }
 
 // NewServer builds the balancers of cfg. Nothing listens until Start.
@@ -132,6 +152,9 @@ func (s *Server) apply(cfg config.Config) error {
 		if l, ok := s.listeners[addr]; ok && (l.tls == nil) != (t == nil) {
 			return fmt.Errorf("listener %s: turning tls on or off needs a restart", addr)
 		}
+		if l, ok := s.listeners[addr]; ok && l.engine != engineOf(&cfg, t != nil) {
+			return fmt.Errorf("listener %s: changing the engine needs a restart", addr)
+		}
 	}
 	certs := map[string]*tls.Certificate{}
 	for addr, t := range tlsOf {
@@ -200,7 +223,11 @@ func (s *Server) apply(cfg config.Config) error {
 			s.listeners[addr] = l
 		}
 		l.tls = tlsOf[addr]
-		l.mux.Store(balancer.NewMux(r))
+		mux := balancer.NewMux(r)
+		l.mux.Store(mux)
+		if l.native != nil {
+			l.native.SetMux(mux)
+		}
 		if c := certs[addr]; c != nil {
 			l.cert.Store(c)
 		}
@@ -217,17 +244,28 @@ func (s *Server) apply(cfg config.Config) error {
 }
 
 func (s *Server) newListener(cfg config.Config, addr string, t *config.TLS) *listener {
-	l := &listener{addr: addr, tls: t, done: make(chan struct{})}
+	l := &listener{addr: addr, tls: t, engine: engineOf(&cfg, t != nil), done: make(chan struct{})}
 	lim := cfg.Limits
-	l.srv = &http.Server{
+	if l.engine == "native" {
+		l.native = balancer.NewServer(balancer.ServerOptions{
+			MaxHeaderBytes: orDefault(lim.MaxHeaderBytes, defaultMaxHeaderBytes),
+			HeaderTimeout:  orDefault(lim.HeaderTimeout, defaultHeaderTimeout),
+			IdleTimeout:    orDefault(lim.IdleTimeout, defaultIdleTimeout),
+			Logger:         s.logger,
+		}, nil)
+		l.srv = l.native
+		return l
+	}
+	hs := &http.Server{
 		Handler:           l,
 		ReadHeaderTimeout: orDefault(lim.HeaderTimeout, defaultHeaderTimeout),
 		IdleTimeout:       orDefault(lim.IdleTimeout, defaultIdleTimeout),
 		MaxHeaderBytes:    orDefault(lim.MaxHeaderBytes, defaultMaxHeaderBytes),
 		ErrorLog:          log.New(io.Discard, "", 0), // TLS handshake noise from scanners
 	}
+	l.srv = hs
 	if t != nil {
-		l.srv.TLSConfig = &tls.Config{
+		hs.TLSConfig = &tls.Config{
 			MinVersion:     tls.VersionTLS12,
 			NextProtos:     []string{"h2", "http/1.1"},
 			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return l.cert.Load(), nil },
@@ -262,7 +300,7 @@ func (s *Server) startListeners() error {
 		}
 		l.ln = ln
 		if l.tls != nil {
-			ln = tls.NewListener(ln, l.srv.TLSConfig)
+			ln = tls.NewListener(ln, l.srv.(*http.Server).TLSConfig)
 		}
 		go func(l *listener, ln net.Listener) {
 			defer close(l.done)
@@ -274,7 +312,7 @@ func (s *Server) startListeners() error {
 		if l.tls != nil {
 			scheme = "https"
 		}
-		s.logger.Info("listening", "url", scheme+"://"+l.ln.Addr().String())
+		s.logger.Info("listening", "url", scheme+"://"+l.ln.Addr().String(), "engine", l.engine)
 	}
 	return nil
 }
