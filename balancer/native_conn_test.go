@@ -1,0 +1,241 @@
+package balancer
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tetherlb/tether/internal/proctest"
+)
+
+func TestNativeLimits(t *testing.T) {
+	rec := newRecorder(t, nil)
+	opts := fastOptions()
+	opts.MaxURLBytes, opts.MaxBodyBytes = 100, 10
+	_, f := nativeFront(t, opts, ServerOptions{MaxHeaderBytes: 1000, MaxHeaderFields: 20}, rec.member(t))
+	tests := []struct {
+		name, req string
+		status    int
+	}{
+		{"target over max_url_bytes", "GET /" + strings.Repeat("a", 200) + " HTTP/1.1\r\nHost: a\r\n\r\n", 414},
+		{"request line over the head limit", "GET /" + strings.Repeat("a", 2000) + " HTTP/1.1\r\nHost: a\r\n\r\n", 414},
+		{"head over the limit", "GET / HTTP/1.1\r\nHost: a\r\nX: " + strings.Repeat("b", 2000) + "\r\n\r\n", 431},
+		{"too many fields", "GET / HTTP/1.1\r\nHost: a\r\n" + strings.Repeat("X: 1\r\n", 21) + "\r\n", 431},
+		{"declared body over the limit", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\nhello world", 413},
+		{"chunked body over the limit", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nhello \r\n5\r\nworld\r\n0\r\n\r\n", 413},
+		{"body within the limit", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello", 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := rawExchange(t, f.Addr, tt.req)
+			if got := statuses(out); len(got) != 1 || got[0] != tt.status {
+				t.Fatalf("statuses %v, want %d: %q", got, tt.status, out)
+			}
+		})
+	}
+	for _, r := range rec.requests() {
+		if strings.Contains(r, "world") {
+			t.Errorf("a body over the limit reached the member: %q", r)
+		}
+	}
+}
+
+// TestNativeSlowHeaders: a client that sends its head too slowly is cut
+// off at the header timeout (slowloris); one that is idle between
+// requests at the idle timeout.
+func TestNativeSlowHeaders(t *testing.T) {
+	rec := newRecorder(t, nil)
+	_, f := nativeFront(t, fastOptions(), ServerOptions{HeaderTimeout: 200 * time.Millisecond, IdleTimeout: 300 * time.Millisecond}, rec.member(t))
+	for _, sent := range []string{"GET / HTTP/1.1\r\nHost: a\r\nX-", "", "GET / HTTP/1.1\r\nHost: a\r\n\r\n"} {
+		c, err := net.Dial("tcp", f.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, sent)
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		out, err := io.ReadAll(c) // ends when the balancer closes
+		c.Close()
+		if err != nil {
+			t.Fatalf("after %q: %v", sent, err)
+		}
+		if sent == "" || strings.HasSuffix(sent, "X-") {
+			if len(out) != 0 {
+				t.Fatalf("after %q the balancer answered %q", sent, out)
+			}
+		} else if got := statuses(string(out)); len(got) != 1 || got[0] != 200 {
+			t.Fatalf("an idle connection: %q", out)
+		}
+	}
+}
+
+// TestNativeHalfClose: a client that sends its request and shuts its
+// sending side gets the whole response.
+func TestNativeHalfClose(t *testing.T) {
+	release := make(chan struct{})
+	rec := newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		io.WriteString(w, "late but whole")
+	})
+	_, f := nativeFront(t, fastOptions(), ServerOptions{}, rec.member(t))
+	done := make(chan string)
+	go func() { done <- rawExchange(t, f.Addr, "GET / HTTP/1.1\r\nHost: a\r\n\r\n") }()
+	proctest.Eventually(t, 5*time.Second, func() error {
+		if len(rec.requests()) == 0 {
+			return errors.New("not at the member yet")
+		}
+		return nil
+	})
+	close(release)
+	if out := <-done; !strings.HasSuffix(out, "late but whole") {
+		t.Fatalf("got %q", out)
+	}
+}
+
+func TestNativeHTTP10KeepAlive(t *testing.T) {
+	rec := newRecorder(t, nil)
+	_, f := nativeFront(t, fastOptions(), ServerOptions{}, rec.member(t))
+	out := rawExchange(t, f.Addr, "GET /1 HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /2 HTTP/1.0\r\n\r\nGET /3 HTTP/1.0\r\n\r\n")
+	if strings.Count(out, "HTTP/1.0 200 OK\r\n") != 2 || !strings.Contains(out, "Connection: keep-alive\r\n") || !strings.Contains(out, "Connection: close\r\n") {
+		t.Fatalf("got %q", out)
+	}
+	if got := rec.requests(); len(got) != 2 {
+		t.Fatalf("the member got %v", got)
+	}
+}
+
+// TestNativeRequestRewriting: what the member gets for an absolute-form
+// target, fields named by Connection, TE and a member path prefix.
+func TestNativeRequestRewriting(t *testing.T) {
+	rec := newRecorder(t, nil)
+	m := rec.member(t)
+	m.URL.Path = "/ctx/"
+	_, f := nativeFront(t, fastOptions(), ServerOptions{}, m)
+	rawExchange(t, f.Addr, "GET http://shop.example:8080/a%2Fb?x=1 HTTP/1.1\r\nHost: ignored\r\nConnection: X-Secret, keep-alive\r\n"+
+		"X-Secret: s\r\nKeep-Alive: 5\r\nTE: trailers, deflate\r\nProxy-Authorization: x\r\nx-lower: kept\r\n\r\n")
+	got := rec.requests()
+	if len(got) != 1 || got[0] != "GET /ctx/a%2Fb?x=1 " {
+		t.Fatalf("the member got %v", got)
+	}
+	h := rec.heads[0]
+	for k, want := range map[string]string{"X-Secret": "", "Keep-Alive": "", "Proxy-Authorization": "", "Te": "trailers",
+		"X-Lower": "kept", "X-Forwarded-Host": "shop.example:8080", "Connection": ""} {
+		if g := strings.Join(h[k], ","); g != want {
+			t.Errorf("%s: %q, want %q", k, g, want)
+		}
+	}
+}
+
+func TestNativeMalformedMemberResponse(t *testing.T) {
+	addr := rawMember(t, func(c net.Conn, br *bufio.Reader) {
+		if _, err := http.ReadRequest(br); err == nil {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc")
+		}
+	}, true)
+	_, f := nativeFront(t, fastOptions(), ServerOptions{}, MemberConfig{URL: addr, Route: "bad"})
+	if r := do(t, f.Client(), "GET", f.URL, "", nil); r.status != http.StatusBadGateway {
+		t.Fatalf("status %d, want 502", r.status)
+	}
+}
+
+func TestNativeUnknownPathIs404(t *testing.T) {
+	rec := newRecorder(t, nil)
+	bal, err := New(fastOptions(), []MemberConfig{rec.member(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	srv := NewServer(ServerOptions{}, NewMux(map[string]*Balancer{"/app": bal}))
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close(); bal.Close() })
+	out := rawExchange(t, ln.Addr().String(), "GET /apple HTTP/1.1\r\nHost: a\r\n\r\nGET /ap%70/x HTTP/1.1\r\nHost: a\r\n\r\n")
+	if got := statuses(out); len(got) != 2 || got[0] != 404 || got[1] != 200 || !strings.Contains(out, notFound) {
+		t.Fatalf("got %v: %q", got, out)
+	}
+}
+
+// TestNativeGracefulShutdown: Shutdown closes idle connections at once,
+// lets a request in flight finish, and refuses new connections.
+func TestNativeGracefulShutdown(t *testing.T) {
+	release, arrived := make(chan struct{}), make(chan struct{})
+	rec := newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			close(arrived)
+			<-release
+		}
+		io.WriteString(w, "done")
+	})
+	bal, err := New(fastOptions(), []MemberConfig{rec.member(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bal.Close()
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	srv := NewServer(ServerOptions{}, NewMux(map[string]*Balancer{"/": bal}))
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	idle, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	fmt.Fprint(idle, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	idleBr := bufio.NewReader(idle)
+	if resp, err := http.ReadResponse(idleBr, nil); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("idle connection's request: %v %v", resp, err)
+	} else {
+		io.Copy(io.Discard, resp.Body)
+	}
+	body := make(chan string)
+	go func() { body <- rawExchange(t, addr, "GET /slow HTTP/1.1\r\nHost: a\r\n\r\n") }()
+	<-arrived
+	stopped := make(chan error)
+	go func() { stopped <- srv.Shutdown(context.Background()) }()
+	idle.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := idleBr.ReadByte(); err != io.EOF {
+		t.Fatalf("idle connection: %v, want it closed", err)
+	}
+	proctest.Eventually(t, 10*time.Second, func() error {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return errors.New("still accepting")
+		}
+		return nil
+	})
+	close(release)
+	if out := <-body; !strings.HasSuffix(out, "done") || !strings.Contains(out, "Connection: close\r\n") {
+		t.Fatalf("request in flight got %q", out)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-served; err != http.ErrServerClosed {
+		t.Fatalf("Serve: %v", err)
+	}
+}
+
+// TestNativeTunnelHalfClose: after a 101, each side's half-close reaches
+// the other, and bytes sent right after the request head are not lost.
+func TestNativeTunnelHalfClose(t *testing.T) {
+	addr := rawMember(t, func(c net.Conn, br *bufio.Reader) {
+		if _, err := http.ReadRequest(br); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+		b, _ := io.ReadAll(br) // until the client's half-close
+		fmt.Fprintf(c, "echo:%s", b)
+	}, false)
+	_, f := nativeFront(t, fastOptions(), ServerOptions{}, MemberConfig{URL: addr, Route: "t"})
+	out := rawExchange(t, f.Addr, "GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\nearly bytes")
+	if !strings.HasPrefix(out, "HTTP/1.1 101 ") || !strings.HasSuffix(out, "\r\n\r\necho:early bytes") {
+		t.Fatalf("got %q", out)
+	}
+}
