@@ -151,10 +151,10 @@ func TestNativeBadChunkedBody(t *testing.T) {
 	rec := newRecorder(t, nil)
 	_, f := nativeFront(t, fastOptions(), ServerOptions{}, rec.member(t))
 	for _, body := range []string{
-		"5\r\nhello\r\n0x0\r\n\r\n",         // bad size
-		"5\nhello\r\n0\r\n\r\n",             // bare LF
-		"5;\x01\r\nhello\r\n0\r\n\r\n",      // control byte in an extension
-		"5\r\nhelloXX0\r\n\r\n",             // no CRLF after the data
+		"5\r\nhello\r\n0x0\r\n\r\n",             // bad size
+		"5\nhello\r\n0\r\n\r\n",                 // bare LF
+		"5;\x01\r\nhello\r\n0\r\n\r\n",          // control byte in an extension
+		"5\r\nhelloXX0\r\n\r\n",                 // no CRLF after the data
 		"5\r\nhello\r\n0\r\nX: a\r\n b\r\n\r\n", // obs-fold in the trailer
 	} {
 		out := rawExchange(t, f.Addr, "POST /first HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"+body+"GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n")
