@@ -71,6 +71,11 @@ type Options struct {
 	// as JSON by GET /cluster/sessions/{id}; an error wrapping
 	// session.ErrNotFound is a 404. Nil means no such endpoint.
 	SessionCopy func(id string) (any, error)
+	// DemoToken, if set, adds the panel of `tether demo` to the HTML page:
+	// buttons that kill, drain and restart nodes through the demo's control
+	// API at /demo/api/ (same origin, behind the balancer), which needs this
+	// token. Empty means no panel.
+	DemoToken string
 	// Observer receives the session events, for metrics. Nil means none.
 	Observer session.Observer
 	// Logger logs errors. Nil means no logging.
@@ -116,6 +121,9 @@ func New(o Options) (*App, error) {
 	mux.HandleFunc("POST /api/cart/items", a.addItem)
 	mux.HandleFunc("POST /api/logout", a.logout)
 	mux.HandleFunc("GET /healthz", a.healthz)
+	if o.DemoToken != "" {
+		mux.HandleFunc("GET /demo-panel.js", a.panelScript)
+	}
 	if o.Cluster != nil {
 		mux.HandleFunc("GET /cluster", a.cluster)
 	}

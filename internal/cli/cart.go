@@ -14,6 +14,9 @@ import (
 	"github.com/tetherlb/tether/route"
 )
 
+// demoTokenEnv holds the token of the demo's control API (set by tether demo).
+const demoTokenEnv = "TETHER_DEMO_TOKEN"
+
 func runCart(ctx context.Context, env Env, args []string) int {
 	fs := newFlags(env, "cart", "--listen ADDR --route NAME")
 	listen := fs.String("listen", "127.0.0.1:9001", "address to serve the cart on")
@@ -22,6 +25,7 @@ func runCart(ctx context.Context, env Env, args []string) int {
 	maxSessions := fs.Int("max-sessions", 100_000, "most sessions kept in memory; beyond, new sessions get 503")
 	proxies := fs.String("trusted-proxies", "", "comma-separated IPs or CIDRs whose X-Forwarded-Proto sets the cookie's Secure")
 	grace := fs.Duration("shutdown-timeout", 10*time.Second, "how long in-flight requests may finish after SIGINT/SIGTERM")
+	demoPanel := fs.Bool("demo-panel", false, "show the panel of tether demo on the page (its token comes from $"+demoTokenEnv+")")
 	ajpFlags := addCartAJPFlags(fs)
 	clusterFlags := addCartClusterFlags(fs)
 	if code := parse(fs, args); code >= 0 {
@@ -51,6 +55,12 @@ func runCart(ctx context.Context, env Env, args []string) int {
 	defer store.Close()
 
 	o := cart.Options{Route: *name, IdleTimeout: *idle, TrustedProxies: trusted, Logger: log}
+	if *demoPanel {
+		if o.DemoToken = env.getenv(demoTokenEnv); o.DemoToken == "" {
+			fmt.Fprintf(env.Stderr, "tether cart: --demo-panel needs the demo's token in $%s\n", demoTokenEnv)
+			return ExitUsage
+		}
+	}
 	store.appOptions(&o)
 	app, err := cart.New(o)
 	if err != nil {

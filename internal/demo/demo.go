@@ -8,6 +8,7 @@ package demo
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -61,6 +62,16 @@ type NodeState struct {
 	Route string `json:"route"`
 	URL   string `json:"url"`
 	ProcState
+	// Member is the node as the balancer sees it; nil if the manager did
+	// not answer.
+	Member *MemberState `json:"member,omitempty"`
+}
+
+// MemberState is the part of the manager's member view the panel shows.
+type MemberState struct {
+	State        string `json:"state"`
+	Healthy      bool   `json:"healthy"`
+	LiveSessions int64  `json:"live_sessions"`
 }
 
 // demo is a running demo.
@@ -156,7 +167,7 @@ func (d *demo) plan() error {
 		n.proc = &proc{
 			name: n.route,
 			args: []string{"cart", "--listen", n.httpAddr, "--route", n.route, "--cluster", n.clusterAddr,
-				"--peers", strings.Join(peers, ","), "--replication", "sync", "--drain-grace", "500ms"},
+				"--peers", strings.Join(peers, ","), "--replication", "sync", "--drain-grace", "500ms", "--demo-panel"},
 			env: []string{"TETHER_CLUSTER_KEY=" + d.clusterKy, "TETHER_DEMO_TOKEN=" + d.token},
 			log: logPath(d.opts.Dir, n.route),
 		}
@@ -254,10 +265,39 @@ func (d *demo) stopAll() {
 func (d *demo) snapshot() Info {
 	in := d.info
 	in.Nodes = nil
+	members := d.members()
 	for _, n := range d.nodes {
-		in.Nodes = append(in.Nodes, NodeState{Route: n.route, URL: "http://" + n.httpAddr + "/", ProcState: n.state()})
+		in.Nodes = append(in.Nodes, NodeState{Route: n.route, URL: "http://" + n.httpAddr + "/", ProcState: n.state(), Member: members[n.route]})
 	}
 	return in
+}
+
+// members asks the manager how the balancer sees the nodes.
+func (d *demo) members() map[string]*MemberState {
+	req, err := http.NewRequest(http.MethodGet, d.info.ManagerURL+"api/v1/balancers/shop", nil)
+	if err != nil {
+		return nil
+	}
+	req.Header.Set("Authorization", "Bearer "+d.info.ManagerToken)
+	resp, err := d.client.Do(req)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var b struct {
+		Members []struct {
+			Route string `json:"route"`
+			MemberState
+		} `json:"members"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&b) != nil {
+		return nil
+	}
+	out := map[string]*MemberState{}
+	for _, m := range b.Members {
+		out[m.Route] = &m.MemberState
+	}
+	return out
 }
 
 func (d *demo) welcome() {
