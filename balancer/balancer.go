@@ -54,7 +54,8 @@ type Options struct {
 	// IdleTimeout closes idle keep-alive connections to members. Default 90s.
 	IdleTimeout time.Duration
 	// MaxIdlePerMember is how many idle connections are kept per member.
-	// Default 256.
+	// Default 1024: fewer than the requests in flight at busy times makes
+	// connections churn (closed when they go idle, opened again at once).
 	MaxIdlePerMember int
 	// Failures is how many connection failures or timeouts in a row take a
 	// member down (passive health). Default 1.
@@ -138,7 +139,7 @@ func buildSettings(o Options) (*settings, error) {
 		o.IdleTimeout = 90 * time.Second // as net/http's DefaultTransport
 	}
 	if o.MaxIdlePerMember <= 0 {
-		o.MaxIdlePerMember = 256 // enough to reuse connections under load
+		o.MaxIdlePerMember = 1024 // as many as requests in flight at 1,000 concurrent clients
 	}
 	if o.Failures <= 0 {
 		o.Failures = 1 // a refused connection is proof enough

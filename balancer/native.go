@@ -2,6 +2,7 @@ package balancer
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"strconv"
 
@@ -18,6 +19,7 @@ type exchange struct {
 	mc   *h1.Conn // the member connection holding the response
 
 	setCookies []string // the response's Set-Cookie values, viewing mc's buffer
+	limited    io.LimitedReader
 	expect     bool     // 100-continue is passed to the member
 	sent100    bool     // a 100 Continue was sent to the client
 	early      bool     // the member answered before the body was sent

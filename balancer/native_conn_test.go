@@ -239,3 +239,45 @@ func TestNativeTunnelHalfClose(t *testing.T) {
 		t.Fatalf("got %q", out)
 	}
 }
+
+// TestNativeLargeBodies: large bodies arrive whole in both directions,
+// with a length (spliced from member to client on Linux) or chunked; a
+// member that dies in the middle of one cuts the client's response short.
+func TestNativeLargeBodies(t *testing.T) {
+	big := strings.Repeat("0123456789abcdef", 1<<16) // 1 MiB
+	rec := newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		switch r.URL.Path {
+		case "/chunked":
+			w.Write(b[:len(b)/2])
+			http.NewResponseController(w).Flush()
+			w.Write(b[len(b)/2:])
+		case "/cut":
+			w.Header().Set("Content-Length", fmt.Sprint(len(big)))
+			w.Write([]byte(big[:len(big)/2]))
+			http.NewResponseController(w).Flush()
+			panic(http.ErrAbortHandler)
+		default:
+			w.Header().Set("Content-Length", fmt.Sprint(len(b)))
+			w.Write(b)
+		}
+	})
+	_, f := nativeFront(t, fastOptions(), ServerOptions{}, rec.member(t))
+	for _, path := range []string{"/length", "/chunked"} {
+		for i := 0; i < 3; i++ { // the member connection is reused after each
+			r := do(t, f.Client(), "POST", f.URL+path, "", strings.NewReader(big))
+			if r.status != 200 || r.body != big {
+				t.Fatalf("%s: status %d, %d bytes back of %d", path, r.status, len(r.body), len(big))
+			}
+		}
+	}
+	resp, err := f.Client().Get(f.URL + "/cut")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil || len(b) >= len(big) {
+		t.Fatalf("cut response: %d bytes, err %v; want it cut short", len(b), err)
+	}
+}

@@ -181,6 +181,23 @@ func (b *Body) peek(max int64, eof error) ([]byte, error) {
 	return p, nil
 }
 
+// Left returns how many bytes of a Length body are still to be read, or
+// -1 for another framing.
+func (b *Body) Left() int64 {
+	if b.framing != Length {
+		return -1
+	}
+	return b.left
+}
+
+// Advance records that n bytes of a Length body were read from the
+// connection directly, bypassing the reader (whose buffer must have been
+// empty).
+func (b *Body) Advance(n int64) {
+	b.left -= n
+	b.n += n
+}
+
 // Consume takes n bytes, returned by Next, out of the body.
 func (b *Body) Consume(n int) {
 	if n <= 0 {

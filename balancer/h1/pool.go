@@ -9,7 +9,8 @@ import (
 )
 
 // Conn is a connection to an origin server (a member), with its buffers
-// and the storage for its response heads and bodies.
+// and the storage for its response heads and bodies. While it is idle in
+// its pool it holds no buffers: R and W are nil.
 type Conn struct {
 	net.Conn
 	R *bufio.Reader
@@ -27,13 +28,10 @@ type Conn struct {
 	peekBuf   [1]byte
 }
 
-// Alive reports whether an idle connection can take a request: the
-// server has not closed it or sent anything unasked. It costs a system
-// call on Linux; elsewhere it only checks the buffer.
+// Alive reports whether a connection just taken from the pool can take a
+// request: the server has not closed it or sent anything unasked. It
+// costs a system call on Linux; elsewhere it reports true.
 func (c *Conn) Alive() bool {
-	if c.R.Buffered() > 0 {
-		return false
-	}
 	if c.rc == nil {
 		return true
 	}
@@ -47,7 +45,7 @@ func (c *Conn) Alive() bool {
 
 // ConnPoolOptions configures a ConnPool. Zero values mean the defaults.
 type ConnPoolOptions struct {
-	// MaxIdle is how many idle connections are kept. Default 256.
+	// MaxIdle is how many idle connections are kept. Default 1024.
 	MaxIdle int
 	// IdleTimeout closes a connection idle for that long. Default 90s.
 	IdleTimeout time.Duration
@@ -57,8 +55,9 @@ type ConnPoolOptions struct {
 }
 
 // ConnPool keeps the idle connections to one origin, the most recently
-// used first. It does not dial: callers wrap the connections they make
-// with NewConn. Its methods are safe for concurrent use.
+// used first, without their buffers. It does not dial: callers wrap the
+// connections they make with NewConn. Its methods are safe for
+// concurrent use.
 type ConnPool struct {
 	mu     sync.Mutex
 	opts   ConnPoolOptions
@@ -66,6 +65,8 @@ type ConnPool struct {
 	timer  *time.Timer
 	armed  bool
 	closed bool
+
+	readers, writers sync.Pool
 }
 
 // NewConnPool returns an empty pool.
@@ -79,7 +80,7 @@ func NewConnPool(o ConnPoolOptions) *ConnPool {
 // go at the next Put or sweep.
 func (p *ConnPool) SetOptions(o ConnPoolOptions) {
 	if o.MaxIdle <= 0 {
-		o.MaxIdle = 256 // enough to reuse connections under load
+		o.MaxIdle = 1024 // idle connections cost no buffers
 	}
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = 90 * time.Second // as net/http's DefaultTransport
@@ -91,22 +92,47 @@ func (p *ConnPool) SetOptions(o ConnPoolOptions) {
 		o.WriteBufferSize = 4 << 10
 	}
 	p.mu.Lock()
+	if o.ReadBufferSize != p.opts.ReadBufferSize || o.WriteBufferSize != p.opts.WriteBufferSize {
+		p.readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, o.ReadBufferSize) }}
+		p.writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, o.WriteBufferSize) }}
+	}
 	p.opts = o
 	p.mu.Unlock()
 }
 
 // NewConn wraps a new connection to the origin.
 func (p *ConnPool) NewConn(nc net.Conn) *Conn {
-	p.mu.Lock()
-	o := p.opts
-	p.mu.Unlock()
-	c := &Conn{Conn: nc, R: bufio.NewReaderSize(nc, o.ReadBufferSize), W: bufio.NewWriterSize(nc, o.WriteBufferSize), pool: p}
+	c := &Conn{Conn: nc, pool: p}
 	if sc, ok := rawConnOf(nc); ok && canPeek {
 		if rc, err := sc.SyscallConn(); err == nil {
 			c.rc = rc
 		}
 	}
+	c.acquire()
 	return c
+}
+
+func (c *Conn) acquire() {
+	c.R = c.pool.readers.Get().(*bufio.Reader)
+	c.R.Reset(c.Conn)
+	c.W = c.pool.writers.Get().(*bufio.Writer)
+	c.W.Reset(c.Conn)
+}
+
+func (c *Conn) release() {
+	if c.R != nil {
+		c.R.Reset(nil)
+		c.pool.readers.Put(c.R)
+		c.W.Reset(nil)
+		c.pool.writers.Put(c.W)
+		c.R, c.W = nil, nil
+	}
+}
+
+// Close closes the connection; its buffers go back to the pool.
+func (c *Conn) Close() error {
+	c.release()
+	return c.Conn.Close()
 }
 
 // rawConnOf finds the socket under nc, through TLS.
@@ -130,6 +156,7 @@ func (p *ConnPool) Get() *Conn {
 		if now.Sub(c.idleSince) < p.opts.IdleTimeout {
 			p.mu.Unlock()
 			c.Reused = true
+			c.acquire()
 			return c
 		}
 		// c is the youngest and too old: so are all the others.
@@ -147,8 +174,14 @@ func (p *ConnPool) Get() *Conn {
 	return nil
 }
 
-// Put makes c idle, or closes it if the pool is full or closed.
+// Put makes c idle, or closes it if the pool is full or closed, or if it
+// holds unread input.
 func (p *ConnPool) Put(c *Conn) {
+	if c.R.Buffered() > 0 {
+		c.Close()
+		return
+	}
+	c.release()
 	c.idleSince = time.Now()
 	p.mu.Lock()
 	if p.closed || len(p.idle) >= p.opts.MaxIdle {

@@ -244,6 +244,10 @@ func (c *ServerConn) Reader() *bufio.Reader { return c.br }
 // Writer returns the buffered writer for the response.
 func (c *ServerConn) Writer() *bufio.Writer { return c.bw }
 
+// NetConn returns the client connection, for a handler that writes to
+// it directly after flushing the writer.
+func (c *ServerConn) NetConn() net.Conn { return c.nc }
+
 // RemoteAddr returns the client's "ip:port".
 func (c *ServerConn) RemoteAddr() string { return c.remote }
 

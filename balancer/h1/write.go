@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"io"
 	"net/http"
-	"strconv"
 )
 
 // Encoding is how CopyBody writes a body.
@@ -72,9 +71,25 @@ func (e *WriteError) Error() string { return "write: " + e.Err.Error() }
 func (e *WriteError) Unwrap() error { return e.Err }
 
 func writeChunkHeader(w *bufio.Writer, n int) {
-	var b [18]byte
-	w.Write(strconv.AppendInt(b[:0], int64(n), 16))
+	writeUint(w, uint64(n), 16)
 	w.WriteString("\r\n")
+}
+
+// writeUint writes n in base 10 or 16 byte by byte: a slice handed to
+// Write would escape, and cost an allocation per call.
+func writeUint(w *bufio.Writer, n uint64, base uint64) {
+	var b [20]byte
+	i := len(b)
+	for {
+		i--
+		b[i] = "0123456789abcdef"[n%base]
+		if n /= base; n == 0 {
+			break
+		}
+	}
+	for _, c := range b[i:] {
+		w.WriteByte(c)
+	}
 }
 
 // WriteField writes "name: value\r\n".
@@ -93,8 +108,7 @@ func WriteStatusLine(w *bufio.Writer, minor int, code int, reason []byte) {
 	} else {
 		w.WriteString("HTTP/1.1 ")
 	}
-	var b [4]byte
-	w.Write(strconv.AppendInt(b[:0], int64(code), 10))
+	writeUint(w, uint64(code), 10)
 	w.WriteByte(' ')
 	if len(reason) > 0 {
 		w.Write(reason)
@@ -112,8 +126,7 @@ func StatusText(code int) string {
 	return "Unknown"
 }
 
-// WriteInt writes n in decimal.
+// WriteInt writes n, which must not be negative, in decimal.
 func WriteInt(w *bufio.Writer, n int64) {
-	var b [20]byte
-	w.Write(strconv.AppendInt(b[:0], n, 10))
+	writeUint(w, uint64(n), 10)
 }
