@@ -20,9 +20,9 @@ type exchange struct {
 
 	setCookies []string // the response's Set-Cookie values, viewing mc's buffer
 	limited    io.LimitedReader
-	expect     bool     // 100-continue is passed to the member
-	sent100    bool     // a 100 Continue was sent to the client
-	early      bool     // the member answered before the body was sent
+	expect     bool // 100-continue is passed to the member
+	sent100    bool // a 100 Continue was sent to the client
+	early      bool // the member answered before the body was sent
 }
 
 func (x *exchange) reset() {
