@@ -3,6 +3,7 @@ package balancer
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -94,5 +95,31 @@ func testAccessLogRecordsMemberAndStickyOutcome(t *testing.T, e engine) {
 	}
 	if got[2]["route"] != "n2" || got[2]["error"] == nil {
 		t.Errorf("rejected request: route %v error %v", got[2]["route"], got[2]["error"])
+	}
+}
+
+func TestRewriteHost(t *testing.T) { eachEngine(t, testRewriteHost) }
+
+func testRewriteHost(t *testing.T, e engine) {
+	n1 := newBackend(t, "n1")
+	for _, rewrite := range []bool{false, true} {
+		opts := fastOptions()
+		opts.RewriteHost = rewrite
+		_, srv := e.front(t, opts, memberOf(t, n1, 1, Active))
+		req, _ := http.NewRequest("GET", srv.URL+"/headers", nil)
+		req.Host = "shop.example"
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		want := "Host: shop.example\n"
+		if rewrite {
+			want = "Host: " + strings.TrimPrefix(n1.srv.URL, "http://") + "\n"
+		}
+		if !strings.Contains(string(body), want) || !strings.Contains(string(body), "X-Forwarded-Host: shop.example\n") {
+			t.Errorf("RewriteHost %v: member saw\n%s", rewrite, body)
+		}
 	}
 }

@@ -154,12 +154,14 @@ start_backends() {
 	done
 }
 
-# write_tether_config FILE PORT [MANAGER_PORT]: the Tether configuration
-# over n1..n3, with the manager (token bench-token) if a port is given.
+# write_tether_config FILE PORT [MANAGER_PORT] [ENGINE]: the Tether
+# configuration over n1..n3, with the manager (token bench-token) if a port
+# is given, and the engine if one is (default: auto, the native engine).
 write_tether_config() {
 	cat >"$1" <<-YAML
 		listen: 127.0.0.1:$2
 		$([[ -n ${3:-} ]] && printf 'manager: { listen: "127.0.0.1:%s", token: bench-token }' "$3")
+		$([[ -n ${4:-} ]] && printf 'engine: %s' "$4")
 		balancers:
 		  - name: bench
 		    members:

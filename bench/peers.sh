@@ -14,16 +14,19 @@ PORT_tether=$((PORT_BASE + 1)) PORT_haproxy=$((PORT_BASE + 2))
 PORT_nginx=$((PORT_BASE + 3)) PORT_httpd=$((PORT_BASE + 4)) PORT_direct=$DIRECT_PORT
 # Design experiments (bench/protoproxy, backend --nethttp); not in the default run.
 PORT_proto_nethttp=$((PORT_BASE + 5)) PORT_proto_raw=$((PORT_BASE + 6)) PORT_direct_nethttp=$((PORT_BASE + 7))
+# Tether with its net/http engine (engine: nethttp) instead of the native one.
+PORT_tether_nethttp=$((PORT_BASE + 10))
 PEERS="direct tether haproxy nginx httpd"
 # BENCH_GOENV adds environment to the Go targets (Tether, protoproxy and the
 # direct backends), e.g. BENCH_GOENV="GOGC=400" to try a GC setting.
 GOENV=${BENCH_GOENV:-}
-EXPERIMENTS="direct-nethttp proto-nethttp proto-raw"
+EXPERIMENTS="tether-nethttp direct-nethttp proto-nethttp proto-raw"
 P1=${BACKEND_PORTS[0]} P2=${BACKEND_PORTS[1]} P3=${BACKEND_PORTS[2]}
 
 # write_peer_configs: every target's configuration into $WORK.
 write_peer_configs() {
 	write_tether_config "$WORK/tether.yaml" "$PORT_tether"
+	write_tether_config "$WORK/tether-nethttp.yaml" "$PORT_tether_nethttp" "" nethttp
 	write_haproxy_config
 	write_nginx_config
 	write_httpd_config
@@ -192,7 +195,7 @@ start_target() {
 	direct) start_proc direct "$PROXY_CPU" env GOMAXPROCS=1 $GOENV "$WORK/bin/backend" --listen "127.0.0.1:$port" --route n2 ;;
 	direct-nethttp) start_proc "$name" "$PROXY_CPU" env GOMAXPROCS=1 $GOENV "$WORK/bin/backend" --nethttp --listen "127.0.0.1:$port" --route n2 ;;
 	proto-*) start_proc "$name" "$PROXY_CPU" env GOMAXPROCS=1 $GOENV "$WORK/bin/protoproxy" --engine "${name#proto-}" --listen "127.0.0.1:$port" --members "$members" ;;
-	tether) start_proc tether "$PROXY_CPU" env GOMAXPROCS=1 $GOENV "$WORK/bin/tether" serve --config "$WORK/tether.yaml" ;;
+	tether | tether-nethttp) start_proc "$name" "$PROXY_CPU" env GOMAXPROCS=1 $GOENV "$WORK/bin/tether" serve --config "$WORK/$name.yaml" ;;
 	haproxy) start_proc haproxy "$PROXY_CPU" haproxy -db -f "$WORK/haproxy.cfg" ;;
 	nginx) start_proc nginx "$PROXY_CPU" nginx -p "$WORK/nginx" -e "$WORK/nginx/error.log" -c "$WORK/nginx/nginx.conf" ;;
 	httpd) start_proc httpd "$PROXY_CPU" apache2 -d "$WORK/httpd" -f "$WORK/httpd/httpd.conf" -DFOREGROUND ;;

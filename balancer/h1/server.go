@@ -31,8 +31,8 @@ type ServerOptions struct {
 	// Limits bounds request heads; see Limits for its defaults.
 	Limits Limits
 	// HeaderTimeout is how long a client may take to send a request head,
-	// from its first byte (from the connection's start for the first
-	// request). Default 10s.
+	// from its first byte (from the accept for the first request).
+	// Default 10s.
 	HeaderTimeout time.Duration
 	// IdleTimeout closes a keep-alive connection that sends no new request
 	// for that long. Default 120s.
@@ -293,8 +293,9 @@ func (c *ServerConn) Hijack() (net.Conn, *bufio.Reader, *bufio.Writer) {
 func (c *ServerConn) serve() {
 	defer c.end()
 	for c.next() {
-		c.served++
-		c.nc.SetReadDeadline(time.Now().Add(c.srv.opts.HeaderTimeout))
+		if c.served++; c.served > 1 { // the first head's time counts from the accept, as net/http's
+			c.nc.SetReadDeadline(time.Now().Add(c.srv.opts.HeaderTimeout))
+		}
 		if err := c.req.Read(c.br, c.srv.opts.Limits); err != nil {
 			c.refuse(err)
 			return

@@ -10,7 +10,7 @@ var targetNames = map[string]string{
 	"direct": "direct (wrk → one backend)", "tether": "**Tether**", "haproxy": "HAProxy",
 	"nginx": "nginx", "httpd": "Apache httpd",
 	"direct-nethttp": "direct, net/http.Server backend", "proto-nethttp": "Go net/http proxy (bare)",
-	"proto-raw": "Go raw HTTP/1.1 proxy (prototype)",
+	"proto-raw": "Go raw HTTP/1.1 proxy (prototype)", "tether-nethttp": "Tether, engine: nethttp",
 }
 
 func targetName(t string) string {
