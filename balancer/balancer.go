@@ -10,6 +10,7 @@
 package balancer
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -75,8 +76,13 @@ type Options struct {
 	// client's (httpd's ProxyPreserveHost Off). Default false: the client's
 	// Host is kept, and X-Forwarded-Host is set either way.
 	RewriteHost bool
-	// Transport, if set, replaces the transport built from the timeouts
-	// above (tests use it).
+	// MemberTLS configures TLS towards https members, in both engines.
+	// Default nil: the system's root certificates, and the member URL's
+	// host as the server name.
+	MemberTLS *tls.Config
+	// Transport, if set, replaces the transport built from the options
+	// above in the net/http engine (tests use it). The native engine does
+	// not use it.
 	Transport http.RoundTripper
 	// Logger receives health changes and unexpected errors. Default slog.Default().
 	Logger *slog.Logger
@@ -191,6 +197,7 @@ func newTransport(o Options) *http.Transport {
 		ExpectContinueTimeout: time.Second,
 		DisableCompression:    true, // pass Accept-Encoding and bodies through untouched
 		TLSHandshakeTimeout:   o.ConnectTimeout,
+		TLSClientConfig:       o.MemberTLS.Clone(),
 	}
 }
 

@@ -108,7 +108,15 @@ func dial(s *settings, m *Member) (*h1.Conn, error) {
 		return nil, err
 	}
 	if m.tls {
-		tc := tls.Client(nc, &tls.Config{ServerName: m.url.Hostname(), NextProtos: []string{"http/1.1"}})
+		cfg := &tls.Config{}
+		if s.opts.MemberTLS != nil {
+			cfg = s.opts.MemberTLS.Clone()
+		}
+		if cfg.ServerName == "" {
+			cfg.ServerName = m.url.Hostname()
+		}
+		cfg.NextProtos = []string{"http/1.1"}
+		tc := tls.Client(nc, cfg)
 		tc.SetDeadline(time.Now().Add(s.opts.ConnectTimeout))
 		if err := tc.Handshake(); err != nil {
 			nc.Close()

@@ -3,6 +3,7 @@ package balancer
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -121,5 +122,30 @@ func testRewriteHost(t *testing.T, e engine) {
 		if !strings.Contains(string(body), want) || !strings.Contains(string(body), "X-Forwarded-Host: shop.example\n") {
 			t.Errorf("RewriteHost %v: member saw\n%s", rewrite, body)
 		}
+	}
+}
+
+// TestHTTPSMember: a member reached over TLS, verified with MemberTLS.
+func TestHTTPSMember(t *testing.T) { eachEngine(t, testHTTPSMember) }
+
+func testHTTPSMember(t *testing.T, e engine) {
+	member := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Member", "tls")
+		fmt.Fprintf(w, "over %s", r.Proto)
+	}))
+	defer member.Close()
+	u, _ := url.Parse(member.URL)
+	opts := fastOptions()
+	opts.MemberTLS = member.Client().Transport.(*http.Transport).TLSClientConfig
+	_, srv := e.front(t, opts, MemberConfig{URL: u, Route: "tls"})
+	for i := 0; i < 3; i++ {
+		if r := do(t, srv.Client(), "GET", srv.URL, "", nil); r.status != 200 || r.body != "over HTTP/1.1" {
+			t.Fatalf("status %d body %q", r.status, r.body)
+		}
+	}
+	// Without the member's certificate, the handshake fails: 502.
+	_, srv = e.front(t, fastOptions(), MemberConfig{URL: u, Route: "tls"})
+	if r := do(t, srv.Client(), "GET", srv.URL, "", nil); r.status != http.StatusBadGateway {
+		t.Fatalf("unverified member: status %d", r.status)
 	}
 }

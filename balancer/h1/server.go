@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -292,6 +294,15 @@ func (c *ServerConn) Hijack() (net.Conn, *bufio.Reader, *bufio.Writer) {
 
 func (c *ServerConn) serve() {
 	defer c.end()
+	defer func() {
+		// A handler's bug costs its connection, not the process (as net/http).
+		if r := recover(); r != nil {
+			c.closeAfter = true
+			buf := make([]byte, 16<<10)
+			buf = buf[:runtime.Stack(buf, false)]
+			c.srv.opts.Logger.Error("panic serving a connection", "remote", c.remote, "panic", fmt.Sprint(r), "stack", string(buf))
+		}
+	}()
 	for c.next() {
 		if c.served++; c.served > 1 { // the first head's time counts from the accept, as net/http's
 			c.nc.SetReadDeadline(time.Now().Add(c.srv.opts.HeaderTimeout))
