@@ -85,7 +85,8 @@ type attempt struct {
 	in      *http.Request  // net/http engine
 	body    trackedBody    // net/http engine
 	cookies []string       // native engine: storage for req.cookies
-	x       exchange       // native engine
+	scratch []byte         // net/http engine: forwarding values are built in it
+	x       *exchange      // native engine, kept with the attempt
 }
 
 func (a *attempt) begin(b *Balancer, s *settings) {
@@ -93,13 +94,15 @@ func (a *attempt) begin(b *Balancer, s *settings) {
 }
 
 func (a *attempt) reset() {
-	buf, tried, cookies := a.buf[:0], a.tried[:0], a.cookies[:0]
+	buf, tried, cookies, scratch := a.buf[:0], a.tried[:0], a.cookies[:0], a.scratch[:0]
 	clear(a.buf[:cap(a.buf)])
 	clear(a.tried[:cap(a.tried)])
 	clear(a.cookies[:cap(a.cookies)])
 	x := a.x
-	x.reset()
-	*a = attempt{buf: buf, tried: tried, cookies: cookies, x: x}
+	if x != nil {
+		x.reset()
+	}
+	*a = attempt{buf: buf, tried: tried, cookies: cookies, scratch: scratch, x: x}
 }
 
 // checkLimits applies the limits known before anything is sent.

@@ -34,7 +34,10 @@ func (x *exchange) reset() {
 func (b *Balancer) serveConn(c *h1.ServerConn, req *h1.Request) {
 	a := b.reqs.Get().(*attempt)
 	a.begin(b, b.cur.Load())
-	x := &a.x
+	if a.x == nil {
+		a.x = new(exchange)
+	}
+	x := a.x
 	x.a, x.c, x.req = a, c, req
 	a.fromWire()
 	x.body.Reset(c.Reader(), req.BodyFraming(), req.ContentLength, h1.Limits{})
@@ -64,7 +67,7 @@ func (b *Balancer) serveConn(c *h1.ServerConn, req *h1.Request) {
 
 // fromWire sets the request view from the request head.
 func (a *attempt) fromWire() {
-	x := &a.x
+	x := a.x
 	req := x.req
 	for i := range req.Fields {
 		if f := &req.Fields[i]; f.Class == h1.Cookie {

@@ -70,10 +70,19 @@ func (b *Balancer) rewrite(pr *httputil.ProxyRequest) {
 	}
 	in := headerPrior(pr.In.Header)
 	f := a.forwarding(in)
-	pr.Out.Header["X-Forwarded-For"] = []string{string(a.appendXFF(nil, &f, in))}
-	pr.Out.Header["X-Forwarded-Host"] = []string{f.host}
-	pr.Out.Header["X-Forwarded-Proto"] = []string{f.proto}
-	pr.Out.Header["Forwarded"] = []string{string(a.appendForwarded(nil, &f, in))}
+	// One array for the four values, built in a buffer kept with the attempt.
+	vals := make([]string, 4)
+	vals[0] = a.req.clientIP
+	if f.trusted {
+		a.scratch = a.appendXFF(a.scratch[:0], &f, in)
+		vals[0] = string(a.scratch)
+	}
+	vals[1], vals[2] = f.host, f.proto
+	a.scratch = a.appendForwarded(a.scratch[:0], &f, in)
+	vals[3] = string(a.scratch)
+	h := pr.Out.Header
+	h["X-Forwarded-For"], h["X-Forwarded-Host"] = vals[0:1:1], vals[1:2:2]
+	h["X-Forwarded-Proto"], h["Forwarded"] = vals[2:3:3], vals[3:4:4]
 	if pr.Out.Body != nil && pr.Out.Body != http.NoBody {
 		a.body = trackedBody{rc: pr.Out.Body, a: a}
 		pr.Out.Body = &a.body
