@@ -338,6 +338,9 @@ func (b *Balancer) failed(s *settings, m *Member, err error) {
 // finish ends a request: counters, observer, access log, and the attempt
 // goes back to the pool.
 func (b *Balancer) finish(a *attempt) {
+	if a.x != nil && a.x.c != nil { // native: the body bytes read
+		a.bytesIn = a.x.body.N()
+	}
 	if a.active != nil {
 		a.active.inflight.Add(-1)
 		a.active.bytes.Add(uint64(max(a.bytesIn, 0)) + uint64(a.written))

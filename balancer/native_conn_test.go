@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -279,5 +280,39 @@ func TestNativeLargeBodies(t *testing.T) {
 	resp.Body.Close()
 	if err == nil || len(b) >= len(big) {
 		t.Fatalf("cut response: %d bytes, err %v; want it cut short", len(b), err)
+	}
+}
+
+// observed records the observer's RequestInfo.
+type observed struct {
+	mu    sync.Mutex
+	infos []RequestInfo
+}
+
+func (o *observed) ObserveRequest(i RequestInfo) {
+	o.mu.Lock()
+	o.infos = append(o.infos, i)
+	o.mu.Unlock()
+}
+
+// TestObserverBytes: the observer gets the body bytes in both directions,
+// counted for a chunked request too.
+func TestObserverBytes(t *testing.T) {
+	rec := newRecorder(t, nil)
+	var obs observed
+	opts := fastOptions()
+	opts.Observer = &obs
+	bal, f := nativeFront(t, opts, ServerOptions{}, rec.member(t))
+	out := rawExchange(t, f.Addr, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+	if !strings.HasSuffix(out, "saw POST hello") {
+		t.Fatalf("got %q", out)
+	}
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	if len(obs.infos) != 1 || obs.infos[0].BytesIn != 5 || obs.infos[0].BytesOut != int64(len("saw POST hello")) || obs.infos[0].Status != 200 {
+		t.Fatalf("observed %+v", obs.infos)
+	}
+	if s := statsOf(bal, "r"); s.Bytes != uint64(5+len("saw POST hello")) || s.Requests != 1 || s.InFlight != 0 {
+		t.Fatalf("member stats %+v", s)
 	}
 }
