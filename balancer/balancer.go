@@ -232,7 +232,7 @@ func New(opts Options, members []MemberConfig) (*Balancer, error) {
 	}
 	b := &Balancer{
 		pool:    pool,
-		tracker: newSessionTracker(s.opts.MaxTrackedSessions, s.opts.Now()),
+		tracker: newSessionTracker(s.opts.MaxTrackedSessions, s.opts.Now(), pool.byID),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 	}

@@ -65,6 +65,7 @@ type MemberConfig struct {
 // Member is one backend of a Pool. Its counters and states are read and
 // changed atomically; it is safe for concurrent use.
 type Member struct {
+	id        uint32 // unique in its pool, never reused
 	route     string
 	url       *url.URL
 	routeHash uint64 // for rendezvous hashing, fixed at creation
@@ -99,7 +100,7 @@ type Member struct {
 }
 
 func newMember(c MemberConfig, p *Pool) *Member {
-	m := &Member{route: c.Route, url: c.URL, routeHash: hashString(fnvOffset, c.Route), pool: p}
+	m := &Member{id: p.ids.Add(1), route: c.Route, url: c.URL, routeHash: hashString(fnvOffset, c.Route), pool: p}
 	m.conns = h1.NewConnPool(h1.ConnPoolOptions{})
 	m.tls = c.URL.Scheme == "https"
 	m.addr = c.URL.Host

@@ -19,6 +19,7 @@ type Pool struct {
 	watch   func(added, removed []*Member) // health checker hook, may be nil
 	now     func() time.Time
 	changed func(StateChange) // state change hook, may be nil
+	ids     atomic.Uint32     // the last Member.id given
 }
 
 // StateChange is a member's change of state, whoever made it.
@@ -69,6 +70,17 @@ func checkMember(c MemberConfig, s *snapshot) error {
 // Members returns the members in configuration order. The slice is shared:
 // the caller must not modify it.
 func (p *Pool) Members() []*Member { return p.snap.Load().members }
+
+// byID returns the member numbered id, or nil if it is no longer in the
+// pool.
+func (p *Pool) byID(id uint32) *Member {
+	for _, m := range p.snap.Load().members {
+		if m.id == id {
+			return m
+		}
+	}
+	return nil
+}
 
 // Lookup returns the member with route r, or nil.
 func (p *Pool) Lookup(r string) *Member { return p.snap.Load().byRoute[r] }

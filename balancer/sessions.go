@@ -18,15 +18,18 @@ import (
 // connections, it says how many users are still pinned to a member.
 //
 // Memory is bounded: the tracker holds at most a fixed number of ids (a
-// 64-bit hash and 16 bytes each); past it, new ids are not tracked and the
-// counts are lower bounds (Dropped says how many were left out).
+// 64-bit hash and 8 bytes each); past it, new ids are not tracked and the
+// counts are lower bounds (Dropped says how many were left out). Its maps
+// hold no pointers (members by number), so the garbage collector does
+// not scan a million entries at every cycle.
 
 const trackerShards = 64
 
 type sessionTracker struct {
-	limit int64
-	seed  maphash.Seed
-	epoch time.Time
+	limit  int64
+	seed   maphash.Seed
+	epoch  time.Time
+	member func(id uint32) *Member // finds a member by number; nil if gone
 
 	total   atomic.Int64
 	dropped atomic.Uint64
@@ -40,12 +43,12 @@ type trackerShard struct {
 }
 
 type tracked struct {
-	member *Member
+	member uint32 // Member.id
 	seen   uint32 // seconds since the tracker's epoch
 }
 
-func newSessionTracker(limit int, now time.Time) *sessionTracker {
-	t := &sessionTracker{limit: int64(limit), seed: maphash.MakeSeed(), epoch: now}
+func newSessionTracker(limit int, now time.Time, member func(uint32) *Member) *sessionTracker {
+	t := &sessionTracker{limit: int64(limit), seed: maphash.MakeSeed(), epoch: now, member: member}
 	for i := range t.shards {
 		t.shards[i].m = map[uint64]tracked{}
 	}
@@ -79,12 +82,12 @@ func (t *sessionTracker) touch(id string, m *Member, now time.Time) (added, move
 		t.total.Add(1)
 		m.live.Add(1)
 		added = true
-	case e.member != m:
-		e.member.live.Add(-1)
+	case e.member != m.id:
+		t.left(e.member)
 		m.live.Add(1)
 		moved = true
 	}
-	s.m[k] = tracked{member: m, seen: stamp}
+	s.m[k] = tracked{member: m.id, seen: stamp}
 	s.mu.Unlock()
 	m.lastSeen.Store(now.UnixNano())
 	return added, moved
@@ -96,10 +99,18 @@ func (t *sessionTracker) forget(id string) {
 	s.mu.Lock()
 	if e, ok := s.m[k]; ok {
 		delete(s.m, k)
-		e.member.live.Add(-1)
+		t.left(e.member)
 		t.total.Add(-1)
 	}
 	s.mu.Unlock()
+}
+
+// left counts one live session less on member number id, if it is still
+// in the pool.
+func (t *sessionTracker) left(id uint32) {
+	if m := t.member(id); m != nil {
+		m.live.Add(-1)
+	}
 }
 
 // sweep forgets the sessions not seen within the idle window.
@@ -114,7 +125,7 @@ func (t *sessionTracker) sweep(now time.Time, idle time.Duration) {
 		for k, e := range s.m {
 			if int64(e.seen) < cutoff {
 				delete(s.m, k)
-				e.member.live.Add(-1)
+				t.left(e.member)
 				t.total.Add(-1)
 			}
 		}
