@@ -23,7 +23,6 @@ package h1
 import (
 	"bufio"
 	"bytes"
-	"errors"
 	"io"
 	"math"
 	"net/http"
@@ -69,7 +68,6 @@ var (
 	ErrConnect        = &Error{http.StatusNotImplemented, "CONNECT is not supported"}
 	ErrStatusLine     = errBad("malformed status line")
 	ErrTruncated      = errBad("message head ended early")
-	errNeedMore       = errors.New("h1: need more input") // internal
 	errChunkTooLong   = errBad("chunk-size line too long")
 	errChunkSize      = errBad("invalid chunk size")
 	errChunkExt       = errBad("invalid chunk extension")
@@ -257,7 +255,7 @@ type head struct {
 	// TrailersOK: a request's TE field accepts trailers.
 	TrailersOK bool
 
-	hasHop bool // some field is of class Hop
+	hasHop bool // a Connection field names other fields
 	nConn  int  // Connection fields
 }
 
