@@ -509,3 +509,38 @@ func testMemberPathPrefix(t *testing.T, e engine) {
 		t.Fatalf("target = %s", got)
 	}
 }
+
+// TestSlowBodyOutlastsResponseTimeout: the response timeout bounds the
+// wait for a member's response head, not its body: a body that keeps
+// coming after it has passed (a slow download, a stream) is relayed
+// whole, and the member connection is reused afterwards.
+func TestSlowBodyOutlastsResponseTimeout(t *testing.T) {
+	eachEngine(t, testSlowBodyOutlastsResponseTimeout)
+}
+
+func testSlowBodyOutlastsResponseTimeout(t *testing.T, e engine) {
+	const timeout = 100 * time.Millisecond
+	rec := newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/length" {
+			w.Header().Set("Content-Length", "10")
+		}
+		io.WriteString(w, "first")
+		w.(http.Flusher).Flush()
+		// Time has to pass beyond the response timeout: that is what
+		// this test is about.
+		time.Sleep(3 * timeout)
+		io.WriteString(w, "-last")
+	})
+	opts := fastOptions()
+	opts.ResponseTimeout = timeout
+	bal, f := e.front(t, opts, rec.member(t))
+	for _, path := range []string{"/length", "/chunked", "/length"} {
+		r := do(t, f.Client(), "GET", f.URL+path, "", nil)
+		if r.status != http.StatusOK || r.body != "first-last" {
+			t.Fatalf("GET %s: %d %q, want 200 %q", path, r.status, r.body, "first-last")
+		}
+	}
+	if !bal.Pool().Lookup("r").Healthy() {
+		t.Error("a member whose bodies are slow was marked down")
+	}
+}

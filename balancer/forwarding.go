@@ -1,9 +1,5 @@
 package balancer
 
-import (
-	"strconv"
-)
-
 // The forwarding headers a member gets, the same from both engines:
 // X-Forwarded-For, X-Forwarded-Host, X-Forwarded-Proto and Forwarded
 // (RFC 7239). Incoming ones are kept and extended only when the client is
@@ -77,7 +73,7 @@ func (a *attempt) appendForwarded(dst []byte, f *forwarding, in priorHeaders) []
 		dst = append(dst, a.req.clientIP...)
 	}
 	dst = append(dst, ";host="...)
-	dst = strconv.AppendQuote(dst, f.host)
+	dst = appendQuoted(dst, f.host)
 	dst = append(dst, ";proto="...)
 	return append(dst, f.proto...)
 }
@@ -89,4 +85,21 @@ func appendPrior(dst []byte, values []string) []byte {
 		dst = append(dst, ", "...)
 	}
 	return dst
+}
+
+// appendQuoted appends s as an HTTP quoted-string (RFC 9110 §5.6.4): a
+// backslash before " and \, control characters other than tab left out
+// (a header value cannot hold them; this is a second guard).
+func appendQuoted(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"' || c == '\\':
+			dst = append(dst, '\\', c)
+		case (c < ' ' && c != '\t') || c == 0x7f:
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return append(dst, '"')
 }

@@ -76,6 +76,47 @@ func TestNativeSlowHeaders(t *testing.T) {
 	}
 }
 
+// TestNativeSlowSecondHead: on a keep-alive connection the header
+// timeout applies to every request head, not only the first; a whole
+// head is served at once (the balancer sets no deadline for a head it
+// already has in full).
+func TestNativeSlowSecondHead(t *testing.T) {
+	rec := newRecorder(t, nil)
+	// The idle timeout is far longer than the test may take: only the
+	// header timeout can close the connection in time.
+	_, f := nativeFront(t, fastOptions(), ServerOptions{HeaderTimeout: 200 * time.Millisecond, IdleTimeout: time.Hour}, rec.member(t))
+	for _, second := range []string{"GET /2 HTTP/1.1\r\nHost: a\r\nX-", "GET /2 HTTP/1.1\r\nHost: a\r\n\r\n"} {
+		c, err := net.Dial("tcp", f.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(c)
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(c, "GET /1 HTTP/1.1\r\nHost: a\r\n\r\n")
+		if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("first request: %v %v", resp, err)
+		} else {
+			io.Copy(io.Discard, resp.Body)
+		}
+		io.WriteString(c, second)
+		if !strings.HasSuffix(second, "X-") {
+			if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != 200 {
+				t.Fatalf("a whole second head: %v %v", resp, err)
+			}
+			c.Close()
+			continue
+		}
+		out, err := io.ReadAll(br) // ends when the balancer closes
+		c.Close()
+		if err != nil {
+			t.Fatalf("after a partial second head: %v (the header timeout did not close the connection)", err)
+		}
+		if len(out) != 0 {
+			t.Fatalf("a partial second head was answered: %q", out)
+		}
+	}
+}
+
 // TestNativeHalfClose: a client that sends its request and shuts its
 // sending side gets the whole response.
 func TestNativeHalfClose(t *testing.T) {

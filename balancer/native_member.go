@@ -263,7 +263,11 @@ func (x *exchange) readResponse(mc *h1.Conn, timeout time.Duration) error {
 			return nil // the caller sends the body, then reads on
 		}
 	}
-	mc.SetReadDeadline(time.Time{})
+	if mc.Resp.Status == http.StatusSwitchingProtocols {
+		mc.SetReadDeadline(time.Time{}) // the tunnel has no time limit
+	}
+	// Otherwise the deadline stays until relay knows whether it reads
+	// more from the member: most small bodies came with the head.
 	for i := range mc.Resp.Fields {
 		if f := &mc.Resp.Fields[i]; f.Class == h1.SetCookie {
 			x.setCookies = append(x.setCookies, unsafeString(f.Value))

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"time"
 
 	"github.com/tetherlb/tether/balancer/h1"
 )
@@ -163,6 +164,13 @@ func (x *exchange) relay() {
 	writeConnection(c, req)
 	w.WriteString("\r\n")
 	a.status = resp.Status
+	if f := mc.Body.Framing(); f != h1.NoBody && (f != h1.Length || mc.Body.Left() > int64(mc.R.Buffered())) {
+		// The body is not all in the buffer: reading it has no time limit
+		// (the response deadline was for the head). A connection put back
+		// with the deadline still set gets it renewed or cleared at its
+		// next use (readResponse, Alive).
+		mc.SetReadDeadline(time.Time{})
+	}
 	var err error
 	if mc.Body.Left()-int64(mc.R.Buffered()) >= spliceMin {
 		err = x.splice(w, mc)

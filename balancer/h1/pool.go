@@ -2,7 +2,9 @@ package h1
 
 import (
 	"bufio"
+	"errors"
 	"net"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -30,16 +32,24 @@ type Conn struct {
 
 // Alive reports whether a connection just taken from the pool can take a
 // request: the server has not closed it or sent anything unasked. It
-// costs a system call on Linux; elsewhere it reports true.
+// costs a system call on Linux; elsewhere it reports true. A read
+// deadline left from the connection's last use is cleared.
 func (c *Conn) Alive() bool {
 	if c.rc == nil {
 		return true
 	}
 	ready := true
-	err := c.rc.Read(func(fd uintptr) bool {
+	check := func(fd uintptr) bool {
 		ready = peek(fd, c.peekBuf[:])
 		return true
-	})
+	}
+	err := c.rc.Read(check)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// The read deadline of the last response is still set (callers
+		// need not clear it when they read no further): clear it, check.
+		c.SetReadDeadline(time.Time{})
+		err = c.rc.Read(check)
+	}
 	return err == nil && !ready
 }
 

@@ -2,6 +2,7 @@ package h1
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -304,7 +305,9 @@ func (c *ServerConn) serve() {
 		}
 	}()
 	for c.next() {
-		if c.served++; c.served > 1 { // the first head's time counts from the accept, as net/http's
+		// The first head's time counts from the accept, as net/http's. A
+		// head that is already whole in the buffer needs no deadline.
+		if c.served++; c.served > 1 && !c.headBuffered() {
 			c.nc.SetReadDeadline(time.Now().Add(c.srv.opts.HeaderTimeout))
 		}
 		if err := c.req.Read(c.br, c.srv.opts.Limits); err != nil {
@@ -323,6 +326,21 @@ func (c *ServerConn) serve() {
 		}
 	}
 }
+
+// headBuffered reads what the client has sent (the connection is
+// readable: this does not wait) and reports whether a whole request head
+// is in the buffer, so that reading it cannot wait for the client.
+func (c *ServerConn) headBuffered() bool {
+	if c.br.Buffered() == 0 {
+		if _, err := c.br.Peek(1); err != nil {
+			return false // Read meets the error again
+		}
+	}
+	b, _ := c.br.Peek(c.br.Buffered())
+	return bytes.Contains(b, crlfcrlf)
+}
+
+var crlfcrlf = []byte("\r\n\r\n")
 
 // next waits for the next request: at once if its bytes are buffered
 // (pipelining), else without buffers until the connection is readable.
