@@ -17,8 +17,9 @@ import (
 )
 
 // The web UI in real headless Chromium: sign in with the token, see the
-// members, drain one with a click (checked through the API), data with
-// markup shown as text, and the read-only token's buttons disabled.
+// members, drain one with a click (checked through the API), the live
+// feed coming back after its connection is cut, data with markup shown
+// as text, and the read-only token's buttons disabled.
 //
 // A screenshot is written to $TETHER_SCREENSHOT_DIR (else a temporary
 // directory) and its path logged; TETHER_UPDATE_SCREENSHOTS=1 also
@@ -86,6 +87,18 @@ func TestUIInChromium(t *testing.T) {
 			return nil
 		})
 		waitText(t, b, `tr[data-route="n1"] .m-weight`, "4")
+	})
+
+	t.Run("the live feed reconnects after its connection is cut", func(t *testing.T) {
+		e.srv.CloseClientConnections() // the page's event stream among them
+		// A change made by someone else: the page learns of it only over
+		// a new event stream.
+		if a := e.do(req{method: "PATCH", path: "/api/v1/balancers/shop/members/n3", token: rwToken,
+			body: map[string]any{"weight": 7}}); a.status != http.StatusOK {
+			t.Fatalf("PATCH: %d %s", a.status, a.body)
+		}
+		waitText(t, b, `tr[data-route="n3"] .m-weight`, "7")
+		waitText(t, b, "#conn-text", "live")
 	})
 
 	t.Run("the browser enforces the policy", func(t *testing.T) {
