@@ -91,6 +91,7 @@ func (e AuditEntry) Summary() string {
 type auditLog struct {
 	logger *slog.Logger
 	now    func() time.Time
+	file   *auditFile // nil: none
 
 	mu      sync.Mutex
 	next    uint64
@@ -117,6 +118,12 @@ func (l *auditLog) add(e AuditEntry) AuditEntry {
 	}
 	close(l.changed)
 	l.changed = make(chan struct{})
+	if l.file != nil {
+		// Under l.mu, so that the file's lines are in id order.
+		if err := l.file.write(e); err != nil {
+			l.logger.Error("audit: the entry could not be written to the audit file; it is in this log", "file", l.file.path, "id", e.ID, "err", err)
+		}
+	}
 	l.mu.Unlock()
 
 	attrs := []slog.Attr{
@@ -140,6 +147,20 @@ func (l *auditLog) add(e AuditEntry) AuditEntry {
 	}
 	l.logger.LogAttrs(context.Background(), slog.LevelInfo, "audit", attrs...)
 	return e
+}
+
+// restore keeps entries read back from the audit file (oldest first) and
+// numbers the next entry after the last of them. Call it before any add.
+func (l *auditLog) restore(entries []AuditEntry) {
+	if len(entries) > l.size {
+		entries = entries[len(entries)-l.size:]
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.entries, l.head = append([]AuditEntry(nil), entries...), 0
+	if n := len(entries); n > 0 {
+		l.next = entries[n-1].ID + 1
+	}
 }
 
 // since returns up to limit entries with an id above after, oldest first,

@@ -46,6 +46,10 @@ type Options struct {
 	// StateFile keeps run-time changes across restarts. Default "": changes
 	// last until the process ends.
 	StateFile string
+	// AuditFile, if set, keeps every audit entry for good, one JSON line
+	// each; the latest are read back at start (see auditfile.go). Default
+	// "": entries are kept in memory (AuditSize) and written to Logger.
+	AuditFile string
 	// Baseline is the members as the configuration file gives them; the
 	// state file's changes are reconciled against it (see the state file
 	// rule in state.go).
@@ -143,12 +147,24 @@ func New(o Options) (*Manager, error) {
 		o: o, audit: newAuditLog(o.AuditSize, o.Logger, o.Now), doc: doc, base: o.Baseline,
 		wake: make(chan struct{}, 1), closing: make(chan struct{}), done: make(chan struct{}),
 	}
+	if o.AuditFile != "" {
+		f, entries, bad, err := openAuditFile(o.AuditFile, o.AuditSize)
+		if err != nil {
+			return nil, err
+		}
+		if bad > 0 {
+			o.Logger.Warn("audit: lines of the audit file that are not entries were skipped (left in the file)", "file", o.AuditFile, "lines", bad)
+		}
+		m.audit.file = f
+		m.audit.restore(entries)
+	}
 	m.access.Store(newAccess(o.Token, o.ReadOnlyToken, o.AllowedOrigins))
 	m.recordDrops(doc.reconcile(o.Baseline))
 	// Write the file now: a state file that cannot be written is found at
 	// start, not during an incident.
 	if o.StateFile != "" {
 		if err := saveState(o.StateFile, doc); err != nil {
+			m.closeAuditFile()
 			return nil, fmt.Errorf("%w: the manager must be able to write it", err)
 		}
 	}
@@ -323,6 +339,15 @@ func (m *Manager) recordReload(before, after Baseline) {
 func (m *Manager) Close() {
 	m.once.Do(func() { close(m.closing) })
 	<-m.done
+	m.closeAuditFile()
+}
+
+func (m *Manager) closeAuditFile() {
+	if f := m.audit.file; f != nil {
+		if err := f.close(); err != nil {
+			m.o.Logger.Error("audit: closing the audit file", "file", f.path, "err", err)
+		}
+	}
 }
 
 // ServeHTTP serves the API, the UI and the metrics.

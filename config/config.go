@@ -84,6 +84,10 @@ type Manager struct {
 	// StateFile keeps changes made through the manager across restarts.
 	// Default: none (changes last until the process ends).
 	StateFile string `yaml:"state_file"`
+	// AuditFile keeps every audit entry (one JSON line each, appended);
+	// the latest are shown again after a restart. Default: none (the
+	// latest 1,000 in memory, and every entry in the log).
+	AuditFile string `yaml:"audit_file"`
 	// AllowedOrigins are the origins, besides the manager's own, from which
 	// a browser may send changes. Default: none.
 	AllowedOrigins []string `yaml:"allowed_origins"`

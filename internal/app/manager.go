@@ -92,7 +92,7 @@ func newManaged(cfg config.Config, o ServeOptions) (*managed, error) {
 	}
 	mgr, err := admin.New(admin.Options{
 		Source: src, Token: rw, ReadOnlyToken: ro, AllowedOrigins: cfg.Manager.AllowedOrigins,
-		StateFile: cfg.Manager.StateFile, Baseline: baselineOf(cfg), ValidateMember: validateMember,
+		StateFile: cfg.Manager.StateFile, AuditFile: cfg.Manager.AuditFile, Baseline: baselineOf(cfg), ValidateMember: validateMember,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelError)}),
 		Logger:  o.Logger,
 	})
@@ -250,8 +250,8 @@ func (m *managed) reload(next config.Config, o ServeOptions, apply func(config.C
 	if err != nil {
 		return err
 	}
-	if next.Manager.Listen != m.cfg.Listen || next.Manager.StateFile != m.cfg.StateFile {
-		m.logger.Warn("manager: a new listen address or state file takes effect at the next restart")
+	if next.Manager.Listen != m.cfg.Listen || next.Manager.StateFile != m.cfg.StateFile || next.Manager.AuditFile != m.cfg.AuditFile {
+		m.logger.Warn("manager: a new listen address, state file or audit file takes effect at the next restart")
 	}
 	err = m.mgr.Reload(baselineOf(next), func(eff admin.Baseline) error { return apply(withMembers(next, eff)) })
 	if err != nil {

@@ -415,13 +415,13 @@ func TestReloadKeepsRunTimeChangesUnlessTheFileChangesThem(t *testing.T) {
 	path := filepath.Join(dir, "tether.yaml")
 	write := func(n1State string, n2Weight int) {
 		y := fmt.Sprintf(`listen: 127.0.0.1:0
-manager: {listen: 127.0.0.1:0, token: %s, state_file: %s}
+manager: {listen: 127.0.0.1:0, token: %s, state_file: %s, audit_file: %s}
 balancers:
   - name: b
     members:
       - {url: %q, route: n1, state: %s}
       - {url: %q, route: n2, weight: %d}
-`, testToken, filepath.Join(dir, "state.json"), n1.URL, n1State, n2.URL, n2Weight)
+`, testToken, filepath.Join(dir, "state.json"), filepath.Join(dir, "audit.jsonl"), n1.URL, n1State, n2.URL, n2Weight)
 		must(t, os.WriteFile(path, []byte(y), 0o600))
 	}
 	write("active", 1)
@@ -498,6 +498,12 @@ balancers:
 		data, _ := os.ReadFile(filepath.Join(dir, "state.json"))
 		if strings.Contains(string(data), `"stopped"`) {
 			return fmt.Errorf("the state file still holds the overridden state:\n%s", data)
+		}
+		// The audit file (manager.audit_file) has every entry, the
+		// reload's among them.
+		audit, _ := os.ReadFile(filepath.Join(dir, "audit.jsonl"))
+		if n := strings.Count(string(audit), "\n"); n != len(entries) || !strings.Contains(string(audit), `"action":"forget"`) {
+			return fmt.Errorf("the audit file has %d lines for %d entries:\n%s", n, len(entries), audit)
 		}
 		return nil
 	})

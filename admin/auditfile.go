@@ -1,0 +1,125 @@
+package admin
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+)
+
+// The audit file keeps every audit entry for good: one JSON object per
+// line, the entry as the API returns it, appended and synced before the
+// change is reported. At start the manager reads it back, so the API and
+// the UI show the latest entries of earlier runs and ids go on from the
+// last one. The file is only ever appended to: a line that cannot be read
+// (a write cut short by a crash) is skipped and left where it is, and the
+// next entry starts on a line of its own. Rotate it as any log, with
+// copytruncate or by moving it and restarting.
+
+// auditFile appends entries to the file. Its methods are safe for
+// concurrent use.
+type auditFile struct {
+	path string
+
+	mu sync.Mutex
+	f  *os.File
+}
+
+// maxAuditLine bounds one line of the file when it is read back: more
+// than an entry can take (a request body, and so a reason, is at most
+// maxBodyBytes).
+const maxAuditLine = 1 << 20
+
+// openAuditFile opens (or creates, mode 0600) the audit file at path for
+// appending and returns the last keep entries it holds, oldest first, and
+// how many lines could not be read.
+func openAuditFile(path string, keep int) (*auditFile, []AuditEntry, int, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("audit file: %w", err)
+	}
+	entries, bad, endsLine, err := readAudit(f, keep)
+	if err == nil && !endsLine {
+		_, err = f.Write([]byte{'\n'}) // after a cut-off line
+	}
+	if err != nil {
+		f.Close()
+		return nil, nil, 0, fmt.Errorf("audit file %s: %w", path, err)
+	}
+	return &auditFile{path: path, f: f}, entries, bad, nil
+}
+
+// readAudit reads the entries of r, keeping the last keep of them. It
+// reports how many lines were not entries, and whether the data ends with
+// a newline (or is empty).
+func readAudit(r io.Reader, keep int) (entries []AuditEntry, bad int, endsLine bool, err error) {
+	br := bufio.NewReaderSize(r, maxAuditLine)
+	endsLine = true
+	for {
+		line, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			// Longer than any entry: skip to its end.
+			for errors.Is(err, bufio.ErrBufferFull) {
+				_, err = br.ReadSlice('\n')
+			}
+			line = nil
+			bad++
+		}
+		if len(line) > 0 {
+			endsLine = line[len(line)-1] == '\n'
+			if t := bytes.TrimSpace(line); len(t) > 0 {
+				var e AuditEntry
+				if json.Unmarshal(t, &e) != nil || e.ID == 0 {
+					bad++
+				} else {
+					entries = append(entries, e)
+					if len(entries) > 2*keep {
+						entries = append(entries[:0], entries[len(entries)-keep:]...)
+					}
+				}
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, 0, false, err
+		}
+	}
+	if len(entries) > keep {
+		entries = entries[len(entries)-keep:]
+	}
+	return entries, bad, endsLine, nil
+}
+
+// write appends e as one line and syncs the file.
+func (a *auditFile) write(e AuditEntry) error {
+	data, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.f == nil {
+		return os.ErrClosed
+	}
+	if _, err := a.f.Write(append(data, '\n')); err != nil {
+		return err
+	}
+	return a.f.Sync()
+}
+
+func (a *auditFile) close() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.f == nil {
+		return nil
+	}
+	err := a.f.Close()
+	a.f = nil
+	return err
+}
