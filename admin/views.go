@@ -46,6 +46,10 @@ type MemberView struct {
 	Health   string `json:"health"`
 	Weight   int    `json:"weight"`
 	InFlight int64  `json:"in_flight"`
+	// Queued is the requests waiting for a free slot (max_conns);
+	// QueueTimeouts those answered 503 after waiting too long.
+	Queued        int    `json:"queued"`
+	QueueTimeouts uint64 `json:"queue_timeouts"`
 	// Requests is the responses received from the member since it was
 	// added; a rate is the difference between two snapshots.
 	Requests    uint64 `json:"requests"`
@@ -152,7 +156,7 @@ func viewBalancer(b *balancer.Balancer) BalancerView {
 func viewMember(s balancer.Stats) MemberView {
 	v := MemberView{
 		Route: s.Route, URL: s.URL, State: s.State.String(), Healthy: s.Healthy, Health: "up", Weight: s.Weight,
-		InFlight: s.InFlight, Requests: s.Requests, NewSessions: s.NewSessions, Failovers: s.Failovers,
+		InFlight: s.InFlight, Queued: s.Queued, QueueTimeouts: s.QueueFull, Requests: s.Requests, NewSessions: s.NewSessions, Failovers: s.Failovers,
 		Failures: s.Failures, Bytes: s.Bytes, LiveSessions: max(s.LiveSessions, 0),
 		CreatedWhileDraining: s.CreatedWhileDraining, Announced: s.Announced,
 	}

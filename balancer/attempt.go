@@ -64,6 +64,7 @@ type attempt struct {
 	home      *Member // the session's own member, if in the pool
 	member    *Member // the member to try next
 	active    *Member // the member that answered, counted in flight
+	slot      *Member // the member whose in-flight slot this request holds (MaxConns)
 	tried     []*Member
 	err       error
 	start     time.Time
@@ -208,9 +209,29 @@ func (a *attempt) next() (*Member, Outcome, error) {
 	if len(cands) == 0 {
 		return nil, NewSession, ErrNoMember
 	}
+	if limit := a.s.opts.MaxConns; limit > 0 {
+		cands = notFull(cands, limit)
+	}
 	m := a.s.picker.Pick(cands)
 	m.newSessions.Add(1)
 	return m, NewSession, nil
+}
+
+// notFull moves the members of cands that have a free slot to the front
+// and returns them, or cands if none has: a new session waits only if it
+// must.
+func notFull(cands []*Member, limit int) []*Member {
+	k := 0
+	for i, m := range cands {
+		if !m.queue.full(limit) {
+			cands[k], cands[i] = cands[i], cands[k]
+			k++
+		}
+	}
+	if k == 0 {
+		return cands
+	}
+	return cands[:k]
 }
 
 // failover returns the member that takes the session over: the same one
@@ -284,6 +305,13 @@ func (a *attempt) forward(send func(*Member) error) error {
 	for {
 		m := a.member
 		a.tried = append(a.tried, m)
+		if limit := a.s.opts.MaxConns; limit > 0 {
+			if !m.queue.acquire(limit, a.s.opts.QueueTimeout, a.req.ctx) {
+				m.queueFull.Add(1)
+				return fmt.Errorf("%w (member %s)", ErrQueueTimeout, m.route)
+			}
+			a.slot = m
+		}
 		m.inflight.Add(1)
 		err := send(m)
 		if err == nil {
@@ -295,6 +323,7 @@ func (a *attempt) forward(send func(*Member) error) error {
 			return nil
 		}
 		m.inflight.Add(-1)
+		a.releaseSlot()
 		if a.clientGone() {
 			return err // the client went away: not the member's fault
 		}
@@ -316,6 +345,14 @@ func (a *attempt) forward(send func(*Member) error) error {
 			a.outcome = Failover
 		}
 		a.member = next
+	}
+}
+
+// releaseSlot gives back the in-flight slot the request holds, if any.
+func (a *attempt) releaseSlot() {
+	if a.slot != nil {
+		a.slot.queue.release(a.s.opts.MaxConns)
+		a.slot = nil
 	}
 }
 
@@ -341,6 +378,7 @@ func (b *Balancer) finish(a *attempt) {
 	if a.x != nil && a.x.c != nil { // native: the body bytes read
 		a.bytesIn = a.x.body.N()
 	}
+	a.releaseSlot()
 	if a.active != nil {
 		a.active.inflight.Add(-1)
 		a.active.bytes.Add(uint64(max(a.bytesIn, 0)) + uint64(a.written))

@@ -60,6 +60,13 @@ type Options struct {
 	ResponseTimeout time.Duration
 	// IdleTimeout closes idle keep-alive connections to members. Default 90s.
 	IdleTimeout time.Duration
+	// MaxConns, if set, is how many requests each member is sent at once;
+	// more wait in the member's queue, in order, for up to QueueTimeout
+	// (see queue.go). Default 0: no limit.
+	MaxConns int
+	// QueueTimeout bounds a request's wait for a slot when MaxConns is
+	// set; then it gets 503 with Retry-After. Default 5s.
+	QueueTimeout time.Duration
 	// MaxIdlePerMember is how many idle connections are kept per member.
 	// Default 1024: fewer than the requests in flight at busy times makes
 	// connections churn (closed when they go idle, opened again at once).
@@ -149,6 +156,9 @@ func buildSettings(o Options) (*settings, error) {
 	}
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = 90 * time.Second // as net/http's DefaultTransport
+	}
+	if o.QueueTimeout <= 0 {
+		o.QueueTimeout = 5 * time.Second // a user waits this long at most for a busy member
 	}
 	if o.MaxIdlePerMember <= 0 {
 		o.MaxIdlePerMember = 1024 // as many as requests in flight at 1,000 concurrent clients

@@ -20,6 +20,9 @@ var (
 	ErrTimeout = errors.New("member timed out")
 	// ErrConnect: no connection could be made to the member(s) tried.
 	ErrConnect = errors.New("member connection failed")
+	// ErrQueueTimeout: the member had no free slot (Options.MaxConns)
+	// within the queue timeout.
+	ErrQueueTimeout = errors.New("member busy: no free slot within the queue timeout")
 	// ErrBodyTooLarge: the request body exceeds the configured limit.
 	ErrBodyTooLarge = errors.New("request body too large")
 	// ErrURITooLong: the request target exceeds the configured limit.
@@ -38,7 +41,7 @@ var (
 func statusOf(err error) int {
 	var maxBytes *http.MaxBytesError
 	switch {
-	case errors.Is(err, ErrNoMember), errors.Is(err, ErrNoFailover):
+	case errors.Is(err, ErrNoMember), errors.Is(err, ErrNoFailover), errors.Is(err, ErrQueueTimeout):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, ErrURITooLong):
 		return http.StatusRequestURITooLong
@@ -105,6 +108,8 @@ func publicMessage(err error) string {
 		return "the member holding this session is unavailable; try again shortly"
 	case errors.Is(err, ErrNoMember):
 		return "no member is available"
+	case errors.Is(err, ErrQueueTimeout):
+		return "the member is busy; try again shortly"
 	case errors.Is(err, ErrTimeout):
 		return "the member did not answer in time"
 	case errors.Is(err, ErrURITooLong):

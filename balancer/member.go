@@ -75,6 +75,8 @@ type Member struct {
 	down   atomic.Bool
 
 	inflight    atomic.Int64
+	queue       queue         // in-flight slots and waiting requests, with Options.MaxConns
+	queueFull   atomic.Uint64 // requests that waited QueueTimeout in vain
 	requests    atomic.Uint64 // responses received from the member
 	newSessions atomic.Uint64 // requests sent here by the lb method
 	failovers   atomic.Uint64 // sticky requests of other members sent here
@@ -180,6 +182,8 @@ type Stats struct {
 	Healthy     bool
 	Weight      int
 	InFlight    int64
+	Queued      int    // requests waiting for a slot (Options.MaxConns)
+	QueueFull   uint64 // requests answered 503 after waiting QueueTimeout
 	Requests    uint64 // responses received
 	NewSessions uint64 // requests without a usable route sent here
 	Failovers   uint64 // sticky requests of unavailable members sent here
@@ -225,7 +229,7 @@ type DrainProgress struct {
 func (m *Member) stats(now time.Time, idle time.Duration) Stats {
 	st := Stats{
 		Route: m.route, URL: m.url.String(), State: m.State(), Healthy: m.Healthy(), Weight: m.Weight(),
-		InFlight: m.inflight.Load(), Requests: m.requests.Load(), NewSessions: m.newSessions.Load(),
+		InFlight: m.inflight.Load(), Queued: m.queue.queued(), QueueFull: m.queueFull.Load(), Requests: m.requests.Load(), NewSessions: m.newSessions.Load(),
 		Failovers: m.failovers.Load(), Failures: m.failures.Load(), Bytes: m.bytes.Load(),
 		LiveSessions: m.live.Load(), CreatedWhileDraining: m.createdDraining.Load(), Announced: m.announced.Load(),
 	}

@@ -119,6 +119,10 @@ type Balancer struct {
 	Method string `yaml:"method"`
 	// MaxAttempts is how many members one request may be tried on. Default 3.
 	MaxAttempts int `yaml:"max_attempts"`
+	// MaxConns is how many requests each member is sent at once; more
+	// wait in the member's queue for up to Timeouts.Queue. Default 0: no
+	// limit.
+	MaxConns int `yaml:"max_conns"`
 	// Timeouts towards the members.
 	Timeouts Timeouts `yaml:"timeouts"`
 	// Health configures active health checks. Omitted: none, passive
@@ -151,6 +155,8 @@ type Timeouts struct {
 	Response time.Duration `yaml:"response"`
 	// Idle closes idle keep-alive connections to members. Default 90s.
 	Idle time.Duration `yaml:"idle"`
+	// Queue bounds the wait for a free slot with MaxConns. Default 5s.
+	Queue time.Duration `yaml:"queue"`
 }
 
 // Health configures active checks: GET Path every Interval.

@@ -261,9 +261,11 @@ func (v *checker) balancer(f string, b *Balancer) {
 	if b.MaxAttempts < 0 || b.MaxAttempts > 100 {
 		v.add(f+".max_attempts", "%d must be from 1 to 100 (0 for the default)", b.MaxAttempts)
 	}
+	v.nonNegativeInt(f+".max_conns", int64(b.MaxConns))
 	v.nonNegative(f+".timeouts.connect", b.Timeouts.Connect)
 	v.nonNegative(f+".timeouts.response", b.Timeouts.Response)
 	v.nonNegative(f+".timeouts.idle", b.Timeouts.Idle)
+	v.nonNegative(f+".timeouts.queue", b.Timeouts.Queue)
 	if h := b.Health; h != nil {
 		if h.Path != "" && !strings.HasPrefix(h.Path, "/") {
 			v.add(f+".health.path", "%q must start with /", h.Path)

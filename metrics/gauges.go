@@ -23,6 +23,8 @@ var (
 	descState     = desc("tether_member_state", "1 for the member's administrative state (active, draining, stopped, standby), 0 for the others.", "state")
 	descWeight    = desc("tether_member_weight", "The member's weight for new sessions.")
 	descInFlight  = desc("tether_member_in_flight_requests", "Requests being served by the member.")
+	descQueued    = desc("tether_member_queued_requests", "Requests waiting for a free slot of the member (max_conns).")
+	descQueueFull = desc("tether_member_queue_timeouts_total", "Requests answered 503 after waiting timeouts.queue for a slot of the member.")
 	descLive      = desc("tether_member_live_sessions", "Sessions of the member seen within the balancer's drain idle window.")
 	descAnnounced = desc("tether_member_announced_draining", "1 if the member itself announced it is draining (Tether-State: draining).")
 	descFailures  = desc("tether_member_failures_total", "Connection failures and timeouts towards the member.")
@@ -40,7 +42,7 @@ var (
 // Describe implements prometheus.Collector.
 func (g *gauges) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		descUp, descState, descWeight, descInFlight, descLive, descAnnounced, descFailures, descBytes,
+		descUp, descState, descWeight, descInFlight, descQueued, descQueueFull, descLive, descAnnounced, descFailures, descBytes,
 		descDrainFrom, descDrainLeft, descDrainAt, descDrainETA, descTracked, descUntracked,
 	} {
 		ch <- d
@@ -79,6 +81,8 @@ func collectMember(ch chan<- prometheus.Metric, bal string, s balancer.Stats) {
 	}
 	gauge(descWeight, float64(s.Weight))
 	gauge(descInFlight, float64(s.InFlight))
+	gauge(descQueued, float64(s.Queued))
+	ch <- prometheus.MustNewConstMetric(descQueueFull, prometheus.CounterValue, float64(s.QueueFull), bal, s.Route)
 	gauge(descLive, float64(max(s.LiveSessions, 0)))
 	gauge(descAnnounced, b2f(s.Announced))
 	ch <- prometheus.MustNewConstMetric(descFailures, prometheus.CounterValue, float64(s.Failures), bal, s.Route)

@@ -26,6 +26,8 @@ func balancerOptions(cfg *config.Config, b *config.Balancer, logger, access *slo
 		ConnectTimeout:  b.Timeouts.Connect,
 		ResponseTimeout: b.Timeouts.Response,
 		IdleTimeout:     b.Timeouts.Idle,
+		MaxConns:        b.MaxConns,
+		QueueTimeout:    b.Timeouts.Queue,
 		Failures:        b.Passive.Failures,
 		Health:          health.Options{ProbeInterval: b.Passive.ProbeInterval},
 		MaxURLBytes:     cfg.Limits.MaxURLBytes,
