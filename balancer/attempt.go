@@ -209,9 +209,7 @@ func (a *attempt) next() (*Member, Outcome, error) {
 	if len(cands) == 0 {
 		return nil, NewSession, ErrNoMember
 	}
-	if limit := a.s.opts.MaxConns; limit > 0 {
-		cands = notFull(cands, limit)
-	}
+	cands = a.notFull(cands)
 	m := a.s.picker.Pick(cands)
 	m.newSessions.Add(1)
 	return m, NewSession, nil
@@ -220,10 +218,10 @@ func (a *attempt) next() (*Member, Outcome, error) {
 // notFull moves the members of cands that have a free slot to the front
 // and returns them, or cands if none has: a new session waits only if it
 // must.
-func notFull(cands []*Member, limit int) []*Member {
+func (a *attempt) notFull(cands []*Member) []*Member {
 	k := 0
 	for i, m := range cands {
-		if !m.queue.full(limit) {
+		if limit := a.limit(m); limit <= 0 || !m.queue.full(limit) {
 			cands[k], cands[i] = cands[i], cands[k]
 			k++
 		}
@@ -232,6 +230,14 @@ func notFull(cands []*Member, limit int) []*Member {
 		return cands
 	}
 	return cands[:k]
+}
+
+// limit is how many requests m may be sent at once; 0 for no limit.
+func (a *attempt) limit(m *Member) int {
+	if n := m.maxConns.Load(); n > 0 {
+		return int(n)
+	}
+	return a.s.opts.MaxConns
 }
 
 // failover returns the member that takes the session over: the same one
@@ -305,7 +311,7 @@ func (a *attempt) forward(send func(*Member) error) error {
 	for {
 		m := a.member
 		a.tried = append(a.tried, m)
-		if limit := a.s.opts.MaxConns; limit > 0 {
+		if limit := a.limit(m); limit > 0 {
 			if !m.queue.acquire(limit, a.s.opts.QueueTimeout, a.req.ctx) {
 				m.queueFull.Add(1)
 				return fmt.Errorf("%w (member %s)", ErrQueueTimeout, m.route)
@@ -351,7 +357,7 @@ func (a *attempt) forward(send func(*Member) error) error {
 // releaseSlot gives back the in-flight slot the request holds, if any.
 func (a *attempt) releaseSlot() {
 	if a.slot != nil {
-		a.slot.queue.release(a.s.opts.MaxConns)
+		a.slot.queue.release(a.limit(a.slot))
 		a.slot = nil
 	}
 }

@@ -60,6 +60,9 @@ type MemberConfig struct {
 	Weight int
 	// State is its initial administrative state.
 	State State
+	// MaxConns overrides Options.MaxConns for this member. Zero: the
+	// balancer's.
+	MaxConns int
 }
 
 // Member is one backend of a Pool. Its counters and states are read and
@@ -76,6 +79,7 @@ type Member struct {
 
 	inflight    atomic.Int64
 	queue       queue         // in-flight slots and waiting requests, with Options.MaxConns
+	maxConns    atomic.Int32  // MemberConfig.MaxConns
 	queueFull   atomic.Uint64 // requests that waited QueueTimeout in vain
 	requests    atomic.Uint64 // responses received from the member
 	newSessions atomic.Uint64 // requests sent here by the lb method
@@ -119,6 +123,7 @@ func newMember(c MemberConfig, p *Pool) *Member {
 		w = 1
 	}
 	m.weight.Store(int32(w))
+	m.maxConns.Store(int32(max(c.MaxConns, 0)))
 	m.state.Store(int32(c.State))
 	if c.State == Draining {
 		m.drainSince.Store(p.now().UnixNano())

@@ -212,6 +212,9 @@ func (p *Pool) Replace(prev, cfgs []MemberConfig) error {
 			if b.Weight != c.Weight {
 				m.weight.Store(int32(max(c.Weight, 1)))
 			}
+			if b.MaxConns != c.MaxConns {
+				m.maxConns.Store(int32(max(c.MaxConns, 0)))
+			}
 		}
 		s.members = append(s.members, m)
 		s.byRoute[m.route] = m

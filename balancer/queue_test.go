@@ -92,11 +92,18 @@ func TestQueueLimitChanges(t *testing.T) {
 	}
 }
 
-// TestMaxConns: with max_conns 1 a member never has two requests at once;
-// the requests over the limit wait and are all served.
-func TestMaxConns(t *testing.T) { eachEngine(t, testMaxConns) }
+// TestMaxConns: with max_conns 1, for the balancer or for the member, a
+// member never has two requests at once; the requests over the limit wait
+// and are all served.
+func TestMaxConns(t *testing.T) {
+	for _, where := range []string{"balancer", "member"} {
+		t.Run(where, func(t *testing.T) {
+			eachEngine(t, func(t *testing.T, e engine) { testMaxConns(t, e, where) })
+		})
+	}
+}
 
-func testMaxConns(t *testing.T, e engine) {
+func testMaxConns(t *testing.T, e engine, where string) {
 	var now, peak atomic.Int64
 	release, stop := make(chan struct{}), make(chan struct{})
 	entered := make(chan struct{}, 4)
@@ -113,9 +120,14 @@ func testMaxConns(t *testing.T, e engine) {
 		io.WriteString(w, "ok")
 	})
 	opts := fastOptions()
-	opts.MaxConns = 1
 	opts.QueueTimeout = time.Minute
-	bal, f := e.front(t, opts, rec.member(t))
+	mc := rec.member(t)
+	if where == "balancer" {
+		opts.MaxConns = 1
+	} else {
+		mc.MaxConns = 1
+	}
+	bal, f := e.front(t, opts, mc)
 	t.Cleanup(func() { close(stop) }) // runs before the servers' own
 	var wg sync.WaitGroup
 	statuses := make(chan int, 3)
@@ -182,5 +194,25 @@ func testQueueTimeout(t *testing.T, e engine) {
 	close(busy.hold)
 	if r := <-first; r.status != http.StatusOK {
 		t.Errorf("the first request: %d", r.status)
+	}
+}
+
+// TestMaxConnsReload: a reload changes a member's own limit.
+func TestMaxConnsReload(t *testing.T) {
+	rec := newRecorder(t, nil)
+	mc := rec.member(t)
+	mc.MaxConns = 1
+	bal, err := New(fastOptions(), []MemberConfig{mc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bal.Close()
+	next := mc
+	next.MaxConns = 3
+	if err := bal.Update(fastOptions(), []MemberConfig{mc}, []MemberConfig{next}); err != nil {
+		t.Fatal(err)
+	}
+	if got := bal.Pool().Lookup("r").maxConns.Load(); got != 3 {
+		t.Errorf("max_conns %d after the reload, want 3", got)
 	}
 }

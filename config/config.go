@@ -207,6 +207,9 @@ type Member struct {
 	Weight int `yaml:"weight"`
 	// State is active (default), draining, stopped or standby.
 	State string `yaml:"state"`
+	// MaxConns overrides the balancer's max_conns for this member.
+	// Default 0: the balancer's.
+	MaxConns int `yaml:"max_conns"`
 }
 
 // Default returns the configuration an empty file would give, before

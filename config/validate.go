@@ -293,6 +293,7 @@ func (v *checker) balancer(f string, b *Balancer) {
 				v.add(mf+"."+fe.Field, "%s", fe.Msg)
 			}
 		}
+		v.nonNegativeInt(mf+".max_conns", int64(m.MaxConns))
 		if j, dup := routes[m.Route]; dup && m.Route != "" {
 			v.add(mf+".route", "duplicate route %q (also members[%d])", m.Route, j)
 		}

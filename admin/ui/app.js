@@ -294,7 +294,7 @@
     $('.m-weight', row).textContent = m.weight;
     const wi = $('.m-weight-input', row);
     if (document.activeElement !== wi) wi.placeholder = m.weight;
-    $('.m-inflight', row).textContent = nf.format(m.in_flight);
+    $('.m-inflight', row).textContent = nf.format(m.in_flight) + (m.queued > 0 ? ' +' + nf.format(m.queued) + ' queued' : '');
     if (rate !== null) $('.m-rps', row).textContent = nf1.format(rate);
     $('.m-requests', row).textContent = nf.format(m.requests);
     $('.m-live', row).textContent = nf.format(m.live_sessions);

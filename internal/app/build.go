@@ -81,5 +81,5 @@ func MemberConfig(m config.Member) (balancer.MemberConfig, error) {
 	if err != nil {
 		return balancer.MemberConfig{}, err
 	}
-	return balancer.MemberConfig{URL: u, Route: m.Route, Weight: m.Weight, State: st}, nil
+	return balancer.MemberConfig{URL: u, Route: m.Route, Weight: m.Weight, State: st, MaxConns: m.MaxConns}, nil
 }

@@ -32,3 +32,25 @@ func TestBalancerOptions(t *testing.T) {
 		t.Errorf("options %+v", o)
 	}
 }
+
+// TestMemberMaxConns: a member's max_conns reaches the balancer, also
+// through the manager's effective members.
+func TestMemberMaxConns(t *testing.T) {
+	cfg, err := config.Parse("t.yaml", []byte(`balancers:
+  - name: b
+    members:
+      - {url: 'http://127.0.0.1:1', route: n1, max_conns: 2}
+      - {url: 'http://127.0.0.1:2', route: n2}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eff := withMembers(cfg, baselineOf(cfg))
+	mcs, err := memberConfigs(&eff.Balancers[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mcs) != 2 || mcs[0].MaxConns != 2 || mcs[1].MaxConns != 0 {
+		t.Errorf("member configs %+v", mcs)
+	}
+}

@@ -169,15 +169,24 @@ func baselineOf(cfg config.Config) admin.Baseline {
 	return b
 }
 
-// withMembers returns cfg with the members of eff.
+// withMembers returns cfg with the members of eff. A member that is also
+// in the file (same route and URL) keeps the file's settings the manager
+// does not change (max_conns).
 func withMembers(cfg config.Config, eff admin.Baseline) config.Config {
 	cfg.Balancers = append([]config.Balancer(nil), cfg.Balancers...)
 	for i := range cfg.Balancers {
 		b := &cfg.Balancers[i]
+		inFile := map[string]config.Member{}
+		for _, m := range b.Members {
+			inFile[m.Route] = m
+		}
 		ms := eff[b.Name]
 		b.Members = make([]config.Member, len(ms))
 		for j, m := range ms {
 			b.Members[j] = config.Member{URL: m.URL, Route: m.Route, Weight: m.Weight, State: m.State}
+			if f, ok := inFile[m.Route]; ok && f.URL == m.URL {
+				b.Members[j].MaxConns = f.MaxConns
+			}
 		}
 	}
 	return cfg
