@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -13,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/tetherlb/tether/internal/freeport"
 )
 
 // cluster is three cart nodes replicating sessions on loopback.
@@ -46,11 +47,11 @@ func startCluster(bin, mode string) (*cluster, error) {
 	}
 	var https, clusters []string
 	for range 3 {
-		h, err := freeAddr()
+		h, err := freeport.Pick("127.0.0.1")
 		if err != nil {
 			return nil, err
 		}
-		cl, err := freeAddr()
+		cl, err := freeport.Pick("127.0.0.1")
 		if err != nil {
 			return nil, err
 		}
@@ -139,23 +140,4 @@ func (c *cluster) stop() error {
 		c.dir = ""
 	}
 	return errors.Join(errs...)
-}
-
-// freeAddr returns a loopback address whose port was free a moment ago,
-// for TCP and UDP (the cluster address uses both).
-func freeAddr() (string, error) {
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return "", err
-		}
-		addr := l.Addr().String()
-		u, err := net.ListenPacket("udp", addr)
-		l.Close()
-		if err == nil {
-			u.Close()
-			return addr, nil
-		}
-	}
-	return "", errors.New("no free port for TCP and UDP")
 }

@@ -362,8 +362,12 @@ func (c *ctl) status(ctx context.Context, args []string) int {
 			if m.Announced {
 				state += " (announced)"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", b.Name, m.Route, state, m.Health, m.Weight,
-				m.InFlight, m.Requests, m.LiveSessions, drainSummary(m, s.Time))
+			inFlight := strconv.FormatInt(m.InFlight, 10)
+			if m.Queued > 0 {
+				inFlight += fmt.Sprintf(" (+%d queued)", m.Queued)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%d\t%d\t%s\n", b.Name, m.Route, state, m.Health, m.Weight,
+				inFlight, m.Requests, m.LiveSessions, drainSummary(m, s.Time))
 		}
 	}
 	tw.Flush()

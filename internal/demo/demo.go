@@ -20,6 +20,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tetherlb/tether/internal/freeport"
 )
 
 // Options configures a demo. Zero values mean the defaults given.
@@ -186,19 +188,18 @@ func (d *demo) port(want, def string) string {
 	if want == "" {
 		want = def
 	}
-	if d.opts.RandomPorts || strings.HasSuffix(want, ":0") {
-		host, _, _ := net.SplitHostPort(want)
-		want = net.JoinHostPort(host, "0")
-	}
-	l, err := net.Listen("tcp", want)
-	if err != nil {
-		host, _, _ := net.SplitHostPort(want)
-		if l, err = net.Listen("tcp", net.JoinHostPort(host, "0")); err != nil {
+	host, _, _ := net.SplitHostPort(want)
+	if !d.opts.RandomPorts && !strings.HasSuffix(want, ":0") {
+		if l, err := net.Listen("tcp", want); err == nil {
+			l.Close()
 			return want
 		}
 	}
-	defer l.Close()
-	return l.Addr().String()
+	addr, err := freeport.Pick(host)
+	if err != nil {
+		return want
+	}
+	return addr
 }
 
 // startAll starts the nodes together, waits until they are ready, then

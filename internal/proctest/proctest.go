@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tetherlb/tether/internal/freeport"
 )
 
 var build struct {
@@ -76,16 +77,17 @@ func removeStale(cutoff time.Time) {
 }
 
 // FreeAddr returns a 127.0.0.1 address with a port that was free a moment
-// ago. Another process may take it before the caller binds it; tests that
-// start many processes should pass the address to one process at a time.
+// ago, for TCP and UDP, chosen below the kernel's ephemeral range (see
+// package freeport). Another process may still take it before the caller
+// binds it; tests that start many processes should pass the address to
+// one process at a time.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeport.Pick("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return addr
 }
 
 // Proc is a running process started by Start.
