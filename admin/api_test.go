@@ -218,6 +218,7 @@ func TestAddAndRemoveMembers(t *testing.T) {
 		{"ftp url", NewMember{MemberSpec: MemberSpec{Route: "n4", URL: "ftp://127.0.0.1/"}}, 400, "url"},
 		{"bad weight", NewMember{MemberSpec: MemberSpec{Route: "n4", URL: n4, Weight: 5000}}, 400, "weight"},
 		{"bad state", NewMember{MemberSpec: MemberSpec{Route: "n4", URL: n4, State: "on"}}, 400, "state"},
+		{"negative max_conns", NewMember{MemberSpec: MemberSpec{Route: "n4", URL: n4, MaxConns: -1}}, 400, "max_conns"},
 		{"unknown field", `{"route":"n4","url":"` + n4 + `","color":"red"}`, 400, ""},
 	}
 	for _, tt := range bad {
@@ -232,11 +233,11 @@ func TestAddAndRemoveMembers(t *testing.T) {
 		t.Fatal("a refused add changed something")
 	}
 
-	a := post(NewMember{MemberSpec: MemberSpec{Route: "n4", URL: n4, Weight: 3}, Reason: "scale out"})
+	a := post(NewMember{MemberSpec: MemberSpec{Route: "n4", URL: n4, Weight: 3, MaxConns: 2}, Reason: "scale out"})
 	if a.status != 201 || a.header.Get("Location") != "/api/v1/balancers/web/members/n4" {
 		t.Fatalf("add: %d %v %s", a.status, a.header, a.body)
 	}
-	if m := e.member("web", "n4"); m == nil || m.Weight() != 3 || m.State() != balancer.Active {
+	if m := e.member("web", "n4"); m == nil || m.Weight() != 3 || m.State() != balancer.Active || m.MaxConns() != 2 {
 		t.Fatalf("n4 not in the pool as added: %v", m)
 	}
 	// n4 takes traffic: with n1..n3 stopped, new sessions go to it.
@@ -295,7 +296,7 @@ func TestAddAndRemoveMembers(t *testing.T) {
 
 	// A restart keeps n4 and keeps n1, n2 out.
 	e.restart(nil)
-	if m := e.member("web", "n4"); m == nil || m.Weight() != 3 {
+	if m := e.member("web", "n4"); m == nil || m.Weight() != 3 || m.MaxConns() != 2 {
 		t.Errorf("n4 after restart: %v", m)
 	}
 	if e.member("web", "n1") != nil || e.member("web", "n2") != nil {

@@ -45,6 +45,9 @@ type MemberSpec struct {
 	Weight int `json:"weight,omitempty"`
 	// State is active, draining, stopped or standby; "" means active.
 	State string `json:"state,omitempty"`
+	// MaxConns is the member's own limit of requests at once; 0 means
+	// the balancer's (max_conns).
+	MaxConns int `json:"max_conns,omitempty"`
 }
 
 // normal returns s with the defaults spelled out, so that "" and "active"
@@ -69,7 +72,7 @@ func (s MemberSpec) Config() (balancer.MemberConfig, error) {
 	if err != nil {
 		return balancer.MemberConfig{}, err
 	}
-	return balancer.MemberConfig{URL: u, Route: s.Route, Weight: s.Weight, State: st}, nil
+	return balancer.MemberConfig{URL: u, Route: s.Route, Weight: s.Weight, State: st, MaxConns: s.MaxConns}, nil
 }
 
 // check validates s on its own, with the balancer's rules.
@@ -86,6 +89,9 @@ func (s MemberSpec) check() error {
 	}
 	if _, err := balancer.ParseState(s.State); err != nil {
 		return &FieldError{"state", fmt.Sprintf("%q is not one of active, draining, stopped, standby", s.State)}
+	}
+	if s.MaxConns < 0 {
+		return &FieldError{"max_conns", fmt.Sprintf("%d must not be negative", s.MaxConns)}
 	}
 	return nil
 }

@@ -46,6 +46,9 @@ type MemberView struct {
 	Health   string `json:"health"`
 	Weight   int    `json:"weight"`
 	InFlight int64  `json:"in_flight"`
+	// MaxConns is the most requests the member is sent at once (its own
+	// max_conns or the balancer's); 0: no limit.
+	MaxConns int `json:"max_conns"`
 	// Queued is the requests waiting for a free slot (max_conns);
 	// QueueTimeouts those answered 503 after waiting too long.
 	Queued        int    `json:"queued"`
@@ -156,7 +159,7 @@ func viewBalancer(b *balancer.Balancer) BalancerView {
 func viewMember(s balancer.Stats) MemberView {
 	v := MemberView{
 		Route: s.Route, URL: s.URL, State: s.State.String(), Healthy: s.Healthy, Health: "up", Weight: s.Weight,
-		InFlight: s.InFlight, Queued: s.Queued, QueueTimeouts: s.QueueFull, Requests: s.Requests, NewSessions: s.NewSessions, Failovers: s.Failovers,
+		InFlight: s.InFlight, MaxConns: s.MaxConns, Queued: s.Queued, QueueTimeouts: s.QueueFull, Requests: s.Requests, NewSessions: s.NewSessions, Failovers: s.Failovers,
 		Failures: s.Failures, Bytes: s.Bytes, LiveSessions: max(s.LiveSessions, 0),
 		CreatedWhileDraining: s.CreatedWhileDraining, Announced: s.Announced,
 	}

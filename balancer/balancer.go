@@ -321,6 +321,9 @@ func (b *Balancer) Stats() []Stats {
 	out := make([]Stats, len(ms))
 	for i, m := range ms {
 		out[i] = m.stats(now, s.opts.SessionIdle)
+		if out[i].MaxConns == 0 {
+			out[i].MaxConns = s.opts.MaxConns
+		}
 		if d := out[i].Drain; d != nil {
 			d.CountingSince = b.tracker.epoch
 			d.Exact = now.Sub(b.tracker.epoch) >= s.opts.SessionIdle

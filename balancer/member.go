@@ -157,6 +157,10 @@ func (m *Member) HealthURL() *url.URL { return m.url }
 // InFlight returns the number of requests being served by the member.
 func (m *Member) InFlight() int64 { return m.inflight.Load() }
 
+// MaxConns returns the member's own limit of requests at once
+// (MemberConfig.MaxConns); 0 means the balancer's.
+func (m *Member) MaxConns() int { return int(m.maxConns.Load()) }
+
 // LiveSessions returns how many sessions of the member were seen within
 // the idle window.
 func (m *Member) LiveSessions() int64 { return m.live.Load() }
@@ -187,6 +191,7 @@ type Stats struct {
 	Healthy     bool
 	Weight      int
 	InFlight    int64
+	MaxConns    int    // requests it is sent at once at most (its own or the balancer's); 0: no limit
 	Queued      int    // requests waiting for a slot (Options.MaxConns)
 	QueueFull   uint64 // requests answered 503 after waiting QueueTimeout
 	Requests    uint64 // responses received
@@ -234,7 +239,7 @@ type DrainProgress struct {
 func (m *Member) stats(now time.Time, idle time.Duration) Stats {
 	st := Stats{
 		Route: m.route, URL: m.url.String(), State: m.State(), Healthy: m.Healthy(), Weight: m.Weight(),
-		InFlight: m.inflight.Load(), Queued: m.queue.queued(), QueueFull: m.queueFull.Load(), Requests: m.requests.Load(), NewSessions: m.newSessions.Load(),
+		InFlight: m.inflight.Load(), MaxConns: m.MaxConns(), Queued: m.queue.queued(), QueueFull: m.queueFull.Load(), Requests: m.requests.Load(), NewSessions: m.newSessions.Load(),
 		Failovers: m.failovers.Load(), Failures: m.failures.Load(), Bytes: m.bytes.Load(),
 		LiveSessions: m.live.Load(), CreatedWhileDraining: m.createdDraining.Load(), Announced: m.announced.Load(),
 	}

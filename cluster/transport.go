@@ -87,14 +87,8 @@ func NewTCPTransport(o TCPTransportOptions) (*TCPTransport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: bind address %q: %w", o.BindAddr, err)
 	}
-	tl, err := net.ListenTCP("tcp", tcpAddr)
+	tl, ul, err := listenBoth(tcpAddr)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: %w", err)
-	}
-	udpAddr := &net.UDPAddr{IP: tcpAddr.IP, Port: tl.Addr().(*net.TCPAddr).Port, Zone: tcpAddr.Zone}
-	ul, err := net.ListenUDP("udp", udpAddr)
-	if err != nil {
-		tl.Close()
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
 	_ = ul.SetReadBuffer(2 << 20) // best effort, as memberlist's own transport
@@ -114,6 +108,27 @@ func NewTCPTransport(o TCPTransportOptions) (*TCPTransport, error) {
 }
 
 // Addr returns the bound address (with the chosen port when 0 was given).
+// listenBoth listens on addr for TCP and UDP on the same port. With port
+// 0 the kernel chooses the TCP port, which may be taken for UDP: then it
+// tries again with another, a few times.
+func listenBoth(addr *net.TCPAddr) (*net.TCPListener, *net.UDPConn, error) {
+	for tries := 1; ; tries++ {
+		tl, err := net.ListenTCP("tcp", addr)
+		if err != nil {
+			return nil, nil, err
+		}
+		udpAddr := &net.UDPAddr{IP: addr.IP, Port: tl.Addr().(*net.TCPAddr).Port, Zone: addr.Zone}
+		ul, err := net.ListenUDP("udp", udpAddr)
+		if err == nil {
+			return tl, ul, nil
+		}
+		tl.Close()
+		if addr.Port != 0 || tries == 10 {
+			return nil, nil, err
+		}
+	}
+}
+
 func (t *TCPTransport) Addr() *net.TCPAddr { return t.tcp.Addr().(*net.TCPAddr) }
 
 // FinalAdvertiseAddr implements memberlist.Transport.

@@ -293,7 +293,6 @@ func (v *checker) balancer(f string, b *Balancer) {
 				v.add(mf+"."+fe.Field, "%s", fe.Msg)
 			}
 		}
-		v.nonNegativeInt(mf+".max_conns", int64(m.MaxConns))
 		if j, dup := routes[m.Route]; dup && m.Route != "" {
 			v.add(mf+".route", "duplicate route %q (also members[%d])", m.Route, j)
 		}
@@ -334,6 +333,7 @@ func ValidateMember(m *Member) error {
 		v.add("weight", "%d must be from 1 to %d (0 for the default, 1)", m.Weight, MaxWeight)
 	}
 	v.oneOf("state", m.State, States)
+	v.nonNegativeInt("max_conns", int64(m.MaxConns))
 	if len(v.errs) == 0 {
 		return nil
 	}

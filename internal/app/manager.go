@@ -144,7 +144,7 @@ func tokenOf(field, value, file string) (string, error) {
 // validateMember applies the configuration file's rules to a member added
 // through the manager.
 func validateMember(s admin.MemberSpec) error {
-	err := config.ValidateMember(&config.Member{URL: s.URL, Route: s.Route, Weight: s.Weight, State: s.State})
+	err := config.ValidateMember(&config.Member{URL: s.URL, Route: s.Route, Weight: s.Weight, State: s.State, MaxConns: s.MaxConns})
 	var fes config.FieldErrors
 	if errors.As(err, &fes) && len(fes) > 0 {
 		msgs := make([]string, len(fes))
@@ -162,31 +162,22 @@ func baselineOf(cfg config.Config) admin.Baseline {
 	for _, bal := range cfg.Balancers {
 		ms := make([]admin.MemberSpec, len(bal.Members))
 		for i, m := range bal.Members {
-			ms[i] = admin.MemberSpec{Route: m.Route, URL: m.URL, Weight: m.Weight, State: m.State}
+			ms[i] = admin.MemberSpec{Route: m.Route, URL: m.URL, Weight: m.Weight, State: m.State, MaxConns: m.MaxConns}
 		}
 		b[bal.Name] = ms
 	}
 	return b
 }
 
-// withMembers returns cfg with the members of eff. A member that is also
-// in the file (same route and URL) keeps the file's settings the manager
-// does not change (max_conns).
+// withMembers returns cfg with the members of eff.
 func withMembers(cfg config.Config, eff admin.Baseline) config.Config {
 	cfg.Balancers = append([]config.Balancer(nil), cfg.Balancers...)
 	for i := range cfg.Balancers {
 		b := &cfg.Balancers[i]
-		inFile := map[string]config.Member{}
-		for _, m := range b.Members {
-			inFile[m.Route] = m
-		}
 		ms := eff[b.Name]
 		b.Members = make([]config.Member, len(ms))
 		for j, m := range ms {
-			b.Members[j] = config.Member{URL: m.URL, Route: m.Route, Weight: m.Weight, State: m.State}
-			if f, ok := inFile[m.Route]; ok && f.URL == m.URL {
-				b.Members[j].MaxConns = f.MaxConns
-			}
+			b.Members[j] = config.Member{URL: m.URL, Route: m.Route, Weight: m.Weight, State: m.State, MaxConns: m.MaxConns}
 		}
 	}
 	return cfg

@@ -48,7 +48,7 @@ commands:
   enable ROUTE                    take new sessions again (state active)
   standby ROUTE                   take new sessions only when no active member can
   weight ROUTE N                  set the share of new sessions (1 to 1000)
-  add ROUTE URL [--weight N] [--state S]
+  add ROUTE URL [--weight N] [--state S] [--max-conns N]
                                   add a member (give --balancer if there are several)
   remove ROUTE [--force]          remove a stopped or drained member (--force: any)
   audit [--limit N]               the latest changes, oldest first
@@ -291,8 +291,9 @@ func (c *ctl) weight(ctx context.Context, args []string) int {
 }
 
 func (c *ctl) add(ctx context.Context, args []string) int {
-	fs, reason := c.newSub("add", "ROUTE URL [--weight N] [--state S] [--reason TEXT]")
+	fs, reason := c.newSub("add", "ROUTE URL [--weight N] [--state S] [--max-conns N] [--reason TEXT]")
 	weight := fs.Int("weight", 1, "share of new sessions, 1 to 1000")
+	maxConns := fs.Int("max-conns", 0, "the member's own limit of requests at once (0: the balancer's max_conns)")
 	state := fs.String("state", "active", "active, draining, stopped or standby")
 	pos, code := c.subFlags(fs, args, 2)
 	if code >= 0 {
@@ -310,7 +311,7 @@ func (c *ctl) add(ctx context.Context, args []string) int {
 		bal = s.Balancers[0].Name
 	}
 	res, err := c.client.Add(ctx, bal, admin.NewMember{
-		MemberSpec: admin.MemberSpec{Route: pos[0], URL: pos[1], Weight: *weight, State: *state}, Reason: *reason,
+		MemberSpec: admin.MemberSpec{Route: pos[0], URL: pos[1], Weight: *weight, State: *state, MaxConns: *maxConns}, Reason: *reason,
 	})
 	if err != nil {
 		return c.fail(err)

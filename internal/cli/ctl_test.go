@@ -81,7 +81,7 @@ manager:
 balancers:
   - name: shop
     path: /
-    drain: { idle: 2s }
+    drain: { idle: 5s }
     members:
       - { url: %s, route: n1 }
       - { url: %s, route: n2 }
@@ -172,7 +172,7 @@ func TestCtlAgainstARealManager(t *testing.T) {
 		{[]string{"--balancer", "shop", "weight", "n1", "3", "--reason", "bigger box"}, "shop/n1: weight 1 -> 3"},
 		{[]string{"stop", "--reason", "disk", "n2"}, "shop/n2: state active -> stopped"},
 		{[]string{"enable", "n2"}, "shop/n2: state stopped -> active"},
-		{[]string{"--balancer", "shop", "add", "n3", extra, "--weight", "2"}, "shop/n3: added " + extra + " (active, weight 2)"},
+		{[]string{"--balancer", "shop", "add", "n3", extra, "--weight", "2", "--max-conns", "8"}, "shop/n3: added " + extra + " (active, weight 2)"},
 		{[]string{"standby", "n3"}, "shop/n3: state active -> standby"},
 	} {
 		code, out, errOut := ctlRun(t, env, c.args...)
@@ -180,13 +180,18 @@ func TestCtlAgainstARealManager(t *testing.T) {
 			t.Errorf("ctl %v: exit %d, %q %q; want %q", c.args, code, out, errOut, c.says)
 		}
 	}
+	code, out, _ = ctlRun(t, env, "--json", "--balancer", "shop", "status")
+	if code != ExitOK || !strings.Contains(out, `"max_conns": 8`) {
+		t.Errorf("status --json after add --max-conns 8: exit %d\n%s", code, out)
+	}
 	code, out, _ = ctlRun(t, env, "audit")
 	if code != ExitOK || !strings.Contains(out, "alice@") || !strings.Contains(out, "bigger box") || strings.Count(out, "read-write token") != 5 {
 		t.Errorf("audit: exit %d\n%s", code, out)
 	}
 
 	// drain --wait: two users on n2 go idle; the drain ends when their
-	// sessions time out (drain.idle 2s).
+	// sessions time out (drain.idle 5s: long enough that both are still live
+	// when the drain begins on a busy machine).
 	for placed := 0; placed < 2; {
 		if m, _ := login(t, srv.front); m == "n2" {
 			placed++
@@ -197,7 +202,7 @@ func TestCtlAgainstARealManager(t *testing.T) {
 		t.Errorf("drain --wait: exit %d\n%s\n%s", code, out, errOut)
 	}
 	// A drain that does not finish in time exits 1: a user on n1 keeps
-	// browsing (n1's sessions live 2s; the wait gives up after 300ms).
+	// browsing (n1's sessions live 5s; the wait gives up after 300ms).
 	_, cookie := loginOn(t, srv.front, "n1")
 	code, _, errOut = ctlRun(t, env, "--balancer", "shop", "drain", "n1", "--wait", "--interval", "50ms", "--timeout", "300ms")
 	if code != ExitFailure || !strings.Contains(errOut, "not drained after 300ms") {
