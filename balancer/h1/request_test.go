@@ -208,3 +208,21 @@ func TestPipelinedRequestsReuseStorage(t *testing.T) {
 		t.Errorf("%v allocations per request head", n)
 	}
 }
+
+func TestEqualFold(t *testing.T) {
+	for _, tc := range []struct {
+		b, s string
+		want bool
+	}{
+		{"Content-Length", "content-length", true},
+		{"CLOSE", "close", true},
+		{"closed", "close", false},
+		{"a-b", "a_b", false},
+		{"", "", true},
+		{"\xc0", "\xe0", false}, // ASCII only
+	} {
+		if got := EqualFold([]byte(tc.b), tc.s); got != tc.want {
+			t.Errorf("EqualFold(%q, %q) = %v, want %v", tc.b, tc.s, got, tc.want)
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	wire "github.com/tetherlb/tether/balancer/h1"
 	"github.com/tetherlb/tether/bench/h1"
 )
 
@@ -196,21 +197,21 @@ func readRequest(br *bufio.Reader) (request, error) {
 		}
 		value = bytes.TrimSpace(value)
 		switch {
-		case h1.EqualFold(name, "cookie"):
+		case wire.EqualFold(name, "cookie"):
 			req.session = req.session || hasCookie(value, "JSESSIONID")
-		case h1.EqualFold(name, "content-length"):
+		case wire.EqualFold(name, "content-length"):
 			n, err := strconv.ParseInt(string(value), 10, 64)
 			if err != nil || n < 0 {
 				return req, errBad
 			}
 			req.bodyLen = n
-		case h1.EqualFold(name, "transfer-encoding"):
+		case wire.EqualFold(name, "transfer-encoding"):
 			return req, errChunked
-		case h1.EqualFold(name, "connection"):
+		case wire.EqualFold(name, "connection"):
 			switch {
-			case h1.EqualFold(value, "close"):
+			case wire.EqualFold(value, "close"):
 				req.keepAlive = false
-			case h1.EqualFold(value, "keep-alive"):
+			case wire.EqualFold(value, "keep-alive"):
 				req.keepAlive = true
 			}
 		}

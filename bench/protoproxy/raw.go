@@ -10,6 +10,7 @@ import (
 	"sync"
 	"unsafe"
 
+	wire "github.com/tetherlb/tether/balancer/h1"
 	"github.com/tetherlb/tether/bench/h1"
 )
 
@@ -204,26 +205,26 @@ func (cc *clientConn) parseRequest() error {
 		}
 		value = bytes.TrimSpace(value)
 		switch {
-		case h1.EqualFold(name, "host"):
+		case wire.EqualFold(name, "host"):
 			r.host = value
-		case h1.EqualFold(name, "content-length"):
+		case wire.EqualFold(name, "content-length"):
 			n, err := strconv.ParseInt(unsafeString(value), 10, 64)
 			if err != nil || n < 0 {
 				return errHead
 			}
 			r.bodyLen = n
-		case h1.EqualFold(name, "transfer-encoding"):
-			r.chunked = h1.EqualFold(value, "chunked")
+		case wire.EqualFold(name, "transfer-encoding"):
+			r.chunked = wire.EqualFold(value, "chunked")
 			if !r.chunked {
 				return errHead
 			}
-		case h1.EqualFold(name, "connection"):
-			if h1.EqualFold(value, "close") {
+		case wire.EqualFold(name, "connection"):
+			if wire.EqualFold(value, "close") {
 				r.close = true
-			} else if h1.EqualFold(value, "keep-alive") {
+			} else if wire.EqualFold(value, "keep-alive") {
 				r.close = false
 			}
-		case h1.EqualFold(name, "upgrade"):
+		case wire.EqualFold(name, "upgrade"):
 			return errUpgrade
 		}
 		r.headers = append(r.headers, line)
@@ -272,7 +273,7 @@ func (cc *clientConn) proxy() (keep bool, err error) {
 // member picks the member for the current request.
 func (cc *clientConn) member() *member {
 	for _, line := range cc.req.headers {
-		if name, value, _ := bytes.Cut(line, []byte(":")); h1.EqualFold(name, "cookie") {
+		if name, value, _ := bytes.Cut(line, []byte(":")); wire.EqualFold(name, "cookie") {
 			if m := cc.p.byCookie(unsafeString(bytes.TrimSpace(value))); m != nil {
 				return m
 			}
@@ -288,7 +289,7 @@ var hopByHop = []string{"connection", "keep-alive", "proxy-connection", "te", "t
 
 func isHopByHop(name []byte) bool {
 	for _, h := range hopByHop {
-		if h1.EqualFold(name, h) {
+		if wire.EqualFold(name, h) {
 			return true
 		}
 	}
@@ -406,16 +407,16 @@ func (cc *clientConn) relayHeaders(br *bufio.Reader) (bodyLen int64, chunked, cl
 		}
 		value = bytes.TrimSpace(value)
 		switch {
-		case h1.EqualFold(name, "content-length"):
+		case wire.EqualFold(name, "content-length"):
 			n, err := strconv.ParseInt(unsafeString(value), 10, 64)
 			if err != nil || n < 0 {
 				return 0, false, false, errHead
 			}
 			bodyLen = n
-		case h1.EqualFold(name, "transfer-encoding"):
-			chunked = h1.EqualFold(value, "chunked")
-		case h1.EqualFold(name, "connection"):
-			close = close || h1.EqualFold(value, "close")
+		case wire.EqualFold(name, "transfer-encoding"):
+			chunked = wire.EqualFold(value, "chunked")
+		case wire.EqualFold(name, "connection"):
+			close = close || wire.EqualFold(value, "close")
 			continue
 		case isHopByHop(name):
 			continue
