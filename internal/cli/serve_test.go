@@ -87,16 +87,12 @@ balancers:
 	}
 
 	// Freeze n2: its session is served by n1 after one response timeout.
-	if err := n2.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
+	n2.Stop(t) // returns once the kernel reports it stopped
 	if m, code, err := memberOf(c, base, "S1.n2"); err != nil || code != 200 || m != "n1" {
 		t.Fatalf("frozen n2: member %q status %d err %v; want n1 after the 500ms timeout", m, code, err)
 	}
 	// Thaw: the probe brings n2 back and its sessions return to it.
-	if err := n2.Signal(syscall.SIGCONT); err != nil {
-		t.Fatal(err)
-	}
+	n2.Cont(t)
 	proctest.Eventually(t, 10*time.Second, func() error {
 		if m, _, err := memberOf(c, base, "S1.n2"); err != nil || m != "n2" {
 			return fmt.Errorf("session of n2 served by %q (%v)", m, err)
