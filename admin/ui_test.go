@@ -42,18 +42,18 @@ func TestUIInChromium(t *testing.T) {
 		must(t, b.Navigate(e.srv.URL+"/"))
 		signIn(t, b, rwToken)
 		for _, rt := range []string{"n1", "n2", "n3"} {
-			waitText(t, b, `tr[data-route="`+rt+`"] .m-state`, "active")
-			waitText(t, b, `tr[data-route="`+rt+`"] .m-url`, e.backend[rt])
+			b.WaitText(t, `tr[data-route="`+rt+`"] .m-state`, "active")
+			b.WaitText(t, `tr[data-route="`+rt+`"] .m-url`, e.backend[rt])
 		}
 		rows, err := b.FindAll("#balancers tr[data-route]")
 		if err != nil || len(rows) != 3 {
 			t.Fatalf("%d member rows, %v", len(rows), err)
 		}
-		waitText(t, b, `section[data-balancer="shop"] .b-up`, "3/3")
+		b.WaitText(t, `section[data-balancer="shop"] .b-up`, "3/3")
 	})
 
 	t.Run("a drain clicked in the UI drains the member", func(t *testing.T) {
-		click(t, b, `tr[data-route="n2"] button[data-act="drain"]`)
+		b.ClickWhenReady(t, `tr[data-route="n2"] button[data-act="drain"]`)
 		proctest.Eventually(t, 20*time.Second, func() error {
 			if s := e.member("shop", "n2").State(); s != balancer.Draining {
 				return fmt.Errorf("n2 is %v", s)
@@ -65,9 +65,9 @@ func TestUIInChromium(t *testing.T) {
 			!strings.HasPrefix(entries[0].Remote, "127.0.0.1:") {
 			t.Errorf("audit %+v", entries)
 		}
-		waitText(t, b, `tr[data-route="n2"] .m-state`, "draining")
-		waitText(t, b, `tr[data-route="n2"] .m-drain`, "sessions left")
-		waitText(t, b, `#audit tbody tr`, "active → draining")
+		b.WaitText(t, `tr[data-route="n2"] .m-state`, "draining")
+		b.WaitText(t, `tr[data-route="n2"] .m-drain`, "sessions left")
+		b.WaitText(t, `#audit tbody tr`, "active → draining")
 		var cookie string
 		must(t, b.Execute(&cookie, "return document.cookie"))
 		if cookie != "" {
@@ -79,14 +79,14 @@ func TestUIInChromium(t *testing.T) {
 		in, err := b.Find(`tr[data-route="n1"] .m-weight-input`)
 		must(t, err)
 		must(t, in.SendKeys("4"))
-		click(t, b, `tr[data-route="n1"] button[data-act="weight"]`)
+		b.ClickWhenReady(t, `tr[data-route="n1"] button[data-act="weight"]`)
 		proctest.Eventually(t, 20*time.Second, func() error {
 			if w := e.member("shop", "n1").Weight(); w != 4 {
 				return fmt.Errorf("n1 weight %d", w)
 			}
 			return nil
 		})
-		waitText(t, b, `tr[data-route="n1"] .m-weight`, "4")
+		b.WaitText(t, `tr[data-route="n1"] .m-weight`, "4")
 	})
 
 	t.Run("the live feed reconnects after its connection is cut", func(t *testing.T) {
@@ -97,8 +97,8 @@ func TestUIInChromium(t *testing.T) {
 			body: map[string]any{"weight": 7}}); a.status != http.StatusOK {
 			t.Fatalf("PATCH: %d %s", a.status, a.body)
 		}
-		waitText(t, b, `tr[data-route="n3"] .m-weight`, "7")
-		waitText(t, b, "#conn-text", "live")
+		b.WaitText(t, `tr[data-route="n3"] .m-weight`, "7")
+		b.WaitText(t, "#conn-text", "live")
 	})
 
 	t.Run("the browser enforces the policy", func(t *testing.T) {
@@ -126,19 +126,19 @@ func TestUIInChromium(t *testing.T) {
 
 	t.Run("add and remove a member in the UI", func(t *testing.T) {
 		n4 := appBackend(t, "n4").URL
-		click(t, b, `section[data-balancer="shop"] details.add summary`)
+		b.ClickWhenReady(t, `section[data-balancer="shop"] details.add summary`)
 		for name, value := range map[string]string{"route": "n4", "url": n4} {
 			in, err := b.Find(`section[data-balancer="shop"] .add-form input[name="` + name + `"]`)
 			must(t, err)
 			must(t, in.SendKeys(value))
 		}
-		click(t, b, `section[data-balancer="shop"] .add-form button[type="submit"]`)
-		waitText(t, b, `tr[data-route="n4"] .m-state`, "active")
+		b.ClickWhenReady(t, `section[data-balancer="shop"] .add-form button[type="submit"]`)
+		b.WaitText(t, `tr[data-route="n4"] .m-state`, "active")
 		if m := e.member("shop", "n4"); m == nil || m.URL().String() != n4 {
 			t.Fatalf("n4 not added: %v", m)
 		}
 		// Remove asks to confirm, and again (force) since n4 takes traffic.
-		click(t, b, `tr[data-route="n4"] button[data-act="remove"]`)
+		b.ClickWhenReady(t, `tr[data-route="n4"] button[data-act="remove"]`)
 		for range 2 {
 			proctest.Eventually(t, 20*time.Second, b.AcceptAlert)
 		}
@@ -148,7 +148,7 @@ func TestUIInChromium(t *testing.T) {
 			}
 			return nil
 		})
-		waitText(t, b, "#audit tbody", "removed "+n4)
+		b.WaitText(t, "#audit tbody", "removed "+n4)
 	})
 
 	if docs {
@@ -158,11 +158,11 @@ func TestUIInChromium(t *testing.T) {
 	checkConsole(t, b)
 
 	t.Run("read-only token: buttons disabled", func(t *testing.T) {
-		click(t, b, "#signout")
+		b.ClickWhenReady(t, "#signout")
 		waitVisible(t, b, "#login")
 		signIn(t, b, roToken)
-		waitText(t, b, "#role", "read-only")
-		waitText(t, b, `tr[data-route="n1"] .m-state`, "active")
+		b.WaitText(t, "#role", "read-only")
+		b.WaitText(t, `tr[data-route="n1"] .m-state`, "active")
 		proctest.Eventually(t, 20*time.Second, func() error {
 			for _, act := range []string{"drain", "stop", "weight", "remove"} {
 				el, err := b.Find(`tr[data-route="n1"] button[data-act="` + act + `"]`)
@@ -179,10 +179,10 @@ func TestUIInChromium(t *testing.T) {
 	})
 
 	t.Run("a wrong token is refused", func(t *testing.T) {
-		click(t, b, "#signout")
+		b.ClickWhenReady(t, "#signout")
 		waitVisible(t, b, "#login")
 		signIn(t, b, "not-the-token")
-		waitText(t, b, "#login-error", "refused")
+		b.WaitText(t, "#login-error", "refused")
 	})
 
 	t.Run("markup in data is shown as text", func(t *testing.T) {
@@ -205,9 +205,9 @@ func testMarkupIsText(t *testing.T, b *browsertest.Browser) {
 	}
 	must(t, b.Navigate(e.srv.URL+"/"))
 	signIn(t, b, rwToken)
-	waitText(t, b, ".b-name", evil)
-	waitText(t, b, "#audit tbody", `<script>window.__xss=2</script>`)
-	waitText(t, b, "#audit tbody", `<svg onload="window.__xss=3">`)
+	b.WaitText(t, ".b-name", evil)
+	b.WaitText(t, "#audit tbody", `<script>window.__xss=2</script>`)
+	b.WaitText(t, "#audit tbody", `<svg onload="window.__xss=3">`)
 	var res struct {
 		XSS     any `json:"xss"`
 		Imgs    int `json:"imgs"`
@@ -226,36 +226,7 @@ func signIn(t *testing.T, b *browsertest.Browser, token string) {
 	in, err := b.Find("#token")
 	must(t, err)
 	must(t, in.SendKeys(token))
-	click(t, b, "#login-button")
-}
-
-func click(t *testing.T, b *browsertest.Browser, css string) {
-	t.Helper()
-	proctest.Eventually(t, 20*time.Second, func() error {
-		el, err := b.Find(css)
-		if err != nil {
-			return err
-		}
-		return el.Click()
-	})
-}
-
-func waitText(t *testing.T, b *browsertest.Browser, css, want string) {
-	t.Helper()
-	proctest.Eventually(t, 20*time.Second, func() error {
-		el, err := b.Find(css)
-		if err != nil {
-			return err
-		}
-		got, err := el.Text()
-		if err != nil {
-			return err
-		}
-		if !strings.Contains(got, want) {
-			return fmt.Errorf("%s shows %q, want %q", css, got, want)
-		}
-		return nil
-	})
+	b.ClickWhenReady(t, "#login-button")
 }
 
 func waitVisible(t *testing.T, b *browsertest.Browser, css string) {

@@ -1,15 +1,12 @@
 package demo_test
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/tetherlb/tether/internal/browsertest"
-	"github.com/tetherlb/tether/internal/proctest"
 )
 
 // TestDemoPageInChromium uses the demo page in real headless Chromium:
@@ -23,23 +20,23 @@ func TestDemoPageInChromium(t *testing.T) {
 	for _, item := range []string{"apple", "pear", "plum"} {
 		addItem(t, b, item)
 	}
-	served := text(t, b, ".node")
+	served := b.TextOf(t, ".node")
 	killed := strings.TrimPrefix(served, "served by ")
-	if text(t, b, "#session .route") != "."+killed {
-		t.Fatalf("the route shown is %q, served by %q", text(t, b, "#session .route"), served)
+	if b.TextOf(t, "#session .route") != "."+killed {
+		t.Fatalf("the route shown is %q, served by %q", b.TextOf(t, "#session .route"), served)
 	}
 
-	click(t, b, "#kill-me")
-	waitText(t, b, "#panel-status", "Killed "+killed)
+	b.ClickWhenReady(t, "#kill-me")
+	b.WaitText(t, "#panel-status", "Killed "+killed)
 	addItem(t, b, "fig") // the next request: another node takes the session over
-	now := strings.TrimPrefix(text(t, b, ".node"), "served by ")
-	if now == killed || text(t, b, "#session .route") != "."+now {
-		t.Fatalf("after the kill: served by %q with route %q", now, text(t, b, "#session .route"))
+	now := strings.TrimPrefix(b.TextOf(t, ".node"), "served by ")
+	if now == killed || b.TextOf(t, "#session .route") != "."+now {
+		t.Fatalf("after the kill: served by %q with route %q", now, b.TextOf(t, "#session .route"))
 	}
-	if items := text(t, b, "#items"); strings.Join(strings.Fields(items), ",") != "apple,pear,plum,fig" {
+	if items := b.TextOf(t, "#items"); strings.Join(strings.Fields(items), ",") != "apple,pear,plum,fig" {
 		t.Fatalf("items after the kill: %q", items)
 	}
-	waitText(t, b, "#nodes", "killed")
+	b.WaitText(t, "#nodes", "killed")
 
 	png, err := b.Screenshot()
 	must(t, err)
@@ -67,51 +64,8 @@ func addItem(t *testing.T, b *browsertest.Browser, item string) {
 	in, err := b.Find(`input[name="item"]`)
 	must(t, err)
 	must(t, in.SendKeys(item))
-	click(t, b, `form.add button[type="submit"]`)
-	waitText(t, b, "#items", item)
-}
-
-func click(t *testing.T, b *browsertest.Browser, css string) {
-	t.Helper()
-	proctest.Eventually(t, 20*time.Second, func() error {
-		el, err := b.Find(css)
-		if err != nil {
-			return err
-		}
-		return el.Click()
-	})
-}
-
-func text(t *testing.T, b *browsertest.Browser, css string) string {
-	t.Helper()
-	var s string
-	proctest.Eventually(t, 20*time.Second, func() error {
-		el, err := b.Find(css)
-		if err != nil {
-			return err
-		}
-		s, err = el.Text()
-		return err
-	})
-	return s
-}
-
-func waitText(t *testing.T, b *browsertest.Browser, css, want string) {
-	t.Helper()
-	proctest.Eventually(t, 20*time.Second, func() error {
-		el, err := b.Find(css)
-		if err != nil {
-			return err
-		}
-		got, err := el.Text()
-		if err != nil {
-			return err
-		}
-		if !strings.Contains(got, want) {
-			return fmt.Errorf("%s shows %q, want %q", css, got, want)
-		}
-		return nil
-	})
+	b.ClickWhenReady(t, `form.add button[type="submit"]`)
+	b.WaitText(t, "#items", item)
 }
 
 func must(t *testing.T, err error) {
