@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httputil"
@@ -76,21 +77,8 @@ func FuzzResponse(f *testing.F) {
 			if headErr == io.EOF {
 				return
 			}
-			if headErr != nil || bodyErr != nil {
-				if nerr == nil {
-					head, _, _ := strings.Cut(string(in[start:]), "\r\n\r\n")
-					why := stricterBody(bodyErr)
-					if headErr != nil {
-						why = stricterResponse(head, headErr)
-					}
-					if why == "" {
-						t.Fatalf("response %d: h1 refuses (%v %v) what net/http accepts: %q", i, headErr, bodyErr, in[start:])
-					}
-				}
+			if !agree(t, fmt.Sprint("response ", i), in[start:], headErr, bodyErr, nerr, stricterResponse) {
 				return
-			}
-			if nerr != nil {
-				t.Fatalf("response %d: h1 accepts what net/http refuses (%v): %q", i, nerr, in[start:])
 			}
 			if resp.StatusCode != r.Status || string(nbody) != body {
 				t.Fatalf("response %d differs: h1 %d %q, net/http %d %q", i, r.Status, body, resp.StatusCode, nbody)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -150,6 +151,32 @@ func stricterHead(head string, h1err error) string {
 }
 
 // stricterBody returns why h1 may refuse a body that net/http accepts.
+// agree compares how h1 (headErr reading the head, bodyErr the body) and
+// net/http (nerr) took message msg, the bytes in: it fails the test when
+// h1 accepts what net/http refuses, or refuses what net/http accepts for
+// no reason that stricterHead (or stricterBody) gives. It reports whether
+// both accepted it, so that the caller compares what they read.
+func agree(t *testing.T, msg string, in []byte, headErr, bodyErr, nerr error, stricterHead func(head string, err error) string) bool {
+	t.Helper()
+	if headErr != nil || bodyErr != nil {
+		if nerr == nil {
+			head, _, _ := strings.Cut(string(in), "\r\n\r\n")
+			why := stricterBody(bodyErr)
+			if headErr != nil {
+				why = stricterHead(head, headErr)
+			}
+			if why == "" {
+				t.Fatalf("%s: h1 refuses (%v %v) what net/http accepts: %q", msg, headErr, bodyErr, in)
+			}
+		}
+		return false
+	}
+	if nerr != nil {
+		t.Fatalf("%s: h1 accepts what net/http refuses (%v): %q", msg, nerr, in)
+	}
+	return true
+}
+
 func stricterBody(h1err error) string {
 	switch {
 	case errors.Is(h1err, errChunkExt):
@@ -201,21 +228,8 @@ func FuzzRequest(f *testing.F) {
 			if headErr == io.EOF {
 				return
 			}
-			if headErr != nil || bodyErr != nil {
-				if nerr == nil {
-					head, _, _ := strings.Cut(string(in[start:]), "\r\n\r\n")
-					why := stricterBody(bodyErr)
-					if headErr != nil {
-						why = stricterHead(head, headErr)
-					}
-					if why == "" {
-						t.Fatalf("request %d: h1 refuses (%v %v) what net/http accepts: %q", i, headErr, bodyErr, in[start:])
-					}
-				}
+			if !agree(t, fmt.Sprint("request ", i), in[start:], headErr, bodyErr, nerr, stricterHead) {
 				return
-			}
-			if nerr != nil {
-				t.Fatalf("request %d: h1 accepts what net/http refuses (%v): %q", i, nerr, in[start:])
 			}
 			if n.method != string(r.Method) || n.target != string(r.Target) || n.host != string(r.Host) || n.close != r.Close || !bytes.Equal(n.body, body) {
 				t.Fatalf("request %d differs:\nh1:       %s %s host=%q close=%v body=%q\nnet/http: %s %s host=%q close=%v body=%q",
