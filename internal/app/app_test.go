@@ -161,13 +161,7 @@ func TestServeReloadsOnSignalAndKeepsOldOnError(t *testing.T) {
 		t.Fatal(err)
 	}
 	reload := make(chan struct{})
-	started := make(chan *Server, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() {
-		done <- Serve(ctx, cfg, ServeOptions{ConfigPath: path, Logger: quiet(), Reload: reload, Started: func(s *Server) { started <- s }})
-	}()
-	s := <-started
+	s := serveInTest(t, cfg, ServeOptions{ConfigPath: path, Reload: reload})
 	base := "http://" + s.Addr("127.0.0.1:0")
 
 	write("balancers: [oops\n") // invalid: ignored
@@ -180,10 +174,6 @@ func TestServeReloadsOnSignalAndKeepsOldOnError(t *testing.T) {
 		}
 		return nil
 	})
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
 }
 
 func TestGracefulShutdownFinishesRequests(t *testing.T) {
@@ -265,4 +255,33 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string) {
 	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
 	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
 	return certFile, keyFile
+}
+
+// serveInTest runs Serve with o (quiet unless o.Logger is set) until the
+// test ends, when it must return nil, and returns the server once it has
+// started.
+func serveInTest(t *testing.T, cfg config.Config, o ServeOptions) *Server {
+	t.Helper()
+	if o.Logger == nil {
+		o.Logger = quiet()
+	}
+	started := make(chan *Server, 1)
+	o.Started = func(s *Server) { started <- s }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, cfg, o) }()
+	select {
+	case s := <-started:
+		t.Cleanup(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Error(err)
+			}
+		})
+		return s
+	case err := <-done:
+		cancel()
+		t.Fatalf("serve: %v", err)
+		return nil
+	}
 }

@@ -103,13 +103,11 @@ type stack struct {
 	base   string // the balancer
 	client *admin.Client
 	dir    string
-	cancel func()
-	done   chan error
 }
 
 func startStack(t *testing.T, balancerExtra string, replicated bool) *stack {
 	t.Helper()
-	st := &stack{dir: t.TempDir(), done: make(chan error, 1)}
+	st := &stack{dir: t.TempDir()}
 	var members []string
 	for _, rt := range []string{"n1", "n2", "n3"} {
 		members = append(members, fmt.Sprintf("{url: %q, route: %s}", node(t, rt, replicated).URL, rt))
@@ -127,23 +125,7 @@ balancers:
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	st.cancel = cancel
-	started := make(chan *Server, 1)
-	go func() {
-		st.done <- Serve(ctx, cfg, ServeOptions{Logger: quiet(), Started: func(s *Server) { started <- s }})
-	}()
-	select {
-	case st.srv = <-started:
-	case err := <-st.done:
-		t.Fatalf("serve: %v", err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-st.done; err != nil {
-			t.Error(err)
-		}
-	})
+	st.srv = serveInTest(t, cfg, ServeOptions{})
 	st.base = "http://" + st.srv.Addr("127.0.0.1:0")
 	st.client, err = admin.NewClient("http://"+st.srv.ManagerAddr(), testToken, admin.ClientOptions{Operator: "test"})
 	if err != nil {
@@ -348,24 +330,16 @@ func TestServeRefusesAManagerWithoutToken(t *testing.T) {
 		t.Fatalf("Serve without a token: %v", err)
 	}
 	// The environment variable is the third source.
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	started := make(chan *Server, 1)
-	go func() {
-		done <- Serve(ctx, cfg, ServeOptions{Logger: quiet(), Getenv: func(k string) string {
-			if k == TokenEnv {
-				return " env-token-0123456789abcdef \n"
-			}
-			return ""
-		}, Started: func(s *Server) { started <- s }})
-	}()
-	s := <-started
+	s := serveInTest(t, cfg, ServeOptions{Getenv: func(k string) string {
+		if k == TokenEnv {
+			return " env-token-0123456789abcdef \n"
+		}
+		return ""
+	}})
 	c, _ := admin.NewClient("http://"+s.ManagerAddr(), "env-token-0123456789abcdef", admin.ClientOptions{})
 	if _, err := c.Balancers(context.Background()); err != nil {
 		t.Errorf("token from the environment: %v", err)
 	}
-	cancel()
-	must(t, <-done)
 }
 
 func TestManagerTokenSources(t *testing.T) {
@@ -428,14 +402,7 @@ balancers:
 	cfg, err := config.Load(path)
 	must(t, err)
 	reload := make(chan struct{})
-	started := make(chan *Server, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- Serve(ctx, cfg, ServeOptions{ConfigPath: path, Logger: quiet(), Reload: reload, Started: func(s *Server) { started <- s }})
-	}()
-	s := <-started
-	defer func() { cancel(); must(t, <-done) }()
+	s := serveInTest(t, cfg, ServeOptions{ConfigPath: path, Reload: reload})
 	c, _ := admin.NewClient("http://"+s.ManagerAddr(), testToken, admin.ClientOptions{})
 	bg := context.Background()
 	_, err = c.Change(bg, "b", "n1", admin.MemberChange{State: strp("stopped")})
@@ -542,14 +509,7 @@ balancers:
     health: {path: /healthz, interval: 20ms, timeout: 1s, rise: 1, fall: 1}
     members: [{url: %q, route: n1}, {url: %q, route: n2}]
 `, testToken, filepath.Join(dir, "state.json"), n1.URL, n2.URL))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	started := make(chan *Server, 1)
-	go func() {
-		done <- Serve(ctx, cfg, ServeOptions{Logger: quiet(), Started: func(s *Server) { started <- s }})
-	}()
-	s := <-started
-	defer func() { cancel(); must(t, <-done) }()
+	s := serveInTest(t, cfg, ServeOptions{})
 	c, _ := admin.NewClient("http://"+s.ManagerAddr(), testToken, admin.ClientOptions{})
 	bg := context.Background()
 	wait := func(state string, announced bool) {
@@ -596,14 +556,7 @@ func TestReloadRotatesTheToken(t *testing.T) {
 	cfg, err := config.Load(path)
 	must(t, err)
 	reload := make(chan struct{})
-	started := make(chan *Server, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- Serve(ctx, cfg, ServeOptions{ConfigPath: path, Logger: quiet(), Reload: reload, Started: func(s *Server) { started <- s }})
-	}()
-	s := <-started
-	defer func() { cancel(); must(t, <-done) }()
+	s := serveInTest(t, cfg, ServeOptions{ConfigPath: path, Reload: reload})
 	client := func(tok string) *admin.Client {
 		c, err := admin.NewClient("http://"+s.ManagerAddr(), tok, admin.ClientOptions{})
 		must(t, err)
