@@ -154,9 +154,10 @@ start_backends() {
 	done
 }
 
-# write_tether_config FILE PORT [MANAGER_PORT] [ENGINE]: the Tether
-# configuration over n1..n3, with the manager (token bench-token) if a port
-# is given, and the engine if one is (default: auto, the native engine).
+# write_tether_config FILE PORT [MANAGER_PORT] [ENGINE] [MAX_CONNS]: the
+# Tether configuration over n1..n3, with the manager (token bench-token) if
+# a port is given, the engine if one is (default: auto, the native engine),
+# and a per-member limit with a 30 s queue if MAX_CONNS is given.
 write_tether_config() {
 	cat >"$1" <<-YAML
 		listen: 127.0.0.1:$2
@@ -164,6 +165,7 @@ write_tether_config() {
 		$([[ -n ${4:-} ]] && printf 'engine: %s' "$4")
 		balancers:
 		  - name: bench
+		    $([[ -n ${5:-} ]] && printf 'max_conns: %s\n    timeouts: { queue: 30s }' "$5")
 		    members:
 		      - { url: http://127.0.0.1:${BACKEND_PORTS[0]}, route: n1 }
 		      - { url: http://127.0.0.1:${BACKEND_PORTS[1]}, route: n2 }

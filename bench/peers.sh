@@ -16,17 +16,20 @@ PORT_nginx=$((PORT_BASE + 3)) PORT_httpd=$((PORT_BASE + 4)) PORT_direct=$DIRECT_
 PORT_proto_nethttp=$((PORT_BASE + 5)) PORT_proto_raw=$((PORT_BASE + 6)) PORT_direct_nethttp=$((PORT_BASE + 7))
 # Tether with its net/http engine (engine: nethttp) instead of the native one.
 PORT_tether_nethttp=$((PORT_BASE + 10))
+# Tether with max_conns: 64 per member (a FIFO queue in the balancer).
+PORT_tether_maxconns=$((PORT_BASE + 9))
 PEERS="direct tether haproxy nginx httpd"
 # BENCH_GOENV adds environment to the Go targets (Tether, protoproxy and the
 # direct backends), e.g. BENCH_GOENV="GOGC=400" to try a GC setting.
 GOENV=${BENCH_GOENV:-}
-EXPERIMENTS="tether-nethttp direct-nethttp proto-nethttp proto-raw"
+EXPERIMENTS="tether-nethttp tether-maxconns direct-nethttp proto-nethttp proto-raw"
 P1=${BACKEND_PORTS[0]} P2=${BACKEND_PORTS[1]} P3=${BACKEND_PORTS[2]}
 
 # write_peer_configs: every target's configuration into $WORK.
 write_peer_configs() {
 	write_tether_config "$WORK/tether.yaml" "$PORT_tether"
 	write_tether_config "$WORK/tether-nethttp.yaml" "$PORT_tether_nethttp" "" nethttp
+	write_tether_config "$WORK/tether-maxconns.yaml" "$PORT_tether_maxconns" "" "" 64
 	write_haproxy_config
 	write_nginx_config
 	write_httpd_config
@@ -195,7 +198,7 @@ start_target() {
 	direct) start_proc direct "$PROXY_CPU" env GOMAXPROCS=1 $GOENV "$WORK/bin/backend" --listen "127.0.0.1:$port" --route n2 ;;
 	direct-nethttp) start_proc "$name" "$PROXY_CPU" env GOMAXPROCS=1 $GOENV "$WORK/bin/backend" --nethttp --listen "127.0.0.1:$port" --route n2 ;;
 	proto-*) start_proc "$name" "$PROXY_CPU" env GOMAXPROCS=1 $GOENV "$WORK/bin/protoproxy" --engine "${name#proto-}" --listen "127.0.0.1:$port" --members "$members" ;;
-	tether | tether-nethttp) start_proc "$name" "$PROXY_CPU" env GOMAXPROCS=1 $GOENV "$WORK/bin/tether" serve --config "$WORK/$name.yaml" ;;
+	tether | tether-nethttp | tether-maxconns) start_proc "$name" "$PROXY_CPU" env GOMAXPROCS=1 $GOENV "$WORK/bin/tether" serve --config "$WORK/$name.yaml" ;;
 	haproxy) start_proc haproxy "$PROXY_CPU" haproxy -db -f "$WORK/haproxy.cfg" ;;
 	nginx) start_proc nginx "$PROXY_CPU" nginx -p "$WORK/nginx" -e "$WORK/nginx/error.log" -c "$WORK/nginx/nginx.conf" ;;
 	httpd) start_proc httpd "$PROXY_CPU" apache2 -d "$WORK/httpd" -f "$WORK/httpd/httpd.conf" -DFOREGROUND ;;

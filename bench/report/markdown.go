@@ -11,6 +11,7 @@ var targetNames = map[string]string{
 	"nginx": "nginx", "httpd": "Apache httpd",
 	"direct-nethttp": "direct, net/http.Server backend", "proto-nethttp": "Go net/http proxy (bare)",
 	"proto-raw": "Go raw HTTP/1.1 proxy (prototype)", "tether-nethttp": "Tether, engine: nethttp",
+	"tether-maxconns": "Tether, max_conns: 64",
 }
 
 func targetName(t string) string {
