@@ -68,6 +68,14 @@ type Delta struct {
 	Set map[string][]byte
 	// Remove lists keys to delete.
 	Remove []string
+	// Expect holds the values the write depends on, by key (a nil slice:
+	// the key must be absent): the write fails with ErrConflict, changing
+	// nothing, unless each is still the session's value when the owner
+	// applies it. Nil means no condition.
+	Expect map[string][]byte
+	// ExpectBase makes the write fail with ErrConflict when the session
+	// is no longer at version Base (any write came in between).
+	ExpectBase bool
 	// IdleTimeout, when non-zero, replaces the session's idle timeout.
 	IdleTimeout time.Duration
 	// Deadline, when non-zero, replaces the session's absolute deadline.
@@ -111,6 +119,9 @@ var (
 	// ErrBadBase: Delta.Base is newer than the session's version (a
 	// version this node never handed out).
 	ErrBadBase = errors.New("cluster: delta base newer than the session")
+	// ErrConflict: a write's condition (Delta.Expect, Delta.ExpectBase)
+	// did not hold; nothing was written.
+	ErrConflict = errors.New("cluster: the session changed; condition not met")
 	// ErrTooLarge: the session would not fit in one frame (Options.MaxFrame).
 	ErrTooLarge = errors.New("cluster: session too large")
 	// ErrClosed: the node is closed.

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"slices"
@@ -56,7 +57,7 @@ func orNow(t, now int64) int64 {
 // Version+1, and replicates it (waiting per Options.Ack). Keys are merged
 // one by one; see Result.Conflicts. A session this node's past incarnation
 // owned (before a restart) is claimed again first. Errors: ErrNotFound,
-// ErrNotOwner (a *NotOwnerError), ErrFenced, ErrBadBase, ErrTooLarge, and
+// ErrNotOwner (a *NotOwnerError), ErrFenced, ErrBadBase, ErrConflict, ErrTooLarge, and
 // for sync writes ErrNotAcknowledged or ErrAlone.
 func (n *Node) Update(ctx context.Context, d Delta) (Result, error) {
 	start := time.Now()
@@ -73,6 +74,10 @@ func (n *Node) Update(ctx context.Context, d Delta) (Result, error) {
 		e.mu.Unlock()
 		return Result{}, fmt.Errorf("%w: base %d, session at %d", ErrBadBase, d.Base, r.version)
 	}
+	if err := r.check(d); err != nil {
+		e.mu.Unlock()
+		return Result{}, err
+	}
 	m, conflicts, size := n.buildDelta(r, d)
 	if size > n.opts.MaxFrame {
 		e.mu.Unlock()
@@ -83,6 +88,20 @@ func (n *Node) Update(ctx context.Context, d Delta) (Result, error) {
 	w := n.commitLocked(d.ID, r.bal, r.version, targets, msgDelta, encodeBody(m))
 	e.mu.Unlock()
 	return res, n.await(ctx, w, start)
+}
+
+// check returns ErrConflict, wrapped, unless d's condition holds on r.
+func (r *record) check(d Delta) error {
+	if d.ExpectBase && r.version != d.Base {
+		return fmt.Errorf("%w: session at version %d, expected %d", ErrConflict, r.version, d.Base)
+	}
+	for k, want := range d.Expect {
+		got, ok := r.vals[k]
+		if ok != (want != nil) || !bytes.Equal(got, want) {
+			return fmt.Errorf("%w: key %q changed after version %d", ErrConflict, k, d.Base)
+		}
+	}
+	return nil
 }
 
 // buildDelta turns d into the next delta of r, with the keys it conflicts

@@ -18,15 +18,26 @@ func (s *Session) commit(h http.Header) error {
 		return nil
 	}
 	s.committed = true
+	defer s.unlock() // once saved, the next request on the session may start
 	if !s.resolved {
 		return nil // never used: no store access, cookie left alone
 	}
 	h.Add("Vary", "Cookie")
 	if s.err != nil {
+		if s.dropped {
+			// A change was refused: whatever the handler answers, the
+			// response must not say it was saved.
+			return s.err
+		}
 		return nil // the load failed; the handler got the error and answered
 	}
-	if err := s.reencode(); err != nil {
-		return err
+	if s.access != accessReadOnly { // read-only: values changed in place are not saved
+		if err := s.reencode(); err != nil {
+			return err
+		}
+	}
+	if s.lease.l != nil && !s.lease.valid() {
+		return fmt.Errorf("session: held longer than LockHold (%v), another request has it now: %w", s.m.o.LockHold, ErrConflict)
 	}
 	now := s.m.o.Now()
 	switch {
@@ -150,35 +161,72 @@ func (s *Session) renew(h http.Header, now time.Time) error {
 // update saves the changes to a stored session, or touches it, and rewrites
 // the cookie when the presented id was not this node's.
 func (s *Session) update(h http.Header, now time.Time) error {
-	d := Delta{ID: s.id, BaseVersion: s.rec.Version, LastAccess: now}
+	d := s.delta(now)
+	if d.Set == nil && d.Removed == nil {
+		return s.touch(h, now)
+	}
+	ctx, cancel := s.m.storeCtx(s.base())
+	defer cancel()
+	res, err := s.m.o.Store.Save(ctx, d)
+	if err != nil {
+		return s.saveErr(h, err)
+	}
+	if len(res.Conflicts) > 0 {
+		s.m.obs.Conflict(len(res.Conflicts))
+	}
+	s.fixCookie(h)
+	return nil
+}
+
+// delta returns the request's changes to its stored session, with what it
+// read of it.
+func (s *Session) delta(now time.Time) Delta {
+	d := Delta{ID: s.id, BaseVersion: s.rec.Version, LastAccess: now, ReadAll: s.readAll}
 	for k, e := range s.entries {
-		orig, had := s.rec.Values[k]
 		switch {
-		case e.cur != nil && (e.put || !had || !bytes.Equal(e.cur, orig)):
+		case e.cur != nil && (e.put || e.orig == nil || !bytes.Equal(e.cur, e.orig)):
 			if d.Set == nil {
 				d.Set = make(map[string][]byte, len(s.entries))
 			}
 			d.Set[k] = e.cur
-		case e.cur == nil && had:
+		case e.cur == nil && e.orig != nil:
 			d.Removed = append(d.Removed, k)
 		}
+		if e.read {
+			if d.Read == nil {
+				d.Read = make(map[string][]byte, len(s.entries))
+			}
+			d.Read[k] = e.orig
+		}
 	}
-	ctx, cancel := s.m.storeCtx(s.base())
-	defer cancel()
-	if d.Set != nil || d.Removed != nil {
-		res, err := s.m.o.Store.Save(ctx, d)
-		if errors.Is(err, ErrNotFound) {
-			s.m.expireCookie(h, s.req)
-			return fmt.Errorf("session: save: %w", ErrGone)
-		}
-		if err != nil {
-			return s.m.storeErr(OpSave, s.id, err)
-		}
-		if len(res.Conflicts) > 0 {
-			s.m.obs.Conflict(len(res.Conflicts))
-		}
-	} else if t := s.m.o.TouchInterval; t < 0 || now.Sub(s.rec.LastAccess) >= t {
-		err := s.m.o.Store.Touch(ctx, s.id, now)
+	return d
+}
+
+// saveErr maps a failed Save of the request's session onto the Manager's
+// errors, expiring the cookie of a session that ended.
+func (s *Session) saveErr(h http.Header, err error) error {
+	switch {
+	case errors.Is(err, ErrNotFound):
+		s.m.expireCookie(h, s.req)
+		return fmt.Errorf("session: save: %w", ErrGone)
+	case errors.Is(err, ErrConflict):
+		s.m.obs.StoreError(OpSave, err)
+		return fmt.Errorf("session: save: %w", err)
+	}
+	return s.m.storeErr(OpSave, s.id, err)
+}
+
+// touch records the request's use of its stored session, at most once per
+// TouchInterval, and rewrites the cookie when the presented id was not this
+// node's.
+func (s *Session) touch(h http.Header, now time.Time) error {
+	if s.rec.ID == "" {
+		return nil
+	}
+	if t := s.m.o.TouchInterval; t < 0 || now.Sub(s.rec.LastAccess) >= t {
+		ctx, cancel := s.m.storeCtx(s.base())
+		err := s.m.o.Store.Touch(ctx, s.rec.ID, now)
+		cancel()
 		if errors.Is(err, ErrNotFound) {
 			// Ended meanwhile; nothing of this request is lost.
 			s.m.expireCookie(h, s.req)
@@ -190,8 +238,14 @@ func (s *Session) update(h http.Header, now time.Time) error {
 			s.m.o.Logger.Warn("session: touch failed", "err", err)
 		}
 	}
-	if !s.m.isCanonical(s.presented, s.id) {
-		s.m.setCookie(h, s.req, s.m.canonical(s.id)) // taken over, or the route suffix was stale
-	}
+	s.fixCookie(h)
 	return nil
+}
+
+// fixCookie rewrites the cookie when the presented id was not this node's:
+// the session was taken over, or the route suffix was stale.
+func (s *Session) fixCookie(h http.Header) {
+	if !s.m.isCanonical(s.presented, s.id) {
+		s.m.setCookie(h, s.req, s.m.canonical(s.id))
+	}
 }

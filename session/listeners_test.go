@@ -24,14 +24,14 @@ func TestDestroyedOnce(t *testing.T) {
 			var loaded sync.WaitGroup
 			loaded.Add(2)
 			concurrently(2, func() {
-				e.do(func(w http.ResponseWriter, r *http.Request) {
+				e.do(session.Optimistic(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 					if _, err := session.Get[string](session.From(r), "k"); err != nil {
 						e.t.Error(err)
 					}
 					loaded.Done()
 					loaded.Wait() // both have the session before either deletes it
 					e.m.Logout(w, r, "/")
-				}, "POST", "/logout", c)
+				})).ServeHTTP, "POST", "/logout", c)
 			})
 		}, session.ReasonInvalidated},
 		{"idle timeout, found by the janitor", memstore.Options{}, func(e *env, c string) {

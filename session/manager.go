@@ -18,6 +18,7 @@ type Manager struct {
 	ids     idFormat
 	obs     Observer
 	claimer Claimer // nil when the store cannot take sessions over
+	locks   *locks  // one lock per session in use by an Exclusive request
 }
 
 // New returns a Manager for o, or the errors of o.Validate. If o.Store is an
@@ -28,7 +29,7 @@ func New(o Options) (*Manager, error) {
 		return nil, err
 	}
 	o = o.withDefaults()
-	m := &Manager{o: o, ids: newIDFormat(o.Separator, o.IDBytes), obs: o.Observer}
+	m := &Manager{o: o, ids: newIDFormat(o.Separator, o.IDBytes), obs: o.Observer, locks: newLocks()}
 	if m.obs == nil {
 		m.obs = NopObserver{}
 	}
@@ -72,6 +73,10 @@ type ctxKey struct{}
 // store until next uses the Session; a request that never does costs no
 // store access and its cookie is left alone.
 //
+// Requests on one session run one after another on this node, from their
+// first use of the Session to their commit (Options.LockWait, LockHold);
+// wrap handlers in ReadOnly or Optimistic to change that.
+//
 // If the commit fails (the store is full or failing, the session ended
 // under the request), the response next was about to write is replaced by
 // Options.ErrorHandler's, and next's later writes fail with the error: the
@@ -87,6 +92,7 @@ func (m *Manager) Handler(next http.Handler) http.Handler {
 		r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, s))
 		cw := &s.w // one allocation for both
 		*cw = writer{ResponseWriter: w, s: s, r: r}
+		defer s.release() // a handler that panics releases the session too
 		next.ServeHTTP(cw, r)
 		cw.begin()
 	})

@@ -35,7 +35,9 @@ func TestRenewRacingLogout(t *testing.T) {
 		}, "POST", "/login", c)
 	}()
 	loaded.Wait()
-	e.do(func(w http.ResponseWriter, r *http.Request) { e.m.Logout(w, r, "/") }, "POST", "/logout", c)
+	// Optimistic: the logout does not wait for the login, as a logout on
+	// another node would not.
+	e.do(session.Optimistic(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { e.m.Logout(w, r, "/") })).ServeHTTP, "POST", "/logout", c)
 	close(release)
 	resp := <-done
 	if resp.StatusCode != http.StatusConflict {

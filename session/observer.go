@@ -1,5 +1,7 @@
 package session
 
+import "time"
+
 // Observer receives the Manager's events, for metrics: package metrics
 // implements it with Prometheus counters. Methods are called synchronously,
 // on request goroutines or a store's janitor goroutine, possibly from many at
@@ -18,8 +20,14 @@ type Observer interface {
 	// IDRejected: a request presented a session id that could not be used.
 	IDRejected(Rejection)
 	// Conflict: a commit wrote keys that a concurrent request on the same
-	// session had also written; keys is how many (the later write won).
+	// session had also written without reading them; keys is how many (the
+	// later write won). A commit refused because what it read had changed
+	// is a StoreError with ErrConflict.
 	Conflict(keys int)
+	// LockWaited: an Exclusive request waited wait for its session's lock
+	// (zero when nobody held it); err is ErrBusy or the client's
+	// cancellation when it gave up.
+	LockWaited(wait time.Duration, err error)
 	// StoreError: a store operation failed for a reason other than the
 	// session being absent.
 	StoreError(op Op, err error)
@@ -86,6 +94,9 @@ func (NopObserver) IDRejected(Rejection) {}
 
 // Conflict does nothing.
 func (NopObserver) Conflict(int) {}
+
+// LockWaited does nothing.
+func (NopObserver) LockWaited(time.Duration, error) {}
 
 // StoreError does nothing.
 func (NopObserver) StoreError(Op, error) {}

@@ -73,6 +73,22 @@ type Options struct {
 	// for a store that does not; it costs a timer per call.
 	StoreTimeout time.Duration
 
+	// LockWait bounds how long a request waits for the requests ahead of it
+	// on the same session. Requests on one session run one after another
+	// on this node, from their first access to the session until their
+	// commit (the Exclusive access mode; see ReadOnly and Optimistic for
+	// the others), so that the usual read-modify-write is safe. A request
+	// that waited LockWait gives up with ErrBusy (503 with Retry-After);
+	// it never runs without the lock. Zero means 10 seconds.
+	LockWait time.Duration
+
+	// LockHold bounds how long a request may keep its session locked. Past
+	// it, the next request in line takes the lock, and the commit of the
+	// request that held it fails with ErrConflict (409), so that a hung
+	// handler cannot keep a session from being used. A request that
+	// returns or panics releases the lock at once. Zero means 1 minute.
+	LockHold time.Duration
+
 	// URLRewriting accepts the session id from a ";jsessionid=" path
 	// parameter (PathParam) when the request has no session cookie, strips
 	// the parameter before calling the handler, and makes Session.EncodeURL
@@ -173,6 +189,8 @@ func defaults() Options {
 		MaxSessionBytes: 1 << 20,                       // a whole session: 1 MiB
 		IDBytes:         16,                            // 128 random bits
 		Codec:           JSON{},                        // deterministic, fails on what it cannot store
+		LockWait:        10 * time.Second,              // longer than a request should take, shorter than a balancer's timeout
+		LockHold:        time.Minute,                   // a handler stuck longer is hung
 		PathParam:       "jsessionid",                  // the servlet name
 		Logger:          slog.New(slog.DiscardHandler), // quiet unless asked
 		Now:             time.Now,                      // the wall clock
@@ -201,6 +219,8 @@ func (o Options) withDefaults() Options {
 	o.MaxValueBytes = orInt(o.MaxValueBytes, d.MaxValueBytes)
 	o.MaxSessionBytes = orInt(o.MaxSessionBytes, d.MaxSessionBytes)
 	o.IDBytes = orInt(o.IDBytes, d.IDBytes)
+	o.LockWait = orDuration(o.LockWait, d.LockWait)
+	o.LockHold = orDuration(o.LockHold, d.LockHold)
 	if o.Codec == nil {
 		o.Codec = d.Codec
 	}
@@ -273,6 +293,12 @@ func (o Options) Validate() error {
 	}
 	if o.IDBytes != 0 && (o.IDBytes < 16 || o.IDBytes > 64) {
 		bad("Options.IDBytes %d: want 16 to 64 (at least 128 random bits)", o.IDBytes)
+	}
+	if o.LockWait < 0 {
+		bad("Options.LockWait %v: must not be negative (a request never waits without bound)", o.LockWait)
+	}
+	if o.LockHold < 0 {
+		bad("Options.LockHold %v: must not be negative (a hung request must not keep its session)", o.LockHold)
 	}
 	if o.PathParam != "" && !isToken(o.PathParam) {
 		bad("Options.PathParam %q: not a valid parameter name", o.PathParam)

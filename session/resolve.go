@@ -24,10 +24,19 @@ func (s *Session) resolve() error {
 		p.add(s.urlID, false)
 	}
 	for i, v := range p.ids[:p.n] {
+		if id, _, ok := route.Split(v, s.m.o.Separator); ok && s.m.ids.valid(id) {
+			if err := s.lock(id); err != nil {
+				s.err = err
+				return s.err
+			}
+		}
 		rec, ok, err := s.m.lookup(s.base(), v)
 		if err != nil {
 			s.err = err
 			return err
+		}
+		if !ok {
+			s.unlock()
 		}
 		if ok {
 			s.rec, s.id, s.presented, s.fromCookie = rec, rec.ID, v, p.fromCookie[i]

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"reflect"
 	"sort"
+	"strconv"
 	"sync"
 )
 
@@ -38,7 +39,12 @@ type Session struct {
 
 	entries   map[string]*entry // keys this request used
 	size      int               // encoded size of keys and values as this request sees them
+	readAll   bool              // Keys was called: the outcome depends on the whole session
+	dropped   bool              // a change failed because the session could not be loaded
 	committed bool
+
+	access access // how the request uses the session (ReadOnly, Optimistic wrappers)
+	lease  lease  // the session's lock, held from the first access to the commit (Exclusive)
 
 	w    writer          // the request's ResponseWriter, allocated with the Session
 	sctx context.Context // the request's context without its cancellation, made once
@@ -56,9 +62,12 @@ func (s *Session) base() context.Context {
 
 // entry is one key as a request uses it.
 type entry struct {
-	cur  []byte    // current encoding; nil when absent
-	put  bool      // explicitly Put: saved even if cur equals the stored bytes
-	live []tracked // values handed out or given, re-encoded at commit
+	orig    []byte    // the stored encoding when the request first used the key; nil when absent
+	cur     []byte    // current encoding; nil when absent
+	put     bool      // explicitly Put: saved even if cur equals the stored bytes
+	written bool      // Put or Removed by this request
+	read    bool      // read as stored (before any write): the commit checks it is still orig
+	live    []tracked // values handed out or given, re-encoded at commit
 }
 
 // tracked is a value whose in-place changes the commit detects.
@@ -90,6 +99,7 @@ func (s *Session) Keys() ([]string, error) {
 	if err := s.resolve(); err != nil {
 		return nil, err
 	}
+	s.readAll = true
 	var keys []string
 	for k := range s.rec.Values {
 		if s.entries[k] == nil {
@@ -116,16 +126,35 @@ func (s *Session) Put(key string, v any) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.committed {
-		return fmt.Errorf("session: Put %q: %w", key, ErrCommitted)
-	}
-	if err := s.resolve(); err != nil {
+	if err := s.writable("Put " + strconv.Quote(key)); err != nil {
 		return err
 	}
 	b, err := s.m.o.Codec.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("session: Put %q: %w: %w", key, ErrEncoding, err)
 	}
+	return s.put(key, v, b)
+}
+
+// writable checks that the request may change its session now, and
+// resolves it.
+func (s *Session) writable(what string) error {
+	switch {
+	case s.committed:
+		return fmt.Errorf("session: %s: %w", what, ErrCommitted)
+	case s.access == accessReadOnly:
+		return fmt.Errorf("session: %s: %w", what, ErrReadOnly)
+	}
+	if err := s.resolve(); err != nil {
+		s.dropped = true
+		return err
+	}
+	return nil
+}
+
+// put sets key to v, encoded as b, creating the session if the request has
+// none.
+func (s *Session) put(key string, v any, b []byte) error {
 	size, err := s.checkSize(key, b)
 	if err != nil {
 		return err
@@ -137,7 +166,7 @@ func (s *Session) Put(key string, v any) error {
 		s.isNew = true
 	}
 	e := s.entry(key)
-	e.cur, e.put, e.live = b, true, nil
+	e.cur, e.put, e.written, e.live = b, true, true, nil
 	if trackable(reflect.TypeOf(v)) {
 		e.live = []tracked{{v: v, enc: b}}
 	}
@@ -151,18 +180,18 @@ func (s *Session) Put(key string, v any) error {
 func (s *Session) Remove(key string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.committed {
-		return fmt.Errorf("session: Remove %q: %w", key, ErrCommitted)
-	}
-	if err := s.resolve(); err != nil {
+	if err := s.writable("Remove " + strconv.Quote(key)); err != nil {
 		return err
 	}
-	if s.current(key) == nil {
+	e := s.entry(key)
+	if !e.written {
+		e.read = true // removed only if still held: the outcome depends on it
+	}
+	if e.cur == nil {
 		return nil
 	}
-	e := s.entry(key)
 	s.size -= len(key) + len(e.cur)
-	e.cur, e.put, e.live = nil, false, nil
+	e.cur, e.put, e.written, e.live = nil, false, true, nil
 	return nil
 }
 
@@ -200,6 +229,11 @@ func Lookup[T any](s *Session, key string) (T, bool, error) {
 			}
 		}
 	}
+	if !s.committed && s.id != "" && !s.isNew {
+		if e := s.entry(key); !e.written {
+			e.read = true // the commit checks that the stored value is still this
+		}
+	}
 	b := s.current(key)
 	if b == nil {
 		return zero, false, nil
@@ -225,10 +259,7 @@ func Lookup[T any](s *Session, key string) (T, bool, error) {
 func (s *Session) Invalidate() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.committed {
-		return fmt.Errorf("session: Invalidate: %w", ErrCommitted)
-	}
-	if err := s.resolve(); err != nil {
+	if err := s.writable("Invalidate"); err != nil {
 		return err
 	}
 	if s.rec.ID != "" {
@@ -245,7 +276,7 @@ func (s *Session) Invalidate() error {
 		}
 	}
 	s.rec, s.id, s.isNew, s.renewed = Record{}, "", false, false
-	s.entries, s.size = nil, 0
+	s.entries, s.size, s.readAll = nil, 0, false
 	return nil
 }
 
@@ -259,11 +290,14 @@ func (s *Session) Invalidate() error {
 func (s *Session) RenewID() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.committed {
-		return fmt.Errorf("session: RenewID: %w", ErrCommitted)
-	}
-	if err := s.resolve(); err != nil || s.id == "" {
+	if err := s.writable("RenewID"); err != nil || s.id == "" {
 		return err
+	}
+	if s.access == accessOptimistic && s.rec.ID != "" {
+		// The renewal copies the session to the new id and deletes the
+		// old one: a write another request commits in between would be
+		// lost with the old id.
+		return fmt.Errorf("session: RenewID: %w", ErrNeedsExclusive)
 	}
 	id, err := s.m.ids.generate(s.m.o.Rand)
 	if err != nil {
@@ -290,7 +324,8 @@ func (s *Session) entry(key string) *entry {
 		if s.entries == nil {
 			s.entries = make(map[string]*entry, 4)
 		}
-		e = &entry{cur: s.rec.Values[key]}
+		b := s.rec.Values[key]
+		e = &entry{orig: b, cur: b}
 		s.entries[key] = e
 	}
 	return e

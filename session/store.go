@@ -1,7 +1,9 @@
 package session
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -18,6 +20,11 @@ import (
 // A Store applies the Saves of one session one at a time, in an order of its
 // choosing (for a replicated store: the order of the node that owns the
 // session), and every node holding a replica applies them in that order.
+//
+// Durability: once Save, Delete or Claim has returned nil, the change
+// survives what the store promises to survive (a replicated store: the
+// death of its node, per its acknowledgement mode), and Load on any node
+// never returns a state that a later Load could go back on.
 //
 // Blocking: methods may block on I/O (a replicated store in synchronous mode
 // waits in Save until a peer acknowledges), but must bound that time
@@ -67,11 +74,19 @@ type Store interface {
 	// when d.BaseVersion is greater than the current version (a version
 	// the store never handed out).
 	//
-	// Same-key conflicts: a key in d.Set or d.Removed that a Save applied
-	// after d.BaseVersion also wrote is a conflict. The rule is last writer
-	// wins: the Save applied later (in the store's order) sets the value,
-	// and it reports the key in SaveResult.Conflicts. Every replica thus
-	// ends with the same value.
+	// Reads are checked: Save fails with an error wrapping ErrConflict, and
+	// changes nothing, when the current value of a key in d.Read differs
+	// from the bytes given there (a nil slice: the key must be absent), or
+	// when d.ReadAll is set and any Save was applied after d.BaseVersion.
+	// The check and the write are one atomic step in the store's order of
+	// the session's Saves. So a read-modify-write never overwrites a write
+	// it did not see, on any node.
+	//
+	// Blind writes: a key in d.Set or d.Removed but not in d.Read, that a
+	// Save applied after d.BaseVersion also wrote, is a conflict that the
+	// rule "last writer wins" settles: the Save applied later (in the
+	// store's order) sets the value, and it reports the key in
+	// SaveResult.Conflicts. Every replica thus ends with the same value.
 	//
 	// A bounded Store refuses a Save that would exceed its bounds with an
 	// error wrapping ErrStoreFull and leaves the record as it was; it never
@@ -157,6 +172,15 @@ type Delta struct {
 	// Removed lists the keys the request removed. A key is never in both
 	// Set and Removed.
 	Removed []string
+	// Read holds the keys whose values the request read before writing
+	// anything to them, with the bytes it read (nil: it found the key
+	// absent). Save refuses the delta with ErrConflict unless each is still
+	// the stored value. Nil means the request read nothing the check needs.
+	Read map[string][]byte
+	// ReadAll means the request read the whole session (its list of keys):
+	// Save refuses the delta with ErrConflict if any Save was applied after
+	// BaseVersion.
+	ReadAll bool
 	// LastAccess is when the request used the session.
 	LastAccess time.Time
 
@@ -269,4 +293,21 @@ func (r Reason) String() string {
 		return "evicted"
 	}
 	return "unknown"
+}
+
+// CheckReads returns an error wrapping ErrConflict when d's reads (Read,
+// ReadAll) no longer hold against cur, the record d is about to be applied
+// to, as Store.Save specifies; nil when they hold. A Store calls it in the
+// same atomic step as the write.
+func CheckReads(d Delta, cur Record) error {
+	if d.ReadAll && cur.Version != d.BaseVersion {
+		return fmt.Errorf("the session is at version %d, the request read all of version %d: %w", cur.Version, d.BaseVersion, ErrConflict)
+	}
+	for k, want := range d.Read {
+		got, ok := cur.Values[k]
+		if ok != (want != nil) || !bytes.Equal(got, want) {
+			return fmt.Errorf("key %q changed since version %d: %w", k, d.BaseVersion, ErrConflict)
+		}
+	}
+	return nil
 }

@@ -24,6 +24,8 @@ func mapErr(op, id string, err error) error {
 		why = session.ErrExists
 	case errors.Is(err, cluster.ErrBadBase):
 		why = session.ErrBadDelta
+	case errors.Is(err, cluster.ErrConflict):
+		why = session.ErrConflict
 	case errors.Is(err, cluster.ErrTooLarge):
 		why = session.ErrStoreFull
 	case errors.Is(err, cluster.ErrFenced), errors.Is(err, cluster.ErrNotOwner):

@@ -92,7 +92,7 @@ func (s *Store) Save(ctx context.Context, d session.Delta) (session.SaveResult, 
 		return session.SaveResult{Version: r.Version}, nil
 	}
 	res, err := s.node.Update(ctx, cluster.Delta{ID: d.ID, Base: d.BaseVersion, Set: d.Set, Remove: d.Removed,
-		LastAccess: d.LastAccess})
+		Expect: d.Read, ExpectBase: d.ReadAll, LastAccess: d.LastAccess})
 	if err != nil {
 		return session.SaveResult{}, mapErr("save", d.ID, err)
 	}

@@ -18,7 +18,7 @@ import (
 const maxTombstones = 32
 
 // Save applies d as session.Store specifies: it creates the session when
-// d.BaseVersion is 0, else merges d key by key, last writer wins.
+// d.BaseVersion is 0, else checks what d read and merges d key by key.
 func (s *Store) Save(_ context.Context, d session.Delta) (session.SaveResult, error) {
 	if err := check(d); err != nil {
 		return session.SaveResult{}, err
@@ -98,6 +98,9 @@ func (s *Store) update(d session.Delta) (session.SaveResult, []notice, error) {
 	if d.BaseVersion > e.rec.Version {
 		return session.SaveResult{}, ns, fmt.Errorf("memstore: base version %d after current %d: %w",
 			d.BaseVersion, e.rec.Version, session.ErrBadDelta)
+	}
+	if err := session.CheckReads(d, e.rec); err != nil {
+		return session.SaveResult{}, ns, fmt.Errorf("memstore: %w", err)
 	}
 	var conflicts []string
 	values, size := maps.Clone(e.rec.Values), e.size

@@ -1,0 +1,170 @@
+package session
+
+import (
+	"context"
+	"hash/maphash"
+	"sync"
+	"time"
+)
+
+// locks serializes the requests of one session on one node: a request in
+// the Exclusive access mode holds its session's lock from its first access
+// until its commit. Locks are FIFO, so a burst of requests commits in the
+// order it arrived, and bounded both ways: a waiter gives up after
+// Options.LockWait (ErrBusy), and a holder that keeps the lock longer than
+// Options.LockHold loses it to the next waiter (its commit then fails with
+// ErrConflict). A lock exists only while someone holds or waits for it.
+type locks struct {
+	seed   maphash.Seed
+	shards [64]lockShard
+}
+
+type lockShard struct {
+	mu sync.Mutex
+	m  map[string]*sessionLock
+}
+
+// sessionLock is one session's lock. Every field is guarded by its shard's
+// mutex.
+type sessionLock struct {
+	gen     uint64        // the holder's generation; bumped at every hand-over
+	held    bool          // someone holds it
+	since   time.Time     // when the current holder got it
+	waiters []*lockWaiter // FIFO
+}
+
+// lockWaiter is a request waiting for a lock.
+type lockWaiter struct {
+	ready chan uint64 // receives the generation once the lock is handed over
+}
+
+// lease is a held lock: the generation names this holder, so that a holder
+// that lost the lock cannot release its successor's.
+type lease struct {
+	l   *locks
+	id  string
+	gen uint64
+}
+
+func newLocks() *locks {
+	ls := &locks{seed: maphash.MakeSeed()}
+	for i := range ls.shards {
+		ls.shards[i].m = map[string]*sessionLock{}
+	}
+	return ls
+}
+
+func (ls *locks) shard(id string) *lockShard {
+	return &ls.shards[maphash.String(ls.seed, id)%uint64(len(ls.shards))]
+}
+
+// acquire takes the lock of session id, waiting in line for at most wait
+// and until ctx is done. A holder that has held the lock for hold or longer
+// is passed over: the lock goes to the first waiter. It returns ErrBusy when
+// the wait ran out, or ctx's error.
+func (ls *locks) acquire(ctx context.Context, id string, wait, hold time.Duration) (lease, error) {
+	sh := ls.shard(id)
+	sh.mu.Lock()
+	l := sh.m[id]
+	if l == nil {
+		l = &sessionLock{}
+		sh.m[id] = l
+	}
+	if !l.held {
+		l.held, l.since = true, time.Now()
+		l.gen++
+		g := l.gen
+		sh.mu.Unlock()
+		return lease{ls, id, g}, nil
+	}
+	w := &lockWaiter{ready: make(chan uint64, 1)}
+	l.waiters = append(l.waiters, w)
+	since := l.since
+	sh.mu.Unlock()
+
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	stale := time.NewTimer(max(since.Add(hold).Sub(time.Now()), 0))
+	defer stale.Stop()
+	for {
+		select {
+		case g := <-w.ready:
+			return lease{ls, id, g}, nil
+		case <-stale.C:
+			// The holder has had the lock for hold: the first waiter takes
+			// it over; the others wait for the new holder's hold.
+			sh.mu.Lock()
+			if l.held && len(l.waiters) > 0 && !time.Now().Before(l.since.Add(hold)) {
+				ls.handOverLocked(l)
+			}
+			next := l.since.Add(hold)
+			sh.mu.Unlock()
+			stale.Reset(max(next.Sub(time.Now()), time.Millisecond))
+		case <-deadline.C:
+			return lease{}, ls.abandon(sh, id, l, w, ErrBusy)
+		case <-ctx.Done():
+			return lease{}, ls.abandon(sh, id, l, w, ctx.Err())
+		}
+	}
+}
+
+// abandon takes w out of line. If the lock was handed to w meanwhile, w
+// passes it on at once.
+func (ls *locks) abandon(sh *lockShard, id string, l *sessionLock, w *lockWaiter, err error) error {
+	sh.mu.Lock()
+	for i, x := range l.waiters {
+		if x == w {
+			l.waiters = append(l.waiters[:i], l.waiters[i+1:]...)
+			sh.mu.Unlock()
+			return err
+		}
+	}
+	sh.mu.Unlock()
+	// Not in line any more: the lock was handed to w just now.
+	lease{ls, id, <-w.ready}.release()
+	return err
+}
+
+// handOverLocked gives the lock to the first waiter, or frees it.
+func (ls *locks) handOverLocked(l *sessionLock) {
+	l.gen++
+	if len(l.waiters) == 0 {
+		l.held = false
+		return
+	}
+	w := l.waiters[0]
+	l.waiters = l.waiters[1:]
+	l.since = time.Now()
+	w.ready <- l.gen
+}
+
+// release gives the lock to the next waiter, or frees it, unless the
+// holder had already lost it. Releasing the zero lease does nothing.
+func (le lease) release() {
+	if le.l == nil {
+		return
+	}
+	sh := le.l.shard(le.id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	l := sh.m[le.id]
+	if l == nil || l.gen != le.gen {
+		return // passed over: the lock is someone else's now
+	}
+	le.l.handOverLocked(l)
+	if !l.held {
+		delete(sh.m, le.id)
+	}
+}
+
+// valid reports whether the holder still holds the lock.
+func (le lease) valid() bool {
+	if le.l == nil {
+		return false
+	}
+	sh := le.l.shard(le.id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	l := sh.m[le.id]
+	return l != nil && l.gen == le.gen
+}
