@@ -53,7 +53,14 @@ func (n *Node) local(id string) (Record, copyState) {
 		n.expireLocked(e, n.ackTargets())
 		return Record{}, copyExpiring
 	}
-	return r.public(), copyLive
+	pub := r.public()
+	if r.bal.node == n.name && e.promised.cmp(r.bal) > 0 {
+		// This node promised a takeover: its copy may already be behind
+		// the new owner's. Name the claimant, so that a reader claims the
+		// session (and gets the newest copy) instead of trusting this one.
+		pub.Owner = e.promised.node
+	}
+	return pub, copyLive
 }
 
 // Find returns a session wherever it is: this node's copy when it has a

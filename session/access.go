@@ -1,6 +1,7 @@
 package session
 
 import (
+	"fmt"
 	"net/http"
 	"time"
 )
@@ -70,6 +71,22 @@ func (s *Session) lock(id string) error {
 	}
 	s.lease = le
 	return nil
+}
+
+// lockBriefly takes the lock of the stored session for one write of an
+// Optimistic request, so that the write does not come between the load and
+// the commit of an Exclusive request on this node (a RenewID moving the
+// session to a new id would lose it). Call the returned function after the
+// write. Exclusive requests hold the lock already; nothing to do.
+func (s *Session) lockBriefly() (func(), error) {
+	if s.access != accessOptimistic || s.lease.l != nil || s.rec.ID == "" {
+		return func() {}, nil
+	}
+	le, err := s.m.locks.acquire(s.req.Context(), s.rec.ID, s.m.o.LockWait, s.m.o.LockHold)
+	if err != nil {
+		return nil, fmt.Errorf("session: %w", err)
+	}
+	return le.release, nil
 }
 
 // unlock releases the session's lock, if the request holds it.

@@ -165,6 +165,11 @@ func (s *Session) update(h http.Header, now time.Time) error {
 	if d.Set == nil && d.Removed == nil {
 		return s.touch(h, now)
 	}
+	unlock, err := s.lockBriefly()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	ctx, cancel := s.m.storeCtx(s.base())
 	defer cancel()
 	res, err := s.m.o.Store.Save(ctx, d)

@@ -263,9 +263,14 @@ func (s *Session) Invalidate() error {
 		return err
 	}
 	if s.rec.ID != "" {
+		unlock, err := s.lockBriefly()
+		if err != nil {
+			return err
+		}
 		ctx, cancel := s.m.storeCtx(s.base())
-		err := s.m.o.Store.Delete(ctx, s.rec.ID)
+		err = s.m.o.Store.Delete(ctx, s.rec.ID)
 		cancel()
+		unlock()
 		switch {
 		case err == nil:
 			s.m.destroyed(s.view(), ReasonInvalidated)

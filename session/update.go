@@ -100,6 +100,11 @@ func (s *Session) saveNow(key string, v any, b []byte) error {
 		return err
 	}
 	old := s.rec.Values[key]
+	unlock, err := s.lockBriefly()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	ctx, cancel := s.m.storeCtx(s.base())
 	defer cancel()
 	res, err := s.m.o.Store.Save(ctx, Delta{ID: s.rec.ID, BaseVersion: s.rec.Version,

@@ -17,6 +17,7 @@ import (
 	"github.com/tetherlb/tether/route"
 	"github.com/tetherlb/tether/session"
 	"github.com/tetherlb/tether/session/clusterstore"
+	"github.com/tetherlb/tether/session/sessiontest"
 )
 
 // nodes is a cluster of app nodes on an in-memory network: each a
@@ -26,6 +27,7 @@ type nodes struct {
 	net   *clustertest.Network
 	addrs []string
 	st    []*clusterstore.Store
+	m     []*session.Manager
 	h     []http.Handler
 	mode  cluster.AckMode
 }
@@ -35,7 +37,7 @@ func newNodes(t *testing.T, n int, mode cluster.AckMode) *nodes {
 	for range n {
 		c.addrs = append(c.addrs, c.net.NewAddr())
 	}
-	c.st, c.h = make([]*clusterstore.Store, n), make([]http.Handler, n)
+	c.st, c.m, c.h = make([]*clusterstore.Store, n), make([]*session.Manager, n), make([]http.Handler, n)
 	for i := range n {
 		c.start(i)
 	}
@@ -75,7 +77,7 @@ func (c *nodes) start(i int) {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	c.st[i], c.h[i] = st, m.Handler(cartMux())
+	c.st[i], c.m[i], c.h[i] = st, m, m.Handler(cartMux())
 }
 
 // crash stops node i as SIGKILL would: its network first, so it says
@@ -83,7 +85,7 @@ func (c *nodes) start(i int) {
 func (c *nodes) crash(i int) {
 	c.net.Crash(c.addrs[i])
 	_ = c.st[i].Close()
-	c.st[i], c.h[i] = nil, nil
+	c.st[i], c.m[i], c.h[i] = nil, nil, nil
 }
 
 // settle waits until every running node sees every other alive and ready.
@@ -425,5 +427,19 @@ func TestNotReadyWhileJoining(t *testing.T) {
 	r := c.do(1, http.MethodGet, "/", sid)
 	if r.status != http.StatusOK || !slices.Equal(r.items, []string{"apple"}) {
 		t.Fatalf("rejoined node: %d %v %s", r.status, r.items, r.body)
+	}
+}
+
+// TestLinearizableAcrossNodes sends the requests of sessiontest's
+// linearizability check to the three nodes of a cluster at random, as a
+// balancer that lost track of the owner would: every request on another
+// node's session takes it over, with requests still running on the old
+// owner. Whatever the interleaving, the history is linearizable.
+func TestLinearizableAcrossNodes(t *testing.T) {
+	for _, mode := range []cluster.AckMode{cluster.AckOne, cluster.AckAll} {
+		t.Run(mode.String(), func(t *testing.T) {
+			c := newNodes(t, 3, mode)
+			sessiontest.CheckLinearizable(t, sessiontest.LinearOptions{Managers: c.m, Clients: 4, Ops: 30})
+		})
 	}
 }

@@ -66,6 +66,9 @@ func Run(t *testing.T, newStore func(t *testing.T, cfg Config) Instance) {
 		{"ConcurrentDifferentKeys", testConcurrentKeys},
 		{"ConcurrentSameKey", testConcurrentSameKey},
 		{"ConcurrentSessions", testConcurrentSessions},
+		{"ReadChecks", testReadChecks},
+		{"ConcurrentReadModifyWrite", testConcurrentReadModifyWrite},
+		{"Linearizable", testLinearizable},
 		{"Stats", testStats},
 	}
 	for _, tt := range tests {

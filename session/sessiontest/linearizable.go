@@ -1,0 +1,460 @@
+package sessiontest
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"maps"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+	"github.com/tetherlb/tether/route"
+	"github.com/tetherlb/tether/session"
+)
+
+// LinearOptions configure CheckLinearizable.
+type LinearOptions struct {
+	// Managers serve the requests; each request goes to one of them, drawn
+	// at random. One Manager checks a store on one node; several, on the
+	// nodes of a replicated store, check takeovers too. Required.
+	Managers []*session.Manager
+	// Clients is how many clients send requests at once, like the tabs of
+	// one browser sharing its cookie. Zero means 6.
+	Clients int
+	// Ops is how many requests each client sends. Zero means 40.
+	Ops int
+	// Seed seeds the clients' choices. Zero means 1.
+	Seed uint64
+}
+
+// CheckLinearizable sends concurrent requests from several clients that
+// share one cookie jar — reads (ReadOnly and Exclusive), read-modify-writes
+// (Exclusive, and Update in Optimistic requests), removes, RenewID and
+// Invalidate — records every request's call, answer and time, and checks
+// the history for linearizability against a sequential model of sessions
+// with porcupine: every answered write is seen by every later read, no
+// read sees a write that was refused, and the order of the answers is one
+// the requests could have had one at a time. A 409 is a write that was not
+// applied; a 5xx, one that may or may not have been.
+func CheckLinearizable(t *testing.T, o LinearOptions) {
+	t.Helper()
+	ok, report := checkLinearizable(t, o)
+	if !ok {
+		t.Error(report)
+	}
+}
+
+// checkLinearizable runs the check and returns whether the history was
+// linearizable, and else a report of it.
+func checkLinearizable(t *testing.T, o LinearOptions) (bool, string) {
+	if o.Clients == 0 {
+		o.Clients = 6
+	}
+	if o.Ops == 0 {
+		o.Ops = 40
+	}
+	if o.Seed == 0 {
+		o.Seed = 1
+	}
+	handlers := make([]http.Handler, len(o.Managers))
+	for i, m := range o.Managers {
+		handlers[i] = m.Handler(opsHandler(m.Route()))
+	}
+	var (
+		jar     cookieJar
+		mu      sync.Mutex
+		history []porcupine.Operation
+		epoch   = time.Now()
+		wg      sync.WaitGroup
+		unknown atomic.Int64
+	)
+	for c := range o.Clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rnd := rand.New(rand.NewPCG(o.Seed, uint64(c)))
+			for i := range o.Ops {
+				in := drawOp(rnd, jar.get(), fmt.Sprintf("c%di%d", c, i))
+				h := handlers[rnd.IntN(len(handlers))]
+				call := time.Since(epoch).Nanoseconds()
+				out := send(h, in)
+				ret := time.Since(epoch).Nanoseconds()
+				switch out.Status {
+				case statusUnknown:
+					unknown.Add(1)
+					ret = 1 << 62 // may take effect at any time after its call
+					if in.Kind == "read" {
+						continue // a failed read tells nothing
+					}
+				case statusOK:
+					if out.Cookie != "" {
+						jar.set(out.Cookie, "")
+					}
+				case statusNone:
+					jar.set("", in.Cookie)
+				}
+				mu.Lock()
+				history = append(history, porcupine.Operation{ClientId: c, Input: in, Call: call, Output: out, Return: ret})
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("%d requests, %d with an unknown outcome", len(history), unknown.Load())
+	res, info := porcupine.CheckOperationsVerbose(sessionModel.ToModel(), history, time.Minute)
+	switch res {
+	case porcupine.Ok:
+		return true, ""
+	case porcupine.Unknown:
+		return false, fmt.Sprintf("linearizability check did not finish in a minute (%d operations)", len(history))
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "history not linearizable (%d operations); the ends of the longest linearizable prefixes:\n", len(history))
+	for _, part := range info.PartialLinearizationsOperations() {
+		for _, lin := range part {
+			if len(lin) > 0 {
+				fmt.Fprintf(&b, "  ...%v\n", describe(lin[max(0, len(lin)-8):]))
+			}
+		}
+	}
+	b.WriteString("the history, by call time:\n")
+	slices.SortFunc(history, func(a, b porcupine.Operation) int { return cmp.Compare(a.Call, b.Call) })
+	for _, op := range history {
+		fmt.Fprintf(&b, "  [%d..%d] c%d %s\n", op.Call, op.Return, op.ClientId, sessionModel.DescribeOperation(op.Input, op.Output))
+	}
+	return false, b.String()
+}
+
+func describe(ops []porcupine.Operation) []string {
+	var out []string
+	for _, op := range ops {
+		out = append(out, sessionModel.DescribeOperation(op.Input, op.Output))
+	}
+	return out
+}
+
+// cookieJar is the session cookie the clients share, as a browser's tabs do.
+type cookieJar struct {
+	mu sync.Mutex
+	v  string
+}
+
+func (j *cookieJar) get() string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.v
+}
+
+// set sets the cookie to v; with old non-empty, only if it is still old.
+func (j *cookieJar) set(v, old string) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if old == "" || j.v == old {
+		j.v = v
+	}
+}
+
+// opInput is one request.
+type opInput struct {
+	Kind   string // read, append, remove, renew, invalidate
+	Mode   string // exclusive, readonly, optimistic
+	Cookie string // the session cookie's value presented, "" for none
+	Key    string
+	Item   string // append: the unique item
+}
+
+// The outcomes of a request.
+const (
+	statusOK       = "ok"       // 2xx: done
+	statusNone     = "none"     // the presented session is not live: nothing done
+	statusConflict = "conflict" // 409: nothing done
+	statusUnknown  = "unknown"  // 5xx: maybe done
+)
+
+// opOutput is a request's answer.
+type opOutput struct {
+	Status  string `json:"status"`
+	Cookie  string `json:"cookie,omitempty"` // the session's id after the request
+	List    string `json:"list"`             // read, append: the key's items, comma-separated
+	Present bool   `json:"present"`          // read: the key was there
+	Node    string `json:"node,omitempty"`   // the route of the node that answered
+}
+
+func (in opInput) id() string { return idPartOf(in.Cookie) }
+
+func idPartOf(cookie string) string {
+	id, _, _ := route.Split(cookie, route.DefaultSeparator)
+	return id
+}
+
+// drawOp draws a request presenting cookie.
+func drawOp(r *rand.Rand, cookie, item string) opInput {
+	in := opInput{Cookie: cookie, Key: []string{"a", "b", "c"}[r.IntN(3)], Item: item, Mode: "exclusive"}
+	switch n := r.IntN(100); {
+	case n < 35:
+		in.Kind = "read"
+		if r.IntN(2) == 0 {
+			in.Mode = "readonly"
+		}
+	case n < 75:
+		in.Kind = "append"
+	case n < 87:
+		in.Kind = "remove"
+	case n < 96:
+		in.Kind = "renew"
+	default:
+		in.Kind = "invalidate"
+	}
+	if in.Kind != "read" && in.Kind != "renew" && r.IntN(3) == 0 {
+		in.Mode = "optimistic"
+	}
+	return in
+}
+
+// send runs in through h and returns its outcome.
+func send(h http.Handler, in opInput) opOutput {
+	req := httptest.NewRequest("POST", "/"+in.Kind+"?k="+in.Key+"&item="+in.Item+"&mode="+in.Mode, nil)
+	if in.Cookie != "" {
+		req.Header.Set("Cookie", "JSESSIONID="+in.Cookie)
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	var out opOutput
+	switch {
+	case w.Code == http.StatusConflict:
+		out.Status = statusConflict
+	case w.Code == http.StatusGone:
+		out.Status = statusNone
+	case w.Code >= 300:
+		out.Status = statusUnknown
+	case json.Unmarshal(w.Body.Bytes(), &out) != nil:
+		out = opOutput{Status: statusUnknown}
+	}
+	return out
+}
+
+// opsHandler serves the requests of CheckLinearizable. A request whose
+// session is not live answers 410 and creates nothing, except append,
+// which creates a session as a shop's first "add to cart" does.
+func opsHandler(route string) http.Handler {
+	serve := func(w http.ResponseWriter, r *http.Request) {
+		s := session.From(r)
+		q := r.URL.Query()
+		k := q.Get("k")
+		fail := func(err error) { http.Error(w, err.Error(), session.StatusCode(err)) }
+		id, err := s.ID()
+		if err != nil {
+			fail(err)
+			return
+		}
+		kind := strings.TrimPrefix(r.URL.Path, "/")
+		if id == "" && kind != "append" {
+			w.WriteHeader(http.StatusGone)
+			return
+		}
+		out := opOutput{Status: statusOK, Cookie: id, Node: route}
+		switch kind {
+		case "read":
+			v, ok, err := session.Lookup[string](s, k)
+			if err != nil {
+				fail(err)
+				return
+			}
+			out.List, out.Present = v, ok
+		case "append":
+			item := q.Get("item")
+			add := func(old string, ok bool) (string, error) {
+				if ok {
+					return old + "," + item, nil
+				}
+				return item, nil
+			}
+			if q.Get("mode") == "optimistic" {
+				out.List, err = session.Update(s, k, add)
+			} else {
+				var old string
+				var ok bool
+				if old, ok, err = session.Lookup[string](s, k); err == nil {
+					out.List, _ = add(old, ok)
+					err = s.Put(k, out.List)
+				}
+			}
+			if err == nil {
+				out.Cookie, err = s.ID()
+			}
+		case "remove":
+			err = s.Remove(k)
+		case "renew":
+			if err = s.RenewID(); err == nil {
+				out.Cookie, err = s.ID()
+			}
+		case "invalidate":
+			err, out.Cookie = s.Invalidate(), ""
+		}
+		if err != nil {
+			fail(err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(out)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var h http.Handler = http.HandlerFunc(serve)
+		switch r.URL.Query().Get("mode") {
+		case "readonly":
+			h = session.ReadOnly(h)
+		case "optimistic":
+			h = session.Optimistic(h)
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// modelState is the live sessions, by id part, with their values. Steps
+// never change a state: they make a new one.
+type modelState map[string]map[string]string
+
+// sessionModel is the sequential specification the history must match.
+var sessionModel = porcupine.NondeterministicModel{
+	Init: func() []any { return []any{modelState{}} },
+	Step: func(state, input, output any) []any {
+		st, in, out := state.(modelState), input.(opInput), output.(opOutput)
+		p := in.id()
+		vals, live := st[p]
+		if p == "" {
+			live = false
+		}
+		switch out.Status {
+		case statusNone:
+			if live {
+				return nil
+			}
+			return []any{st}
+		case statusConflict:
+			return []any{st}
+		case statusUnknown:
+			if next := apply(st, in, vals, live); next != nil {
+				return []any{st, next}
+			}
+			return []any{st}
+		}
+		// statusOK
+		switch in.Kind {
+		case "read":
+			v, ok := vals[in.Key]
+			if !live || ok != out.Present || v != out.List {
+				return nil
+			}
+			return []any{st}
+		case "append":
+			nid := idPartOf(out.Cookie)
+			if nid != p { // no live session presented: a new one
+				if live || st[nid] != nil || out.List != in.Item {
+					return nil
+				}
+				return []any{with(st, nid, map[string]string{in.Key: in.Item})}
+			}
+			if !live {
+				return nil
+			}
+			want := in.Item
+			if old, ok := vals[in.Key]; ok {
+				want = old + "," + in.Item
+			}
+			if out.List != want {
+				return nil
+			}
+			return []any{with(st, p, withKey(vals, in.Key, want, true))}
+		case "renew":
+			nid := idPartOf(out.Cookie)
+			if !live || nid == "" || nid == p || st[nid] != nil {
+				return nil
+			}
+			return []any{with(with(st, p, nil), nid, vals)}
+		}
+		switch {
+		case live: // remove, invalidate
+			return []any{apply(st, in, vals, live)}
+		case in.Kind == "invalidate":
+			return []any{st} // ended by another request meanwhile: gone either way
+		}
+		return nil
+	},
+	Equal: func(a, b any) bool {
+		return maps.EqualFunc(a.(modelState), b.(modelState), func(x, y map[string]string) bool { return maps.Equal(x, y) })
+	},
+	Hash: func(state any) uint64 {
+		h := fnv.New64a()
+		st := state.(modelState)
+		for _, id := range slices.Sorted(maps.Keys(st)) {
+			fmt.Fprintf(h, "%s{", id)
+			for _, k := range slices.Sorted(maps.Keys(st[id])) {
+				fmt.Fprintf(h, "%s=%s;", k, st[id][k])
+			}
+		}
+		return h.Sum64()
+	},
+	DescribeOperation: func(input, output any) string {
+		in, out := input.(opInput), output.(opOutput)
+		return fmt.Sprintf("%s(%s %.6s %s %s) -> %s@%s %.6s %q %v", in.Kind, in.Mode, in.id(), in.Key, in.Item,
+			out.Status, out.Node, idPartOf(out.Cookie), out.List, out.Present)
+	},
+}
+
+// apply returns the state after a remove or an invalidation of a live
+// session, or after a write whose outcome is unknown had taken effect; nil
+// when it cannot have had any (the session is not live; a new session it
+// may have created is one nobody can present).
+func apply(st modelState, in opInput, vals map[string]string, live bool) modelState {
+	if !live {
+		return nil
+	}
+	p := in.id()
+	switch in.Kind {
+	case "append":
+		v := in.Item
+		if old, ok := vals[in.Key]; ok {
+			v = old + "," + in.Item
+		}
+		return with(st, p, withKey(vals, in.Key, v, true))
+	case "remove":
+		return with(st, p, withKey(vals, in.Key, "", false))
+	case "renew", "invalidate":
+		return with(st, p, nil) // renewed to an id nobody learned: gone as well
+	}
+	return nil
+}
+
+// with returns st with session id set to vals (nil: removed).
+func with(st modelState, id string, vals map[string]string) modelState {
+	next := maps.Clone(st)
+	if vals == nil {
+		delete(next, id)
+	} else {
+		next[id] = vals
+	}
+	return next
+}
+
+// withKey returns vals with key set to v, or removed.
+func withKey(vals map[string]string, key, v string, set bool) map[string]string {
+	next := maps.Clone(vals)
+	if next == nil {
+		next = map[string]string{}
+	}
+	if set {
+		next[key] = v
+	} else {
+		delete(next, key)
+	}
+	return next
+}
