@@ -114,10 +114,14 @@ func New(o Options) (*App, error) {
 	}
 	a := &App{o: o, m: m, tmpl: tmpl, log: o.Logger}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", a.page)
+	// Pages and GETs only read the session: they do not wait for adds in
+	// flight on it (session.ReadOnly). Adds and logouts run one after
+	// another per session, so that parallel adds (tabs, double clicks)
+	// each keep their item, with no lock of the app's own.
+	mux.Handle("GET /{$}", session.ReadOnly(http.HandlerFunc(a.page)))
 	mux.HandleFunc("POST /add", a.addForm)
 	mux.HandleFunc("POST /logout", a.logoutForm)
-	mux.HandleFunc("GET /api/cart", a.getCart)
+	mux.Handle("GET /api/cart", session.ReadOnly(http.HandlerFunc(a.getCart)))
 	mux.HandleFunc("POST /api/cart/items", a.addItem)
 	mux.HandleFunc("POST /api/logout", a.logout)
 	mux.HandleFunc("GET /healthz", a.healthz)
@@ -289,6 +293,9 @@ func (a *App) sessionError(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, errCartFull):
 		status = http.StatusUnprocessableEntity
+	case status == http.StatusServiceUnavailable:
+		w.Header().Set("Retry-After", "1") // busy, or the store failing: try again
+		a.log.Warn("cart: session", "err", err)
 	case status >= 500:
 		a.log.Error("cart: session", "err", err)
 	}

@@ -3,12 +3,14 @@ package cart_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/tetherlb/tether/demo/cart"
@@ -265,5 +267,52 @@ func TestAddItemMultipart(t *testing.T) {
 	resp, got := call(t, browser(t), "POST", n.srv.URL+"/api/cart/items", "multipart/form-data; boundary=B", body)
 	if resp.StatusCode != 200 || strings.Join(got.Items, ",") != "plum" {
 		t.Fatalf("%d %+v", resp.StatusCode, got)
+	}
+}
+
+// TestTwoTabs: two tabs of one browser post the page's add form at once,
+// over and over, as a user double-clicking in both would. Every add is
+// answered with the redirect back to the page, and the page lists every
+// item: the app has no lock of its own, the session library serializes
+// the requests of one session.
+func TestTwoTabs(t *testing.T) {
+	const perTab = 49 // the cart holds 100
+	n := newNode(t, cart.Options{})
+	b := browser(t) // one cookie jar, as the tabs of one browser share it
+	if resp, _ := call(t, b, "POST", n.srv.URL+"/api/cart/items", "application/x-www-form-urlencoded", "item=first"); resp.StatusCode != 200 {
+		t.Fatalf("first add: %d", resp.StatusCode)
+	}
+	var wg sync.WaitGroup
+	for tab := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range perTab {
+				form := url.Values{"item": {fmt.Sprintf("tab%d-%d", tab, i)}}.Encode()
+				resp, err := b.Post(n.srv.URL+"/add", "application/x-www-form-urlencoded", strings.NewReader(form))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusSeeOther {
+					t.Errorf("tab %d add %d: %d", tab, i, resp.StatusCode)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	resp, err := b.Get(n.srv.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for tab := range 2 {
+		for i := range perTab {
+			if item := fmt.Sprintf("tab%d-%d", tab, i); !strings.Contains(string(page), ">"+item+"<") {
+				t.Errorf("the page lacks %s", item)
+			}
+		}
 	}
 }

@@ -116,10 +116,21 @@ func (s *system) parallelTakeover(u *user, victim *node, survivors []*node) {
 		got := s.view(u, survivors[0].url())
 		s.t.Logf("after %d parallel %s, %d answered 200; the cart is at %s v%d (epoch %d): %v",
 			len(targets), map[bool]string{false: "reads", true: "adds"}[write], ok, c.Owner, c.Version, c.Epoch, got.Items)
-		// The cart keeps one list under one key: parallel adds to it
-		// conflict and the last one wins (counted as a conflict by the
-		// session library); what each found there survives.
-		u.acked = slices.DeleteFunc(slices.Clone(got.Items), func(it string) bool { return !slices.Contains(u.attempted, it) })
+		// Requests on one session run one after another on its owner, and
+		// a write whose read is stale is refused: every add answered 200 is
+		// in the cart.
+		var acked []string
+		for k, r := range replies {
+			if write && r.status == http.StatusOK {
+				if !slices.Contains(got.Items, items[k]) {
+					s.t.Fatalf("parallel add %s answered 200 but is not in the cart: %v", items[k], got.Items)
+				}
+				acked = append(acked, items[k])
+			}
+		}
+		u.acked = slices.DeleteFunc(slices.Clone(got.Items), func(it string) bool {
+			return !slices.Contains(u.acked, it) && !slices.Contains(acked, it)
+		})
 	}
 }
 

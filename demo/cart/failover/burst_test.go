@@ -1,0 +1,216 @@
+package failover_test
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tetherlb/tether/internal/proctest"
+)
+
+// burstSize is how many adds to one cart are in flight at once: the cart
+// holds 100 items, the burst and the first item fit.
+const burstSize = 90
+
+// burst is a burst of parallel adds to one cart, with what each got.
+type burst struct {
+	items   []string
+	replies []result
+}
+
+// acked returns the items answered 200.
+func (b *burst) acked() []string {
+	var out []string
+	for i, r := range b.replies {
+		if r.status == http.StatusOK {
+			out = append(out, b.items[i])
+		}
+	}
+	return out
+}
+
+// sendBurst sends burstSize adds to u's cart through base, all with the
+// cookie u has now: half at once, then, once after of those have been
+// answered, fault (if set) runs while the others are in flight (or queued
+// for the session) and the second half is sent at once. It returns when
+// every add has an answer.
+func (s *system) sendBurst(u *user, base string, after int, fault func()) *burst {
+	s.t.Helper()
+	b := &burst{items: make([]string, burstSize), replies: make([]result, burstSize)}
+	answered := make(chan struct{}, burstSize)
+	second := make(chan struct{})
+	var wg sync.WaitGroup
+	for k := range burstSize {
+		u.n++
+		b.items[k] = fmt.Sprintf("%s-%d", u.name, u.n)
+		u.attempted = append(u.attempted, b.items[k])
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if k >= burstSize/2 {
+				<-second
+			}
+			b.replies[k] = s.call(s.client, base, u.sid, b.items[k])
+			answered <- struct{}{}
+		}()
+	}
+	for range after {
+		<-answered
+	}
+	if fault != nil {
+		fault()
+	}
+	close(second)
+	wg.Wait()
+	return b
+}
+
+// checkBurst checks the cart after a burst, on the live nodes: every add
+// answered 200 is in it, each once, with every item acknowledged before;
+// nothing in it was never sent; every add not answered 200 got an error
+// status; and every live node holds the same copy.
+func (s *system) checkBurst(u *user, b *burst, live []*node) {
+	s.t.Helper()
+	codes, servers := map[int]int{}, map[string]int{}
+	for k, r := range b.replies {
+		codes[r.status]++
+		servers[r.cart.Node]++
+		if r.status != http.StatusOK && r.status < 400 {
+			s.t.Errorf("add %s: status %d (%v)", b.items[k], r.status, r.err)
+		}
+	}
+	acked := b.acked()
+	id, _ := u.id()
+	c := s.oneCopy(id, live)
+	u.sid = id + "." + c.Owner
+	got := s.view(u, s.lb) // checks the items acknowledged before the burst
+	for _, it := range acked {
+		if n := countOf(got.Items, it); n != 1 {
+			s.t.Errorf("add %s answered 200, but the cart holds it %d times", it, n)
+		}
+	}
+	s.t.Logf("burst of %d adds: statuses %v, answered 200 by %v; the cart holds %d items at %s v%d", burstSize, codes, servers, len(got.Items), c.Owner, c.Version)
+	u.acked = slices.DeleteFunc(slices.Clone(got.Items), func(it string) bool {
+		return !slices.Contains(u.acked, it) && !slices.Contains(acked, it)
+	})
+}
+
+func countOf(items []string, it string) int {
+	n := 0
+	for _, x := range items {
+		if x == it {
+			n++
+		}
+	}
+	return n
+}
+
+// TestBurstOnOneNode: a lone `tether cart` (sessions in memory) gets 90
+// parallel adds to one cart: all are answered 200 and all are kept.
+func TestBurstOnOneNode(t *testing.T) {
+	addr := proctest.FreeAddr(t)
+	proctest.Start(t, "cart", "cart", "--listen", addr, "--route", "n1")
+	proctest.WaitHTTP(t, "http://"+addr+"/healthz", http.StatusOK, startup)
+	s := &system{t: t, client: &http.Client{Timeout: 10 * time.Second}, lb: "http://" + addr}
+	u := &user{name: "u"}
+	s.add(u, s.lb)
+	b := s.sendBurst(u, s.lb, 0, nil)
+	if acked := b.acked(); len(acked) != burstSize {
+		t.Fatalf("%d of %d parallel adds answered 200", len(acked), burstSize)
+	}
+	got := s.view(u, s.lb)
+	for _, it := range b.items {
+		if countOf(got.Items, it) != 1 {
+			t.Fatalf("add %s answered 200 but is not in the cart once: %v", it, got.Items)
+		}
+	}
+	if len(got.Items) != 1+burstSize {
+		t.Fatalf("the cart holds %d items, want %d", len(got.Items), 1+burstSize)
+	}
+}
+
+// TestBurst: 90 parallel adds to one cart through `tether serve` in front
+// of three `tether cart --cluster` nodes in sync mode, without a fault and
+// with the cart's owner killed (SIGKILL), drained (SIGTERM) or frozen and
+// woken (SIGSTOP, SIGCONT) while they are in flight. Every add answered
+// 200 is in the final cart exactly once, every other add got an error
+// status, and every live node holds the same copy.
+func TestBurst(t *testing.T) {
+	tests := []struct {
+		name  string
+		fault func(s *system, owner *node) (live func() []*node)
+	}{
+		{"no fault", nil},
+		{"owner killed", func(s *system, owner *node) func() []*node {
+			owner.proc.Kill()
+			return func() []*node { return s.others(owner) }
+		}},
+		{"owner drained", func(s *system, owner *node) func() []*node {
+			s.signal(owner, syscall.SIGTERM)
+			s.waitDraining(owner) // the second half goes to the node that takes the cart over
+			return func() []*node {
+				if _, exited := owner.proc.Wait(settle); !exited {
+					s.t.Fatalf("%s did not exit after SIGTERM", owner.name)
+				}
+				return s.others(owner)
+			}
+		}},
+		{"owner frozen and woken", func(s *system, owner *node) func() []*node {
+			owner.proc.Stop(s.t)
+			s.waitBalancerSees(owner, false) // the rest of the burst goes elsewhere
+			owner.proc.Cont(s.t)
+			return func() []*node { return s.nodes }
+		}},
+	}
+	s := startSystem(t, "sync")
+	parent := t
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s.t = t
+			defer func() { s.t = parent }()
+			u := &user{name: fmt.Sprintf("b%d", i)}
+			s.add(u, s.lb)
+			_, rt := u.id()
+			owner := s.byName(rt)
+			live := func() []*node { return s.nodes }
+			var fault func()
+			if tt.fault != nil {
+				fault = func() { live = tt.fault(s, owner) }
+			}
+			b := s.sendBurst(u, s.lb, 10, fault)
+			s.checkBurst(u, b, live())
+			if tt.fault == nil && len(b.acked()) != burstSize {
+				t.Fatalf("without a fault, %d of %d parallel adds answered 200", len(b.acked()), burstSize)
+			}
+			if len(live()) < len(s.nodes) { // bring the system back for the next case
+				s.t = parent // the process outlives this case
+				s.start(owner)
+				s.t = t
+				proctest.WaitHTTP(t, owner.url()+"/healthz", http.StatusOK, startup)
+				s.waitBalancerSees(owner, true)
+			}
+		})
+	}
+}
+
+// waitDraining waits until the balancer reports n draining, as n's
+// /healthz announces once it got SIGTERM.
+func (s *system) waitDraining(n *node) {
+	s.t.Helper()
+	proctest.Eventually(s.t, settle, func() error {
+		var m struct {
+			State string `json:"state"`
+		}
+		if err := s.getJSON(s.manager+"/api/v1/balancers/cart/members/"+n.name, managerToken, &m); err != nil {
+			return err
+		}
+		if m.State != "draining" {
+			return fmt.Errorf("balancer sees %s %s, want draining", n.name, m.State)
+		}
+		return nil
+	})
+}
