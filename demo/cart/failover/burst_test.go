@@ -214,3 +214,78 @@ func (s *system) waitDraining(n *node) {
 		return nil
 	})
 }
+
+// TestAsyncLossWindow: in async mode, a user adds items one after another
+// while the cart's owner is killed (SIGKILL). What async may lose is
+// exactly what docs/cluster.md states: acknowledged writes that no
+// surviving peer had applied when the owner died. Every write a survivor
+// was seen to hold before the kill survives, and what is lost is a suffix
+// of the cart's history, never a hole.
+func TestAsyncLossWindow(t *testing.T) {
+	s := startSystem(t, "async")
+	u := &user{name: "a"}
+	s.add(u, s.lb)
+	id, rt := u.id()
+	owner := s.byName(rt)
+	survivor := s.others(owner)[0]
+
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	var mu sync.Mutex
+	go func() { // the user, clicking "add" as fast as the answers come
+		defer close(done)
+		for k := 0; k < 95; k++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			u.n++
+			item := fmt.Sprintf("%s-%d", u.name, u.n)
+			mu.Lock()
+			u.attempted = append(u.attempted, item)
+			mu.Unlock()
+			r := s.call(s.client, s.lb, u.sid, item)
+			if r.status != http.StatusOK {
+				return // the owner died under this request
+			}
+			mu.Lock()
+			u.acked = append(u.acked, item)
+			mu.Unlock()
+		}
+	}()
+	// Once a survivor holds some of the writes, kill the owner at once.
+	var seen copyView
+	proctest.Eventually(t, settle, func() error {
+		if err := s.getJSON(survivor.url()+"/cluster/sessions/"+id, "", &seen); err != nil {
+			return err
+		}
+		if seen.Version < 10 {
+			return fmt.Errorf("%s holds version %d", survivor.name, seen.Version)
+		}
+		return nil
+	})
+	owner.proc.Kill()
+	close(stop)
+	<-done
+
+	mu.Lock()
+	acked := slices.Clone(u.acked)
+	mu.Unlock()
+	got := s.view(&user{name: u.name, sid: u.sid, attempted: u.attempted}, s.lb)
+	// Version v holds the first v items: the survivor held items[:seen.Version].
+	mustKeep := acked[:min(int(seen.Version), len(acked))]
+	for i, it := range mustKeep {
+		if i >= len(got.Items) || got.Items[i] != it {
+			t.Fatalf("item %d (%s), held by %s before the kill, is not in the cart: %v", i, it, survivor.name, got.Items)
+		}
+	}
+	for i, it := range got.Items { // a prefix of what was sent, in order: no holes
+		if i >= len(u.attempted) || u.attempted[i] != it {
+			t.Fatalf("the cart is not a prefix of the adds: item %d is %s, sent %v", i, it, u.attempted[:min(i+1, len(u.attempted))])
+		}
+	}
+	lost := max(0, len(acked)-len(got.Items))
+	t.Logf("%d adds acknowledged, %s held %d before the kill; the cart keeps %d: %d acknowledged adds lost in the window",
+		len(acked), survivor.name, seen.Version, len(got.Items), lost)
+}
