@@ -3,7 +3,6 @@ package session
 import (
 	"fmt"
 	"net/http"
-	"time"
 )
 
 // access is how a request uses its session.
@@ -63,9 +62,8 @@ func (s *Session) lock(id string) error {
 	if s.access != accessExclusive || s.lease.l != nil {
 		return nil
 	}
-	start := time.Now()
-	le, err := s.m.locks.acquire(s.req.Context(), id, s.m.o.LockWait, s.m.o.LockHold)
-	s.m.obs.LockWaited(time.Since(start), err)
+	le, waited, err := s.m.locks.acquire(s.req.Context(), id, s.m.o.LockWait, s.m.o.LockHold)
+	s.m.obs.LockWaited(waited, err)
 	if err != nil {
 		return err
 	}
@@ -82,7 +80,7 @@ func (s *Session) lockBriefly() (func(), error) {
 	if s.access != accessOptimistic || s.lease.l != nil || s.rec.ID == "" {
 		return func() {}, nil
 	}
-	le, err := s.m.locks.acquire(s.req.Context(), s.rec.ID, s.m.o.LockWait, s.m.o.LockHold)
+	le, _, err := s.m.locks.acquire(s.req.Context(), s.rec.ID, s.m.o.LockWait, s.m.o.LockHold)
 	if err != nil {
 		return nil, fmt.Errorf("session: %w", err)
 	}

@@ -198,13 +198,24 @@ func (s *Session) delta(now time.Time) Delta {
 			d.Removed = append(d.Removed, k)
 		}
 		if e.read {
-			if d.Read == nil {
-				d.Read = make(map[string][]byte, len(s.entries))
-			}
-			d.Read[k] = e.orig
+			d.Read = s.appendRead(d.Read, k, e.orig)
+		}
+	}
+	for _, k := range s.reads {
+		if s.entries[k] == nil {
+			d.Read = s.appendRead(d.Read, k, s.rec.Values[k])
 		}
 	}
 	return d
+}
+
+// appendRead appends key's read value to r, starting in the Session's
+// buffer.
+func (s *Session) appendRead(r []KeyValue, key string, v []byte) []KeyValue {
+	if r == nil {
+		r = s.readKV[:0]
+	}
+	return append(r, KeyValue{Key: key, Value: v})
 }
 
 // saveErr maps a failed Save of the request's session onto the Manager's

@@ -4,6 +4,7 @@ import (
 	"context"
 	"hash/maphash"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -20,14 +21,16 @@ type locks struct {
 }
 
 type lockShard struct {
-	mu sync.Mutex
-	m  map[string]*sessionLock
+	mu   sync.Mutex
+	m    map[string]*sessionLock
+	free []*sessionLock // released locks, reused so that a request allocates none
+	gen  uint64         // the last generation handed out in this shard
 }
 
 // sessionLock is one session's lock. Every field is guarded by its shard's
-// mutex.
+// mutex; gen is also read without it.
 type sessionLock struct {
-	gen     uint64        // the holder's generation; bumped at every hand-over
+	gen     atomic.Uint64 // the holder's generation, unique in the shard, new at every hand-over
 	held    bool          // someone holds it
 	since   time.Time     // when the current holder got it
 	waiters []*lockWaiter // FIFO
@@ -42,6 +45,7 @@ type lockWaiter struct {
 // that lost the lock cannot release its successor's.
 type lease struct {
 	l   *locks
+	sl  *sessionLock // reused for other sessions of its shard once freed: compare gen
 	id  string
 	gen uint64
 }
@@ -60,28 +64,40 @@ func (ls *locks) shard(id string) *lockShard {
 
 // acquire takes the lock of session id, waiting in line for at most wait
 // and until ctx is done. A holder that has held the lock for hold or longer
-// is passed over: the lock goes to the first waiter. It returns ErrBusy when
-// the wait ran out, or ctx's error.
-func (ls *locks) acquire(ctx context.Context, id string, wait, hold time.Duration) (lease, error) {
+// is passed over: the lock goes to the first waiter. It returns how long it
+// waited (zero when the lock was free), and ErrBusy when the wait ran out,
+// or ctx's error.
+func (ls *locks) acquire(ctx context.Context, id string, wait, hold time.Duration) (lease, time.Duration, error) {
+	now := time.Now()
 	sh := ls.shard(id)
 	sh.mu.Lock()
 	l := sh.m[id]
 	if l == nil {
-		l = &sessionLock{}
+		if n := len(sh.free); n > 0 {
+			l, sh.free = sh.free[n-1], sh.free[:n-1]
+		} else {
+			l = &sessionLock{}
+		}
 		sh.m[id] = l
 	}
 	if !l.held {
-		l.held, l.since = true, time.Now()
-		l.gen++
-		g := l.gen
+		l.held, l.since = true, now
+		sh.gen++
+		l.gen.Store(sh.gen)
+		g := sh.gen
 		sh.mu.Unlock()
-		return lease{ls, id, g}, nil
+		return lease{ls, l, id, g}, 0, nil
 	}
 	w := &lockWaiter{ready: make(chan uint64, 1)}
 	l.waiters = append(l.waiters, w)
 	since := l.since
 	sh.mu.Unlock()
+	le, err := ls.await(ctx, sh, id, l, w, since, wait, hold)
+	return le, time.Since(now), err
+}
 
+// await waits in line for l, as acquire describes.
+func (ls *locks) await(ctx context.Context, sh *lockShard, id string, l *sessionLock, w *lockWaiter, since time.Time, wait, hold time.Duration) (lease, error) {
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
 	stale := time.NewTimer(max(since.Add(hold).Sub(time.Now()), 0))
@@ -89,13 +105,13 @@ func (ls *locks) acquire(ctx context.Context, id string, wait, hold time.Duratio
 	for {
 		select {
 		case g := <-w.ready:
-			return lease{ls, id, g}, nil
+			return lease{ls, l, id, g}, nil
 		case <-stale.C:
 			// The holder has had the lock for hold: the first waiter takes
 			// it over; the others wait for the new holder's hold.
 			sh.mu.Lock()
 			if l.held && len(l.waiters) > 0 && !time.Now().Before(l.since.Add(hold)) {
-				ls.handOverLocked(l)
+				ls.handOverLocked(sh, l)
 			}
 			next := l.since.Add(hold)
 			sh.mu.Unlock()
@@ -121,13 +137,14 @@ func (ls *locks) abandon(sh *lockShard, id string, l *sessionLock, w *lockWaiter
 	}
 	sh.mu.Unlock()
 	// Not in line any more: the lock was handed to w just now.
-	lease{ls, id, <-w.ready}.release()
+	lease{ls, l, id, <-w.ready}.release()
 	return err
 }
 
 // handOverLocked gives the lock to the first waiter, or frees it.
-func (ls *locks) handOverLocked(l *sessionLock) {
-	l.gen++
+func (ls *locks) handOverLocked(sh *lockShard, l *sessionLock) {
+	sh.gen++
+	l.gen.Store(sh.gen)
 	if len(l.waiters) == 0 {
 		l.held = false
 		return
@@ -135,7 +152,7 @@ func (ls *locks) handOverLocked(l *sessionLock) {
 	w := l.waiters[0]
 	l.waiters = l.waiters[1:]
 	l.since = time.Now()
-	w.ready <- l.gen
+	w.ready <- sh.gen
 }
 
 // release gives the lock to the next waiter, or frees it, unless the
@@ -147,24 +164,26 @@ func (le lease) release() {
 	sh := le.l.shard(le.id)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	l := sh.m[le.id]
-	if l == nil || l.gen != le.gen {
+	l := le.sl
+	if l.gen.Load() != le.gen {
 		return // passed over: the lock is someone else's now
 	}
-	le.l.handOverLocked(l)
+	le.l.handOverLocked(sh, l)
 	if !l.held {
 		delete(sh.m, le.id)
+		if len(sh.free) < maxFreeLocks {
+			l.waiters = l.waiters[:0]
+			sh.free = append(sh.free, l)
+		}
 	}
 }
 
-// valid reports whether the holder still holds the lock.
+// maxFreeLocks bounds the released locks a shard keeps for reuse.
+const maxFreeLocks = 64
+
+// valid reports whether the holder still holds the lock. Generations are
+// unique in a shard and a freed lock is reused only in its shard, so a
+// passed-over holder never finds its generation again.
 func (le lease) valid() bool {
-	if le.l == nil {
-		return false
-	}
-	sh := le.l.shard(le.id)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	l := sh.m[le.id]
-	return l != nil && l.gen == le.gen
+	return le.sl != nil && le.sl.gen.Load() == le.gen
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -39,6 +40,9 @@ type Session struct {
 
 	entries   map[string]*entry // keys this request used
 	size      int               // encoded size of keys and values as this request sees them
+	reads     []string          // keys read as stored, without an entry (see entry.read)
+	readBuf   [2]string         // reads' first backing array
+	readKV    [2]KeyValue       // Delta.Read's first backing array
 	readAll   bool              // Keys was called: the outcome depends on the whole session
 	dropped   bool              // a change failed because the session could not be loaded
 	committed bool
@@ -126,7 +130,7 @@ func (s *Session) Put(key string, v any) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.writable("Put " + strconv.Quote(key)); err != nil {
+	if err := s.writable("Put", key); err != nil {
 		return err
 	}
 	b, err := s.m.o.Codec.Marshal(v)
@@ -136,14 +140,21 @@ func (s *Session) Put(key string, v any) error {
 	return s.put(key, v, b)
 }
 
-// writable checks that the request may change its session now, and
-// resolves it.
-func (s *Session) writable(what string) error {
+// writable checks that the request may change its session now (op on key,
+// "" for the whole session), and resolves it.
+func (s *Session) writable(op, key string) error {
+	var why error
 	switch {
 	case s.committed:
-		return fmt.Errorf("session: %s: %w", what, ErrCommitted)
+		why = ErrCommitted
 	case s.access == accessReadOnly:
-		return fmt.Errorf("session: %s: %w", what, ErrReadOnly)
+		why = ErrReadOnly
+	}
+	if why != nil {
+		if key != "" {
+			op += " " + strconv.Quote(key)
+		}
+		return fmt.Errorf("session: %s: %w", op, why)
 	}
 	if err := s.resolve(); err != nil {
 		s.dropped = true
@@ -180,7 +191,7 @@ func (s *Session) put(key string, v any, b []byte) error {
 func (s *Session) Remove(key string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.writable("Remove " + strconv.Quote(key)); err != nil {
+	if err := s.writable("Remove", key); err != nil {
 		return err
 	}
 	e := s.entry(key)
@@ -230,9 +241,7 @@ func Lookup[T any](s *Session, key string) (T, bool, error) {
 		}
 	}
 	if !s.committed && s.id != "" && !s.isNew {
-		if e := s.entry(key); !e.written {
-			e.read = true // the commit checks that the stored value is still this
-		}
+		s.markRead(key) // the commit checks that the stored value is still this
 	}
 	b := s.current(key)
 	if b == nil {
@@ -245,6 +254,9 @@ func Lookup[T any](s *Session, key string) (T, bool, error) {
 	if !s.committed && trackable(reflect.TypeFor[T]()) {
 		e := s.entry(key)
 		e.live = append(e.live, tracked{v: p, enc: b, decoded: true})
+		if s.id != "" && !s.isNew && !e.written {
+			e.read = true
+		}
 	}
 	return *p, true, nil
 }
@@ -259,7 +271,7 @@ func Lookup[T any](s *Session, key string) (T, bool, error) {
 func (s *Session) Invalidate() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.writable("Invalidate"); err != nil {
+	if err := s.writable("Invalidate", ""); err != nil {
 		return err
 	}
 	if s.rec.ID != "" {
@@ -281,7 +293,7 @@ func (s *Session) Invalidate() error {
 		}
 	}
 	s.rec, s.id, s.isNew, s.renewed = Record{}, "", false, false
-	s.entries, s.size, s.readAll = nil, 0, false
+	s.entries, s.size, s.readAll, s.reads = nil, 0, false, nil
 	return nil
 }
 
@@ -295,7 +307,7 @@ func (s *Session) Invalidate() error {
 func (s *Session) RenewID() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.writable("RenewID"); err != nil || s.id == "" {
+	if err := s.writable("RenewID", ""); err != nil || s.id == "" {
 		return err
 	}
 	if s.access == accessOptimistic && s.rec.ID != "" {
@@ -311,6 +323,23 @@ func (s *Session) RenewID() error {
 	s.id = id
 	s.renewed = s.rec.ID != ""
 	return nil
+}
+
+// markRead records that the request read key as stored, unless it wrote
+// it first.
+func (s *Session) markRead(key string) {
+	if e := s.entries[key]; e != nil {
+		if !e.written {
+			e.read = true
+		}
+		return
+	}
+	if !slices.Contains(s.reads, key) {
+		if s.reads == nil {
+			s.reads = s.readBuf[:0]
+		}
+		s.reads = append(s.reads, key)
+	}
 }
 
 // current returns the encoding of key as this request sees it, nil if
@@ -330,7 +359,7 @@ func (s *Session) entry(key string) *entry {
 			s.entries = make(map[string]*entry, 4)
 		}
 		b := s.rec.Values[key]
-		e = &entry{orig: b, cur: b}
+		e = &entry{orig: b, cur: b, read: slices.Contains(s.reads, key)}
 		s.entries[key] = e
 	}
 	return e

@@ -172,11 +172,12 @@ type Delta struct {
 	// Removed lists the keys the request removed. A key is never in both
 	// Set and Removed.
 	Removed []string
-	// Read holds the keys whose values the request read before writing
-	// anything to them, with the bytes it read (nil: it found the key
-	// absent). Save refuses the delta with ErrConflict unless each is still
-	// the stored value. Nil means the request read nothing the check needs.
-	Read map[string][]byte
+	// Read lists the keys whose values the request read before writing
+	// anything to them, each once, with the bytes it read (nil: it found
+	// the key absent). Save refuses the delta with ErrConflict unless each
+	// is still the stored value. Empty means the request read nothing the
+	// check needs. A Store must not keep the slice after Save returns.
+	Read []KeyValue
 	// ReadAll means the request read the whole session (its list of keys):
 	// Save refuses the delta with ErrConflict if any Save was applied after
 	// BaseVersion.
@@ -194,6 +195,13 @@ type Delta struct {
 	IdleTimeout time.Duration
 	// Deadline is the session's absolute end; the zero time means never.
 	Deadline time.Time
+}
+
+// KeyValue is a key with its encoded value; a nil Value means the key is
+// absent.
+type KeyValue struct {
+	Key   string
+	Value []byte
 }
 
 // SaveResult is what Store.Save reports.
@@ -303,10 +311,10 @@ func CheckReads(d Delta, cur Record) error {
 	if d.ReadAll && cur.Version != d.BaseVersion {
 		return fmt.Errorf("the session is at version %d, the request read all of version %d: %w", cur.Version, d.BaseVersion, ErrConflict)
 	}
-	for k, want := range d.Read {
-		got, ok := cur.Values[k]
-		if ok != (want != nil) || !bytes.Equal(got, want) {
-			return fmt.Errorf("key %q changed since version %d: %w", k, d.BaseVersion, ErrConflict)
+	for _, r := range d.Read {
+		got, ok := cur.Values[r.Key]
+		if ok != (r.Value != nil) || !bytes.Equal(got, r.Value) {
+			return fmt.Errorf("key %q changed since version %d: %w", r.Key, d.BaseVersion, ErrConflict)
 		}
 	}
 	return nil

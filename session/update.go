@@ -15,8 +15,9 @@ const updateAttempts = 8
 // and saves it at once, before the request's other changes: fn gets the
 // value as the store holds it now (T's zero value and false when absent),
 // and the write fails if another request changed the key in between, in
-// which case Update reads again and calls fn again, up to 8 times in all
-// (fn must be free of side effects). It returns the value stored. An error
+// which case Update reads again and calls fn again (holding the session's
+// lock on this node, so that only another node's write can still come in
+// between), up to 8 times in all (fn must be free of side effects). It returns the value stored. An error
 // from fn is returned as is, and nothing is stored.
 //
 // Update is for requests in the Optimistic access mode (they do not wait
@@ -36,7 +37,7 @@ func Update[T any](s *Session, key string, fn func(old T, ok bool) (T, error)) (
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.writable(fmt.Sprintf("Update %q", key)); err != nil {
+	if err := s.writable("Update", key); err != nil {
 		return zero, err
 	}
 	for attempt := 1; ; attempt++ {
@@ -74,6 +75,17 @@ func Update[T any](s *Session, key string, fn func(old T, ok bool) (T, error)) (
 		case !errors.Is(err, ErrConflict) || attempt == updateAttempts:
 			return zero, err
 		}
+		if s.lease.l == nil && s.access == accessOptimistic {
+			// Another write on this node came between the read and the
+			// write: read again and write while holding the session's lock,
+			// so that none can come between them this time.
+			le, _, err := s.m.locks.acquire(s.req.Context(), s.rec.ID, s.m.o.LockWait, s.m.o.LockHold)
+			if err != nil {
+				return zero, fmt.Errorf("session: Update %q: %w", key, err)
+			}
+			s.lease = le
+			defer s.unlock()
+		}
 		if err := s.reload(); err != nil {
 			return zero, err
 		}
@@ -108,7 +120,7 @@ func (s *Session) saveNow(key string, v any, b []byte) error {
 	ctx, cancel := s.m.storeCtx(s.base())
 	defer cancel()
 	res, err := s.m.o.Store.Save(ctx, Delta{ID: s.rec.ID, BaseVersion: s.rec.Version,
-		Set: map[string][]byte{key: b}, Read: map[string][]byte{key: old}, LastAccess: s.m.o.Now()})
+		Set: map[string][]byte{key: b}, Read: []KeyValue{{key, old}}, LastAccess: s.m.o.Now()})
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return fmt.Errorf("session: Update %q: %w", key, ErrGone)
@@ -140,6 +152,9 @@ func (s *Session) reload() error {
 		return fmt.Errorf("session: %w", ErrGone)
 	case err != nil:
 		return s.m.storeErr(OpLoad, s.rec.ID, err)
+	}
+	for _, k := range s.reads {
+		s.entry(k) // keeps what the request read of the old copy, for the commit's check
 	}
 	s.rec = rec
 	s.size = 0

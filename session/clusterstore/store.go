@@ -91,8 +91,15 @@ func (s *Store) Save(ctx context.Context, d session.Delta) (session.SaveResult, 
 		}
 		return session.SaveResult{Version: r.Version}, nil
 	}
+	var expect map[string][]byte
+	if len(d.Read) > 0 {
+		expect = make(map[string][]byte, len(d.Read))
+		for _, r := range d.Read {
+			expect[r.Key] = r.Value
+		}
+	}
 	res, err := s.node.Update(ctx, cluster.Delta{ID: d.ID, Base: d.BaseVersion, Set: d.Set, Remove: d.Removed,
-		Expect: d.Read, ExpectBase: d.ReadAll, LastAccess: d.LastAccess})
+		Expect: expect, ExpectBase: d.ReadAll, LastAccess: d.LastAccess})
 	if err != nil {
 		return session.SaveResult{}, mapErr("save", d.ID, err)
 	}

@@ -18,16 +18,16 @@ func testReadChecks(t *testing.T, h *harness) {
 	h.save("s1", 1, map[string]string{"k": "v2"}) // version 2
 	tests := []struct {
 		name    string
-		read    map[string][]byte
+		read    []session.KeyValue
 		readAll bool
 		base    uint64
 		ok      bool
 	}{
-		{"read value still stored", map[string][]byte{"k": []byte("v2")}, false, 1, true},
-		{"read value changed since", map[string][]byte{"k": []byte("v1")}, false, 1, false},
-		{"read absent, still absent", map[string][]byte{"other": nil}, false, 1, true},
-		{"read absent, now present", map[string][]byte{"k": nil}, false, 1, false},
-		{"read present, now absent", map[string][]byte{"gone": []byte("x")}, false, 1, false},
+		{"read value still stored", []session.KeyValue{{Key: "k", Value: []byte("v2")}}, false, 1, true},
+		{"read value changed since", []session.KeyValue{{Key: "k", Value: []byte("v1")}}, false, 1, false},
+		{"read absent, still absent", []session.KeyValue{{Key: "other", Value: nil}}, false, 1, true},
+		{"read absent, now present", []session.KeyValue{{Key: "k", Value: nil}}, false, 1, false},
+		{"read present, now absent", []session.KeyValue{{Key: "gone", Value: []byte("x")}}, false, 1, false},
 		{"read all of the current version", nil, true, 0, true},
 		{"read all of an older version", nil, true, 1, false},
 	}
@@ -77,7 +77,7 @@ func testConcurrentReadModifyWrite(t *testing.T, h *harness) {
 				old := rec.Values["n"]
 				n, _ := strconv.Atoi(string(old))
 				_, err = h.st.Save(ctx(), session.Delta{ID: "s1", BaseVersion: rec.Version,
-					Read: map[string][]byte{"n": old}, Set: map[string][]byte{"n": []byte(strconv.Itoa(n + 1))},
+					Read: []session.KeyValue{{Key: "n", Value: old}}, Set: map[string][]byte{"n": []byte(strconv.Itoa(n + 1))},
 					LastAccess: h.clock.Now()})
 				switch {
 				case err == nil:
