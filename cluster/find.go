@@ -69,8 +69,19 @@ func (n *Node) local(id string) (Record, copyState) {
 // received, or not yet: a write acknowledged by another peer, just before
 // its owner died, is found. ErrNotFound when no live node has the session
 // (or it was deleted or expired). Find changes no ownership: Claim does.
+// On the owner, Find waits until the copy it returns is acknowledged by
+// the peers as Options.Ack requires (re-sending it if a write to it was
+// not), so that no read returns a write a takeover could lose.
 func (n *Node) Find(ctx context.Context, id string) (Record, error) {
 	r, st := n.local(id)
+	if st == copyLive && r.Owner == n.name {
+		// The owner's copy may hold writes not acknowledged yet: a read
+		// returns only what a takeover would keep.
+		if err := n.durable(ctx, id); err != nil {
+			return Record{}, err
+		}
+		r, st = n.local(id)
+	}
 	switch st {
 	case copyLive:
 		return r, nil

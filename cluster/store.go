@@ -25,6 +25,10 @@ type entry struct {
 	fetchAt  int64 // when a fetch for this session was last sent (Unix ns, real time)
 	raisedAt int64 // when promised last went up (Unix ns, real time)
 	created  int64 // when the entry appeared (Unix ns, node clock), for promise GC
+	// unsure is the newest version of this owner's writes that failed to
+	// be acknowledged (0: none): the record holds writes no peer may have,
+	// so the owner confirms it with its peers before a read returns it.
+	unsure uint64
 }
 
 // pendingDelta is a delta received before the version it applies on.

@@ -18,8 +18,10 @@ type waiter struct {
 	targets map[string]bool
 	need    int
 	got     int
-	done    chan error // buffered; receives exactly one result
-	settled bool
+	done    chan error    // buffered; receives exactly one result
+	settled bool          // guarded by waiters.mu
+	over    chan struct{} // closed once settled, for readers waiting on the write
+	err     error         // the result, set before over is closed
 }
 
 // waiters indexes the pending waiters by session.
@@ -33,7 +35,8 @@ func newWaiters() *waiters { return &waiters{byID: map[string][]*waiter{}} }
 // add registers a waiter for (id, bal, version) on targets. Call it before
 // the write is queued, so that no acknowledgement can be missed.
 func (ws *waiters) add(id string, bal ballot, version uint64, targets []string, mode AckMode) *waiter {
-	w := &waiter{id: id, bal: bal, version: version, targets: map[string]bool{}, done: make(chan error, 1), need: 1}
+	w := &waiter{id: id, bal: bal, version: version, targets: map[string]bool{}, done: make(chan error, 1), need: 1,
+		over: make(chan struct{})}
 	for _, t := range targets {
 		w.targets[t] = true
 	}
@@ -53,6 +56,8 @@ func (ws *waiters) settleLocked(w *waiter, err error) {
 	}
 	w.settled = true
 	w.done <- err
+	w.err = err
+	close(w.over)
 	list := ws.byID[w.id]
 	for i, x := range list {
 		if x == w {
@@ -148,4 +153,12 @@ func (ws *waiters) wait(ctx context.Context, w *waiter, timeout time.Duration, c
 	ws.settleLocked(w, err)
 	ws.mu.Unlock()
 	return <-w.done
+}
+
+// pending returns the writes of session id still waiting for their
+// acknowledgements.
+func (ws *waiters) pending(id string) []*waiter {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	return append([]*waiter(nil), ws.byID[id]...)
 }

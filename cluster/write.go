@@ -292,7 +292,9 @@ func (n *Node) commitLocked(id string, bal ballot, version uint64, targets []str
 }
 
 // await waits for a write's acknowledgements (nothing to wait for when w
-// is nil) and reports the write to the observer.
+// is nil) and reports the write to the observer. A write that was not
+// acknowledged leaves its session unsure (see entry.unsure); one that was
+// makes every earlier version of its ballot sure.
 func (n *Node) await(ctx context.Context, w *waiter, start time.Time) error {
 	var err error
 	if w != nil {
@@ -300,9 +302,69 @@ func (n *Node) await(ctx context.Context, w *waiter, start time.Time) error {
 		if err != nil && isFenced(err) {
 			n.obs.Fenced(w.id, true)
 		}
+		n.settleSure(w, err)
 	}
 	n.obs.WriteDone(n.opts.Ack, time.Since(start), err)
 	return err
+}
+
+// settleSure records the outcome of w in its session's entry.
+func (n *Node) settleSure(w *waiter, err error) {
+	e := n.store.lock(w.id, false, 0)
+	if e == nil {
+		return
+	}
+	defer e.mu.Unlock()
+	if e.rec == nil || e.rec.bal != w.bal {
+		return
+	}
+	switch {
+	case err == nil && e.unsure <= w.version:
+		e.unsure = 0 // a peer applied w.version, and so every version before it
+	case err != nil && !isFenced(err):
+		e.unsure = max(e.unsure, w.version)
+	}
+}
+
+// durable returns once the owner's copy of session id holds no write that
+// its peers may lack: it waits for the writes still waiting for their
+// acknowledgements and, if one failed, sends the whole record again and
+// waits for that. A read on the owner thus never returns a write that a
+// takeover could lose (with Ack AckOne or AckAll). Errors: ErrNotAcknowledged
+// when the record could not be confirmed in time.
+func (n *Node) durable(ctx context.Context, id string) error {
+	if n.opts.Ack == AckNone {
+		return nil // async: reads see the owner's writes at once, by definition
+	}
+	timer := time.NewTimer(n.opts.AckTimeout)
+	defer timer.Stop()
+	failed := false // a write failed whose settleSure may not have run yet
+	for _, w := range n.waits.pending(id) {
+		select {
+		case <-w.over:
+			failed = failed || w.err != nil && !isFenced(w.err)
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %w", ErrNotAcknowledged, ctx.Err())
+		case <-timer.C:
+			return fmt.Errorf("%w: a write to the session is still unacknowledged after %v", ErrNotAcknowledged, n.opts.AckTimeout)
+		}
+	}
+	targets, err := n.precheck()
+	if err != nil {
+		return err
+	}
+	e := n.store.lock(id, false, 0)
+	if e == nil {
+		return nil
+	}
+	if e.unsure == 0 && !failed || !e.owned(n.name) {
+		e.mu.Unlock()
+		return nil
+	}
+	r := e.rec
+	w := n.commitLocked(id, r.bal, r.version, targets, msgRecord, encodeBody(&recordMsg{rec: r}))
+	e.mu.Unlock()
+	return n.await(ctx, w, time.Now())
 }
 
 // touchLoop sends batched last-access times to the peers.

@@ -119,3 +119,41 @@ func TestGetOnTheOwnerExpiresOnce(t *testing.T) {
 }
 
 func h0name(i int) string { return []string{"n1", "n2", "n3", "n4"}[i] }
+
+// TestOwnerReadsOnlyAcknowledgedWrites: a write the peer did not
+// acknowledge in time fails, but stays in the owner's copy. A read on the
+// owner must not return it as if it were safe: it sends the record again
+// and returns it once the peer has it, or fails while the peer does not
+// answer. (Otherwise a takeover after the owner's death could lose what a
+// reader already saw.)
+func TestOwnerReadsOnlyAcknowledgedWrites(t *testing.T) {
+	h := clustertest.New(t, clustertest.Config{Nodes: 2, Options: func(_ int, o *cluster.Options) {
+		o.AckTimeout = 200 * time.Millisecond
+	}})
+	owner := h.Node(0)
+	r, err := owner.Create(bg, cluster.NewSession{ID: "s", Values: vals("k", "v1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Net.SetFaults(h.Addr(0), h.Addr(1), clustertest.Faults{Drop: 1})
+	if _, err := owner.Update(bg, cluster.Delta{ID: "s", Base: r.Version, Set: vals("k", "v2")}); !errors.Is(err, cluster.ErrNotAcknowledged) {
+		t.Fatalf("update with its peer unreachable: %v, want ErrNotAcknowledged", err)
+	}
+	if r, err := owner.Find(bg, "s"); !errors.Is(err, cluster.ErrNotAcknowledged) {
+		t.Fatalf("read on the owner while the write is unconfirmed: %+v %v, want ErrNotAcknowledged", r, err)
+	}
+	h.Net.SetFaults(h.Addr(0), h.Addr(1), clustertest.Faults{})
+	clustertest.Eventually(t, 10*time.Second, func() error {
+		r, err := owner.Find(bg, "s")
+		if err != nil {
+			return err
+		}
+		if got := string(r.Values["k"]); got != "v2" {
+			t.Fatalf("the owner's copy: k = %q", got)
+		}
+		return nil
+	})
+	if r, err := h.Node(1).Get("s"); err != nil || string(r.Values["k"]) != "v2" {
+		t.Fatalf("the peer's copy once the owner's read returned: %+v %v", r, err)
+	}
+}
