@@ -135,8 +135,9 @@ func TestBurstOnOneNode(t *testing.T) {
 
 // TestBurst: 90 parallel adds to one cart through `tether serve` in front
 // of three `tether cart --cluster` nodes in sync mode, without a fault and
-// with the cart's owner killed (SIGKILL), drained (SIGTERM) or frozen and
-// woken (SIGSTOP, SIGCONT) while they are in flight. Every add answered
+// with the cart's owner killed (SIGKILL), drained (SIGTERM), killed and
+// started again (it rejoins and takes the cart back), or frozen and woken
+// (SIGSTOP, SIGCONT) while they are in flight. Every add answered
 // 200 is in the final cart exactly once, every other add got an error
 // status, and every live node holds the same copy.
 func TestBurst(t *testing.T) {
@@ -159,6 +160,13 @@ func TestBurst(t *testing.T) {
 				return s.others(owner)
 			}
 		}},
+		{"owner killed and rejoining", func(s *system, owner *node) func() []*node {
+			owner.proc.Kill()
+			s.start(owner) // the cookie still names it: once back, it takes the cart back
+			proctest.WaitHTTP(s.t, owner.url()+"/healthz", http.StatusOK, startup)
+			s.waitBalancerSees(owner, true)
+			return func() []*node { return s.nodes }
+		}},
 		{"owner frozen and woken", func(s *system, owner *node) func() []*node {
 			owner.proc.Stop(s.t)
 			s.waitBalancerSees(owner, false) // the rest of the burst goes elsewhere
@@ -167,11 +175,9 @@ func TestBurst(t *testing.T) {
 		}},
 	}
 	s := startSystem(t, "sync")
-	parent := t
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s.t = t
-			defer func() { s.t = parent }()
 			u := &user{name: fmt.Sprintf("b%d", i)}
 			s.add(u, s.lb)
 			_, rt := u.id()
@@ -187,9 +193,7 @@ func TestBurst(t *testing.T) {
 				t.Fatalf("without a fault, %d of %d parallel adds answered 200", len(b.acked()), burstSize)
 			}
 			if len(live()) < len(s.nodes) { // bring the system back for the next case
-				s.t = parent // the process outlives this case
 				s.start(owner)
-				s.t = t
 				proctest.WaitHTTP(t, owner.url()+"/healthz", http.StatusOK, startup)
 				s.waitBalancerSees(owner, true)
 			}

@@ -47,6 +47,7 @@ func (n *node) url() string { return "http://" + n.http }
 // with sessions: replicated and active health checks.
 type system struct {
 	t       *testing.T
+	life    *testing.T // the test whose end stops the processes
 	nodes   []*node
 	lb      string // the balancer's base URL
 	manager string // the manager's base URL
@@ -66,7 +67,7 @@ func startSystem(t *testing.T, mode string) *system {
 	if err := os.WriteFile(keyFile, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := &system{t: t, client: &http.Client{Timeout: 10 * time.Second}}
+	s := &system{t: t, life: t, client: &http.Client{Timeout: 10 * time.Second}}
 	var peers []string
 	for i := range 3 {
 		n := &node{name: fmt.Sprintf("n%d", i+1), http: proctest.FreeAddr(t), clusterAddr: proctest.FreeAddr(t)}
@@ -87,7 +88,7 @@ func startSystem(t *testing.T, mode string) *system {
 }
 
 func (s *system) start(n *node) {
-	n.proc = proctest.Start(s.t, "cart "+n.name, n.args...)
+	n.proc = proctest.Start(s.life, "cart "+n.name, n.args...)
 }
 
 func (s *system) startBalancer(dir string) {
