@@ -3,6 +3,7 @@ package ajp
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -260,20 +261,28 @@ func (c *Client) RoundTrip(r *http.Request) (*http.Response, error) {
 // ForwardOf describes the client of an incoming server request: its
 // address, the local port it came to, and its TLS connection.
 func ForwardOf(r *http.Request) *Forward {
+	la, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	return ForwardFor(r.RemoteAddr, r.Host, la, r.TLS)
+}
+
+// ForwardFor describes a client connection: remoteAddr ("ip:port") is
+// the client, host the request's Host, local (if not nil) the address it
+// connected to, cs (if not nil) its TLS state.
+func ForwardFor(remoteAddr, host string, local net.Addr, cs *tls.ConnectionState) *Forward {
 	f := &Forward{}
-	if host, port, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		f.RemoteAddr = host
+	if h, port, err := net.SplitHostPort(remoteAddr); err == nil {
+		f.RemoteAddr = h
 		f.RemotePort, _ = strconv.Atoi(port)
 	}
-	f.ServerName, f.ServerPort = splitHost(r.Host)
-	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
-		if host, port, err := net.SplitHostPort(la.String()); err == nil {
-			f.LocalAddr = host
+	f.ServerName, f.ServerPort = splitHost(host)
+	if local != nil {
+		if h, port, err := net.SplitHostPort(local.String()); err == nil {
+			f.LocalAddr = h
 			f.ServerPort, _ = strconv.Atoi(port)
 		}
 	}
-	if r.TLS != nil {
-		SetTLS(f, r.TLS)
+	if cs != nil {
+		SetTLS(f, cs)
 	}
 	if f.ServerPort == 0 {
 		f.ServerPort = 80

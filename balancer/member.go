@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tetherlb/tether/ajp"
 	"github.com/tetherlb/tether/balancer/h1"
 )
 
@@ -63,6 +64,9 @@ type MemberConfig struct {
 	// MaxConns overrides Options.MaxConns for this member. Zero: the
 	// balancer's.
 	MaxConns int
+	// Secret is sent with every request to an ajp:// member (Tomcat's
+	// AJP connector secret). Default "": none.
+	Secret string
 }
 
 // Member is one backend of a Pool. Its counters and states are read and
@@ -103,17 +107,26 @@ type Member struct {
 	addr       string // host:port to dial
 	pathPrefix string // the URL's escaped path without a trailing slash
 	tls        bool
+
+	// An ajp:// member's client, replaced when the options change (both
+	// engines use it); nil for http and https members.
+	ajp    atomic.Pointer[ajp.Client]
+	secret string
 }
 
 func newMember(c MemberConfig, p *Pool) *Member {
 	m := &Member{id: p.ids.Add(1), route: c.Route, url: c.URL, routeHash: hashString(fnvOffset, c.Route), pool: p}
 	m.conns = h1.NewConnPool(h1.ConnPoolOptions{})
 	m.tls = c.URL.Scheme == "https"
+	m.secret = c.Secret
 	m.addr = c.URL.Host
 	if c.URL.Port() == "" {
 		port := "80"
-		if m.tls {
+		switch c.URL.Scheme {
+		case "https":
 			port = "443"
+		case "ajp":
+			port = "8009" // Tomcat's AJP connector
 		}
 		m.addr = net.JoinHostPort(c.URL.Hostname(), port)
 	}
