@@ -35,6 +35,8 @@ const minTokenBytes = 16
 type hooks struct {
 	observer      balancer.Observer
 	onStateChange func(string, balancer.StateChange)
+	// getenv reads the environment (AJP secrets). Default os.Getenv.
+	getenv func(string) string
 }
 
 // managed is the manager of a running configuration: the admin API and
