@@ -45,6 +45,11 @@ type ClientOptions struct {
 	MaxIdle int
 	// MaxHeaders bounds the response headers. Default 100.
 	MaxHeaders int
+	// Refused, if set, is called when the container refuses a request the
+	// way Tomcat refuses a wrong or missing secret: status 403, then End
+	// Response closing the connection (an application's 403 keeps it). It
+	// must not block.
+	Refused func()
 	// Dial, if set, opens connections instead of a net.Dialer with
 	// ConnectTimeout. An error that means nothing was sent should be a
 	// *net.OpError with Op "dial", as net.Dialer's are.

@@ -26,6 +26,8 @@ type respBody struct {
 	data []byte // the rest of the current body chunk, in cc.rbuf
 	err  error  // sticky: io.EOF after End Response
 	head bool   // a response without a body: HEAD, 204, 304
+
+	status int // the response's status
 }
 
 // next reads the next packet that is not a Get Body Chunk, answering
@@ -65,6 +67,7 @@ func (rb *respBody) response(r *http.Request, status int, reason string, h http.
 	if reason == "" {
 		reason = http.StatusText(status)
 	}
+	rb.status = status
 	resp := &http.Response{
 		Status: strconv.Itoa(status) + " " + reason, StatusCode: status,
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
@@ -133,6 +136,9 @@ func (rb *respBody) advance() error {
 				rb.c.putConn(rb.cc)
 			} else {
 				rb.cc.nc.Close()
+				if rb.status == http.StatusForbidden && rb.c.o.Refused != nil {
+					rb.c.o.Refused()
+				}
 			}
 			return io.EOF
 		default:

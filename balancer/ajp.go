@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/tetherlb/tether/ajp"
 )
@@ -30,6 +31,7 @@ func (s *settings) setUp(m *Member) {
 		IdleTimeout:     s.opts.IdleTimeout,
 		PingIdle:        s.opts.AJPPingIdle,
 		MaxIdle:         s.opts.MaxIdlePerMember,
+		Refused:         func() { m.noteRefused(s) },
 	})
 	if err != nil {
 		// Options.AJPPacketSize was checked by buildSettings.
@@ -38,6 +40,22 @@ func (s *settings) setUp(m *Member) {
 	if old := m.ajp.Swap(c); old != nil {
 		old.CloseIdleConnections(true)
 	}
+}
+
+// refusedLogEvery is how often a member's refusals are logged at most.
+const refusedLogEvery = time.Minute
+
+// noteRefused counts a request the member refused as Tomcat refuses a
+// wrong or missing secret, and logs it (once a minute at most).
+func (m *Member) noteRefused(s *settings) {
+	n := m.refused.Add(1)
+	now := s.opts.Now().UnixNano()
+	last := m.refusedLogged.Load()
+	if last != 0 && now-last < int64(refusedLogEvery) || !m.refusedLogged.CompareAndSwap(last, now) {
+		return
+	}
+	s.opts.Logger.Warn("ajp member refused a request with 403 and closed the connection, as Tomcat does when the secret is wrong or missing: check the member's secret_file or secret_env against the connector's secret",
+		"balancer", s.opts.Name, "member", m.route, "url", m.url.String(), "refused", n, "has_secret", m.secret != "")
 }
 
 // closeConns closes the member's idle connections, and keeps none after.

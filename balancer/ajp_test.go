@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tetherlb/tether/ajp"
 )
@@ -159,9 +160,22 @@ func TestAJPBadMember(t *testing.T) {
 			eachEngine(t, func(t *testing.T, e engine) {
 				o := fastOptions()
 				o.MaxAttempts = 1
-				_, f := e.front(t, o, tt.member)
+				bal, f := e.front(t, o, tt.member)
 				if r := do(t, f.Client(), "GET", f.URL+"/", "", nil); r.status != tt.status {
 					t.Errorf("status %d, want %d (%q)", r.status, tt.status, r.body)
+				}
+				refused := uint64(0)
+				if tt.status == http.StatusForbidden {
+					refused = 1
+				}
+				// The refusal is known at End Response, which the balancer
+				// may read after the client has the whole body.
+				deadline := time.Now().Add(5 * time.Second)
+				for bal.Stats()[0].AJPRefused < refused && time.Now().Before(deadline) {
+					time.Sleep(time.Millisecond)
+				}
+				if n := bal.Stats()[0].AJPRefused; n != refused {
+					t.Errorf("AJPRefused %d, want %d", n, refused)
 				}
 			})
 		})

@@ -112,6 +112,10 @@ type Member struct {
 	// engines use it); nil for http and https members.
 	ajp    atomic.Pointer[ajp.Client]
 	secret string
+	// refused counts requests the AJP member refused as Tomcat refuses a
+	// wrong or missing secret; refusedLogged is when that was last logged.
+	refused       atomic.Uint64
+	refusedLogged atomic.Int64
 }
 
 func newMember(c MemberConfig, p *Pool) *Member {
@@ -212,6 +216,9 @@ type Stats struct {
 	Failovers   uint64 // sticky requests of unavailable members sent here
 	Failures    uint64 // connection failures and timeouts
 	Bytes       uint64 // body bytes in both directions
+	// AJPRefused counts requests an ajp:// member refused as Tomcat
+	// refuses a wrong or missing secret (403, connection closed).
+	AJPRefused uint64
 
 	// LiveSessions are the sessions seen within the idle window.
 	LiveSessions int64
@@ -253,7 +260,7 @@ func (m *Member) stats(now time.Time, idle time.Duration) Stats {
 	st := Stats{
 		Route: m.route, URL: m.url.String(), State: m.State(), Healthy: m.Healthy(), Weight: m.Weight(),
 		InFlight: m.inflight.Load(), MaxConns: m.MaxConns(), Queued: m.queue.queued(), QueueFull: m.queueFull.Load(), Requests: m.requests.Load(), NewSessions: m.newSessions.Load(),
-		Failovers: m.failovers.Load(), Failures: m.failures.Load(), Bytes: m.bytes.Load(),
+		Failovers: m.failovers.Load(), Failures: m.failures.Load(), Bytes: m.bytes.Load(), AJPRefused: m.refused.Load(),
 		LiveSessions: m.live.Load(), CreatedWhileDraining: m.createdDraining.Load(), Announced: m.announced.Load(),
 	}
 	if since := m.drainSince.Load(); since != 0 && st.State == Draining {
