@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/tetherlb/tether/ajp"
+	"github.com/tetherlb/tether/internal/proctest"
 )
 
 const ajpTestSecret = "balancer-test-secret"
@@ -170,13 +171,12 @@ func TestAJPBadMember(t *testing.T) {
 				}
 				// The refusal is known at End Response, which the balancer
 				// may read after the client has the whole body.
-				deadline := time.Now().Add(5 * time.Second)
-				for bal.Stats()[0].AJPRefused < refused && time.Now().Before(deadline) {
-					time.Sleep(time.Millisecond)
-				}
-				if n := bal.Stats()[0].AJPRefused; n != refused {
-					t.Errorf("AJPRefused %d, want %d", n, refused)
-				}
+				proctest.Eventually(t, 5*time.Second, func() error {
+					if n := bal.Stats()[0].AJPRefused; n != refused {
+						return fmt.Errorf("AJPRefused %d, want %d", n, refused)
+					}
+					return nil
+				})
 			})
 		})
 	}
