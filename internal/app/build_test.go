@@ -36,24 +36,24 @@ func TestBalancerOptions(t *testing.T) {
 	}
 }
 
-// TestMemberMaxConns: a member's max_conns reaches the balancer, also
-// through the manager's effective members.
+// TestMemberMaxConns: a member's max_conns and AJP secret reach the
+// balancer, also through the manager's effective members.
 func TestMemberMaxConns(t *testing.T) {
 	cfg, err := config.Parse("t.yaml", []byte(`balancers:
   - name: b
     members:
       - {url: 'http://127.0.0.1:1', route: n1, max_conns: 2}
-      - {url: 'http://127.0.0.1:2', route: n2}
+      - {url: 'ajp://127.0.0.1:2', route: n2, secret_env: S}
 `))
 	if err != nil {
 		t.Fatal(err)
 	}
 	eff := withMembers(cfg, baselineOf(cfg))
-	mcs, err := memberConfigs(&eff.Balancers[0], nil)
+	mcs, err := memberConfigs(&eff.Balancers[0], func(string) string { return "s" })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(mcs) != 2 || mcs[0].MaxConns != 2 || mcs[1].MaxConns != 0 {
+	if len(mcs) != 2 || mcs[0].MaxConns != 2 || mcs[1].MaxConns != 0 || mcs[1].Secret != "s" {
 		t.Errorf("member configs %+v", mcs)
 	}
 }

@@ -3,6 +3,7 @@ package interop
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"os"
@@ -73,6 +74,15 @@ func (tc *tomcat) start(t *testing.T) {
 		"org.apache.catalina.startup.Bootstrap", "start")
 	tc.proc = proctest.StartCmd(t, "tomcat "+tc.route, cmd)
 	proctest.WaitHTTP(t, tc.url+"/app/health.jsp", http.StatusOK, 90*time.Second)
+	if tc.ajpAddr != "" { // the AJP connector starts after the HTTP one
+		proctest.Eventually(t, 30*time.Second, func() error {
+			c, err := net.Dial("tcp", tc.ajpAddr)
+			if err == nil {
+				c.Close()
+			}
+			return err
+		})
+	}
 }
 
 func copyFile(t *testing.T, from, to string) {
