@@ -1,6 +1,7 @@
 package balancer
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
@@ -207,5 +208,35 @@ func TestAJPPing(t *testing.T) {
 	defer hb.Close()
 	if err := hb.Pool().Lookup("h1").Ping(t.Context()); !errors.Is(err, errors.ErrUnsupported) {
 		t.Errorf("Ping of an http member: %v", err)
+	}
+}
+
+// TestAJPExpectContinue: a client that waits for 100 Continue gets it
+// from the native engine when the AJP member's request needs the body
+// (AJP has no interim responses), then its answer.
+func TestAJPExpectContinue(t *testing.T) {
+	m, _ := ajpMember(t, newBackend(t, "n1"))
+	_, f := nativeFront(t, fastOptions(), ServerOptions{}, m)
+	c, err := net.Dial("tcp", f.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	fmt.Fprint(c, "PUT /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+	line, err := br.ReadString('\n')
+	if err != nil || line != "HTTP/1.1 100 Continue\r\n" {
+		t.Fatalf("before the body: %q %v", line, err)
+	}
+	br.ReadString('\n')
+	fmt.Fprint(c, "hello")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if string(b) != "n1 PUT hello" {
+		t.Fatalf("body %q", b)
 	}
 }
