@@ -60,6 +60,10 @@ type MemberView struct {
 	Failovers   uint64 `json:"failovers"`
 	Failures    uint64 `json:"failures"`
 	Bytes       uint64 `json:"bytes"`
+	// AJPRefused counts requests an ajp:// member refused as Tomcat
+	// refuses a wrong or missing secret (403, connection closed): more
+	// than zero means its secret is likely wrong.
+	AJPRefused uint64 `json:"ajp_refused"`
 	// LiveSessions are the sessions seen within the balancer's drain idle
 	// window.
 	LiveSessions int64 `json:"live_sessions"`
@@ -160,7 +164,7 @@ func viewMember(s balancer.Stats) MemberView {
 	v := MemberView{
 		Route: s.Route, URL: s.URL, State: s.State.String(), Healthy: s.Healthy, Health: "up", Weight: s.Weight,
 		InFlight: s.InFlight, MaxConns: s.MaxConns, Queued: s.Queued, QueueTimeouts: s.QueueFull, Requests: s.Requests, NewSessions: s.NewSessions, Failovers: s.Failovers,
-		Failures: s.Failures, Bytes: s.Bytes, LiveSessions: max(s.LiveSessions, 0),
+		Failures: s.Failures, Bytes: s.Bytes, AJPRefused: s.AJPRefused, LiveSessions: max(s.LiveSessions, 0),
 		CreatedWhileDraining: s.CreatedWhileDraining, Announced: s.Announced,
 	}
 	if !s.Healthy {

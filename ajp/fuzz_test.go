@@ -2,11 +2,13 @@ package ajp
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -137,6 +139,43 @@ func FuzzConn(f *testing.F) {
 				t.Fatalf("malformed output %x", b)
 			}
 			b = b[min(len(b), 4+(int(b[2])<<8|int(b[3]))):]
+		}
+	})
+}
+
+// FuzzClient: whatever a container answers, the Client returns an error
+// or a response whose body ends (with an error or io.EOF), never panics
+// or hangs, and keeps no connection that saw bad input.
+func FuzzClient(f *testing.F) {
+	f.Add(toServer(okHeaders, []byte{3, 0, 2, 'h', 'i', 0}, []byte{5, 1}))
+	f.Add(toServer([]byte{6, 0x1F, 0xFA}, okHeaders, []byte{5, 1}))
+	f.Add(toServer([]byte{4, 0, 200, 0, 0, 0, 2, 0xA0, 0x01, 0, 4, 't', 'e', 'x', 't', 0, 0, 1, 'X', 0, 0, 1, 'y', 0}, []byte{5, 0}))
+	f.Add(toServer(okHeaders, []byte{3, 0, 0, 0}, []byte{5, 1}))
+	f.Add([]byte{'A', 'B', 0xFF, 0xFF})
+	f.Fuzz(func(t *testing.T, reply []byte) {
+		c, err := NewClient(ClientOptions{Addr: "container", ResponseTimeout: time.Second, Dial: func(context.Context, string, string) (net.Conn, error) {
+			a, b := net.Pipe()
+			go func() {
+				defer b.Close()
+				b.SetDeadline(time.Now().Add(2 * time.Second))
+				go io.Copy(io.Discard, b)
+				b.Write(reply)
+			}()
+			return a, nil
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.CloseIdleConnections(true)
+		r, _ := http.NewRequest("POST", "http://x/", strings.NewReader("body"))
+		resp, err := c.Do(r, &Forward{})
+		if err != nil {
+			return
+		}
+		_, err = io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		resp.Body.Close()
+		if err != nil && len(c.idle) != 0 {
+			t.Error("a connection that failed was kept")
 		}
 	})
 }

@@ -117,6 +117,12 @@ func badPacket(format string, args ...any) error {
 // readPacket reads one packet from the web server into buf (which must
 // hold max-headerLen bytes) and returns its payload.
 func readPacket(r *bufio.Reader, buf []byte, max int) ([]byte, error) {
+	return readFramed(r, buf, max, magicFromServer)
+}
+
+// readFramed reads one packet starting with magic into buf (which must
+// hold max-headerLen bytes) and returns its payload.
+func readFramed(r *bufio.Reader, buf []byte, max int, magic uint16) ([]byte, error) {
 	h, err := r.Peek(headerLen)
 	if err != nil {
 		if len(h) > 0 && err == io.EOF {
@@ -124,10 +130,10 @@ func readPacket(r *bufio.Reader, buf []byte, max int) ([]byte, error) {
 		}
 		return nil, err
 	}
-	magic := binary.BigEndian.Uint16(h)
+	got := binary.BigEndian.Uint16(h)
 	n := int(binary.BigEndian.Uint16(h[2:]))
-	if magic != magicFromServer {
-		return nil, badPacket("magic %#04x, want 0x1234", magic)
+	if got != magic {
+		return nil, badPacket("magic %#04x, want %#04x", got, magic)
 	}
 	if n > max-headerLen {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrPacketTooLarge, n+headerLen, max)

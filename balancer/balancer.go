@@ -27,6 +27,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tetherlb/tether/ajp"
 	"github.com/tetherlb/tether/balancer/h1"
 	"github.com/tetherlb/tether/balancer/health"
 	"github.com/tetherlb/tether/route"
@@ -93,6 +94,13 @@ type Options struct {
 	// Default nil: the system's root certificates, and the member URL's
 	// host as the server name.
 	MemberTLS *tls.Config
+	// AJPPacketSize is the AJP13 packet size towards ajp:// members, 1024
+	// to 65536; it must match the connectors' packetSize. Default 8192.
+	AJPPacketSize int
+	// AJPPingIdle: a kept AJP connection idle for at least this long is
+	// checked with CPing/CPong before it carries a request. Default 10s;
+	// negative: never.
+	AJPPingIdle time.Duration
 	// Transport, if set, replaces the transport built from the options
 	// above in the net/http engine (tests use it). The native engine does
 	// not use it.
@@ -181,6 +189,9 @@ func buildSettings(o Options) (*settings, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if err := (ajp.ClientOptions{Addr: "-", PacketSize: o.AJPPacketSize}).Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
 	picker, err := NewPicker(o.Method)
 	if err != nil {
 		return nil, err
@@ -265,7 +276,7 @@ func New(opts Options, members []MemberConfig) (*Balancer, error) {
 	pool.watch = b.watch
 	for _, m := range pool.Members() {
 		s.checker.Watch(m)
-		m.conns.SetOptions(s.connOptions())
+		s.setUp(m)
 	}
 	go b.janitor()
 	return b, nil
@@ -353,11 +364,11 @@ func (b *Balancer) watch(added, removed []*Member) {
 	s := b.cur.Load()
 	for _, m := range removed {
 		s.checker.Unwatch(m)
-		m.conns.Close()
+		m.closeConns()
 	}
 	for _, m := range added {
 		s.checker.Watch(m)
-		m.conns.SetOptions(s.connOptions())
+		s.setUp(m)
 	}
 }
 
@@ -373,7 +384,7 @@ func (b *Balancer) Update(opts Options, prev, members []MemberConfig) error {
 	old := b.cur.Swap(s)
 	for _, m := range b.pool.Members() {
 		s.checker.Watch(m)
-		m.conns.SetOptions(s.connOptions())
+		s.setUp(m)
 	}
 	b.mu.Unlock()
 	old.checker.Close()
@@ -399,6 +410,6 @@ func (b *Balancer) Close() {
 		t.CloseIdleConnections()
 	}
 	for _, m := range b.pool.Members() {
-		m.conns.Close()
+		m.closeConns()
 	}
 }

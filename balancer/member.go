@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tetherlb/tether/ajp"
 	"github.com/tetherlb/tether/balancer/h1"
 )
 
@@ -63,6 +64,9 @@ type MemberConfig struct {
 	// MaxConns overrides Options.MaxConns for this member. Zero: the
 	// balancer's.
 	MaxConns int
+	// Secret is sent with every request to an ajp:// member (Tomcat's
+	// AJP connector secret). Default "": none.
+	Secret string
 }
 
 // Member is one backend of a Pool. Its counters and states are read and
@@ -103,17 +107,30 @@ type Member struct {
 	addr       string // host:port to dial
 	pathPrefix string // the URL's escaped path without a trailing slash
 	tls        bool
+
+	// An ajp:// member's client, replaced when the options change (both
+	// engines use it); nil for http and https members.
+	ajp    atomic.Pointer[ajp.Client]
+	secret string
+	// refused counts requests the AJP member refused as Tomcat refuses a
+	// wrong or missing secret; refusedLogged is when that was last logged.
+	refused       atomic.Uint64
+	refusedLogged atomic.Int64
 }
 
 func newMember(c MemberConfig, p *Pool) *Member {
 	m := &Member{id: p.ids.Add(1), route: c.Route, url: c.URL, routeHash: hashString(fnvOffset, c.Route), pool: p}
 	m.conns = h1.NewConnPool(h1.ConnPoolOptions{})
 	m.tls = c.URL.Scheme == "https"
+	m.secret = c.Secret
 	m.addr = c.URL.Host
 	if c.URL.Port() == "" {
 		port := "80"
-		if m.tls {
+		switch c.URL.Scheme {
+		case "https":
 			port = "443"
+		case "ajp":
+			port = "8009" // Tomcat's AJP connector
 		}
 		m.addr = net.JoinHostPort(c.URL.Hostname(), port)
 	}
@@ -199,6 +216,9 @@ type Stats struct {
 	Failovers   uint64 // sticky requests of unavailable members sent here
 	Failures    uint64 // connection failures and timeouts
 	Bytes       uint64 // body bytes in both directions
+	// AJPRefused counts requests an ajp:// member refused as Tomcat
+	// refuses a wrong or missing secret (403, connection closed).
+	AJPRefused uint64
 
 	// LiveSessions are the sessions seen within the idle window.
 	LiveSessions int64
@@ -240,7 +260,7 @@ func (m *Member) stats(now time.Time, idle time.Duration) Stats {
 	st := Stats{
 		Route: m.route, URL: m.url.String(), State: m.State(), Healthy: m.Healthy(), Weight: m.Weight(),
 		InFlight: m.inflight.Load(), MaxConns: m.MaxConns(), Queued: m.queue.queued(), QueueFull: m.queueFull.Load(), Requests: m.requests.Load(), NewSessions: m.newSessions.Load(),
-		Failovers: m.failovers.Load(), Failures: m.failures.Load(), Bytes: m.bytes.Load(),
+		Failovers: m.failovers.Load(), Failures: m.failures.Load(), Bytes: m.bytes.Load(), AJPRefused: m.refused.Load(),
 		LiveSessions: m.live.Load(), CreatedWhileDraining: m.createdDraining.Load(), Announced: m.announced.Load(),
 	}
 	if since := m.drainSince.Load(); since != 0 && st.State == Draining {

@@ -18,6 +18,8 @@ type exchange struct {
 	body h1.Body  // the request body, read from the client
 	mc   *h1.Conn // the member connection holding the response
 
+	ajpResp *http.Response // the response of an ajp:// member, instead of mc
+
 	setCookies []string // the response's Set-Cookie values, viewing mc's buffer
 	limited    io.LimitedReader
 	expect     bool // 100-continue is passed to the member
@@ -58,6 +60,10 @@ func (b *Balancer) serveConn(c *h1.ServerConn, req *h1.Request) {
 		return
 	}
 	b.trackSessions(a, x.setCookies)
+	if x.ajpResp != nil {
+		x.relayAJP()
+		return
+	}
 	if x.mc.Resp.Status == http.StatusSwitchingProtocols {
 		x.tunnel()
 		return

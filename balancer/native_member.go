@@ -41,6 +41,9 @@ func (e *headWriteError) Unwrap() error { return e.err }
 // same member, transparently, when the request is safe to send again (see
 // stale).
 func (x *exchange) send(m *Member) error {
+	if c := m.ajp.Load(); c != nil {
+		return x.sendAJP(m, c)
+	}
 	a := x.a
 	for fresh := false; ; fresh = true {
 		mc, err := x.memberConn(m, fresh)

@@ -117,7 +117,11 @@ func (rt roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 			req = &r2
 		}
 		var err error
-		resp, err = a.s.transport.RoundTrip(req)
+		if c := m.ajp.Load(); c != nil {
+			resp, err = c.Do(req, a.forwardOf())
+		} else {
+			resp, err = a.s.transport.RoundTrip(req)
+		}
 		return err
 	})
 	return resp, err

@@ -52,8 +52,8 @@ func newPool(cfgs []MemberConfig, now func() time.Time) (*Pool, error) {
 }
 
 func checkMember(c MemberConfig, s *snapshot) error {
-	if c.URL == nil || c.URL.Host == "" || (c.URL.Scheme != "http" && c.URL.Scheme != "https") {
-		return fmt.Errorf("%w: member %q needs an http or https URL with a host", ErrInvalid, c.Route)
+	if c.URL == nil || c.URL.Host == "" || (c.URL.Scheme != "http" && c.URL.Scheme != "https" && c.URL.Scheme != "ajp") {
+		return fmt.Errorf("%w: member %q needs an http, https or ajp URL with a host", ErrInvalid, c.Route)
 	}
 	if !route.Valid(c.Route) {
 		return fmt.Errorf("%w: invalid route %q", ErrInvalid, c.Route)
@@ -183,7 +183,7 @@ func (p *Pool) Remove(route string) (*Member, error) {
 }
 
 // Replace makes the pool hold exactly cfgs, for a configuration reload.
-// A member whose route and URL are unchanged keeps its counters, health and
+// A member whose route, URL and secret are unchanged keeps its counters, health and
 // state; its state and weight are set from cfgs only where they differ from
 // prev, the configuration being replaced, so a change made at run time (by
 // the manager) survives a reload that does not touch that member.
@@ -202,7 +202,7 @@ func (p *Pool) Replace(prev, cfgs []MemberConfig) error {
 			return err
 		}
 		m := old.byRoute[c.Route]
-		if m == nil || m.url.String() != c.URL.String() {
+		if m == nil || m.url.String() != c.URL.String() || m.secret != c.Secret {
 			m = newMember(c, p)
 			added = append(added, m)
 		} else if b, ok := before[c.Route]; ok {

@@ -132,6 +132,8 @@ type Balancer struct {
 	Passive Passive `yaml:"passive"`
 	// Drain configures how draining members are tracked.
 	Drain Drain `yaml:"drain"`
+	// AJP configures the balancer's ajp:// members.
+	AJP AJP `yaml:"ajp"`
 	// Members are the backends. At least one is required.
 	Members []Member `yaml:"members"`
 }
@@ -196,9 +198,32 @@ type Drain struct {
 	Deadline time.Duration `yaml:"deadline"`
 }
 
+// AJP configures ajp:// members (Tomcat's AJP connector, AJP 1.3).
+type AJP struct {
+	// PacketSize is the AJP packet size, 1024 to 65536; it must match the
+	// connectors' packetSize (mod_jk's max_packet_size). Default 8192.
+	PacketSize int `yaml:"packet_size"`
+	// PingIdle: a kept connection idle for at least this long is checked
+	// with CPing/CPong before it carries a request (mod_jk's ping_mode).
+	// Default 10s; a negative duration: never.
+	PingIdle time.Duration `yaml:"ping_idle"`
+	// SecretFile holds the secret (surrounding white space ignored) sent
+	// to every ajp:// member of the balancer that has none of its own.
+	// Tomcat's connector secret.
+	SecretFile string `yaml:"secret_file"`
+	// SecretEnv names an environment variable holding that secret instead.
+	SecretEnv string `yaml:"secret_env"`
+	// AllowNoSecret permits ajp:// members off loopback without a secret
+	// (a Tomcat with secretRequired="false"). Default false: such a member
+	// is an error, since whoever reaches its port can claim any client
+	// address, TLS state or user (Ghostcat, CVE-2020-1938).
+	AllowNoSecret bool `yaml:"allow_no_secret"`
+}
+
 // Member is one backend.
 type Member struct {
-	// URL is the member's base URL (http or https). Required.
+	// URL is the member's base URL: http://, https:// or ajp:// (AJP 1.3,
+	// port 8009 if none is given). Required.
 	URL string `yaml:"url"`
 	// Route is the member's name as found after the separator in session
 	// ids (Tomcat's jvmRoute). Required, unique within the balancer.
@@ -210,6 +235,12 @@ type Member struct {
 	// MaxConns overrides the balancer's max_conns for this member.
 	// Default 0: the balancer's.
 	MaxConns int `yaml:"max_conns"`
+	// SecretFile holds the AJP secret of an ajp:// member (surrounding
+	// white space ignored). Default: the balancer's ajp secret, if any.
+	SecretFile string `yaml:"secret_file"`
+	// SecretEnv names an environment variable holding the member's AJP
+	// secret instead.
+	SecretEnv string `yaml:"secret_env"`
 }
 
 // Default returns the configuration an empty file would give, before

@@ -283,6 +283,7 @@ func (v *checker) balancer(f string, b *Balancer) {
 	if len(b.Members) == 0 {
 		v.add(f+".members", "at least one member is required")
 	}
+	v.ajp(f, b)
 	routes := map[string]int{}
 	urls := map[string]int{}
 	for i := range b.Members {
@@ -313,8 +314,8 @@ func ValidateMember(m *Member) error {
 		v.add("url", "a url is required, like http://127.0.0.1:9001")
 	} else if u, err := url.Parse(m.URL); err != nil {
 		v.add("url", "%q is not a URL", m.URL)
-	} else if u.Scheme != "http" && u.Scheme != "https" {
-		v.add("url", "%q: scheme must be http or https", m.URL)
+	} else if u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "ajp" {
+		v.add("url", "%q: scheme must be http, https or ajp", m.URL)
 	} else if u.Host == "" || u.Hostname() == "" {
 		v.add("url", "%q has no host", m.URL)
 	} else if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
@@ -334,10 +335,63 @@ func ValidateMember(m *Member) error {
 	}
 	v.oneOf("state", m.State, States)
 	v.nonNegativeInt("max_conns", int64(m.MaxConns))
+	v.secret("", m.SecretFile, m.SecretEnv)
+	if (m.SecretFile != "" || m.SecretEnv != "") && !strings.HasPrefix(m.URL, "ajp://") {
+		v.add("url", "%q: a secret is for ajp:// members only", m.URL)
+	}
 	if len(v.errs) == 0 {
 		return nil
 	}
 	return v.errs
+}
+
+// secret checks a secret_file and secret_env pair; prefix is "" or
+// "ajp." for the balancer's.
+func (v *checker) secret(prefix, file, env string) {
+	if file != "" && env != "" {
+		v.add(prefix+"secret_env", "give secret_file or secret_env, not both")
+	}
+	if file != "" {
+		v.file(prefix+"secret_file", file, "")
+	}
+	if env != "" && !isEnvName(env) {
+		v.add(prefix+"secret_env", "%q is not an environment variable name", env)
+	}
+}
+
+func isEnvName(s string) bool {
+	for i, c := range s {
+		if !(c == '_' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || i > 0 && c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// ajp checks the balancer's ajp block and that every ajp:// member off
+// loopback has a secret.
+func (v *checker) ajp(f string, b *Balancer) {
+	a := &b.AJP
+	if a.PacketSize != 0 && (a.PacketSize < 1024 || a.PacketSize > 65536) {
+		v.add(f+".ajp.packet_size", "%d must be from 1024 to 65536 (0 for the default, 8192)", a.PacketSize)
+	}
+	v.secret(f+".ajp.", a.SecretFile, a.SecretEnv)
+	shared := a.SecretFile != "" || a.SecretEnv != ""
+	for i := range b.Members {
+		m := &b.Members[i]
+		u, err := url.Parse(m.URL)
+		if err != nil || u.Scheme != "ajp" || shared || m.SecretFile != "" || m.SecretEnv != "" || a.AllowNoSecret {
+			continue
+		}
+		if host := u.Hostname(); host != "localhost" && !isLoopbackIP(host) {
+			v.add(fmt.Sprintf("%s.members[%d].secret_file", f, i), "ajp member %s is not on loopback and has no secret: give secret_file or secret_env (here or in ajp:), as Tomcat 9.0.31+ requires (Ghostcat, CVE-2020-1938), or set ajp.allow_no_secret: true", m.URL)
+		}
+	}
+}
+
+func isLoopbackIP(host string) bool {
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
 }
 
 func (v *checker) oneOf(field, val string, allowed []string) {

@@ -28,6 +28,7 @@ var (
 	descLive      = desc("tether_member_live_sessions", "Sessions of the member seen within the balancer's drain idle window.")
 	descAnnounced = desc("tether_member_announced_draining", "1 if the member itself announced it is draining (Tether-State: draining).")
 	descFailures  = desc("tether_member_failures_total", "Connection failures and timeouts towards the member.")
+	descRefused   = desc("tether_member_ajp_refused_total", "Requests an ajp:// member refused as Tomcat refuses a wrong or missing secret (403, connection closed).")
 	descBytes     = desc("tether_member_bytes_total", "Request and response body bytes proxied to and from the member.")
 	descDrainFrom = desc("tether_member_drain_start_sessions", "Live sessions the member had when its drain began (only while draining).")
 	descDrainLeft = desc("tether_member_drain_remaining_sessions", "Live sessions left on a draining member (only while draining).")
@@ -42,7 +43,7 @@ var (
 // Describe implements prometheus.Collector.
 func (g *gauges) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		descUp, descState, descWeight, descInFlight, descQueued, descQueueFull, descLive, descAnnounced, descFailures, descBytes,
+		descUp, descState, descWeight, descInFlight, descQueued, descQueueFull, descLive, descAnnounced, descFailures, descRefused, descBytes,
 		descDrainFrom, descDrainLeft, descDrainAt, descDrainETA, descTracked, descUntracked,
 	} {
 		ch <- d
@@ -86,6 +87,7 @@ func collectMember(ch chan<- prometheus.Metric, bal string, s balancer.Stats) {
 	gauge(descLive, float64(max(s.LiveSessions, 0)))
 	gauge(descAnnounced, b2f(s.Announced))
 	ch <- prometheus.MustNewConstMetric(descFailures, prometheus.CounterValue, float64(s.Failures), bal, s.Route)
+	ch <- prometheus.MustNewConstMetric(descRefused, prometheus.CounterValue, float64(s.AJPRefused), bal, s.Route)
 	ch <- prometheus.MustNewConstMetric(descBytes, prometheus.CounterValue, float64(s.Bytes), bal, s.Route)
 	if d := s.Drain; d != nil {
 		gauge(descDrainFrom, float64(d.StartSessions))

@@ -11,6 +11,7 @@ package health
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -36,6 +37,20 @@ type Announcer interface {
 	Announce(draining bool)
 }
 
+// Pinger is an optional interface of a Target with a liveness check of
+// its own protocol (AJP's CPing/CPong). Without a Path, probes use it
+// instead of a TCP connect, unless it returns errors.ErrUnsupported.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Transporter is an optional interface of a Target reached by a protocol
+// of its own (AJP): HealthTransport returns the http.RoundTripper its
+// checks go through, or nil for the checker's own.
+type Transporter interface {
+	HealthTransport() http.RoundTripper
+}
+
 // StateHeader is the response header of a health check in which a member
 // announces it is draining: "Tether-State: draining" (take no new sessions;
 // it may come with status 503, which then does not count as a failure).
@@ -46,9 +61,10 @@ const StateHeader = "Tether-State"
 // with the defaults below.
 type Options struct {
 	// Path, when set, enables active checks: GET Path on every member every
-	// Interval; a 2xx or 3xx answer is a success. Probes of members taken
-	// down by MarkDown also use it. Default "": no active checks, and probes
-	// are TCP connects.
+	// Interval (through the Target's own transport if it is a Transporter);
+	// a 2xx or 3xx answer is a success. Probes of members taken down by
+	// MarkDown also use it. Default "": no active checks, and probes are
+	// TCP connects, or the Target's Ping if it is a Pinger.
 	Path string
 	// Interval between active checks. Default 2s.
 	Interval time.Duration
@@ -294,6 +310,11 @@ func (c *Checker) check(ctx context.Context, t Target) (string, error) {
 	defer cancel()
 	base := t.HealthURL()
 	if c.opts.Path == "" {
+		if p, ok := t.(Pinger); ok {
+			if err := p.Ping(ctx); !errors.Is(err, errors.ErrUnsupported) {
+				return "", err
+			}
+		}
 		var d net.Dialer
 		conn, err := d.DialContext(ctx, "tcp", hostPort(base))
 		if err != nil {
@@ -308,7 +329,15 @@ func (c *Checker) check(ctx context.Context, t Target) (string, error) {
 		return "", err
 	}
 	req.Header.Set("User-Agent", "tether-health-check")
-	resp, err := c.client.Do(req)
+	client := c.client
+	if tr, ok := t.(Transporter); ok {
+		if rt := tr.HealthTransport(); rt != nil {
+			cl := *client
+			cl.Transport = rt
+			client = &cl
+		}
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return "", err
 	}

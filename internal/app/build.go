@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
+	"strings"
 
 	"github.com/tetherlb/tether/balancer"
 	"github.com/tetherlb/tether/balancer/health"
@@ -37,6 +39,8 @@ func balancerOptions(cfg *config.Config, b *config.Balancer, logger, access *slo
 		SessionIdle:     b.Drain.Idle,
 		DrainStop:       b.Drain.Done == "stop",
 		DrainDeadline:   b.Drain.Deadline,
+		AJPPacketSize:   b.AJP.PacketSize,
+		AJPPingIdle:     b.AJP.PingIdle,
 	}
 	if b.Sticky.Separator != "" {
 		o.Separator = b.Sticky.Separator[0]
@@ -58,17 +62,54 @@ func balancerOptions(cfg *config.Config, b *config.Balancer, logger, access *slo
 	return o, nil
 }
 
-// memberConfigs maps the members of one balancer of the file.
-func memberConfigs(b *config.Balancer) ([]balancer.MemberConfig, error) {
+// memberConfigs maps the members of one balancer of the file, with the
+// AJP secrets read from their files or getenv (os.Getenv if nil).
+func memberConfigs(b *config.Balancer, getenv func(string) string) ([]balancer.MemberConfig, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
 	out := make([]balancer.MemberConfig, 0, len(b.Members))
 	for _, m := range b.Members {
 		mc, err := MemberConfig(m)
 		if err != nil {
 			return nil, err
 		}
+		if mc.URL.Scheme == "ajp" {
+			file, env := m.SecretFile, m.SecretEnv
+			if file == "" && env == "" {
+				file, env = b.AJP.SecretFile, b.AJP.SecretEnv
+			}
+			if mc.Secret, err = readSecret(file, env, getenv); err != nil {
+				return nil, fmt.Errorf("balancer %q, member %q: %w", b.Name, m.Route, err)
+			}
+		}
 		out = append(out, mc)
 	}
 	return out, nil
+}
+
+// readSecret reads a secret from file, or else from the environment
+// variable env; both empty means none. An empty secret is an error: it
+// would send none.
+func readSecret(file, env string, getenv func(string) string) (string, error) {
+	var s string
+	switch {
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("ajp secret: %w", err)
+		}
+		s = strings.TrimSpace(string(b))
+		if s == "" {
+			return "", fmt.Errorf("ajp secret: %s is empty", file)
+		}
+	case env != "":
+		s = strings.TrimSpace(getenv(env))
+		if s == "" {
+			return "", fmt.Errorf("ajp secret: the environment variable %s is not set", env)
+		}
+	}
+	return s, nil
 }
 
 // MemberConfig maps one member of the file (or of a manager request).

@@ -35,6 +35,8 @@ const minTokenBytes = 16
 type hooks struct {
 	observer      balancer.Observer
 	onStateChange func(string, balancer.StateChange)
+	// getenv reads the environment (AJP secrets). Default os.Getenv.
+	getenv func(string) string
 }
 
 // managed is the manager of a running configuration: the admin API and
@@ -169,15 +171,26 @@ func baselineOf(cfg config.Config) admin.Baseline {
 	return b
 }
 
-// withMembers returns cfg with the members of eff.
+// withMembers returns cfg with the members of eff. What the manager does
+// not know of a member (its AJP secret) is kept from the file when the
+// member has the same route and URL there.
 func withMembers(cfg config.Config, eff admin.Baseline) config.Config {
 	cfg.Balancers = append([]config.Balancer(nil), cfg.Balancers...)
 	for i := range cfg.Balancers {
 		b := &cfg.Balancers[i]
+		file := make(map[string]config.Member, len(b.Members))
+		for _, m := range b.Members {
+			file[m.Route] = m
+		}
 		ms := eff[b.Name]
 		b.Members = make([]config.Member, len(ms))
 		for j, m := range ms {
-			b.Members[j] = config.Member{URL: m.URL, Route: m.Route, Weight: m.Weight, State: m.State, MaxConns: m.MaxConns}
+			mem := config.Member{}
+			if f, ok := file[m.Route]; ok && f.URL == m.URL {
+				mem = f
+			}
+			mem.URL, mem.Route, mem.Weight, mem.State, mem.MaxConns = m.URL, m.Route, m.Weight, m.State, m.MaxConns
+			b.Members[j] = mem
 		}
 	}
 	return cfg

@@ -44,7 +44,9 @@ func Serve(ctx context.Context, cfg config.Config, o ServeOptions) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	srv, err := newServer(mg.effective(cfg), o.Logger, mg.hooks())
+	h := mg.hooks()
+	h.getenv = o.getenv
+	srv, err := newServer(mg.effective(cfg), o.Logger, h)
 	if err != nil {
 		mg.shutdown(0)
 		return fmt.Errorf("%w: %w", ErrConfig, err)

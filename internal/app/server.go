@@ -130,7 +130,7 @@ func (s *Server) apply(cfg config.Config) error {
 			return err
 		}
 		opts.Observer, opts.OnStateChange = s.hooks.observer, s.hooks.onStateChange
-		ms, err := memberConfigs(b)
+		ms, err := memberConfigs(b, s.hooks.getenv)
 		if err != nil {
 			return err
 		}

@@ -52,6 +52,7 @@ var commands = map[string]command{
 	"demo":    {"run a balancer, its manager and replicated cart nodes on this machine", runDemo},
 	"ctl":     {"drain, stop, enable, weigh, add and remove members through the manager", runCtl},
 	"cart":    {"run one node of the example shopping-cart app", runCart},
+	"import":  {"print the tether.yaml of an httpd (mod_proxy_balancer) or mod_jk configuration", runImport},
 }
 
 // Run runs the command line args (without the program name) and returns the

@@ -3,6 +3,7 @@ package interop
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"os"
@@ -19,14 +20,20 @@ import (
 const catalinaHome = "/usr/share/tomcat10"
 
 // tomcat is one Tomcat node with jvmRoute set, run in the foreground so
-// that the test can SIGKILL it.
+// that the test can SIGKILL it (and start it again, on the same ports).
 type tomcat struct {
-	route string
-	url   string
-	proc  *proctest.Proc
+	route   string
+	url     string // its HTTP connector
+	ajpAddr string // its AJP connector, "" if none
+	base    string // CATALINA_BASE
+	proc    *proctest.Proc
 }
 
-func startTomcat(t *testing.T, route string) *tomcat {
+func startTomcat(t *testing.T, route string) *tomcat { return startTomcatAJP(t, route, "") }
+
+// startTomcatAJP starts a node that also has an AJP connector requiring
+// ajpSecret, if it is set.
+func startTomcatAJP(t *testing.T, route, ajpSecret string) *tomcat {
 	t.Helper()
 	base := t.TempDir()
 	addr := proctest.FreeAddr(t)
@@ -40,21 +47,42 @@ func startTomcat(t *testing.T, route string) *tomcat {
 	if err != nil {
 		t.Fatal(err)
 	}
-	server := strings.NewReplacer("{{PORT}}", port, "{{ROUTE}}", route).Replace(string(tmpl))
+	tc := &tomcat{route: route, url: "http://" + addr, base: base}
+	ajpConnector := ""
+	if ajpSecret != "" {
+		tc.ajpAddr = proctest.FreeAddr(t)
+		_, ajpPort, _ := strings.Cut(tc.ajpAddr, ":")
+		ajpConnector = `<Connector address="127.0.0.1" port="` + ajpPort + `" protocol="AJP/1.3" secretRequired="true" secret="` + ajpSecret + `"/>`
+	}
+	server := strings.NewReplacer("{{PORT}}", port, "{{ROUTE}}", route, "{{AJP}}", ajpConnector).Replace(string(tmpl))
 	copyFile(t, "testdata/tomcat/web.xml", filepath.Join(base, "conf/web.xml"))
 	os.WriteFile(filepath.Join(base, "conf/server.xml"), []byte(server), 0o644)
-	for _, f := range []string{"session.jsp", "logout.jsp", "health.jsp"} {
+	for _, f := range []string{"session.jsp", "logout.jsp", "health.jsp", "echo.jsp", "download.jsp"} {
 		copyFile(t, "testdata/tomcat/webapps/app/"+f, filepath.Join(base, "webapps/app", f))
 	}
+	tc.start(t)
+	return tc
+}
+
+// start runs the node's process and waits until it serves.
+func (tc *tomcat) start(t *testing.T) {
+	t.Helper()
 	cmd := exec.Command("java",
 		"-Xss512k", "-XX:+UseSerialGC", "-Xmx128m",
 		"-cp", catalinaHome+"/bin/bootstrap.jar:"+catalinaHome+"/bin/tomcat-juli.jar",
-		"-Dcatalina.home="+catalinaHome, "-Dcatalina.base="+base, "-Djava.io.tmpdir="+base+"/temp",
+		"-Dcatalina.home="+catalinaHome, "-Dcatalina.base="+tc.base, "-Djava.io.tmpdir="+tc.base+"/temp",
 		"org.apache.catalina.startup.Bootstrap", "start")
-	p := proctest.StartCmd(t, "tomcat "+route, cmd)
-	tc := &tomcat{route: route, url: "http://" + addr, proc: p}
+	tc.proc = proctest.StartCmd(t, "tomcat "+tc.route, cmd)
 	proctest.WaitHTTP(t, tc.url+"/app/health.jsp", http.StatusOK, 90*time.Second)
-	return tc
+	if tc.ajpAddr != "" { // the AJP connector starts after the HTTP one
+		proctest.Eventually(t, 30*time.Second, func() error {
+			c, err := net.Dial("tcp", tc.ajpAddr)
+			if err == nil {
+				c.Close()
+			}
+			return err
+		})
+	}
 }
 
 func copyFile(t *testing.T, from, to string) {
