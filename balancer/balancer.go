@@ -29,18 +29,28 @@ import (
 
 	"github.com/tetherlb/tether/balancer/h1"
 	"github.com/tetherlb/tether/balancer/health"
-	"github.com/tetherlb/tether/route"
 )
 
 // Options configures a Balancer. Zero values mean the defaults given.
 type Options struct {
 	// Name names the balancer in error pages, logs and metrics. Required.
 	Name string
-	// StickyNames are looked up as cookies, then as ";name=" path
-	// parameters, then as query parameters. Default ["JSESSIONID", "jsessionid"].
+	// Sticky says where a session's route is carried (see sticky.go).
+	// Default StickyRoute: at the end of the application's session id.
+	Sticky StickyMode
+	// StickyNames are the application's session cookies. StickyRoute
+	// looks them up as cookies, then as ";name=" path parameters, then as
+	// query parameters; StickyPrefix as cookies; StickyInsert watches
+	// responses for their expiry (a logout ends the session). Default
+	// ["JSESSIONID", "jsessionid"].
 	StickyNames []string
-	// Separator separates the id from the route. Default '.'.
+	// Separator separates the id from the route (StickyRoute), or the
+	// route from the application's value (StickyPrefix). Default '.' for
+	// StickyRoute, '~' for StickyPrefix.
 	Separator byte
+	// Cookie configures Tether's own cookie in StickyInsert mode, which
+	// needs at least a key.
+	Cookie InsertCookie
 	// NoFailover answers a sticky request whose member is unavailable with
 	// 503 and Retry-After instead of sending it to another member.
 	NoFailover bool
@@ -132,7 +142,8 @@ type settings struct {
 	picker    Picker
 	transport http.RoundTripper
 	checker   *health.Checker
-	stickyLen int // len(opts.StickyNames)
+	stickyLen int   // len(opts.StickyNames)
+	macs      *macs // insert mode: the cookie's keys
 }
 
 func buildSettings(o Options) (*settings, error) {
@@ -142,8 +153,8 @@ func buildSettings(o Options) (*settings, error) {
 	if len(o.StickyNames) == 0 {
 		o.StickyNames = []string{"JSESSIONID", "jsessionid"} // Tomcat's cookie, then its URL parameter
 	}
-	if o.Separator == 0 {
-		o.Separator = route.DefaultSeparator // Tomcat's jvmRoute separator
+	if err := checkSticky(&o); err != nil {
+		return nil, err
 	}
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = 3 // the chosen member and two more
@@ -186,6 +197,9 @@ func buildSettings(o Options) (*settings, error) {
 		return nil, err
 	}
 	s := &settings{opts: o, picker: picker, transport: o.Transport, stickyLen: len(o.StickyNames)}
+	if o.Sticky == StickyInsert {
+		s.macs = newMACs(o.Name, o.Cookie.Keys)
+	}
 	if s.transport == nil {
 		s.transport = newTransport(o)
 	}
