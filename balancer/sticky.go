@@ -274,12 +274,12 @@ func (a *attempt) appendCookieHeader(dst []byte, header string) ([]byte, bool) {
 	for header != "" {
 		var part string
 		part, header, _ = strings.Cut(header, ";")
-		part = strings.TrimSpace(part)
+		part = strings.Trim(part, " \t") // as route.Cookie trims
 		if part == "" {
 			continue
 		}
 		name, value, _ := strings.Cut(part, "=")
-		name = strings.TrimSpace(name)
+		name = strings.Trim(name, " \t")
 		switch a.s.opts.Sticky {
 		case StickyInsert:
 			if name == a.s.opts.Cookie.Name {
@@ -287,7 +287,7 @@ func (a *attempt) appendCookieHeader(dst []byte, header string) ([]byte, bool) {
 			}
 		case StickyPrefix:
 			if a.isStickyName(name) {
-				if v, ok := a.unprefix(strings.TrimSpace(value)); ok {
+				if v, ok := a.unprefix(strings.Trim(value, " \t")); ok {
 					if n > 0 {
 						dst = append(dst, "; "...)
 					}

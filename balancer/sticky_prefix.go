@@ -14,18 +14,19 @@ import (
 // counts it, is the application's value. Only cookies carry the prefix:
 // ids the application puts in URLs (";jsessionid=") are not rewritten.
 
-// unprefix splits "<route><sep><value>" and returns value; ok is false
-// when v does not start with a route and the separator, or has nothing
-// after them.
+// unprefix splits "<route><sep><value>", in double quotes or not, and
+// returns value; ok is false when v does not start with a route and the
+// separator, or has nothing after them.
 func (a *attempt) unprefix(v string) (value string, ok bool) {
+	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+		v = v[1 : len(v)-1] // as route.Cookie unquotes
+	}
 	_, value, ok = a.splitPrefix(v)
 	return value, ok
 }
 
+// splitPrefix splits "<route><sep><value>" (unquoted).
 func (a *attempt) splitPrefix(v string) (rt, value string, ok bool) {
-	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
-		v = v[1 : len(v)-1]
-	}
 	i := strings.IndexByte(v, a.s.opts.Separator)
 	if i < 0 || i == len(v)-1 || !route.Valid(v[:i]) {
 		return "", "", false
