@@ -136,14 +136,66 @@ type Balancer struct {
 	Members []Member `yaml:"members"`
 }
 
-// Sticky says where a request carries its session id.
+// Sticky says where a request carries its session's route.
 type Sticky struct {
-	// Names are looked up as cookies, then as ";name=" path parameters, then
-	// as query parameters. Default [JSESSIONID, jsessionid].
+	// Mode is "route" (default: the route ends the application's own
+	// session id, "<id>.<route>", as Tomcat's jvmRoute writes it),
+	// "insert" (Tether sets a signed cookie of its own naming the member;
+	// see Cookie) or "prefix" (Tether puts the route in front of the
+	// application's session cookie on the way out, "<route>~<id>", and
+	// removes it on the way in).
+	Mode string `yaml:"mode"`
+	// Names are the application's session cookies. In route mode they are
+	// looked up as cookies, then as ";name=" path parameters, then as
+	// query parameters; in prefix mode as cookies; in insert mode a
+	// response expiring one (a logout) also ends Tether's cookie. Default
+	// [JSESSIONID, jsessionid].
 	Names []string `yaml:"names"`
-	// Separator is the one character between the id and the route; the
-	// route is the text after the first one. Default ".".
+	// Separator is the one character between the id and the route (route
+	// mode; the route is the text after the first one), or between the
+	// route and the application's value (prefix mode; the route is the
+	// text before the first one). Default "." in route mode, "~" in
+	// prefix mode.
 	Separator string `yaml:"separator"`
+	// Cookie is Tether's own cookie in insert mode, where its key is
+	// required.
+	Cookie *StickyCookie `yaml:"cookie"`
+}
+
+// StickyCookie is Tether's own cookie in insert mode. Its value names the
+// member and is signed (HMAC-SHA256) so that clients cannot choose one.
+type StickyCookie struct {
+	// Name is the cookie's name. Default "TETHERID".
+	Name string `yaml:"name"`
+	// KeyFile holds the signing keys, one per line (blank lines and lines
+	// starting with # ignored), each at least 32 characters: the first
+	// signs, every one verifies. To rotate, put a new key first, reload,
+	// and remove the old one after the longest session. One of KeyFile or
+	// KeyEnv is required.
+	KeyFile string `yaml:"key_file"`
+	// KeyEnv names an environment variable holding the keys, in the same
+	// format as KeyFile.
+	KeyEnv string `yaml:"key_env"`
+	// Path is the cookie's Path. Default: the balancer's path.
+	Path string `yaml:"path"`
+	// Domain is the cookie's Domain. Default: none (the host only).
+	Domain string `yaml:"domain"`
+	// Secure is "auto" (default: Secure when the client's connection is
+	// TLS, or a trusted proxy says so in X-Forwarded-Proto), "always" or
+	// "never".
+	Secure string `yaml:"secure"`
+	// HTTPOnly hides the cookie from scripts. Default true.
+	HTTPOnly *bool `yaml:"http_only"`
+	// SameSite is "lax" (default), "strict", "none" (which browsers accept
+	// only with Secure) or "off" (the attribute left out).
+	SameSite string `yaml:"same_site"`
+	// MaxIdle, if set, ends a session that sent no request for that long
+	// (checked from the cookie itself, so instances share no state).
+	// Default 0: no limit.
+	MaxIdle time.Duration `yaml:"max_idle"`
+	// MaxLife, if set, ends a session that long after it began, whatever
+	// its activity. Default 0: no limit.
+	MaxLife time.Duration `yaml:"max_life"`
 }
 
 // Timeouts towards members. Zero means the default.

@@ -50,7 +50,8 @@ func (c *checker) add(field, format string, args ...any) {
 
 // Validate checks every value and returns FieldErrors listing all problems,
 // or nil. It reads nothing but the files the configuration names (TLS
-// certificates, token files), to check that they exist.
+// certificates, token files), to check that they exist, and the cookie
+// keys of insert mode (files or environment variables), to check them.
 func (c *Config) Validate() error {
 	v := &checker{}
 	v.listen("listen", c.Listen)
@@ -248,14 +249,7 @@ func (v *checker) balancer(f string, b *Balancer) {
 	if b.Path != "" && !strings.HasPrefix(b.Path, "/") {
 		v.add(f+".path", "%q must start with /", b.Path)
 	}
-	for i, n := range b.Sticky.Names {
-		if !isToken(n) {
-			v.add(fmt.Sprintf("%s.sticky.names[%d]", f, i), "%q is not a valid cookie name", n)
-		}
-	}
-	if s := b.Sticky.Separator; s != "" && (len(s) != 1 || !isSeparator(s[0])) {
-		v.add(f+".sticky.separator", "%q must be one printable ASCII character other than a letter, digit, space, ';', ',', '=' or '\"'", s)
-	}
+	v.sticky(f, &b.Sticky)
 	v.oneOf(f+".sessions", b.Sessions, SessionModes)
 	v.oneOf(f+".method", b.Method, Methods)
 	if b.MaxAttempts < 0 || b.MaxAttempts > 100 {

@@ -38,8 +38,8 @@ func balancerOptions(cfg *config.Config, b *config.Balancer, logger, access *slo
 		DrainStop:       b.Drain.Done == "stop",
 		DrainDeadline:   b.Drain.Deadline,
 	}
-	if b.Sticky.Separator != "" {
-		o.Separator = b.Sticky.Separator[0]
+	if err := stickyOptions(&o, b); err != nil {
+		return o, err
 	}
 	if h := b.Health; h != nil {
 		o.Health.Path = h.Path
