@@ -11,7 +11,7 @@
 // engine built on balancer/h1 (for plaintext listeners: about a third of
 // the CPU per request, no allocation per request, no buffers held by idle
 // connections). A Mux dispatches a listener's requests to its balancers by
-// path prefix, for both engines. Members live in a Pool whose snapshot is
+// host and path prefix, for both engines. Members live in a Pool whose snapshot is
 // read without locks; health comes from the balancer/health package.
 package balancer
 

@@ -83,7 +83,7 @@ func (s *Server) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx
 // Close closes the listeners and every connection at once.
 func (s *Server) Close() error { return s.srv.Close() }
 
-// dispatcher hands each request to the balancer serving its path.
+// dispatcher hands each request to the balancer serving its host and path.
 type dispatcher struct{ s *Server }
 
 func (d dispatcher) ServeHTTP1(c *h1.ServerConn, req *h1.Request) {
@@ -95,11 +95,12 @@ func (d dispatcher) ServeHTTP1(c *h1.ServerConn, req *h1.Request) {
 		}
 	}
 	var b *Balancer
+	status := http.StatusNotFound
 	if m := d.s.mux.Load(); m != nil {
-		b = m.Match(path)
+		b, status = m.Route(unsafeString(req.Host), path)
 	}
 	if b == nil {
-		writeNative(c, req, http.StatusNotFound, nil, notFound)
+		writeNative(c, req, status, nil, statusBody(status))
 		return
 	}
 	b.serveConn(c, req)

@@ -17,6 +17,10 @@ type Config struct {
 	Listen string `yaml:"listen"`
 	// TLS, when set, terminates TLS on Listen (HTTP/2 is offered to clients).
 	TLS *TLS `yaml:"tls"`
+	// UnknownHost is the status of a request whose host no balancer's
+	// hosts name, on a listener where every balancer names hosts: 421
+	// (default) or 404. A balancer without hosts serves every other host.
+	UnknownHost int `yaml:"unknown_host"`
 	// TrustedProxies lists the addresses (IPs or CIDRs) whose incoming
 	// X-Forwarded-* and Forwarded headers are kept and extended. From anyone
 	// else they are replaced. Default: none.
@@ -41,8 +45,20 @@ type Config struct {
 	Balancers []Balancer `yaml:"balancers"`
 }
 
-// TLS names a certificate and its key, both PEM files.
+// TLS names a certificate and its key, both PEM files, and more
+// certificates chosen by the name a client asks for (SNI).
 type TLS struct {
+	// Cert and Key are the default certificate: served to clients whose
+	// SNI no other certificate matches (or that send none). Required.
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+	// Certificates are more certificates on the same listener; a client
+	// gets the first whose names match the server name it asks for.
+	Certificates []Certificate `yaml:"certificates"`
+}
+
+// Certificate is a PEM certificate (chain) and its key.
+type Certificate struct {
 	Cert string `yaml:"cert"`
 	Key  string `yaml:"key"`
 }
@@ -102,6 +118,10 @@ type Balancer struct {
 	Listen string `yaml:"listen"`
 	// TLS terminates TLS on the balancer's own Listen.
 	TLS *TLS `yaml:"tls"`
+	// Hosts are the host names served, matched before Path: exact
+	// ("shop.example.com") or a wildcard for one label ("*.example.com").
+	// Default none: every host no other balancer on the listener names.
+	Hosts []string `yaml:"hosts"`
 	// Path is the URL prefix served, matched on whole segments; the longest
 	// matching prefix on a listener wins. Default "/".
 	Path string `yaml:"path"`

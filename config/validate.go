@@ -70,6 +70,9 @@ func (c *Config) Validate() error {
 	if len(c.Balancers) == 0 {
 		v.add("balancers", "at least one balancer is required")
 	}
+	if c.UnknownHost != 0 && c.UnknownHost != 404 && c.UnknownHost != 421 {
+		v.add("unknown_host", "%d: use 421 or 404", c.UnknownHost)
+	}
 	names := map[string]int{}
 	sites := map[string]int{}
 	for i := range c.Balancers {
@@ -80,11 +83,7 @@ func (c *Config) Validate() error {
 			v.add(f+".name", "duplicate balancer name %q (also balancers[%d])", b.Name, j)
 		}
 		names[b.Name] = i
-		site := c.ListenOf(b) + " " + pathOrRoot(b.Path)
-		if j, dup := sites[site]; dup {
-			v.add(f+".path", "balancers[%d] already serves path %q on %s", j, pathOrRoot(b.Path), c.ListenOf(b))
-		}
-		sites[site] = i
+		v.site(f, c, b, i, sites)
 	}
 	if len(v.errs) == 0 {
 		return nil
@@ -163,6 +162,11 @@ func (v *checker) tls(field string, t *TLS) {
 	}
 	v.file(field+".cert", t.Cert, "a PEM certificate file is required")
 	v.file(field+".key", t.Key, "a PEM key file is required")
+	for i, c := range t.Certificates {
+		f := fmt.Sprintf("%s.certificates[%d]", field, i)
+		v.file(f+".cert", c.Cert, "a PEM certificate file is required")
+		v.file(f+".key", c.Key, "a PEM key file is required")
+	}
 }
 
 func (v *checker) file(field, path, missing string) {
@@ -249,6 +253,7 @@ func (v *checker) balancer(f string, b *Balancer) {
 	if b.Path != "" && !strings.HasPrefix(b.Path, "/") {
 		v.add(f+".path", "%q must start with /", b.Path)
 	}
+	v.hosts(f, b.Hosts)
 	v.sticky(f, &b.Sticky)
 	v.oneOf(f+".sessions", b.Sessions, SessionModes)
 	v.oneOf(f+".method", b.Method, Methods)

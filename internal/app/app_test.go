@@ -2,17 +2,10 @@ package app
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -23,6 +16,7 @@ import (
 
 	"github.com/tetherlb/tether/config"
 	"github.com/tetherlb/tether/internal/proctest"
+	"github.com/tetherlb/tether/internal/testpki"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
@@ -223,8 +217,7 @@ func TestGracefulShutdownFinishesRequests(t *testing.T) {
 
 func TestTLSWithHTTP2(t *testing.T) {
 	b := named(t, "b")
-	dir := t.TempDir()
-	cert, key := selfSigned(t, dir)
+	cert, key := testpki.NewCA(t, "test").Issue(t, "localhost", "127.0.0.1")
 	cfg := parse(t, fmt.Sprintf("listen: 127.0.0.1:0\ntls: {cert: %q, key: %q}\nbalancers:\n  - {name: b, members: [{url: %q, route: n1}]}\n", cert, key, b.URL))
 	s, _ := start(t, cfg)
 	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, ForceAttemptHTTP2: true}}
@@ -236,25 +229,6 @@ func TestTLSWithHTTP2(t *testing.T) {
 	if resp.ProtoMajor != 2 || resp.Header.Get("X-Member") != "b" {
 		t.Fatalf("proto %s member %q, want HTTP/2 from b", resp.Proto, resp.Header.Get("X-Member"))
 	}
-}
-
-func selfSigned(t *testing.T, dir string) (certFile, keyFile string) {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), DNSNames: []string{"localhost"}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, _ := x509.MarshalECPrivateKey(k)
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
-	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
-	return certFile, keyFile
 }
 
 // serveInTest runs Serve with o (quiet unless o.Logger is set) until the

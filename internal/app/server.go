@@ -50,7 +50,7 @@ type listener struct {
 	native *balancer.Server // set when engine is native
 	ln     net.Listener
 	mux    atomic.Pointer[balancer.Mux]
-	cert   atomic.Pointer[tls.Certificate]
+	certs  atomic.Pointer[[]tls.Certificate] // the default first; see certificate
 	done   chan struct{}
 }
 
@@ -156,14 +156,14 @@ func (s *Server) apply(cfg config.Config) error {
 			return fmt.Errorf("listener %s: changing the engine needs a restart", addr)
 		}
 	}
-	certs := map[string]*tls.Certificate{}
+	certs := map[string][]tls.Certificate{}
 	for addr, t := range tlsOf {
 		if t != nil {
-			c, err := tls.LoadX509KeyPair(t.Cert, t.Key)
+			cs, err := loadCertificates(t)
 			if err != nil {
 				return fmt.Errorf("listener %s: %w", addr, err)
 			}
-			certs[addr] = &c
+			certs[addr] = cs
 		}
 	}
 	// Balancers: update those that stay, build new ones.
@@ -202,19 +202,16 @@ func (s *Server) apply(cfg config.Config) error {
 	for name, p := range plan {
 		s.members[name] = p.members
 	}
-	// Routes per address.
-	routes := map[string]map[string]*balancer.Balancer{}
+	// Sites per address.
+	routes := map[string][]balancer.Site{}
 	for i := range cfg.Balancers {
 		b := &cfg.Balancers[i]
 		addr := cfg.ListenOf(b)
-		if routes[addr] == nil {
-			routes[addr] = map[string]*balancer.Balancer{}
-		}
 		path := b.Path
 		if path == "" {
 			path = "/"
 		}
-		routes[addr][path] = s.balancers[b.Name]
+		routes[addr] = append(routes[addr], balancer.Site{Hosts: b.Hosts, Path: path, Balancer: s.balancers[b.Name]})
 	}
 	for addr, r := range routes {
 		l, ok := s.listeners[addr]
@@ -223,13 +220,13 @@ func (s *Server) apply(cfg config.Config) error {
 			s.listeners[addr] = l
 		}
 		l.tls = tlsOf[addr]
-		mux := balancer.NewMux(r)
+		mux := balancer.NewSiteMux(r, balancer.MuxOptions{UnknownHost: cfg.UnknownHost})
 		l.mux.Store(mux)
 		if l.native != nil {
 			l.native.SetMux(mux)
 		}
-		if c := certs[addr]; c != nil {
-			l.cert.Store(c)
+		if cs := certs[addr]; cs != nil {
+			l.certs.Store(&cs)
 		}
 	}
 	if s.access != nil {
@@ -268,7 +265,7 @@ func (s *Server) newListener(cfg config.Config, addr string, t *config.TLS) *lis
 		hs.TLSConfig = &tls.Config{
 			MinVersion:     tls.VersionTLS12,
 			NextProtos:     []string{"h2", "http/1.1"},
-			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return l.cert.Load(), nil },
+			GetCertificate: l.certificate,
 		}
 	}
 	return l
@@ -414,4 +411,34 @@ func (s *Server) closeAll() {
 	for _, b := range s.balancers {
 		b.Close()
 	}
+}
+
+// loadCertificates loads a listener's certificates: the default first,
+// then the others in file order.
+func loadCertificates(t *config.TLS) ([]tls.Certificate, error) {
+	files := append([]config.Certificate{{Cert: t.Cert, Key: t.Key}}, t.Certificates...)
+	out := make([]tls.Certificate, 0, len(files))
+	for _, f := range files {
+		c, err := tls.LoadX509KeyPair(f.Cert, f.Key)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f.Cert, err)
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// certificate chooses the certificate for a TLS handshake: the first
+// other certificate whose names match the client's server name (SNI),
+// else the default one.
+func (l *listener) certificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	cs := *l.certs.Load()
+	if hello.ServerName != "" {
+		for i := 1; i < len(cs); i++ {
+			if hello.SupportsCertificate(&cs[i]) == nil {
+				return &cs[i], nil
+			}
+		}
+	}
+	return &cs[0], nil
 }
