@@ -71,6 +71,10 @@ type MemberView struct {
 	Announced bool `json:"announced"`
 	// Drain is set while the member is draining.
 	Drain *DrainView `json:"drain,omitempty"`
+	// HealthReason says why its health last changed: the failed check,
+	// connection or TLS handshake (a certificate that does not verify),
+	// or what brought it back. Empty if it never changed.
+	HealthReason string `json:"health_reason,omitempty"`
 }
 
 // DrainView is the progress of a drain.
@@ -161,7 +165,7 @@ func viewMember(s balancer.Stats) MemberView {
 		Route: s.Route, URL: s.URL, State: s.State.String(), Healthy: s.Healthy, Health: "up", Weight: s.Weight,
 		InFlight: s.InFlight, MaxConns: s.MaxConns, Queued: s.Queued, QueueTimeouts: s.QueueFull, Requests: s.Requests, NewSessions: s.NewSessions, Failovers: s.Failovers,
 		Failures: s.Failures, Bytes: s.Bytes, LiveSessions: max(s.LiveSessions, 0),
-		CreatedWhileDraining: s.CreatedWhileDraining, Announced: s.Announced,
+		CreatedWhileDraining: s.CreatedWhileDraining, Announced: s.Announced, HealthReason: s.HealthReason,
 	}
 	if !s.Healthy {
 		v.Health = "down"

@@ -16,6 +16,7 @@
 package balancer
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
@@ -146,7 +147,9 @@ type settings struct {
 	macs      *macs // insert mode: the cookie's keys
 }
 
-func buildSettings(o Options) (*settings, error) {
+// buildSettings fills in the defaults of o and builds what they imply for
+// balancer b, whose pool may not exist yet (it is used when dialing).
+func buildSettings(o Options, b *Balancer) (*settings, error) {
 	if o.Name == "" {
 		return nil, fmt.Errorf("%w: a balancer needs a name", ErrInvalid)
 	}
@@ -200,15 +203,33 @@ func buildSettings(o Options) (*settings, error) {
 	if o.Sticky == StickyInsert {
 		s.macs = newMACs(o.Name, o.Cookie.Keys)
 	}
+	dialTLS := func(ctx context.Context, addr string) (net.Conn, error) { return s.dialAddr(ctx, b.pool, addr) }
 	if s.transport == nil {
-		s.transport = newTransport(o)
+		s.transport = newTransport(o, dialTLS)
 	}
 	ho := o.Health
 	if ho.Logger == nil {
 		ho.Logger = o.Logger.With("balancer", o.Name)
 	}
+	if ho.DialTLS == nil {
+		ho.DialTLS = dialTLS // checks verify certificates as the traffic does
+	}
+	ho.OnChange = healthReason(ho.OnChange)
 	s.checker = health.New(ho)
 	return s, nil
+}
+
+// healthReason records on the member why its health changed, then calls
+// next, if set.
+func healthReason(next func(health.Target, bool, string)) func(health.Target, bool, string) {
+	return func(t health.Target, up bool, reason string) {
+		if m, ok := t.(*Member); ok {
+			m.healthReason.Store(&reason)
+		}
+		if next != nil {
+			next(t, up, reason)
+		}
+	}
 }
 
 // connOptions are the options of the native engine's member connection
@@ -217,7 +238,9 @@ func (s *settings) connOptions() h1.ConnPoolOptions {
 	return h1.ConnPoolOptions{MaxIdle: s.opts.MaxIdlePerMember, IdleTimeout: s.opts.IdleTimeout}
 }
 
-func newTransport(o Options) *http.Transport {
+// newTransport returns the net/http engine's transport; dialTLS connects
+// to https members.
+func newTransport(o Options, dialTLS func(context.Context, string) (net.Conn, error)) *http.Transport {
 	return &http.Transport{
 		Proxy:                 nil, // never send member traffic through an environment proxy
 		DialContext:           (&net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext,
@@ -226,8 +249,7 @@ func newTransport(o Options) *http.Transport {
 		MaxIdleConnsPerHost:   o.MaxIdlePerMember,
 		ExpectContinueTimeout: time.Second,
 		DisableCompression:    true, // pass Accept-Encoding and bodies through untouched
-		TLSHandshakeTimeout:   o.ConnectTimeout,
-		TLSClientConfig:       o.MemberTLS.Clone(),
+		DialTLSContext:        func(ctx context.Context, _, addr string) (net.Conn, error) { return dialTLS(ctx, addr) },
 	}
 }
 
@@ -245,7 +267,8 @@ type Balancer struct {
 
 // New returns a Balancer over members. Call Close to stop its health checks.
 func New(opts Options, members []MemberConfig) (*Balancer, error) {
-	s, err := buildSettings(opts)
+	b := &Balancer{stop: make(chan struct{}), done: make(chan struct{})}
+	s, err := buildSettings(opts, b)
 	if err != nil {
 		return nil, err
 	}
@@ -254,12 +277,8 @@ func New(opts Options, members []MemberConfig) (*Balancer, error) {
 		s.checker.Close()
 		return nil, err
 	}
-	b := &Balancer{
-		pool:    pool,
-		tracker: newSessionTracker(s.opts.MaxTrackedSessions, s.opts.Now(), pool.byID),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
-	}
+	b.pool = pool
+	b.tracker = newSessionTracker(s.opts.MaxTrackedSessions, s.opts.Now(), pool.byID)
 	b.cur.Store(s)
 	pool.now = func() time.Time { return b.cur.Load().opts.Now() }
 	pool.changed = func(c StateChange) {
@@ -379,7 +398,7 @@ func (b *Balancer) watch(added, removed []*Member) {
 // reload; see Pool.Replace for how run-time changes are kept. prev is the
 // member list of the configuration being replaced.
 func (b *Balancer) Update(opts Options, prev, members []MemberConfig) error {
-	s, err := buildSettings(opts)
+	s, err := buildSettings(opts, b)
 	if err != nil {
 		return err
 	}

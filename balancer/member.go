@@ -1,6 +1,7 @@
 package balancer
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/url"
@@ -63,6 +64,11 @@ type MemberConfig struct {
 	// MaxConns overrides Options.MaxConns for this member. Zero: the
 	// balancer's.
 	MaxConns int
+	// TLS configures TLS towards an https member, for its traffic and its
+	// health checks. Default nil: Options.MemberTLS. An empty ServerName
+	// is the URL's host. Members at the same host and port must have the
+	// same TLS configuration: connections are found by address.
+	TLS *tls.Config
 }
 
 // Member is one backend of a Pool. Its counters and states are read and
@@ -88,12 +94,15 @@ type Member struct {
 	consecutive atomic.Int32  // failures since the last success
 	bytes       atomic.Uint64 // request and response body bytes
 
-	live            atomic.Int64  // sessions seen within the idle window
-	lastSeen        atomic.Int64  // unix nanoseconds a session of the member was last seen
-	createdDraining atomic.Uint64 // sessions the member created while draining
-	drainSince      atomic.Int64  // unix nanoseconds the current drain began, 0 if not draining
-	drainStartLive  atomic.Int64  // live sessions when the drain began
-	announced       atomic.Bool   // the member itself asked to drain (health check)
+	live            atomic.Int64           // sessions seen within the idle window
+	lastSeen        atomic.Int64           // unix nanoseconds a session of the member was last seen
+	createdDraining atomic.Uint64          // sessions the member created while draining
+	drainSince      atomic.Int64           // unix nanoseconds the current drain began, 0 if not draining
+	drainStartLive  atomic.Int64           // live sessions when the drain began
+	announced       atomic.Bool            // the member itself asked to drain (health check)
+	healthReason    atomic.Pointer[string] // why its health last changed
+
+	tlsConf atomic.Pointer[tls.Config] // MemberConfig.TLS
 
 	pool *Pool
 	swrr int64 // smooth weighted round robin credit, guarded by the picker's mutex
@@ -124,6 +133,7 @@ func newMember(c MemberConfig, p *Pool) *Member {
 	}
 	m.weight.Store(int32(w))
 	m.maxConns.Store(int32(max(c.MaxConns, 0)))
+	m.tlsConf.Store(c.TLS)
 	m.state.Store(int32(c.State))
 	if c.State == Draining {
 		m.drainSince.Store(p.now().UnixNano())
@@ -208,6 +218,10 @@ type Stats struct {
 	Announced bool
 	// Drain is set while the member is draining.
 	Drain *DrainProgress
+	// HealthReason says why its health last changed ("" if it never did):
+	// the failed check, connection or TLS handshake, or the success that
+	// brought it back.
+	HealthReason string
 }
 
 // DrainProgress describes a drain under way.
@@ -242,6 +256,9 @@ func (m *Member) stats(now time.Time, idle time.Duration) Stats {
 		InFlight: m.inflight.Load(), MaxConns: m.MaxConns(), Queued: m.queue.queued(), QueueFull: m.queueFull.Load(), Requests: m.requests.Load(), NewSessions: m.newSessions.Load(),
 		Failovers: m.failovers.Load(), Failures: m.failures.Load(), Bytes: m.bytes.Load(),
 		LiveSessions: m.live.Load(), CreatedWhileDraining: m.createdDraining.Load(), Announced: m.announced.Load(),
+	}
+	if r := m.healthReason.Load(); r != nil {
+		st.HealthReason = *r
 	}
 	if since := m.drainSince.Load(); since != 0 && st.State == Draining {
 		d := &DrainProgress{Since: time.Unix(0, since), StartSessions: m.drainStartLive.Load(), Remaining: max(st.LiveSessions, 0)}

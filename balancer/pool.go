@@ -206,6 +206,7 @@ func (p *Pool) Replace(prev, cfgs []MemberConfig) error {
 			m = newMember(c, p)
 			added = append(added, m)
 		} else if b, ok := before[c.Route]; ok {
+			m.tlsConf.Store(c.TLS) // from the file only: never changed at run time
 			if b.State != c.State {
 				p.setState(m, m.State(), c.State, "config")
 			}

@@ -502,7 +502,7 @@ func mustIssued(t *testing.T, v string) int64 {
 func signedWith(t testing.TB, key []byte, rt string, now time.Time) string {
 	t.Helper()
 	o := modeOptions(StickyInsert, key)
-	s, err := buildSettings(o)
+	s, err := buildSettings(o, &Balancer{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -143,6 +143,10 @@ type Balancer struct {
 	// wait in the member's queue for up to Timeouts.Queue. Default 0: no
 	// limit.
 	MaxConns int `yaml:"max_conns"`
+	// MemberTLS configures TLS towards the https members; a member's own
+	// TLS overrides it key by key. Default: the system's roots, the member
+	// URL's host as the server name, no client certificate.
+	MemberTLS *MemberTLS `yaml:"member_tls"`
 	// Timeouts towards the members.
 	Timeouts Timeouts `yaml:"timeouts"`
 	// Health configures active health checks. Omitted: none, passive
@@ -282,6 +286,28 @@ type Member struct {
 	// MaxConns overrides the balancer's max_conns for this member.
 	// Default 0: the balancer's.
 	MaxConns int `yaml:"max_conns"`
+	// TLS overrides keys of the balancer's member_tls for this https
+	// member. Default: the balancer's.
+	TLS *MemberTLS `yaml:"tls"`
+}
+
+// MemberTLS configures TLS towards https members, for their traffic and
+// their health checks alike.
+type MemberTLS struct {
+	// CA is a PEM file of the certificate authorities that members'
+	// certificates must chain to, instead of the system's. Default: the
+	// system's roots.
+	CA string `yaml:"ca"`
+	// Cert and Key are a client certificate and its key (PEM files), for
+	// members that require one. Default: none.
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+	// ServerName is the name the member's certificate must bear (and the
+	// SNI sent). Default: the host of the member's URL.
+	ServerName string `yaml:"server_name"`
+	// InsecureSkipVerify accepts any certificate: encryption without
+	// authentication. Default false.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
 }
 
 // Default returns the configuration an empty file would give, before

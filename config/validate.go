@@ -261,6 +261,8 @@ func (v *checker) balancer(f string, b *Balancer) {
 		v.add(f+".max_attempts", "%d must be from 1 to 100 (0 for the default)", b.MaxAttempts)
 	}
 	v.nonNegativeInt(f+".max_conns", int64(b.MaxConns))
+	v.memberTLS(f+".member_tls", b.MemberTLS)
+	v.sameAddressTLS(f, b)
 	v.nonNegative(f+".timeouts.connect", b.Timeouts.Connect)
 	v.nonNegative(f+".timeouts.response", b.Timeouts.Response)
 	v.nonNegative(f+".timeouts.idle", b.Timeouts.Idle)
@@ -296,6 +298,10 @@ func (v *checker) balancer(f string, b *Balancer) {
 			v.add(mf+".route", "duplicate route %q (also members[%d])", m.Route, j)
 		}
 		routes[m.Route] = i
+		v.memberTLS(mf+".tls", m.TLS)
+		if m.TLS != nil && !strings.HasPrefix(m.URL, "https://") {
+			v.add(mf+".tls", "tls is for https members: %q is not one", m.URL)
+		}
 		if j, dup := urls[m.URL]; dup && m.URL != "" {
 			v.add(mf+".url", "duplicate url %q (also members[%d])", m.URL, j)
 		}

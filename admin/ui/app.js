@@ -291,6 +291,7 @@
     const h = $('.m-health', row);
     h.textContent = m.health;
     h.dataset.health = m.health;
+    h.title = m.health_reason || '';
     $('.m-weight', row).textContent = m.weight;
     const wi = $('.m-weight-input', row);
     if (document.activeElement !== wi) wi.placeholder = m.weight;

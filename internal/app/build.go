@@ -41,6 +41,11 @@ func balancerOptions(cfg *config.Config, b *config.Balancer, logger, access *slo
 	if err := stickyOptions(&o, b); err != nil {
 		return o, err
 	}
+	mt, err := config.ClientTLS(b.MemberTLS)
+	if err != nil {
+		return o, fmt.Errorf("balancer %s: member_tls: %w", b.Name, err)
+	}
+	o.MemberTLS = mt
 	if h := b.Health; h != nil {
 		o.Health.Path = h.Path
 		if o.Health.Path == "" {
@@ -65,6 +70,11 @@ func memberConfigs(b *config.Balancer) ([]balancer.MemberConfig, error) {
 		mc, err := MemberConfig(m)
 		if err != nil {
 			return nil, err
+		}
+		if m.TLS != nil { // else the balancer's member_tls
+			if mc.TLS, err = config.ClientTLS(config.MergeTLS(b.MemberTLS, m.TLS)); err != nil {
+				return nil, fmt.Errorf("member %q: tls: %w", m.Route, err)
+			}
 		}
 		out = append(out, mc)
 	}
