@@ -25,6 +25,7 @@ type Mux struct {
 	wildcard map[string][]muxRoute // by the parent domain of "*.parent"
 	any      []muxRoute            // sites without hosts
 	unknown  int                   // status for a host no site serves
+	probes   *Probes               // answered before routing, if set
 }
 
 type muxRoute struct {
@@ -50,6 +51,8 @@ type MuxOptions struct {
 	// which also tells a browser that reused a connection made for
 	// another host to open a new one).
 	UnknownHost int
+	// Probes, if set, are answered by the Mux itself (see Probes).
+	Probes *Probes
 }
 
 // NewMux returns a Mux over routes, a map from path prefix to balancer,
@@ -68,7 +71,7 @@ func NewSiteMux(sites []Site, o MuxOptions) *Mux {
 	if o.UnknownHost == 0 {
 		o.UnknownHost = http.StatusMisdirectedRequest
 	}
-	m := &Mux{exact: map[string][]muxRoute{}, wildcard: map[string][]muxRoute{}, unknown: o.UnknownHost}
+	m := &Mux{exact: map[string][]muxRoute{}, wildcard: map[string][]muxRoute{}, unknown: o.UnknownHost, probes: o.Probes}
 	for _, s := range sites {
 		r := muxRoute{prefix: strings.TrimSuffix(s.Path, "/"), b: s.Balancer}
 		if len(s.Hosts) == 0 {
@@ -188,13 +191,21 @@ func statusBody(status int) string {
 // ServeHTTP hands the request to the balancer serving its host and path,
 // or answers 404 or the UnknownHost status.
 func (m *Mux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	b, status := m.Route(r.Host, r.URL.Path)
-	if b != nil {
-		b.ServeHTTP(w, r)
-		return
+	status, body, ok := m.probe(r.Method, r.URL.Path)
+	if !ok {
+		var b *Balancer
+		if b, status = m.Route(r.Host, r.URL.Path); b != nil {
+			b.ServeHTTP(w, r)
+			return
+		}
+		body = statusBody(status)
 	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	w.Write([]byte(statusBody(status)))
+	if r.Method != http.MethodHead {
+		w.Write([]byte(body))
+	}
 }

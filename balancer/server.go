@@ -97,14 +97,21 @@ func (d dispatcher) ServeHTTP1(c *h1.ServerConn, req *h1.Request) {
 	var b *Balancer
 	status := http.StatusNotFound
 	if m := d.s.mux.Load(); m != nil {
+		if st, body, ok := m.probe(unsafeString(req.Method), path); ok {
+			writeNative(c, req, st, []byte(noStore), body)
+			return
+		}
 		b, status = m.Route(unsafeString(req.Host), path)
 	}
 	if b == nil {
-		writeNative(c, req, status, nil, statusBody(status))
+		writeNative(c, req, status, []byte(noStore), statusBody(status))
 		return
 	}
 	b.serveConn(c, req)
 }
+
+// noStore is the header line of answers no cache may keep.
+const noStore = "Cache-Control: no-store\r\n"
 
 // writeNative writes a short plain-text response of the balancer's own;
 // extra are more header lines, each ending in CRLF. The connection closes

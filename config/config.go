@@ -39,6 +39,13 @@ type Config struct {
 	// ShutdownTimeout is how long a graceful shutdown (SIGTERM) waits for
 	// requests in flight. Default 30s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// ShutdownDelay is how long, on SIGTERM, the listeners keep serving
+	// while the readiness probe answers 503, so that whatever routes to
+	// this instance (an orchestrator, a load balancer in front) stops
+	// before the listeners close. Default 0: they close at once.
+	ShutdownDelay time.Duration `yaml:"shutdown_delay"`
+	// Probes are readiness and liveness endpoints on every proxy listener.
+	Probes Probes `yaml:"probes"`
 	// Manager is the management API and web UI. Omitted: no manager runs.
 	Manager *Manager `yaml:"manager"`
 	// Balancers are the balancers served. At least one is required.
@@ -61,6 +68,15 @@ type TLS struct {
 type Certificate struct {
 	Cert string `yaml:"cert"`
 	Key  string `yaml:"key"`
+}
+
+// Probes are the endpoints orchestrators poll on the proxy listeners,
+// answered by Tether itself (never proxied), for any host.
+type Probes struct {
+	// ReadyPath answers 200, or 503 from SIGTERM on. Default "": none.
+	ReadyPath string `yaml:"ready_path"`
+	// LivePath answers 200 while the process serves. Default "": none.
+	LivePath string `yaml:"live_path"`
 }
 
 // Limits bounds client requests. Zero means the default.

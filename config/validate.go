@@ -63,6 +63,15 @@ func (c *Config) Validate() error {
 	}
 	v.limits(&c.Limits)
 	v.nonNegative("shutdown_timeout", c.ShutdownTimeout)
+	v.nonNegative("shutdown_delay", c.ShutdownDelay)
+	for _, p := range [...][2]string{{"probes.ready_path", c.Probes.ReadyPath}, {"probes.live_path", c.Probes.LivePath}} {
+		if p[1] != "" && (!strings.HasPrefix(p[1], "/") || strings.ContainsAny(p[1], "?# \t")) {
+			v.add(p[0], "%q must be a path starting with /, without query", p[1])
+		}
+	}
+	if p := c.Probes.ReadyPath; p != "" && p == c.Probes.LivePath {
+		v.add("probes.live_path", "%q is also ready_path", p)
+	}
 	v.engine(c)
 	if c.Manager != nil {
 		v.manager(c.Manager)

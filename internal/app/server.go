@@ -37,8 +37,9 @@ type Server struct {
 	balancers map[string]*balancer.Balancer
 	members   map[string][]balancer.MemberConfig // as last configured, for Reload
 	listeners map[string]*listener
-	hooks     hooks    // attached to every balancer
-	mgr       *managed // the manager, if one runs
+	hooks     hooks       // attached to every balancer
+	mgr       *managed    // the manager, if one runs
+	stopping  atomic.Bool // SIGTERM received: the readiness probe answers 503
 }
 
 // listener is one address with the balancers it serves.
@@ -220,7 +221,7 @@ func (s *Server) apply(cfg config.Config) error {
 			s.listeners[addr] = l
 		}
 		l.tls = tlsOf[addr]
-		mux := balancer.NewSiteMux(r, balancer.MuxOptions{UnknownHost: cfg.UnknownHost})
+		mux := balancer.NewSiteMux(r, balancer.MuxOptions{UnknownHost: cfg.UnknownHost, Probes: s.probes(&cfg)})
 		l.mux.Store(mux)
 		if l.native != nil {
 			l.native.SetMux(mux)
@@ -239,6 +240,19 @@ func (s *Server) apply(cfg config.Config) error {
 	}
 	return nil
 }
+
+// probes returns the probes of cfg, nil if none.
+func (s *Server) probes(cfg *config.Config) *balancer.Probes {
+	p := cfg.Probes
+	if p.ReadyPath == "" && p.LivePath == "" {
+		return nil
+	}
+	return &balancer.Probes{ReadyPath: p.ReadyPath, LivePath: p.LivePath, Ready: func() bool { return !s.stopping.Load() }}
+}
+
+// BeginShutdown makes the readiness probes answer 503; the listeners
+// keep serving until Shutdown.
+func (s *Server) BeginShutdown() { s.stopping.Store(true) }
 
 func (s *Server) newListener(cfg config.Config, addr string, t *config.TLS) *listener {
 	l := &listener{addr: addr, tls: t, engine: engineOf(&cfg, t != nil), done: make(chan struct{})}

@@ -1,0 +1,20 @@
+package config
+
+import "testing"
+
+func TestProbeErrors(t *testing.T) {
+	const b = "balancers:\n  - {name: a, members: [{url: 'http://h:1', route: n1}]}\n"
+	tests := []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"valid", "probes: {ready_path: /-/ready, live_path: /-/live}\nshutdown_delay: 5s\n" + b, nil},
+		{"not paths", "probes:\n  ready_path: ready\n  live_path: '/live?x=1'\n" + b,
+			[]string{`2: probes.ready_path: "ready" must be a path`, `3: probes.live_path: "/live?x=1" must be a path`}},
+		{"the same path", "probes: {ready_path: /p, live_path: /p}\n" + b, []string{`1: probes.live_path: "/p" is also ready_path`}},
+		{"negative delay", "shutdown_delay: -1s\n" + b, []string{`1: shutdown_delay: -1s must not be negative`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { wantErrors(t, tt.yaml, tt.want) })
+	}
+}
