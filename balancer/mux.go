@@ -26,6 +26,8 @@ type Mux struct {
 	any      []muxRoute            // sites without hosts
 	unknown  int                   // status for a host no site serves
 	probes   *Probes               // answered before routing, if set
+	// httpsPort, if set, makes every other request a redirect to https.
+	httpsPort int
 }
 
 type muxRoute struct {
@@ -53,6 +55,11 @@ type MuxOptions struct {
 	UnknownHost int
 	// Probes, if set, are answered by the Mux itself (see Probes).
 	Probes *Probes
+	// RedirectHTTPS, if set, is the port of the https URL every request
+	// but the probes is redirected to (see redirect.go): 301 for GET and
+	// HEAD, 308 for the other methods; the sites are not used. Default 0:
+	// no redirect.
+	RedirectHTTPS int
 }
 
 // NewMux returns a Mux over routes, a map from path prefix to balancer,
@@ -71,7 +78,7 @@ func NewSiteMux(sites []Site, o MuxOptions) *Mux {
 	if o.UnknownHost == 0 {
 		o.UnknownHost = http.StatusMisdirectedRequest
 	}
-	m := &Mux{exact: map[string][]muxRoute{}, wildcard: map[string][]muxRoute{}, unknown: o.UnknownHost, probes: o.Probes}
+	m := &Mux{exact: map[string][]muxRoute{}, wildcard: map[string][]muxRoute{}, unknown: o.UnknownHost, probes: o.Probes, httpsPort: o.RedirectHTTPS}
 	for _, s := range sites {
 		r := muxRoute{prefix: strings.TrimSuffix(s.Path, "/"), b: s.Balancer}
 		if len(s.Hosts) == 0 {
@@ -192,6 +199,17 @@ func statusBody(status int) string {
 // or answers 404 or the UnknownHost status.
 func (m *Mux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	status, body, ok := m.probe(r.Method, r.URL.Path)
+	if !ok {
+		var loc string
+		if status, loc, ok = m.redirect(r.Method, r.Host, r.RequestURI); ok {
+			body = redirectBody
+			if loc != "" {
+				w.Header().Set("Location", loc)
+			} else {
+				body = noHostBody
+			}
+		}
+	}
 	if !ok {
 		var b *Balancer
 		if b, status = m.Route(r.Host, r.URL.Path); b != nil {

@@ -101,6 +101,10 @@ func (d dispatcher) ServeHTTP1(c *h1.ServerConn, req *h1.Request) {
 			writeNative(c, req, st, []byte(noStore), body)
 			return
 		}
+		if st, loc, ok := m.redirect(unsafeString(req.Method), unsafeString(req.Host), unsafeString(req.Target)); ok {
+			writeRedirect(c, req, st, loc)
+			return
+		}
 		b, status = m.Route(unsafeString(req.Host), path)
 	}
 	if b == nil {
@@ -132,6 +136,15 @@ func writeNative(c *h1.ServerConn, req *h1.Request, status int, extra []byte, bo
 	if string(req.Method) != http.MethodHead {
 		w.WriteString(body)
 	}
+}
+
+// writeRedirect answers with a redirect to loc, or 400 if loc is "".
+func writeRedirect(c *h1.ServerConn, req *h1.Request, status int, loc string) {
+	if loc == "" {
+		writeNative(c, req, status, nil, noHostBody)
+		return
+	}
+	writeNative(c, req, status, []byte("Location: "+loc+"\r\n"), redirectBody)
 }
 
 // writeConnection writes the Connection field a response needs: close

@@ -46,6 +46,9 @@ type Config struct {
 	ShutdownDelay time.Duration `yaml:"shutdown_delay"`
 	// Probes are readiness and liveness endpoints on every proxy listener.
 	Probes Probes `yaml:"probes"`
+	// RedirectHTTPS, when set, is a plaintext listener that answers every
+	// request (but the probes) with a redirect to the same URL over https.
+	RedirectHTTPS *RedirectHTTPS `yaml:"redirect_https"`
 	// Manager is the management API and web UI. Omitted: no manager runs.
 	Manager *Manager `yaml:"manager"`
 	// Balancers are the balancers served. At least one is required.
@@ -77,6 +80,15 @@ type Probes struct {
 	ReadyPath string `yaml:"ready_path"`
 	// LivePath answers 200 while the process serves. Default "": none.
 	LivePath string `yaml:"live_path"`
+}
+
+// RedirectHTTPS is a listener that sends clients to https.
+type RedirectHTTPS struct {
+	// Listen is its address, like "0.0.0.0:80". Required; no balancer may
+	// use it.
+	Listen string `yaml:"listen"`
+	// Port is the port of the https URLs. Default 443 (left out of them).
+	Port int `yaml:"port"`
 }
 
 // Limits bounds client requests. Zero means the default.

@@ -13,6 +13,10 @@ func TestProbeErrors(t *testing.T) {
 			[]string{`2: probes.ready_path: "ready" must be a path`, `3: probes.live_path: "/live?x=1" must be a path`}},
 		{"the same path", "probes: {ready_path: /p, live_path: /p}\n" + b, []string{`1: probes.live_path: "/p" is also ready_path`}},
 		{"negative delay", "shutdown_delay: -1s\n" + b, []string{`1: shutdown_delay: -1s must not be negative`}},
+		{"redirect", "redirect_https: {listen: '0.0.0.0:80'}\n" + b, nil},
+		{"redirect on a balancer's listener", "redirect_https: {listen: '127.0.0.1:8080', port: 70000}\n" + b,
+			[]string{`1: redirect_https.port: 70000 must be a port`, `1: redirect_https.listen: 127.0.0.1:8080 is also the listen of balancers[0]`}},
+		{"redirect without listen", "redirect_https: {port: 8443}\n" + b, []string{`1: redirect_https.listen: an address is required`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { wantErrors(t, tt.yaml, tt.want) })

@@ -79,6 +79,18 @@ func (c *Config) Validate() error {
 	if len(c.Balancers) == 0 {
 		v.add("balancers", "at least one balancer is required")
 	}
+	if r := c.RedirectHTTPS; r != nil {
+		v.listen("redirect_https.listen", r.Listen)
+		if r.Port < 0 || r.Port > 65535 {
+			v.add("redirect_https.port", "%d must be a port from 1 to 65535 (0 for 443)", r.Port)
+		}
+		for i := range c.Balancers {
+			if c.ListenOf(&c.Balancers[i]) == r.Listen {
+				v.add("redirect_https.listen", "%s is also the listen of balancers[%d]: the redirect needs a listener of its own", r.Listen, i)
+				break
+			}
+		}
+	}
 	if c.UnknownHost != 0 && c.UnknownHost != 404 && c.UnknownHost != 421 {
 		v.add("unknown_host", "%d: use 421 or 404", c.UnknownHost)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tetherlb/tether/internal/proctest"
+	"github.com/tetherlb/tether/internal/testpki"
 )
 
 // TestReadinessOnShutdown: the probes answer on the proxy listener for
@@ -74,6 +75,44 @@ balancers:
 				}
 			case <-time.After(30 * time.Second):
 				t.Fatal("the shutdown delay was not cut short")
+			}
+		})
+	}
+}
+
+// TestRedirectHTTPS: a redirect listener beside a TLS one sends every
+// request to https, in both engines, and answers the probes itself.
+func TestRedirectHTTPS(t *testing.T) {
+	for _, engine := range []string{"native", "nethttp"} {
+		t.Run(engine, func(t *testing.T) {
+			b := named(t, "b")
+			cert, key := testpki.NewCA(t, "test").Issue(t, "localhost")
+			redirect := proctest.FreeAddr(t)
+			cfg := parse(t, fmt.Sprintf(`
+listen: 127.0.0.1:0
+engine: %s
+tls: {cert: %s, key: %s}
+redirect_https: {listen: %s, port: 8443}
+probes: {ready_path: /-/ready}
+balancers:
+  - {name: b, members: [{url: %q, route: n1}]}
+`, map[string]string{"native": "auto", "nethttp": "nethttp"}[engine], cert, key, redirect, b.URL))
+			start(t, cfg)
+			c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+			for _, tc := range []struct{ method, want string }{{"GET", "301"}, {"POST", "308"}} {
+				req, _ := http.NewRequest(tc.method, "http://"+redirect+"/cart?item=1", nil)
+				req.Host = "shop.test"
+				resp, err := c.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if got := fmt.Sprint(resp.StatusCode); got != tc.want || resp.Header.Get("Location") != "https://shop.test:8443/cart?item=1" {
+					t.Errorf("%s: %s to %q", tc.method, got, resp.Header.Get("Location"))
+				}
+			}
+			if code, _ := get(t, c, "http://"+redirect+"/-/ready"); code != 200 {
+				t.Fatalf("ready on the redirect listener: %d", code)
 			}
 		})
 	}

@@ -157,6 +157,11 @@ func (s *Server) apply(cfg config.Config) error {
 			return fmt.Errorf("listener %s: changing the engine needs a restart", addr)
 		}
 	}
+	if rd := cfg.RedirectHTTPS; rd != nil {
+		if l, ok := s.listeners[rd.Listen]; ok && l.tls != nil {
+			return fmt.Errorf("listener %s: turning tls off needs a restart", rd.Listen)
+		}
+	}
 	certs := map[string][]tls.Certificate{}
 	for addr, t := range tlsOf {
 		if t != nil {
@@ -228,6 +233,18 @@ func (s *Server) apply(cfg config.Config) error {
 		}
 		if cs := certs[addr]; cs != nil {
 			l.certs.Store(&cs)
+		}
+	}
+	if rd := cfg.RedirectHTTPS; rd != nil {
+		l, ok := s.listeners[rd.Listen]
+		if !ok {
+			l = s.newListener(cfg, rd.Listen, nil)
+			s.listeners[rd.Listen] = l
+		}
+		mux := balancer.NewSiteMux(nil, balancer.MuxOptions{RedirectHTTPS: orDefault(rd.Port, 443), Probes: s.probes(&cfg)})
+		l.mux.Store(mux)
+		if l.native != nil {
+			l.native.SetMux(mux)
 		}
 	}
 	if s.access != nil {
@@ -381,6 +398,9 @@ func (s *Server) Reload(cfg config.Config, timeout time.Duration) error {
 }
 
 func (s *Server) uses(addr string) bool {
+	if rd := s.cfg.RedirectHTTPS; rd != nil && rd.Listen == addr {
+		return true
+	}
 	return slices.ContainsFunc(s.cfg.Balancers, func(b config.Balancer) bool { return s.cfg.ListenOf(&b) == addr })
 }
 
