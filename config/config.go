@@ -25,6 +25,10 @@ type Config struct {
 	// X-Forwarded-* and Forwarded headers are kept and extended. From anyone
 	// else they are replaced. Default: none.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// ProxyProtocol, when set, makes the listed sources (L4 load balancers
+	// in front) start each connection with a PROXY protocol header, whose
+	// client address then stands for theirs.
+	ProxyProtocol *ProxyProtocol `yaml:"proxy_protocol"`
 	// Limits bounds what clients may send.
 	Limits Limits `yaml:"limits"`
 	// AccessLog is where the access log goes: "" or "off" (default: none),
@@ -80,6 +84,14 @@ type Probes struct {
 	ReadyPath string `yaml:"ready_path"`
 	// LivePath answers 200 while the process serves. Default "": none.
 	LivePath string `yaml:"live_path"`
+}
+
+// ProxyProtocol lists who sends PROXY protocol headers.
+type ProxyProtocol struct {
+	// From are the IPs or CIDR prefixes whose connections must start with
+	// a header (version 1 or 2); connections from them without one are
+	// closed. Others must not send one. Required.
+	From []string `yaml:"from"`
 }
 
 // RedirectHTTPS is a listener that sends clients to https.

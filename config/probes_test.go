@@ -16,6 +16,9 @@ func TestProbeErrors(t *testing.T) {
 		{"redirect", "redirect_https: {listen: '0.0.0.0:80'}\n" + b, nil},
 		{"redirect on a balancer's listener", "redirect_https: {listen: '127.0.0.1:8080', port: 70000}\n" + b,
 			[]string{`1: redirect_https.port: 70000 must be a port`, `1: redirect_https.listen: 127.0.0.1:8080 is also the listen of balancers[0]`}},
+		{"proxy protocol", "proxy_protocol: {from: [10.0.0.0/8, 192.0.2.1]}\n" + b, nil},
+		{"proxy protocol from no one", "proxy_protocol: {from: []}\n" + b, []string{`1: proxy_protocol.from: list the addresses`}},
+		{"proxy protocol bad source", "proxy_protocol:\n  from: [10.0.0.0/33]\n" + b, []string{`2: proxy_protocol.from[0]: "10.0.0.0/33" is not an IP address`}},
 		{"redirect without listen", "redirect_https: {port: 8443}\n" + b, []string{`1: redirect_https.listen: an address is required`}},
 	}
 	for _, tt := range tests {

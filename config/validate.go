@@ -61,6 +61,16 @@ func (c *Config) Validate() error {
 			v.add(fmt.Sprintf("trusted_proxies[%d]", i), "%q is not an IP address or CIDR prefix", p)
 		}
 	}
+	if pp := c.ProxyProtocol; pp != nil {
+		if len(pp.From) == 0 {
+			v.add("proxy_protocol.from", "list the addresses (IPs or CIDRs) of the proxies that send the header")
+		}
+		for i, p := range pp.From {
+			if _, err := ParsePrefix(p); err != nil {
+				v.add(fmt.Sprintf("proxy_protocol.from[%d]", i), "%q is not an IP address or CIDR prefix", p)
+			}
+		}
+	}
 	v.limits(&c.Limits)
 	v.nonNegative("shutdown_timeout", c.ShutdownTimeout)
 	v.nonNegative("shutdown_delay", c.ShutdownDelay)

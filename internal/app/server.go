@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"slices"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tetherlb/tether/balancer"
+	"github.com/tetherlb/tether/balancer/proxyproto"
 	"github.com/tetherlb/tether/config"
 )
 
@@ -52,6 +54,7 @@ type listener struct {
 	ln     net.Listener
 	mux    atomic.Pointer[balancer.Mux]
 	certs  atomic.Pointer[[]tls.Certificate] // the default first; see certificate
+	proxy  *proxyproto.Listener              // set when the PROXY protocol is on
 	done   chan struct{}
 }
 
@@ -162,6 +165,15 @@ func (s *Server) apply(cfg config.Config) error {
 			return fmt.Errorf("listener %s: turning tls off needs a restart", rd.Listen)
 		}
 	}
+	from, err := proxySources(&cfg)
+	if err != nil {
+		return err
+	}
+	for addr, l := range s.listeners {
+		if l.ln != nil && (l.proxy != nil) != (from != nil) {
+			return fmt.Errorf("listener %s: turning proxy_protocol on or off needs a restart", addr)
+		}
+	}
 	certs := map[string][]tls.Certificate{}
 	for addr, t := range tlsOf {
 		if t != nil {
@@ -247,6 +259,11 @@ func (s *Server) apply(cfg config.Config) error {
 			l.native.SetMux(mux)
 		}
 	}
+	for _, l := range s.listeners {
+		if l.proxy != nil {
+			l.proxy.SetFrom(from)
+		}
+	}
 	if s.access != nil {
 		defer s.access.Close()
 	}
@@ -327,6 +344,13 @@ func (s *Server) startListeners() error {
 			return fmt.Errorf("listen %s: %w", l.addr, err)
 		}
 		l.ln = ln
+		if pp := s.cfg.ProxyProtocol; pp != nil {
+			from, _ := proxySources(&s.cfg) // checked by apply
+			l.proxy = proxyproto.NewListener(ln, proxyproto.Options{
+				From: from, Timeout: orDefault(s.cfg.Limits.HeaderTimeout, defaultHeaderTimeout), Logger: s.logger,
+			})
+			ln = l.proxy
+		}
 		if l.tls != nil {
 			ln = tls.NewListener(ln, l.srv.(*http.Server).TLSConfig)
 		}
@@ -445,6 +469,24 @@ func (s *Server) closeAll() {
 	for _, b := range s.balancers {
 		b.Close()
 	}
+}
+
+// proxySources returns the sources of PROXY protocol headers, nil if
+// the protocol is off.
+func proxySources(cfg *config.Config) ([]netip.Prefix, error) {
+	pp := cfg.ProxyProtocol
+	if pp == nil {
+		return nil, nil
+	}
+	out := make([]netip.Prefix, 0, len(pp.From))
+	for _, f := range pp.From {
+		p, err := config.ParsePrefix(f)
+		if err != nil {
+			return nil, fmt.Errorf("proxy_protocol.from: %w", err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }
 
 // loadCertificates loads a listener's certificates: the default first,
