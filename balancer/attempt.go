@@ -163,7 +163,7 @@ func (a *attempt) next() (*Member, Outcome, error) {
 	if len(cands) == 0 {
 		return nil, NewSession, ErrNoMember
 	}
-	cands = a.notFull(cands)
+	cands = a.notFull(a.slowStartGate(cands))
 	m := a.s.picker.Pick(cands)
 	m.newSessions.Add(1)
 	return m, NewSession, nil

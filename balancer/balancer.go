@@ -82,6 +82,11 @@ type Options struct {
 	// Default 1024: fewer than the requests in flight at busy times makes
 	// connections churn (closed when they go idle, opened again at once).
 	MaxIdlePerMember int
+	// SlowStart, if set, is how long a member that comes back (up again
+	// after being down, active again after stopped or standby, added at
+	// run time) takes to ramp its share of new sessions from almost
+	// nothing to its weight (see slowstart.go). Default 0: at once.
+	SlowStart time.Duration
 	// Failures is how many connection failures or timeouts in a row take a
 	// member down (passive health). Default 1.
 	Failures int
@@ -278,6 +283,7 @@ func New(opts Options, members []MemberConfig) (*Balancer, error) {
 		return nil, err
 	}
 	b.pool = pool
+	pool.slowStart.Store(int64(s.opts.SlowStart))
 	b.tracker = newSessionTracker(s.opts.MaxTrackedSessions, s.opts.Now(), pool.byID)
 	b.cur.Store(s)
 	pool.now = func() time.Time { return b.cur.Load().opts.Now() }
@@ -404,6 +410,7 @@ func (b *Balancer) Update(opts Options, prev, members []MemberConfig) error {
 	}
 	b.mu.Lock()
 	old := b.cur.Swap(s)
+	b.pool.slowStart.Store(int64(s.opts.SlowStart))
 	for _, m := range b.pool.Members() {
 		s.checker.Watch(m)
 		m.conns.SetOptions(s.connOptions())

@@ -101,6 +101,8 @@ type Member struct {
 	drainStartLive  atomic.Int64           // live sessions when the drain began
 	announced       atomic.Bool            // the member itself asked to drain (health check)
 	healthReason    atomic.Pointer[string] // why its health last changed
+	rampFrom        atomic.Int64           // slow start: unix nanoseconds the ramp began
+	rampUntil       atomic.Int64           // slow start: when it ends; 0 if not ramping
 
 	tlsConf atomic.Pointer[tls.Config] // MemberConfig.TLS
 
@@ -158,7 +160,12 @@ func (m *Member) Healthy() bool { return !m.down.Load() }
 
 // SetHealthy records the outcome of health checks; it implements
 // health.Target.
-func (m *Member) SetHealthy(up bool) { m.down.Store(!up) }
+// A member that comes up again starts its slow start.
+func (m *Member) SetHealthy(up bool) {
+	if wasDown := m.down.Swap(!up); wasDown && up {
+		m.startRamp()
+	}
+}
 
 // HealthURL returns the URL health checks use as a base; it implements
 // health.Target.
@@ -218,6 +225,9 @@ type Stats struct {
 	Announced bool
 	// Drain is set while the member is draining.
 	Drain *DrainProgress
+	// SlowStart is set while the member ramps up its share of new
+	// sessions (Options.SlowStart).
+	SlowStart *SlowStart
 	// HealthReason says why its health last changed ("" if it never did):
 	// the failed check, connection or TLS handshake, or the success that
 	// brought it back.
@@ -260,6 +270,7 @@ func (m *Member) stats(now time.Time, idle time.Duration) Stats {
 	if r := m.healthReason.Load(); r != nil {
 		st.HealthReason = *r
 	}
+	st.SlowStart = m.slowStart(now)
 	if since := m.drainSince.Load(); since != 0 && st.State == Draining {
 		d := &DrainProgress{Since: time.Unix(0, since), StartSessions: m.drainStartLive.Load(), Remaining: max(st.LiveSessions, 0)}
 		if last := m.lastSeen.Load(); last != 0 && d.Remaining > 0 {

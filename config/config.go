@@ -179,6 +179,11 @@ type Balancer struct {
 	Method string `yaml:"method"`
 	// MaxAttempts is how many members one request may be tried on. Default 3.
 	MaxAttempts int `yaml:"max_attempts"`
+	// SlowStart, if set, is how long a member that comes back (up again,
+	// active again after stopped or standby, added through the manager)
+	// takes to ramp its share of new sessions up to its weight's (HAProxy's
+	// slowstart). Default 0: at once.
+	SlowStart time.Duration `yaml:"slow_start"`
 	// MaxConns is how many requests each member is sent at once; more
 	// wait in the member's queue for up to Timeouts.Queue. Default 0: no
 	// limit.

@@ -292,6 +292,9 @@ func (v *checker) balancer(f string, b *Balancer) {
 		v.add(f+".max_attempts", "%d must be from 1 to 100 (0 for the default)", b.MaxAttempts)
 	}
 	v.nonNegativeInt(f+".max_conns", int64(b.MaxConns))
+	if b.SlowStart < 0 || b.SlowStart > 24*time.Hour {
+		v.add(f+".slow_start", "%v must be from 0 to 24h", b.SlowStart)
+	}
 	v.memberTLS(f+".member_tls", b.MemberTLS)
 	v.sameAddressTLS(f, b)
 	v.nonNegative(f+".timeouts.connect", b.Timeouts.Connect)

@@ -27,6 +27,7 @@ func balancerOptions(cfg *config.Config, b *config.Balancer, logger, access *slo
 		ResponseTimeout: b.Timeouts.Response,
 		IdleTimeout:     b.Timeouts.Idle,
 		MaxConns:        b.MaxConns,
+		SlowStart:       b.SlowStart,
 		QueueTimeout:    b.Timeouts.Queue,
 		Failures:        b.Passive.Failures,
 		Health:          health.Options{ProbeInterval: b.Passive.ProbeInterval},
