@@ -66,8 +66,8 @@ func TestDependencyRules(t *testing.T) {
 			// 1. route and config import nothing from tether; nor do the
 			// leaf protocol and health packages.
 			case under(me, "route") || under(me, "config") || under(me, "ajp") ||
-				under(me, "balancer/h1") || under(me, "balancer/health"):
-				t.Errorf("%s imports %s: route, config, ajp, balancer/h1 and balancer/health import nothing from tether", me, d)
+				under(me, "balancer/h1") || under(me, "balancer/health") || under(me, "balancer/proxyproto"):
+				t.Errorf("%s imports %s: route, config, ajp, balancer/h1, balancer/health and balancer/proxyproto import nothing from tether", me, d)
 			// 2. balancer, session and cluster never import each other;
 			// session/clusterstore is the one place sessions meet the cluster.
 			case under(me, "balancer") && (under(d, "session") || under(d, "cluster")),

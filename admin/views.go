@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"math"
 	"time"
 
 	"github.com/tetherlb/tether/balancer"
@@ -75,6 +76,21 @@ type MemberView struct {
 	Announced bool `json:"announced"`
 	// Drain is set while the member is draining.
 	Drain *DrainView `json:"drain,omitempty"`
+	// HealthReason says why its health last changed: the failed check,
+	// connection or TLS handshake (a certificate that does not verify),
+	// or what brought it back. Empty if it never changed.
+	HealthReason string `json:"health_reason,omitempty"`
+	// SlowStart is set while the member ramps up its share of new
+	// sessions after coming back (slow_start).
+	SlowStart *SlowStartView `json:"slow_start,omitempty"`
+}
+
+// SlowStartView is a member's ramp up.
+type SlowStartView struct {
+	// Until is when it gets its whole share; Share is the part of its
+	// weight it has now, from 0 to 1.
+	Until time.Time `json:"until"`
+	Share float64   `json:"share"`
 }
 
 // DrainView is the progress of a drain.
@@ -165,10 +181,13 @@ func viewMember(s balancer.Stats) MemberView {
 		Route: s.Route, URL: s.URL, State: s.State.String(), Healthy: s.Healthy, Health: "up", Weight: s.Weight,
 		InFlight: s.InFlight, MaxConns: s.MaxConns, Queued: s.Queued, QueueTimeouts: s.QueueFull, Requests: s.Requests, NewSessions: s.NewSessions, Failovers: s.Failovers,
 		Failures: s.Failures, Bytes: s.Bytes, AJPRefused: s.AJPRefused, LiveSessions: max(s.LiveSessions, 0),
-		CreatedWhileDraining: s.CreatedWhileDraining, Announced: s.Announced,
+		CreatedWhileDraining: s.CreatedWhileDraining, Announced: s.Announced, HealthReason: s.HealthReason,
 	}
 	if !s.Healthy {
 		v.Health = "down"
+	}
+	if ss := s.SlowStart; ss != nil {
+		v.SlowStart = &SlowStartView{Until: ss.Until, Share: math.Round(ss.Share*1000) / 1000}
 	}
 	if d := s.Drain; d != nil {
 		dv := &DrainView{Since: d.Since, StartSessions: d.StartSessions, Remaining: d.Remaining, Progress: 1, Exact: d.Exact, CountingSince: d.CountingSince}

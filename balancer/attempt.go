@@ -6,8 +6,6 @@ import (
 	"net/http"
 	"net/netip"
 	"time"
-
-	"github.com/tetherlb/tether/route"
 )
 
 // request is what routing, retries, forwarding headers and the access log
@@ -88,6 +86,10 @@ type attempt struct {
 	cookies []string       // native engine: storage for req.cookies
 	scratch []byte         // net/http engine: forwarding values are built in it
 	x       *exchange      // native engine, kept with the attempt
+
+	insert    insertCookie // insert mode: what the request's cookie said
+	setCookie []byte       // insert mode: Tether's Set-Cookie value for the response, if any
+	https     bool         // the client's connection is TLS, or a trusted proxy says so
 }
 
 func (a *attempt) begin(b *Balancer, s *settings) {
@@ -95,7 +97,7 @@ func (a *attempt) begin(b *Balancer, s *settings) {
 }
 
 func (a *attempt) reset() {
-	buf, tried, cookies, scratch := a.buf[:0], a.tried[:0], a.cookies[:0], a.scratch[:0]
+	buf, tried, cookies, scratch, sc := a.buf[:0], a.tried[:0], a.cookies[:0], a.scratch[:0], a.setCookie[:0]
 	clear(a.buf[:cap(a.buf)])
 	clear(a.tried[:cap(a.tried)])
 	clear(a.cookies[:cap(a.cookies)])
@@ -103,7 +105,7 @@ func (a *attempt) reset() {
 	if x != nil {
 		x.reset()
 	}
-	*a = attempt{buf: buf, tried: tried, cookies: cookies, scratch: scratch, x: x}
+	*a = attempt{buf: buf, tried: tried, cookies: cookies, scratch: scratch, x: x, setCookie: sc}
 }
 
 // checkLimits applies the limits known before anything is sent.
@@ -115,54 +117,6 @@ func (a *attempt) checkLimits() error {
 		return ErrBodyTooLarge
 	}
 	return nil
-}
-
-// session finds the request's session id and route: cookies first, then
-// path parameters, then query parameters, in the order of StickyNames. A
-// value that does not parse as "<id><sep><route>" is skipped. The first id
-// whose route names a member wins; failing that, the first that parsed.
-func (a *attempt) session() (id, rt string, home *Member) {
-	names, sep, pool := a.s.opts.StickyNames, a.s.opts.Separator, a.b.pool
-	found := false
-	consider := func(v string) bool {
-		i, r, ok := route.Split(v, sep)
-		if !ok {
-			return false
-		}
-		if m := pool.Lookup(r); m != nil {
-			id, rt, home = i, r, m
-			return true
-		}
-		if !found {
-			id, rt, found = i, r, true
-		}
-		return false
-	}
-	for _, h := range a.req.cookies {
-		for _, n := range names {
-			for rest := h; ; {
-				v, more, ok := route.Cookie(rest, n)
-				if !ok {
-					break
-				}
-				if consider(v) {
-					return
-				}
-				rest = more
-			}
-		}
-	}
-	for _, n := range names {
-		if v, ok := route.PathParam(a.req.target, n); ok && consider(v) {
-			return
-		}
-	}
-	for _, n := range names {
-		if v, ok := route.QueryParam(a.req.query, n); ok && consider(v) {
-			return
-		}
-	}
-	return id, rt, nil
 }
 
 // choose picks the first member for the request.
@@ -209,7 +163,7 @@ func (a *attempt) next() (*Member, Outcome, error) {
 	if len(cands) == 0 {
 		return nil, NewSession, ErrNoMember
 	}
-	cands = a.notFull(cands)
+	cands = a.notFull(a.slowStartGate(cands))
 	m := a.s.picker.Pick(cands)
 	m.newSessions.Add(1)
 	return m, NewSession, nil

@@ -11,11 +11,12 @@
 // engine built on balancer/h1 (for plaintext listeners: about a third of
 // the CPU per request, no allocation per request, no buffers held by idle
 // connections). A Mux dispatches a listener's requests to its balancers by
-// path prefix, for both engines. Members live in a Pool whose snapshot is
+// host and path prefix, for both engines. Members live in a Pool whose snapshot is
 // read without locks; health comes from the balancer/health package.
 package balancer
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
@@ -30,18 +31,28 @@ import (
 	"github.com/tetherlb/tether/ajp"
 	"github.com/tetherlb/tether/balancer/h1"
 	"github.com/tetherlb/tether/balancer/health"
-	"github.com/tetherlb/tether/route"
 )
 
 // Options configures a Balancer. Zero values mean the defaults given.
 type Options struct {
 	// Name names the balancer in error pages, logs and metrics. Required.
 	Name string
-	// StickyNames are looked up as cookies, then as ";name=" path
-	// parameters, then as query parameters. Default ["JSESSIONID", "jsessionid"].
+	// Sticky says where a session's route is carried (see sticky.go).
+	// Default StickyRoute: at the end of the application's session id.
+	Sticky StickyMode
+	// StickyNames are the application's session cookies. StickyRoute
+	// looks them up as cookies, then as ";name=" path parameters, then as
+	// query parameters; StickyPrefix as cookies; StickyInsert watches
+	// responses for their expiry (a logout ends the session). Default
+	// ["JSESSIONID", "jsessionid"].
 	StickyNames []string
-	// Separator separates the id from the route. Default '.'.
+	// Separator separates the id from the route (StickyRoute), or the
+	// route from the application's value (StickyPrefix). Default '.' for
+	// StickyRoute, '~' for StickyPrefix.
 	Separator byte
+	// Cookie configures Tether's own cookie in StickyInsert mode, which
+	// needs at least a key.
+	Cookie InsertCookie
 	// NoFailover answers a sticky request whose member is unavailable with
 	// 503 and Retry-After instead of sending it to another member.
 	NoFailover bool
@@ -72,6 +83,11 @@ type Options struct {
 	// Default 1024: fewer than the requests in flight at busy times makes
 	// connections churn (closed when they go idle, opened again at once).
 	MaxIdlePerMember int
+	// SlowStart, if set, is how long a member that comes back (up again
+	// after being down, active again after stopped or standby, added at
+	// run time) takes to ramp its share of new sessions from almost
+	// nothing to its weight (see slowstart.go). Default 0: at once.
+	SlowStart time.Duration
 	// Failures is how many connection failures or timeouts in a row take a
 	// member down (passive health). Default 1.
 	Failures int
@@ -140,18 +156,21 @@ type settings struct {
 	picker    Picker
 	transport http.RoundTripper
 	checker   *health.Checker
-	stickyLen int // len(opts.StickyNames)
+	stickyLen int   // len(opts.StickyNames)
+	macs      *macs // insert mode: the cookie's keys
 }
 
-func buildSettings(o Options) (*settings, error) {
+// buildSettings fills in the defaults of o and builds what they imply for
+// balancer b, whose pool may not exist yet (it is used when dialing).
+func buildSettings(o Options, b *Balancer) (*settings, error) {
 	if o.Name == "" {
 		return nil, fmt.Errorf("%w: a balancer needs a name", ErrInvalid)
 	}
 	if len(o.StickyNames) == 0 {
 		o.StickyNames = []string{"JSESSIONID", "jsessionid"} // Tomcat's cookie, then its URL parameter
 	}
-	if o.Separator == 0 {
-		o.Separator = route.DefaultSeparator // Tomcat's jvmRoute separator
+	if err := checkSticky(&o); err != nil {
+		return nil, err
 	}
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = 3 // the chosen member and two more
@@ -197,15 +216,36 @@ func buildSettings(o Options) (*settings, error) {
 		return nil, err
 	}
 	s := &settings{opts: o, picker: picker, transport: o.Transport, stickyLen: len(o.StickyNames)}
+	if o.Sticky == StickyInsert {
+		s.macs = newMACs(o.Name, o.Cookie.Keys)
+	}
+	dialTLS := func(ctx context.Context, addr string) (net.Conn, error) { return s.dialAddr(ctx, b.pool, addr) }
 	if s.transport == nil {
-		s.transport = newTransport(o)
+		s.transport = newTransport(o, dialTLS)
 	}
 	ho := o.Health
 	if ho.Logger == nil {
 		ho.Logger = o.Logger.With("balancer", o.Name)
 	}
+	if ho.DialTLS == nil {
+		ho.DialTLS = dialTLS // checks verify certificates as the traffic does
+	}
+	ho.OnChange = healthReason(ho.OnChange)
 	s.checker = health.New(ho)
 	return s, nil
+}
+
+// healthReason records on the member why its health changed, then calls
+// next, if set.
+func healthReason(next func(health.Target, bool, string)) func(health.Target, bool, string) {
+	return func(t health.Target, up bool, reason string) {
+		if m, ok := t.(*Member); ok {
+			m.healthReason.Store(&reason)
+		}
+		if next != nil {
+			next(t, up, reason)
+		}
+	}
 }
 
 // connOptions are the options of the native engine's member connection
@@ -214,7 +254,9 @@ func (s *settings) connOptions() h1.ConnPoolOptions {
 	return h1.ConnPoolOptions{MaxIdle: s.opts.MaxIdlePerMember, IdleTimeout: s.opts.IdleTimeout}
 }
 
-func newTransport(o Options) *http.Transport {
+// newTransport returns the net/http engine's transport; dialTLS connects
+// to https members.
+func newTransport(o Options, dialTLS func(context.Context, string) (net.Conn, error)) *http.Transport {
 	return &http.Transport{
 		Proxy:                 nil, // never send member traffic through an environment proxy
 		DialContext:           (&net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext,
@@ -223,8 +265,7 @@ func newTransport(o Options) *http.Transport {
 		MaxIdleConnsPerHost:   o.MaxIdlePerMember,
 		ExpectContinueTimeout: time.Second,
 		DisableCompression:    true, // pass Accept-Encoding and bodies through untouched
-		TLSHandshakeTimeout:   o.ConnectTimeout,
-		TLSClientConfig:       o.MemberTLS.Clone(),
+		DialTLSContext:        func(ctx context.Context, _, addr string) (net.Conn, error) { return dialTLS(ctx, addr) },
 	}
 }
 
@@ -242,7 +283,8 @@ type Balancer struct {
 
 // New returns a Balancer over members. Call Close to stop its health checks.
 func New(opts Options, members []MemberConfig) (*Balancer, error) {
-	s, err := buildSettings(opts)
+	b := &Balancer{stop: make(chan struct{}), done: make(chan struct{})}
+	s, err := buildSettings(opts, b)
 	if err != nil {
 		return nil, err
 	}
@@ -251,12 +293,9 @@ func New(opts Options, members []MemberConfig) (*Balancer, error) {
 		s.checker.Close()
 		return nil, err
 	}
-	b := &Balancer{
-		pool:    pool,
-		tracker: newSessionTracker(s.opts.MaxTrackedSessions, s.opts.Now(), pool.byID),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
-	}
+	b.pool = pool
+	pool.slowStart.Store(int64(s.opts.SlowStart))
+	b.tracker = newSessionTracker(s.opts.MaxTrackedSessions, s.opts.Now(), pool.byID)
 	b.cur.Store(s)
 	pool.now = func() time.Time { return b.cur.Load().opts.Now() }
 	pool.changed = func(c StateChange) {
@@ -376,12 +415,13 @@ func (b *Balancer) watch(added, removed []*Member) {
 // reload; see Pool.Replace for how run-time changes are kept. prev is the
 // member list of the configuration being replaced.
 func (b *Balancer) Update(opts Options, prev, members []MemberConfig) error {
-	s, err := buildSettings(opts)
+	s, err := buildSettings(opts, b)
 	if err != nil {
 		return err
 	}
 	b.mu.Lock()
 	old := b.cur.Swap(s)
+	b.pool.slowStart.Store(int64(s.opts.SlowStart))
 	for _, m := range b.pool.Members() {
 		s.checker.Watch(m)
 		s.setUp(m)

@@ -34,6 +34,7 @@ func (a *attempt) forwarding(in priorHeaders) forwarding {
 			f.host = v[0]
 		}
 	}
+	a.https = f.proto == "https"
 	return f
 }
 

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -34,6 +35,18 @@ type backend struct {
 	// replicated makes it take over sessions of other routes, like a
 	// cluster node rewriting the route suffix.
 	replicated bool
+	// plain makes it hand out ids without a route (JSESSIONID=<hex>), like
+	// most applications; it then records every Cookie header it gets.
+	plain bool
+	mu    sync.Mutex
+	seen  []string // Cookie headers received, when plain
+}
+
+// cookiesSeen returns the Cookie headers a plain backend received.
+func (b *backend) cookiesSeen() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.seen...)
 }
 
 func newBackend(t *testing.T, route string) *backend {
@@ -58,10 +71,17 @@ func (b *backend) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("X-Member", b.route)
 	ck, err := r.Cookie("JSESSIONID")
+	suffix := "." + b.route
+	if b.plain {
+		suffix = ""
+		b.mu.Lock()
+		b.seen = append(b.seen, r.Header.Values("Cookie")...)
+		b.mu.Unlock()
+	}
 	switch {
 	case r.URL.Path == "/healthz" || r.URL.Path == "/logout" || r.URL.Path == "/badlogout":
 	case err != nil:
-		http.SetCookie(w, &http.Cookie{Name: "JSESSIONID", Value: newID() + "." + b.route, Path: "/"})
+		http.SetCookie(w, &http.Cookie{Name: "JSESSIONID", Value: newID() + suffix, Path: "/"})
 	case b.replicated && !strings.HasSuffix(ck.Value, "."+b.route):
 		// A replicated node takes the session over: same id, its own route.
 		id, _, _ := strings.Cut(ck.Value, ".")
@@ -71,7 +91,7 @@ func (b *backend) serve(w http.ResponseWriter, r *http.Request) {
 	case "/logout": // a well-behaved logout: expire the cookie, create nothing
 		http.SetCookie(w, &http.Cookie{Name: "JSESSIONID", Value: "", Path: "/", MaxAge: -1})
 	case "/badlogout": // the seeds' bad app: invalidate, then create a new session at once
-		http.SetCookie(w, &http.Cookie{Name: "JSESSIONID", Value: newID() + "." + b.route, Path: "/"})
+		http.SetCookie(w, &http.Cookie{Name: "JSESSIONID", Value: newID() + suffix, Path: "/"})
 	case "/hangup": // read the request, then drop the connection without answering
 		if r.Method == http.MethodPost {
 			b.posts.Add(1)

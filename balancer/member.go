@@ -1,6 +1,7 @@
 package balancer
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/url"
@@ -67,6 +68,11 @@ type MemberConfig struct {
 	// Secret is sent with every request to an ajp:// member (Tomcat's
 	// AJP connector secret). Default "": none.
 	Secret string
+	// TLS configures TLS towards an https member, for its traffic and its
+	// health checks. Default nil: Options.MemberTLS. An empty ServerName
+	// is the URL's host. Members at the same host and port must have the
+	// same TLS configuration: connections are found by address.
+	TLS *tls.Config
 }
 
 // Member is one backend of a Pool. Its counters and states are read and
@@ -92,12 +98,17 @@ type Member struct {
 	consecutive atomic.Int32  // failures since the last success
 	bytes       atomic.Uint64 // request and response body bytes
 
-	live            atomic.Int64  // sessions seen within the idle window
-	lastSeen        atomic.Int64  // unix nanoseconds a session of the member was last seen
-	createdDraining atomic.Uint64 // sessions the member created while draining
-	drainSince      atomic.Int64  // unix nanoseconds the current drain began, 0 if not draining
-	drainStartLive  atomic.Int64  // live sessions when the drain began
-	announced       atomic.Bool   // the member itself asked to drain (health check)
+	live            atomic.Int64           // sessions seen within the idle window
+	lastSeen        atomic.Int64           // unix nanoseconds a session of the member was last seen
+	createdDraining atomic.Uint64          // sessions the member created while draining
+	drainSince      atomic.Int64           // unix nanoseconds the current drain began, 0 if not draining
+	drainStartLive  atomic.Int64           // live sessions when the drain began
+	announced       atomic.Bool            // the member itself asked to drain (health check)
+	healthReason    atomic.Pointer[string] // why its health last changed
+	rampFrom        atomic.Int64           // slow start: unix nanoseconds the ramp began
+	rampUntil       atomic.Int64           // slow start: when it ends; 0 if not ramping
+
+	tlsConf atomic.Pointer[tls.Config] // MemberConfig.TLS
 
 	pool *Pool
 	swrr int64 // smooth weighted round robin credit, guarded by the picker's mutex
@@ -141,6 +152,7 @@ func newMember(c MemberConfig, p *Pool) *Member {
 	}
 	m.weight.Store(int32(w))
 	m.maxConns.Store(int32(max(c.MaxConns, 0)))
+	m.tlsConf.Store(c.TLS)
 	m.state.Store(int32(c.State))
 	if c.State == Draining {
 		m.drainSince.Store(p.now().UnixNano())
@@ -165,7 +177,12 @@ func (m *Member) Healthy() bool { return !m.down.Load() }
 
 // SetHealthy records the outcome of health checks; it implements
 // health.Target.
-func (m *Member) SetHealthy(up bool) { m.down.Store(!up) }
+// A member that comes up again starts its slow start.
+func (m *Member) SetHealthy(up bool) {
+	if wasDown := m.down.Swap(!up); wasDown && up {
+		m.startRamp()
+	}
+}
 
 // HealthURL returns the URL health checks use as a base; it implements
 // health.Target.
@@ -228,6 +245,13 @@ type Stats struct {
 	Announced bool
 	// Drain is set while the member is draining.
 	Drain *DrainProgress
+	// SlowStart is set while the member ramps up its share of new
+	// sessions (Options.SlowStart).
+	SlowStart *SlowStart
+	// HealthReason says why its health last changed ("" if it never did):
+	// the failed check, connection or TLS handshake, or the success that
+	// brought it back.
+	HealthReason string
 }
 
 // DrainProgress describes a drain under way.
@@ -263,6 +287,10 @@ func (m *Member) stats(now time.Time, idle time.Duration) Stats {
 		Failovers: m.failovers.Load(), Failures: m.failures.Load(), Bytes: m.bytes.Load(), AJPRefused: m.refused.Load(),
 		LiveSessions: m.live.Load(), CreatedWhileDraining: m.createdDraining.Load(), Announced: m.announced.Load(),
 	}
+	if r := m.healthReason.Load(); r != nil {
+		st.HealthReason = *r
+	}
+	st.SlowStart = m.slowStart(now)
 	if since := m.drainSince.Load(); since != 0 && st.State == Draining {
 		d := &DrainProgress{Since: time.Unix(0, since), StartSessions: m.drainStartLive.Load(), Remaining: max(st.LiveSessions, 0)}
 		if last := m.lastSeen.Load(); last != 0 && d.Remaining > 0 {

@@ -2,7 +2,7 @@ package balancer
 
 import (
 	"bufio"
-	"crypto/tls"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -102,31 +102,12 @@ func (x *exchange) memberConn(m *Member, fresh bool) (*h1.Conn, error) {
 	return dial(x.a.s, m)
 }
 
-// dial connects to m. Errors are *net.OpError with Op "dial": nothing
-// was sent.
+// dial connects to m (see dialMember). Errors are *net.OpError with Op
+// "dial": nothing was sent.
 func dial(s *settings, m *Member) (*h1.Conn, error) {
-	d := net.Dialer{Timeout: s.opts.ConnectTimeout, KeepAlive: 30 * time.Second}
-	nc, err := d.Dial("tcp", m.addr)
+	nc, err := s.dialMember(context.Background(), m)
 	if err != nil {
 		return nil, err
-	}
-	if m.tls {
-		cfg := &tls.Config{}
-		if s.opts.MemberTLS != nil {
-			cfg = s.opts.MemberTLS.Clone()
-		}
-		if cfg.ServerName == "" {
-			cfg.ServerName = m.url.Hostname()
-		}
-		cfg.NextProtos = []string{"http/1.1"}
-		tc := tls.Client(nc, cfg)
-		tc.SetDeadline(time.Now().Add(s.opts.ConnectTimeout))
-		if err := tc.Handshake(); err != nil {
-			nc.Close()
-			return nil, &net.OpError{Op: "dial", Net: "tcp", Addr: nc.RemoteAddr(), Err: err}
-		}
-		tc.SetDeadline(time.Time{})
-		nc = tc
 	}
 	return m.conns.NewConn(nc), nil
 }

@@ -41,7 +41,15 @@ func (x *exchange) writeHead(w *bufio.Writer, m *Member) {
 	}
 	w.WriteString("\r\n")
 	for i := range req.Fields {
-		if f := &req.Fields[i]; x.forwardField(f) {
+		f := &req.Fields[i]
+		switch {
+		case !x.forwardField(f):
+		case f.Class == h1.Cookie && a.s.rewritesCookies():
+			var ok bool
+			if a.scratch, ok = a.appendCookieHeader(a.scratch[:0], unsafeString(f.Value)); ok {
+				h1.WriteField(w, f.Name, a.scratch)
+			}
+		default:
 			h1.WriteField(w, f.Name, f.Value)
 		}
 	}
@@ -150,9 +158,10 @@ func (x *exchange) relay() {
 	h1.WriteStatusLine(w, req.Minor, resp.Status, resp.Reason)
 	for i := range resp.Fields {
 		if f := &resp.Fields[i]; responseField(f, framing, enc) {
-			h1.WriteField(w, f.Name, f.Value)
+			x.writeResponseField(w, f)
 		}
 	}
+	x.writeInsertCookie(w)
 	switch {
 	case framing == h1.Length:
 		w.WriteString("Content-Length: ")
@@ -252,9 +261,10 @@ func (x *exchange) tunnel() {
 	h1.WriteStatusLine(w, 1, resp.Status, resp.Reason)
 	for i := range resp.Fields {
 		if f := &resp.Fields[i]; !f.Class.HopByHop() && !f.Hop {
-			h1.WriteField(w, f.Name, f.Value)
+			x.writeResponseField(w, f)
 		}
 	}
+	x.writeInsertCookie(w)
 	w.WriteString("Connection: Upgrade\r\nUpgrade: ")
 	w.Write(resp.Upgrade)
 	w.WriteString("\r\n\r\n")
@@ -284,4 +294,31 @@ func closeWrite(nc net.Conn) {
 		return
 	}
 	nc.Close()
+}
+
+// writeResponseField writes a response field to the client: a Set-Cookie
+// of the application's session in prefix mode with the route put in
+// front of its value, any other as it came.
+func (x *exchange) writeResponseField(w *bufio.Writer, f *h1.Field) {
+	a := x.a
+	if f.Class == h1.SetCookie {
+		var ok bool
+		var v []byte
+		if v, ok = a.prefixSetCookie(a.scratch[:0], unsafeString(f.Value)); ok {
+			a.scratch = v
+			h1.WriteField(w, f.Name, v)
+			return
+		}
+	}
+	h1.WriteField(w, f.Name, f.Value)
+}
+
+// writeInsertCookie writes Tether's own cookie (insert mode), if the
+// response sets it.
+func (x *exchange) writeInsertCookie(w *bufio.Writer) {
+	if sc := x.a.setCookie; len(sc) > 0 {
+		w.WriteString("Set-Cookie: ")
+		w.Write(sc)
+		w.WriteString("\r\n")
+	}
 }

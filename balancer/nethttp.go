@@ -83,6 +83,9 @@ func (b *Balancer) rewrite(pr *httputil.ProxyRequest) {
 	h := pr.Out.Header
 	h["X-Forwarded-For"], h["X-Forwarded-Host"] = vals[0:1:1], vals[1:2:2]
 	h["X-Forwarded-Proto"], h["Forwarded"] = vals[2:3:3], vals[3:4:4]
+	if a.s.rewritesCookies() {
+		a.rewriteCookies(h)
+	}
 	if pr.Out.Body != nil && pr.Out.Body != http.NoBody {
 		a.body = trackedBody{rc: pr.Out.Body, a: a}
 		pr.Out.Body = &a.body
@@ -134,7 +137,45 @@ func (b *Balancer) modifyResponse(resp *http.Response) error {
 		return nil
 	}
 	b.trackSessions(a, resp.Header["Set-Cookie"])
+	if a.s.opts.Sticky == StickyRoute {
+		return nil
+	}
+	lines := resp.Header["Set-Cookie"]
+	for i, line := range lines {
+		if v, ok := a.prefixSetCookie(a.scratch[:0], line); ok {
+			lines[i], a.scratch = string(v), v
+		}
+	}
+	if len(a.setCookie) > 0 {
+		resp.Header["Set-Cookie"] = append(lines, string(a.setCookie))
+	}
 	return nil
+}
+
+// rewriteCookies rewrites the outgoing Cookie headers for the member (see
+// appendCookieHeader); a header left empty is dropped.
+func (a *attempt) rewriteCookies(h http.Header) {
+	in := h["Cookie"]
+	if len(in) == 0 {
+		return
+	}
+	out := in[:0]
+	for _, v := range in {
+		nv, ok := a.appendCookieHeader(a.scratch[:0], v)
+		a.scratch = nv
+		switch {
+		case !ok:
+		case string(nv) == v:
+			out = append(out, v)
+		default:
+			out = append(out, string(nv))
+		}
+	}
+	if len(out) == 0 {
+		delete(h, "Cookie")
+		return
+	}
+	h["Cookie"] = out
 }
 
 // proxyError answers a request the proxy could not complete.

@@ -2,6 +2,7 @@ package balancer
 
 import (
 	"fmt"
+	"math/bits"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -58,13 +59,18 @@ func NewPicker(m Method) (Picker, error) {
 // roundRobin is smooth weighted round robin.
 type roundRobin struct{ mu sync.Mutex }
 
+// rampsWeights says that the picker follows slow start through the
+// members' weights (pickWeight); the others see ramping members gated
+// (see slowStartGate).
+func (*roundRobin) rampsWeights() {}
+
 func (p *roundRobin) Pick(cands []*Member) *Member {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var best *Member
 	var total int64
 	for _, m := range cands {
-		w := int64(m.weight.Load())
+		w := m.pickWeight()
 		m.swrr += w
 		total += w
 		if best == nil || m.swrr > best.swrr {
@@ -86,15 +92,22 @@ func (p *leastLoad) Pick(cands []*Member) *Member {
 	n := len(cands)
 	start := int(p.next.Add(1)) % n
 	best := cands[start]
-	bl, bw := p.load(best), uint64(best.weight.Load())
+	bl, bw := p.load(best), uint64(best.Weight())
 	for i := 1; i < n; i++ {
 		m := cands[(start+i)%n]
-		l, w := p.load(m), uint64(m.weight.Load())
-		if l*bw < bl*w { // l/w < bl/bw without division
+		l, w := p.load(m), uint64(m.Weight())
+		if less(l, w, bl, bw) {
 			best, bl, bw = m, l, w
 		}
 	}
 	return best
+}
+
+// less reports whether l/w < bl/bw, without division or overflow.
+func less(l, w, bl, bw uint64) bool {
+	h1, l1 := bits.Mul64(l, bw)
+	h2, l2 := bits.Mul64(bl, w)
+	return h1 < h2 || (h1 == h2 && l1 < l2)
 }
 
 // p2c is the power of two random choices on requests in flight.
@@ -112,7 +125,7 @@ func (p2c) Pick(cands []*Member) *Member {
 	}
 	a, b := cands[i], cands[j]
 	la, lb := max(a.inflight.Load(), 0), max(b.inflight.Load(), 0)
-	if la*int64(b.weight.Load()) <= lb*int64(a.weight.Load()) {
+	if !less(uint64(lb), uint64(b.Weight()), uint64(la), uint64(a.Weight())) { // la/wa <= lb/wb
 		return a
 	}
 	return b

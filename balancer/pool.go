@@ -20,6 +20,9 @@ type Pool struct {
 	now     func() time.Time
 	changed func(StateChange) // state change hook, may be nil
 	ids     atomic.Uint32     // the last Member.id given
+	// slowStart is Options.SlowStart in nanoseconds, for members that
+	// come back.
+	slowStart atomic.Int64
 }
 
 // StateChange is a member's change of state, whoever made it.
@@ -119,6 +122,9 @@ func (p *Pool) setState(m *Member, from, to State, reason string) bool {
 	if from == to {
 		return true
 	}
+	if to == Active && (from == Stopped || from == Standby) {
+		m.startRamp() // back from maintenance: a cold node
+	}
 	if to == Draining {
 		m.drainStartLive.Store(m.live.Load())
 		m.drainSince.Store(p.now().UnixNano())
@@ -153,6 +159,9 @@ func (p *Pool) Add(c MemberConfig) (*Member, error) {
 		return nil, err
 	}
 	m := newMember(c, p)
+	if c.State == Active {
+		m.startRamp() // a new node at run time is cold
+	}
 	s := old.with(len(old.members) + 1)
 	s.members = append(s.members, m)
 	s.byRoute[m.route] = m
@@ -206,6 +215,7 @@ func (p *Pool) Replace(prev, cfgs []MemberConfig) error {
 			m = newMember(c, p)
 			added = append(added, m)
 		} else if b, ok := before[c.Route]; ok {
+			m.tlsConf.Store(c.TLS) // from the file only: never changed at run time
 			if b.State != c.State {
 				p.setState(m, m.State(), c.State, "config")
 			}

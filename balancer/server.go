@@ -83,7 +83,7 @@ func (s *Server) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx
 // Close closes the listeners and every connection at once.
 func (s *Server) Close() error { return s.srv.Close() }
 
-// dispatcher hands each request to the balancer serving its path.
+// dispatcher hands each request to the balancer serving its host and path.
 type dispatcher struct{ s *Server }
 
 func (d dispatcher) ServeHTTP1(c *h1.ServerConn, req *h1.Request) {
@@ -95,15 +95,27 @@ func (d dispatcher) ServeHTTP1(c *h1.ServerConn, req *h1.Request) {
 		}
 	}
 	var b *Balancer
+	status := http.StatusNotFound
 	if m := d.s.mux.Load(); m != nil {
-		b = m.Match(path)
+		if st, body, ok := m.probe(unsafeString(req.Method), path); ok {
+			writeNative(c, req, st, []byte(noStore), body)
+			return
+		}
+		if st, loc, ok := m.redirect(unsafeString(req.Method), unsafeString(req.Host), unsafeString(req.Target)); ok {
+			writeRedirect(c, req, st, loc)
+			return
+		}
+		b, status = m.Route(unsafeString(req.Host), path)
 	}
 	if b == nil {
-		writeNative(c, req, http.StatusNotFound, nil, notFound)
+		writeNative(c, req, status, []byte(noStore), statusBody(status))
 		return
 	}
 	b.serveConn(c, req)
 }
+
+// noStore is the header line of answers no cache may keep.
+const noStore = "Cache-Control: no-store\r\n"
 
 // writeNative writes a short plain-text response of the balancer's own;
 // extra are more header lines, each ending in CRLF. The connection closes
@@ -124,6 +136,15 @@ func writeNative(c *h1.ServerConn, req *h1.Request, status int, extra []byte, bo
 	if string(req.Method) != http.MethodHead {
 		w.WriteString(body)
 	}
+}
+
+// writeRedirect answers with a redirect to loc, or 400 if loc is "".
+func writeRedirect(c *h1.ServerConn, req *h1.Request, status int, loc string) {
+	if loc == "" {
+		writeNative(c, req, status, nil, noHostBody)
+		return
+	}
+	writeNative(c, req, status, []byte("Location: "+loc+"\r\n"), redirectBody)
 }
 
 // writeConnection writes the Connection field a response needs: close

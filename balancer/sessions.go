@@ -155,9 +155,17 @@ const (
 	SessionRouteRewritten
 	// SessionExpired: a member expired the session's cookie (logout).
 	SessionExpired
+	// SessionCookieInvalid: a request's sticky cookie (insert mode) did
+	// not verify: forged, altered, or signed with a key no longer
+	// configured. It counted as no cookie. Member is "".
+	SessionCookieInvalid
+	// SessionCookieExpired: a request's sticky cookie (insert mode) was
+	// authentic but past its max idle or max life. It counted as no
+	// cookie. Member is the route it named, if still in the pool.
+	SessionCookieExpired
 )
 
-var sessionEventNames = [...]string{"created", "created_while_draining", "route_rewritten", "expired"}
+var sessionEventNames = [...]string{"created", "created_while_draining", "route_rewritten", "expired", "cookie_invalid", "cookie_expired"}
 
 func (k SessionEventKind) String() string {
 	if int(k) < len(sessionEventNames) {
@@ -172,8 +180,17 @@ type SessionObserver interface {
 	ObserveSession(SessionEvent)
 }
 
-// trackSessions applies what one response says about sessions.
+// trackSessions applies what one response says about sessions, in the
+// way of the sticky mode.
 func (b *Balancer) trackSessions(a *attempt, setCookies []string) {
+	switch a.s.opts.Sticky {
+	case StickyInsert:
+		b.trackInsert(a, setCookies)
+		return
+	case StickyPrefix:
+		b.trackPrefix(a, setCookies)
+		return
+	}
 	t, now, handled := b.tracker, a.start, false
 	for _, line := range setCookies {
 		value, expired, ok := a.stickyCookie(line)

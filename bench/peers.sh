@@ -18,11 +18,14 @@ PORT_proto_nethttp=$((PORT_BASE + 5)) PORT_proto_raw=$((PORT_BASE + 6)) PORT_dir
 PORT_tether_nethttp=$((PORT_BASE + 10))
 # Tether with max_conns: 64 per member (a FIFO queue in the balancer).
 PORT_tether_maxconns=$((PORT_BASE + 9))
+# Balancer cookies for applications without routes: Tether's sticky.mode:
+# insert (a signed cookie) and HAProxy's cookie SERVERID insert.
+PORT_tether_insert=$((PORT_BASE + 11)) PORT_haproxy_insert=$((PORT_BASE + 12))
 PEERS="direct tether haproxy nginx httpd"
 # BENCH_GOENV adds environment to the Go targets (Tether, protoproxy and the
 # direct backends), e.g. BENCH_GOENV="GOGC=400" to try a GC setting.
 GOENV=${BENCH_GOENV:-}
-EXPERIMENTS="tether-nethttp tether-maxconns direct-nethttp proto-nethttp proto-raw"
+EXPERIMENTS="tether-nethttp tether-maxconns tether-insert haproxy-insert direct-nethttp proto-nethttp proto-raw"
 P1=${BACKEND_PORTS[0]} P2=${BACKEND_PORTS[1]} P3=${BACKEND_PORTS[2]}
 
 # write_peer_configs: every target's configuration into $WORK.
@@ -30,17 +33,42 @@ write_peer_configs() {
 	write_tether_config "$WORK/tether.yaml" "$PORT_tether"
 	write_tether_config "$WORK/tether-nethttp.yaml" "$PORT_tether_nethttp" "" nethttp
 	write_tether_config "$WORK/tether-maxconns.yaml" "$PORT_tether_maxconns" "" "" 64
+	write_tether_insert_config
 	write_haproxy_config
+	write_haproxy_config insert
 	write_nginx_config
 	write_httpd_config
 }
 
-# write_haproxy_config: one thread; use-server on the cookie's route.
+# write_tether_insert_config: Tether with sticky.mode: insert, its key in
+# a file of the scratch directory.
+write_tether_insert_config() {
+	head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$WORK/cookie.key"
+	write_tether_config "$WORK/tether-insert.yaml" "$PORT_tether_insert"
+	sed -i "s|^  - name: bench|  - name: bench\n    sticky: { mode: insert, cookie: { key_file: $WORK/cookie.key } }|" "$WORK/tether-insert.yaml"
+}
+
+# write_haproxy_config [insert]: one thread; use-server on the cookie's
+# route, or (insert) HAProxy's own cookie SERVERID naming the server.
 # File descriptors: 10,000 idle clients plus the member connections. When
 # the hard limit is below what HAProxy wants for maxconn (two per
 # connection), "no strict-limits" lets it start with what there is.
 write_haproxy_config() {
-	cat >"$WORK/haproxy.cfg" <<EOF
+	local file=$WORK/haproxy.cfg port=$PORT_haproxy sticky
+	sticky="	use-server n1 if { req.cook(JSESSIONID),field(2,.) -m str n1 }
+	use-server n2 if { req.cook(JSESSIONID),field(2,.) -m str n2 }
+	use-server n3 if { req.cook(JSESSIONID),field(2,.) -m str n3 }
+	server n1 127.0.0.1:$P1
+	server n2 127.0.0.1:$P2
+	server n3 127.0.0.1:$P3"
+	if [[ ${1:-} == insert ]]; then
+		file=$WORK/haproxy-insert.cfg port=$PORT_haproxy_insert
+		sticky="	cookie SERVERID insert indirect nocache httponly
+	server n1 127.0.0.1:$P1 cookie n1
+	server n2 127.0.0.1:$P2 cookie n2
+	server n3 127.0.0.1:$P3 cookie n3"
+	fi
+	cat >"$file" <<EOF
 global
 	nbthread 1
 	maxconn 12000
@@ -55,16 +83,11 @@ defaults
 	timeout http-keep-alive 120s
 	maxconn 12000
 frontend fe
-	bind 127.0.0.1:$PORT_haproxy
+	bind 127.0.0.1:$port
 	default_backend members
 backend members
 	balance roundrobin
-	use-server n1 if { req.cook(JSESSIONID),field(2,.) -m str n1 }
-	use-server n2 if { req.cook(JSESSIONID),field(2,.) -m str n2 }
-	use-server n3 if { req.cook(JSESSIONID),field(2,.) -m str n3 }
-	server n1 127.0.0.1:$P1
-	server n2 127.0.0.1:$P2
-	server n3 127.0.0.1:$P3
+$sticky
 EOF
 }
 
@@ -198,14 +221,35 @@ start_target() {
 	direct) start_proc direct "$PROXY_CPU" env GOMAXPROCS=1 $GOENV "$WORK/bin/backend" --listen "127.0.0.1:$port" --route n2 ;;
 	direct-nethttp) start_proc "$name" "$PROXY_CPU" env GOMAXPROCS=1 $GOENV "$WORK/bin/backend" --nethttp --listen "127.0.0.1:$port" --route n2 ;;
 	proto-*) start_proc "$name" "$PROXY_CPU" env GOMAXPROCS=1 $GOENV "$WORK/bin/protoproxy" --engine "${name#proto-}" --listen "127.0.0.1:$port" --members "$members" ;;
-	tether | tether-nethttp | tether-maxconns) start_proc "$name" "$PROXY_CPU" env GOMAXPROCS=1 $GOENV "$WORK/bin/tether" serve --config "$WORK/$name.yaml" ;;
+	tether | tether-nethttp | tether-maxconns | tether-insert) start_proc "$name" "$PROXY_CPU" env GOMAXPROCS=1 $GOENV "$WORK/bin/tether" serve --config "$WORK/$name.yaml" ;;
 	haproxy) start_proc haproxy "$PROXY_CPU" haproxy -db -f "$WORK/haproxy.cfg" ;;
+	haproxy-insert) start_proc haproxy-insert "$PROXY_CPU" haproxy -db -f "$WORK/haproxy-insert.cfg" ;;
 	nginx) start_proc nginx "$PROXY_CPU" nginx -p "$WORK/nginx" -e "$WORK/nginx/error.log" -c "$WORK/nginx/nginx.conf" ;;
 	httpd) start_proc httpd "$PROXY_CPU" apache2 -d "$WORK/httpd" -f "$WORK/httpd/httpd.conf" -DFOREGROUND ;;
 	esac
 	TARGET_PID=$LAST_PID
 	TARGET_URL="http://127.0.0.1:$port"
 	wait_http "$name" "$TARGET_PID" "$TARGET_URL/"
+	TARGET_COOKIE=$STICKY_COOKIE
+	case $name in
+	tether-insert) TARGET_COOKIE="$STICKY_COOKIE; TETHERID=$(insert_cookie "$name" "$TARGET_URL" TETHERID)" ;;
+	haproxy-insert) TARGET_COOKIE="$STICKY_COOKIE; SERVERID=$(insert_cookie "$name" "$TARGET_URL" SERVERID)" ;;
+	esac
+}
+
+# insert_cookie NAME URL COOKIE: the value of the balancer's cookie COOKIE
+# set on a new session that reached n2.
+insert_cookie() {
+	local name=$1 url=$2 cookie=$3 i hdr
+	for ((i = 0; i < 12; i++)); do
+		hdr=$(curl -sf --max-time 5 -D - -o "$WORK/body" "$url/") || die "$name: new-session request failed"
+		[[ $(<"$WORK/body") == "node n2" ]] || continue
+		hdr=$(grep -i "^Set-Cookie: $cookie=" <<<"$hdr" | head -1 | tr -d '\r') || die "$name: no $cookie cookie on a new session"
+		hdr=${hdr#*=}
+		echo "${hdr%%;*}"
+		return
+	done
+	die "$name: 12 new sessions never reached n2"
 }
 
 # verify NAME URL: sticky requests all reach n2, new sessions reach every
@@ -216,10 +260,10 @@ verify() {
 	# would then send the next new sessions elsewhere.
 	[[ $name == direct* ]] || verify_new "$name" "$url"
 	for ((i = 0; i < 10; i++)); do
-		body=$(curl -sf --max-time 5 -H "Cookie: $STICKY_COOKIE" "$url/") || die "$name: sticky request failed"
+		body=$(curl -sf --max-time 5 -H "Cookie: $TARGET_COOKIE" "$url/") || die "$name: sticky request failed"
 		[[ $body == "node n2" ]] || die "$name is not sticky: a request for n2 reached '$body'"
 	done
-	body=$(curl -sf --max-time 5 -H "Cookie: $STICKY_COOKIE" -o /dev/null -w '%{size_download}' "$url/big") ||
+	body=$(curl -sf --max-time 5 -H "Cookie: $TARGET_COOKIE" -o /dev/null -w '%{size_download}' "$url/big") ||
 		die "$name: /big failed"
 	[[ $body == 65536 ]] || die "$name: /big returned $body bytes, want 65536"
 }

@@ -17,10 +17,18 @@ type Config struct {
 	Listen string `yaml:"listen"`
 	// TLS, when set, terminates TLS on Listen (HTTP/2 is offered to clients).
 	TLS *TLS `yaml:"tls"`
+	// UnknownHost is the status of a request whose host no balancer's
+	// hosts name, on a listener where every balancer names hosts: 421
+	// (default) or 404. A balancer without hosts serves every other host.
+	UnknownHost int `yaml:"unknown_host"`
 	// TrustedProxies lists the addresses (IPs or CIDRs) whose incoming
 	// X-Forwarded-* and Forwarded headers are kept and extended. From anyone
 	// else they are replaced. Default: none.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// ProxyProtocol, when set, makes the listed sources (L4 load balancers
+	// in front) start each connection with a PROXY protocol header, whose
+	// client address then stands for theirs.
+	ProxyProtocol *ProxyProtocol `yaml:"proxy_protocol"`
 	// Limits bounds what clients may send.
 	Limits Limits `yaml:"limits"`
 	// AccessLog is where the access log goes: "" or "off" (default: none),
@@ -35,16 +43,64 @@ type Config struct {
 	// ShutdownTimeout is how long a graceful shutdown (SIGTERM) waits for
 	// requests in flight. Default 30s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// ShutdownDelay is how long, on SIGTERM, the listeners keep serving
+	// while the readiness probe answers 503, so that whatever routes to
+	// this instance (an orchestrator, a load balancer in front) stops
+	// before the listeners close. Default 0: they close at once.
+	ShutdownDelay time.Duration `yaml:"shutdown_delay"`
+	// Probes are readiness and liveness endpoints on every proxy listener.
+	Probes Probes `yaml:"probes"`
+	// RedirectHTTPS, when set, is a plaintext listener that answers every
+	// request (but the probes) with a redirect to the same URL over https.
+	RedirectHTTPS *RedirectHTTPS `yaml:"redirect_https"`
 	// Manager is the management API and web UI. Omitted: no manager runs.
 	Manager *Manager `yaml:"manager"`
 	// Balancers are the balancers served. At least one is required.
 	Balancers []Balancer `yaml:"balancers"`
 }
 
-// TLS names a certificate and its key, both PEM files.
+// TLS names a certificate and its key, both PEM files, and more
+// certificates chosen by the name a client asks for (SNI).
 type TLS struct {
+	// Cert and Key are the default certificate: served to clients whose
+	// SNI no other certificate matches (or that send none). Required.
 	Cert string `yaml:"cert"`
 	Key  string `yaml:"key"`
+	// Certificates are more certificates on the same listener; a client
+	// gets the first whose names match the server name it asks for.
+	Certificates []Certificate `yaml:"certificates"`
+}
+
+// Certificate is a PEM certificate (chain) and its key.
+type Certificate struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+}
+
+// Probes are the endpoints orchestrators poll on the proxy listeners,
+// answered by Tether itself (never proxied), for any host.
+type Probes struct {
+	// ReadyPath answers 200, or 503 from SIGTERM on. Default "": none.
+	ReadyPath string `yaml:"ready_path"`
+	// LivePath answers 200 while the process serves. Default "": none.
+	LivePath string `yaml:"live_path"`
+}
+
+// ProxyProtocol lists who sends PROXY protocol headers.
+type ProxyProtocol struct {
+	// From are the IPs or CIDR prefixes whose connections must start with
+	// a header (version 1 or 2); connections from them without one are
+	// closed. Others must not send one. Required.
+	From []string `yaml:"from"`
+}
+
+// RedirectHTTPS is a listener that sends clients to https.
+type RedirectHTTPS struct {
+	// Listen is its address, like "0.0.0.0:80". Required; no balancer may
+	// use it.
+	Listen string `yaml:"listen"`
+	// Port is the port of the https URLs. Default 443 (left out of them).
+	Port int `yaml:"port"`
 }
 
 // Limits bounds client requests. Zero means the default.
@@ -102,6 +158,10 @@ type Balancer struct {
 	Listen string `yaml:"listen"`
 	// TLS terminates TLS on the balancer's own Listen.
 	TLS *TLS `yaml:"tls"`
+	// Hosts are the host names served, matched before Path: exact
+	// ("shop.example.com") or a wildcard for one label ("*.example.com").
+	// Default none: every host no other balancer on the listener names.
+	Hosts []string `yaml:"hosts"`
 	// Path is the URL prefix served, matched on whole segments; the longest
 	// matching prefix on a listener wins. Default "/".
 	Path string `yaml:"path"`
@@ -119,10 +179,19 @@ type Balancer struct {
 	Method string `yaml:"method"`
 	// MaxAttempts is how many members one request may be tried on. Default 3.
 	MaxAttempts int `yaml:"max_attempts"`
+	// SlowStart, if set, is how long a member that comes back (up again,
+	// active again after stopped or standby, added through the manager)
+	// takes to ramp its share of new sessions up to its weight's (HAProxy's
+	// slowstart). Default 0: at once.
+	SlowStart time.Duration `yaml:"slow_start"`
 	// MaxConns is how many requests each member is sent at once; more
 	// wait in the member's queue for up to Timeouts.Queue. Default 0: no
 	// limit.
 	MaxConns int `yaml:"max_conns"`
+	// MemberTLS configures TLS towards the https members; a member's own
+	// TLS overrides it key by key. Default: the system's roots, the member
+	// URL's host as the server name, no client certificate.
+	MemberTLS *MemberTLS `yaml:"member_tls"`
 	// Timeouts towards the members.
 	Timeouts Timeouts `yaml:"timeouts"`
 	// Health configures active health checks. Omitted: none, passive
@@ -138,14 +207,66 @@ type Balancer struct {
 	Members []Member `yaml:"members"`
 }
 
-// Sticky says where a request carries its session id.
+// Sticky says where a request carries its session's route.
 type Sticky struct {
-	// Names are looked up as cookies, then as ";name=" path parameters, then
-	// as query parameters. Default [JSESSIONID, jsessionid].
+	// Mode is "route" (default: the route ends the application's own
+	// session id, "<id>.<route>", as Tomcat's jvmRoute writes it),
+	// "insert" (Tether sets a signed cookie of its own naming the member;
+	// see Cookie) or "prefix" (Tether puts the route in front of the
+	// application's session cookie on the way out, "<route>~<id>", and
+	// removes it on the way in).
+	Mode string `yaml:"mode"`
+	// Names are the application's session cookies. In route mode they are
+	// looked up as cookies, then as ";name=" path parameters, then as
+	// query parameters; in prefix mode as cookies; in insert mode a
+	// response expiring one (a logout) also ends Tether's cookie. Default
+	// [JSESSIONID, jsessionid].
 	Names []string `yaml:"names"`
-	// Separator is the one character between the id and the route; the
-	// route is the text after the first one. Default ".".
+	// Separator is the one character between the id and the route (route
+	// mode; the route is the text after the first one), or between the
+	// route and the application's value (prefix mode; the route is the
+	// text before the first one). Default "." in route mode, "~" in
+	// prefix mode.
 	Separator string `yaml:"separator"`
+	// Cookie is Tether's own cookie in insert mode, where its key is
+	// required.
+	Cookie *StickyCookie `yaml:"cookie"`
+}
+
+// StickyCookie is Tether's own cookie in insert mode. Its value names the
+// member and is signed (HMAC-SHA256) so that clients cannot choose one.
+type StickyCookie struct {
+	// Name is the cookie's name. Default "TETHERID".
+	Name string `yaml:"name"`
+	// KeyFile holds the signing keys, one per line (blank lines and lines
+	// starting with # ignored), each at least 32 characters: the first
+	// signs, every one verifies. To rotate, put a new key first, reload,
+	// and remove the old one after the longest session. One of KeyFile or
+	// KeyEnv is required.
+	KeyFile string `yaml:"key_file"`
+	// KeyEnv names an environment variable holding the keys, in the same
+	// format as KeyFile.
+	KeyEnv string `yaml:"key_env"`
+	// Path is the cookie's Path. Default: the balancer's path.
+	Path string `yaml:"path"`
+	// Domain is the cookie's Domain. Default: none (the host only).
+	Domain string `yaml:"domain"`
+	// Secure is "auto" (default: Secure when the client's connection is
+	// TLS, or a trusted proxy says so in X-Forwarded-Proto), "always" or
+	// "never".
+	Secure string `yaml:"secure"`
+	// HTTPOnly hides the cookie from scripts. Default true.
+	HTTPOnly *bool `yaml:"http_only"`
+	// SameSite is "lax" (default), "strict", "none" (which browsers accept
+	// only with Secure) or "off" (the attribute left out).
+	SameSite string `yaml:"same_site"`
+	// MaxIdle, if set, ends a session that sent no request for that long
+	// (checked from the cookie itself, so instances share no state).
+	// Default 0: no limit.
+	MaxIdle time.Duration `yaml:"max_idle"`
+	// MaxLife, if set, ends a session that long after it began, whatever
+	// its activity. Default 0: no limit.
+	MaxLife time.Duration `yaml:"max_life"`
 }
 
 // Timeouts towards members. Zero means the default.
@@ -241,6 +362,28 @@ type Member struct {
 	// SecretEnv names an environment variable holding the member's AJP
 	// secret instead.
 	SecretEnv string `yaml:"secret_env"`
+	// TLS overrides keys of the balancer's member_tls for this https
+	// member. Default: the balancer's.
+	TLS *MemberTLS `yaml:"tls"`
+}
+
+// MemberTLS configures TLS towards https members, for their traffic and
+// their health checks alike.
+type MemberTLS struct {
+	// CA is a PEM file of the certificate authorities that members'
+	// certificates must chain to, instead of the system's. Default: the
+	// system's roots.
+	CA string `yaml:"ca"`
+	// Cert and Key are a client certificate and its key (PEM files), for
+	// members that require one. Default: none.
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+	// ServerName is the name the member's certificate must bear (and the
+	// SNI sent). Default: the host of the member's URL.
+	ServerName string `yaml:"server_name"`
+	// InsecureSkipVerify accepts any certificate: encryption without
+	// authentication. Default false.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
 }
 
 // Default returns the configuration an empty file would give, before

@@ -50,7 +50,8 @@ func (c *checker) add(field, format string, args ...any) {
 
 // Validate checks every value and returns FieldErrors listing all problems,
 // or nil. It reads nothing but the files the configuration names (TLS
-// certificates, token files), to check that they exist.
+// certificates, token files), to check that they exist, and the cookie
+// keys of insert mode (files or environment variables), to check them.
 func (c *Config) Validate() error {
 	v := &checker{}
 	v.listen("listen", c.Listen)
@@ -60,14 +61,48 @@ func (c *Config) Validate() error {
 			v.add(fmt.Sprintf("trusted_proxies[%d]", i), "%q is not an IP address or CIDR prefix", p)
 		}
 	}
+	if pp := c.ProxyProtocol; pp != nil {
+		if len(pp.From) == 0 {
+			v.add("proxy_protocol.from", "list the addresses (IPs or CIDRs) of the proxies that send the header")
+		}
+		for i, p := range pp.From {
+			if _, err := ParsePrefix(p); err != nil {
+				v.add(fmt.Sprintf("proxy_protocol.from[%d]", i), "%q is not an IP address or CIDR prefix", p)
+			}
+		}
+	}
 	v.limits(&c.Limits)
 	v.nonNegative("shutdown_timeout", c.ShutdownTimeout)
+	v.nonNegative("shutdown_delay", c.ShutdownDelay)
+	for _, p := range [...][2]string{{"probes.ready_path", c.Probes.ReadyPath}, {"probes.live_path", c.Probes.LivePath}} {
+		if p[1] != "" && (!strings.HasPrefix(p[1], "/") || strings.ContainsAny(p[1], "?# \t")) {
+			v.add(p[0], "%q must be a path starting with /, without query", p[1])
+		}
+	}
+	if p := c.Probes.ReadyPath; p != "" && p == c.Probes.LivePath {
+		v.add("probes.live_path", "%q is also ready_path", p)
+	}
 	v.engine(c)
 	if c.Manager != nil {
 		v.manager(c.Manager)
 	}
 	if len(c.Balancers) == 0 {
 		v.add("balancers", "at least one balancer is required")
+	}
+	if r := c.RedirectHTTPS; r != nil {
+		v.listen("redirect_https.listen", r.Listen)
+		if r.Port < 0 || r.Port > 65535 {
+			v.add("redirect_https.port", "%d must be a port from 1 to 65535 (0 for 443)", r.Port)
+		}
+		for i := range c.Balancers {
+			if c.ListenOf(&c.Balancers[i]) == r.Listen {
+				v.add("redirect_https.listen", "%s is also the listen of balancers[%d]: the redirect needs a listener of its own", r.Listen, i)
+				break
+			}
+		}
+	}
+	if c.UnknownHost != 0 && c.UnknownHost != 404 && c.UnknownHost != 421 {
+		v.add("unknown_host", "%d: use 421 or 404", c.UnknownHost)
 	}
 	names := map[string]int{}
 	sites := map[string]int{}
@@ -79,11 +114,7 @@ func (c *Config) Validate() error {
 			v.add(f+".name", "duplicate balancer name %q (also balancers[%d])", b.Name, j)
 		}
 		names[b.Name] = i
-		site := c.ListenOf(b) + " " + pathOrRoot(b.Path)
-		if j, dup := sites[site]; dup {
-			v.add(f+".path", "balancers[%d] already serves path %q on %s", j, pathOrRoot(b.Path), c.ListenOf(b))
-		}
-		sites[site] = i
+		v.site(f, c, b, i, sites)
 	}
 	if len(v.errs) == 0 {
 		return nil
@@ -162,6 +193,11 @@ func (v *checker) tls(field string, t *TLS) {
 	}
 	v.file(field+".cert", t.Cert, "a PEM certificate file is required")
 	v.file(field+".key", t.Key, "a PEM key file is required")
+	for i, c := range t.Certificates {
+		f := fmt.Sprintf("%s.certificates[%d]", field, i)
+		v.file(f+".cert", c.Cert, "a PEM certificate file is required")
+		v.file(f+".key", c.Key, "a PEM key file is required")
+	}
 }
 
 func (v *checker) file(field, path, missing string) {
@@ -248,20 +284,19 @@ func (v *checker) balancer(f string, b *Balancer) {
 	if b.Path != "" && !strings.HasPrefix(b.Path, "/") {
 		v.add(f+".path", "%q must start with /", b.Path)
 	}
-	for i, n := range b.Sticky.Names {
-		if !isToken(n) {
-			v.add(fmt.Sprintf("%s.sticky.names[%d]", f, i), "%q is not a valid cookie name", n)
-		}
-	}
-	if s := b.Sticky.Separator; s != "" && (len(s) != 1 || !isSeparator(s[0])) {
-		v.add(f+".sticky.separator", "%q must be one printable ASCII character other than a letter, digit, space, ';', ',', '=' or '\"'", s)
-	}
+	v.hosts(f, b.Hosts)
+	v.sticky(f, &b.Sticky)
 	v.oneOf(f+".sessions", b.Sessions, SessionModes)
 	v.oneOf(f+".method", b.Method, Methods)
 	if b.MaxAttempts < 0 || b.MaxAttempts > 100 {
 		v.add(f+".max_attempts", "%d must be from 1 to 100 (0 for the default)", b.MaxAttempts)
 	}
 	v.nonNegativeInt(f+".max_conns", int64(b.MaxConns))
+	if b.SlowStart < 0 || b.SlowStart > 24*time.Hour {
+		v.add(f+".slow_start", "%v must be from 0 to 24h", b.SlowStart)
+	}
+	v.memberTLS(f+".member_tls", b.MemberTLS)
+	v.sameAddressTLS(f, b)
 	v.nonNegative(f+".timeouts.connect", b.Timeouts.Connect)
 	v.nonNegative(f+".timeouts.response", b.Timeouts.Response)
 	v.nonNegative(f+".timeouts.idle", b.Timeouts.Idle)
@@ -298,6 +333,10 @@ func (v *checker) balancer(f string, b *Balancer) {
 			v.add(mf+".route", "duplicate route %q (also members[%d])", m.Route, j)
 		}
 		routes[m.Route] = i
+		v.memberTLS(mf+".tls", m.TLS)
+		if m.TLS != nil && !strings.HasPrefix(m.URL, "https://") {
+			v.add(mf+".tls", "tls is for https members: %q is not one", m.URL)
+		}
 		if j, dup := urls[m.URL]; dup && m.URL != "" {
 			v.add(mf+".url", "duplicate url %q (also members[%d])", m.URL, j)
 		}

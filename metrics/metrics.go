@@ -78,6 +78,7 @@ var (
 	sessionEvents = [...]string{
 		balancer.SessionCreated: "created", balancer.SessionCreatedWhileDraining: "created_while_draining",
 		balancer.SessionRouteRewritten: "route_rewritten", balancer.SessionExpired: "expired",
+		balancer.SessionCookieInvalid: "cookie_invalid", balancer.SessionCookieExpired: "cookie_expired",
 	}
 )
 
@@ -116,7 +117,7 @@ func New(o Options) (*Collector, error) {
 		}, []string{"balancer", "member"}),
 		sessions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tether_session_events_total",
-			Help: "Session events seen in responses: created, created_while_draining, route_rewritten (a takeover), expired (logout).",
+			Help: "Session events: created, created_while_draining, route_rewritten (a takeover or failover), expired (logout); in sticky mode insert, cookie_invalid (forged, altered or signed with a retired key) and cookie_expired (past max_idle or max_life), each counted as no cookie.",
 		}, []string{"balancer", "member", "event"}),
 	}
 	c.table.Store(&table{})

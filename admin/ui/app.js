@@ -289,8 +289,9 @@
     badge.dataset.state = m.state;
     $('.m-announced', row).hidden = !m.announced;
     const h = $('.m-health', row);
-    h.textContent = m.health;
+    h.textContent = m.slow_start ? m.health + ' · warming ' + Math.round(m.slow_start.share * 100) + '%' : m.health;
     h.dataset.health = m.health;
+    h.title = m.health_reason || '';
     $('.m-weight', row).textContent = m.weight;
     const wi = $('.m-weight-input', row);
     if (document.activeElement !== wi) wi.placeholder = m.weight;

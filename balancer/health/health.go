@@ -77,9 +77,15 @@ type Options struct {
 	// ProbeInterval is how often a member taken down by MarkDown is probed.
 	// Default 1s.
 	ProbeInterval time.Duration
+	// DialTLS, if set, connects to an https target at addr ("host:port")
+	// and completes the TLS handshake: checks and probes of https targets
+	// then use it, so that they verify certificates exactly as the
+	// traffic does (a member whose certificate fails is down, not up in
+	// the checks and failing in traffic). Default nil: TLS with the
+	// system's roots and the target's host name.
+	DialTLS func(ctx context.Context, addr string) (net.Conn, error)
 	// Transport sends the checks. Default: a transport of its own that does
-	// not keep connections alive and accepts any TLS certificate (members
-	// are often addressed by IP).
+	// not keep connections alive and dials https targets with DialTLS.
 	Transport http.RoundTripper
 	// Logger receives state changes. Default: slog.Default().
 	Logger *slog.Logger
@@ -116,11 +122,15 @@ func (o Options) withDefaults() Options {
 		d.Logger = o.Logger
 	}
 	d.Path, d.OnChange = o.Path, o.OnChange
+	d.DialTLS = o.DialTLS
+	if d.DialTLS == nil {
+		d.DialTLS = dialTLS
+	}
 	d.Transport = o.Transport
 	if d.Transport == nil {
 		d.Transport = &http.Transport{
 			DisableKeepAlives: true,
-			TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // health checks only read a status
+			DialTLSContext:    func(ctx context.Context, _, addr string) (net.Conn, error) { return d.DialTLS(ctx, addr) },
 			Proxy:             nil,
 		}
 	}
@@ -315,8 +325,7 @@ func (c *Checker) check(ctx context.Context, t Target) (string, error) {
 				return "", err
 			}
 		}
-		var d net.Dialer
-		conn, err := d.DialContext(ctx, "tcp", hostPort(base))
+		conn, err := c.connect(ctx, base)
 		if err != nil {
 			return "", err
 		}
@@ -355,6 +364,24 @@ func (c *Checker) check(ctx context.Context, t Target) (string, error) {
 		return "", fmt.Errorf("GET %s: status %d", c.opts.Path, resp.StatusCode)
 	}
 	return announced, nil
+}
+
+// connect opens a connection to base, as a probe without a health path:
+// TCP, and for an https target the TLS handshake too.
+func (c *Checker) connect(ctx context.Context, base *url.URL) (net.Conn, error) {
+	if base.Scheme == "https" {
+		return c.opts.DialTLS(ctx, hostPort(base))
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, "tcp", hostPort(base))
+}
+
+// dialTLS is the default DialTLS: the system's roots, the host as the
+// server name.
+func dialTLS(ctx context.Context, addr string) (net.Conn, error) {
+	host, _, _ := net.SplitHostPort(addr)
+	d := tls.Dialer{Config: &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}}
+	return d.DialContext(ctx, "tcp", addr)
 }
 
 func hostPort(u *url.URL) string {

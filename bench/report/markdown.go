@@ -12,6 +12,7 @@ var targetNames = map[string]string{
 	"direct-nethttp": "direct, net/http.Server backend", "proto-nethttp": "Go net/http proxy (bare)",
 	"proto-raw": "Go raw HTTP/1.1 proxy (prototype)", "tether-nethttp": "Tether, engine: nethttp",
 	"tether-maxconns": "Tether, max_conns: 64",
+	"tether-insert":   "Tether, sticky.mode: insert", "haproxy-insert": "HAProxy, cookie SERVERID insert",
 }
 
 func targetName(t string) string {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/tetherlb/tether/config"
 	"github.com/tetherlb/tether/internal/proctest"
+	"github.com/tetherlb/tether/internal/testpki"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
@@ -216,8 +217,7 @@ func TestGracefulShutdownFinishesRequests(t *testing.T) {
 
 func TestTLSWithHTTP2(t *testing.T) {
 	b := named(t, "b")
-	dir := t.TempDir()
-	cert, key := proctest.SelfSigned(t, dir)
+	cert, key := testpki.NewCA(t, "test").Issue(t, "localhost", "127.0.0.1")
 	cfg := parse(t, fmt.Sprintf("listen: 127.0.0.1:0\ntls: {cert: %q, key: %q}\nbalancers:\n  - {name: b, members: [{url: %q, route: n1}]}\n", cert, key, b.URL))
 	s, _ := start(t, cfg)
 	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, ForceAttemptHTTP2: true}}

@@ -29,6 +29,7 @@ func balancerOptions(cfg *config.Config, b *config.Balancer, logger, access *slo
 		ResponseTimeout: b.Timeouts.Response,
 		IdleTimeout:     b.Timeouts.Idle,
 		MaxConns:        b.MaxConns,
+		SlowStart:       b.SlowStart,
 		QueueTimeout:    b.Timeouts.Queue,
 		Failures:        b.Passive.Failures,
 		Health:          health.Options{ProbeInterval: b.Passive.ProbeInterval},
@@ -42,9 +43,14 @@ func balancerOptions(cfg *config.Config, b *config.Balancer, logger, access *slo
 		AJPPacketSize:   b.AJP.PacketSize,
 		AJPPingIdle:     b.AJP.PingIdle,
 	}
-	if b.Sticky.Separator != "" {
-		o.Separator = b.Sticky.Separator[0]
+	if err := stickyOptions(&o, b); err != nil {
+		return o, err
 	}
+	mt, err := config.ClientTLS(b.MemberTLS)
+	if err != nil {
+		return o, fmt.Errorf("balancer %s: member_tls: %w", b.Name, err)
+	}
+	o.MemberTLS = mt
 	if h := b.Health; h != nil {
 		o.Health.Path = h.Path
 		if o.Health.Path == "" {
@@ -81,6 +87,11 @@ func memberConfigs(b *config.Balancer, getenv func(string) string) ([]balancer.M
 			}
 			if mc.Secret, err = readSecret(file, env, getenv); err != nil {
 				return nil, fmt.Errorf("balancer %q, member %q: %w", b.Name, m.Route, err)
+			}
+		}
+		if m.TLS != nil { // else the balancer's member_tls
+			if mc.TLS, err = config.ClientTLS(config.MergeTLS(b.MemberTLS, m.TLS)); err != nil {
+				return nil, fmt.Errorf("member %q: tls: %w", m.Route, err)
 			}
 		}
 		out = append(out, mc)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/tetherlb/tether/config"
 )
@@ -21,6 +22,9 @@ type ServeOptions struct {
 	Reload <-chan struct{}
 	// Started, if set, is called once everything listens.
 	Started func(*Server)
+	// Hurry, when it receives during the shutdown delay, ends the delay
+	// at once (a second SIGTERM). Default nil: the delay runs its course.
+	Hurry <-chan struct{}
 	// Getenv reads the environment (TETHER_MANAGER_TOKEN). Default os.Getenv.
 	Getenv func(string) string
 }
@@ -65,6 +69,16 @@ func Serve(ctx context.Context, cfg config.Config, o ServeOptions) error {
 	for {
 		select {
 		case <-ctx.Done():
+			srv.BeginShutdown()
+			if d := cfg.ShutdownDelay; d > 0 {
+				o.Logger.Info("shutting down: not ready, still serving", "delay", d)
+				t := time.NewTimer(d)
+				select {
+				case <-t.C:
+				case <-o.Hurry:
+					t.Stop()
+				}
+			}
 			o.Logger.Info("shutting down", "timeout", cfg.ShutdownTimeout)
 			mg.shutdown(cfg.ShutdownTimeout)
 			srv.Shutdown(cfg.ShutdownTimeout)

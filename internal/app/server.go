@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"slices"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tetherlb/tether/balancer"
+	"github.com/tetherlb/tether/balancer/proxyproto"
 	"github.com/tetherlb/tether/config"
 )
 
@@ -37,8 +39,9 @@ type Server struct {
 	balancers map[string]*balancer.Balancer
 	members   map[string][]balancer.MemberConfig // as last configured, for Reload
 	listeners map[string]*listener
-	hooks     hooks    // attached to every balancer
-	mgr       *managed // the manager, if one runs
+	hooks     hooks       // attached to every balancer
+	mgr       *managed    // the manager, if one runs
+	stopping  atomic.Bool // SIGTERM received: the readiness probe answers 503
 }
 
 // listener is one address with the balancers it serves.
@@ -50,7 +53,8 @@ type listener struct {
 	native *balancer.Server // set when engine is native
 	ln     net.Listener
 	mux    atomic.Pointer[balancer.Mux]
-	cert   atomic.Pointer[tls.Certificate]
+	certs  atomic.Pointer[[]tls.Certificate] // the default first; see certificate
+	proxy  *proxyproto.Listener              // set when the PROXY protocol is on
 	done   chan struct{}
 }
 
@@ -156,14 +160,28 @@ func (s *Server) apply(cfg config.Config) error {
 			return fmt.Errorf("listener %s: changing the engine needs a restart", addr)
 		}
 	}
-	certs := map[string]*tls.Certificate{}
+	if rd := cfg.RedirectHTTPS; rd != nil {
+		if l, ok := s.listeners[rd.Listen]; ok && l.tls != nil {
+			return fmt.Errorf("listener %s: turning tls off needs a restart", rd.Listen)
+		}
+	}
+	from, err := proxySources(&cfg)
+	if err != nil {
+		return err
+	}
+	for addr, l := range s.listeners {
+		if l.ln != nil && (l.proxy != nil) != (from != nil) {
+			return fmt.Errorf("listener %s: turning proxy_protocol on or off needs a restart", addr)
+		}
+	}
+	certs := map[string][]tls.Certificate{}
 	for addr, t := range tlsOf {
 		if t != nil {
-			c, err := tls.LoadX509KeyPair(t.Cert, t.Key)
+			cs, err := loadCertificates(t)
 			if err != nil {
 				return fmt.Errorf("listener %s: %w", addr, err)
 			}
-			certs[addr] = &c
+			certs[addr] = cs
 		}
 	}
 	// Balancers: update those that stay, build new ones.
@@ -202,19 +220,16 @@ func (s *Server) apply(cfg config.Config) error {
 	for name, p := range plan {
 		s.members[name] = p.members
 	}
-	// Routes per address.
-	routes := map[string]map[string]*balancer.Balancer{}
+	// Sites per address.
+	routes := map[string][]balancer.Site{}
 	for i := range cfg.Balancers {
 		b := &cfg.Balancers[i]
 		addr := cfg.ListenOf(b)
-		if routes[addr] == nil {
-			routes[addr] = map[string]*balancer.Balancer{}
-		}
 		path := b.Path
 		if path == "" {
 			path = "/"
 		}
-		routes[addr][path] = s.balancers[b.Name]
+		routes[addr] = append(routes[addr], balancer.Site{Hosts: b.Hosts, Path: path, Balancer: s.balancers[b.Name]})
 	}
 	for addr, r := range routes {
 		l, ok := s.listeners[addr]
@@ -223,13 +238,30 @@ func (s *Server) apply(cfg config.Config) error {
 			s.listeners[addr] = l
 		}
 		l.tls = tlsOf[addr]
-		mux := balancer.NewMux(r)
+		mux := balancer.NewSiteMux(r, balancer.MuxOptions{UnknownHost: cfg.UnknownHost, Probes: s.probes(&cfg)})
 		l.mux.Store(mux)
 		if l.native != nil {
 			l.native.SetMux(mux)
 		}
-		if c := certs[addr]; c != nil {
-			l.cert.Store(c)
+		if cs := certs[addr]; cs != nil {
+			l.certs.Store(&cs)
+		}
+	}
+	if rd := cfg.RedirectHTTPS; rd != nil {
+		l, ok := s.listeners[rd.Listen]
+		if !ok {
+			l = s.newListener(cfg, rd.Listen, nil)
+			s.listeners[rd.Listen] = l
+		}
+		mux := balancer.NewSiteMux(nil, balancer.MuxOptions{RedirectHTTPS: orDefault(rd.Port, 443), Probes: s.probes(&cfg)})
+		l.mux.Store(mux)
+		if l.native != nil {
+			l.native.SetMux(mux)
+		}
+	}
+	for _, l := range s.listeners {
+		if l.proxy != nil {
+			l.proxy.SetFrom(from)
 		}
 	}
 	if s.access != nil {
@@ -242,6 +274,19 @@ func (s *Server) apply(cfg config.Config) error {
 	}
 	return nil
 }
+
+// probes returns the probes of cfg, nil if none.
+func (s *Server) probes(cfg *config.Config) *balancer.Probes {
+	p := cfg.Probes
+	if p.ReadyPath == "" && p.LivePath == "" {
+		return nil
+	}
+	return &balancer.Probes{ReadyPath: p.ReadyPath, LivePath: p.LivePath, Ready: func() bool { return !s.stopping.Load() }}
+}
+
+// BeginShutdown makes the readiness probes answer 503; the listeners
+// keep serving until Shutdown.
+func (s *Server) BeginShutdown() { s.stopping.Store(true) }
 
 func (s *Server) newListener(cfg config.Config, addr string, t *config.TLS) *listener {
 	l := &listener{addr: addr, tls: t, engine: engineOf(&cfg, t != nil), done: make(chan struct{})}
@@ -268,7 +313,7 @@ func (s *Server) newListener(cfg config.Config, addr string, t *config.TLS) *lis
 		hs.TLSConfig = &tls.Config{
 			MinVersion:     tls.VersionTLS12,
 			NextProtos:     []string{"h2", "http/1.1"},
-			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return l.cert.Load(), nil },
+			GetCertificate: l.certificate,
 		}
 	}
 	return l
@@ -299,6 +344,13 @@ func (s *Server) startListeners() error {
 			return fmt.Errorf("listen %s: %w", l.addr, err)
 		}
 		l.ln = ln
+		if pp := s.cfg.ProxyProtocol; pp != nil {
+			from, _ := proxySources(&s.cfg) // checked by apply
+			l.proxy = proxyproto.NewListener(ln, proxyproto.Options{
+				From: from, Timeout: orDefault(s.cfg.Limits.HeaderTimeout, defaultHeaderTimeout), Logger: s.logger,
+			})
+			ln = l.proxy
+		}
 		if l.tls != nil {
 			ln = tls.NewListener(ln, l.srv.(*http.Server).TLSConfig)
 		}
@@ -370,6 +422,9 @@ func (s *Server) Reload(cfg config.Config, timeout time.Duration) error {
 }
 
 func (s *Server) uses(addr string) bool {
+	if rd := s.cfg.RedirectHTTPS; rd != nil && rd.Listen == addr {
+		return true
+	}
 	return slices.ContainsFunc(s.cfg.Balancers, func(b config.Balancer) bool { return s.cfg.ListenOf(&b) == addr })
 }
 
@@ -414,4 +469,52 @@ func (s *Server) closeAll() {
 	for _, b := range s.balancers {
 		b.Close()
 	}
+}
+
+// proxySources returns the sources of PROXY protocol headers, nil if
+// the protocol is off.
+func proxySources(cfg *config.Config) ([]netip.Prefix, error) {
+	pp := cfg.ProxyProtocol
+	if pp == nil {
+		return nil, nil
+	}
+	out := make([]netip.Prefix, 0, len(pp.From))
+	for _, f := range pp.From {
+		p, err := config.ParsePrefix(f)
+		if err != nil {
+			return nil, fmt.Errorf("proxy_protocol.from: %w", err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// loadCertificates loads a listener's certificates: the default first,
+// then the others in file order.
+func loadCertificates(t *config.TLS) ([]tls.Certificate, error) {
+	files := append([]config.Certificate{{Cert: t.Cert, Key: t.Key}}, t.Certificates...)
+	out := make([]tls.Certificate, 0, len(files))
+	for _, f := range files {
+		c, err := tls.LoadX509KeyPair(f.Cert, f.Key)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f.Cert, err)
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// certificate chooses the certificate for a TLS handshake: the first
+// other certificate whose names match the client's server name (SNI),
+// else the default one.
+func (l *listener) certificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	cs := *l.certs.Load()
+	if hello.ServerName != "" {
+		for i := 1; i < len(cs); i++ {
+			if hello.SupportsCertificate(&cs[i]) == nil {
+				return &cs[i], nil
+			}
+		}
+	}
+	return &cs[0], nil
 }

@@ -40,8 +40,28 @@ func runServe(ctx context.Context, env Env, args []string) int {
 			}
 		}
 	}()
+	// A second SIGTERM or Ctrl-C ends the shutdown delay (the first one
+	// ends ctx).
+	term := make(chan os.Signal, 2)
+	signal.Notify(term, syscall.SIGTERM, os.Interrupt)
+	defer signal.Stop(term)
+	hurry, done := make(chan struct{}), make(chan struct{})
+	defer close(done)
+	go func() {
+		for n := 0; ; {
+			select {
+			case <-term:
+				if n++; n == 2 {
+					close(hurry)
+					return
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
 	logger := env.logger()
-	err = app.Serve(ctx, cfg, app.ServeOptions{ConfigPath: *path, Logger: logger, Reload: reload})
+	err = app.Serve(ctx, cfg, app.ServeOptions{ConfigPath: *path, Logger: logger, Reload: reload, Hurry: hurry})
 	if err != nil {
 		fmt.Fprintln(env.Stderr, "tether serve:", err)
 		if errors.Is(err, app.ErrConfig) {

@@ -162,3 +162,31 @@ func TestServeRefusesManagerWithoutTokenWithExitCode2(t *testing.T) {
 		t.Fatalf("code %d, stderr %q; want 2 and a message about the token", code, errOut.String())
 	}
 }
+
+// TestServeShutdownDelay: on SIGTERM, `tether serve` answers its
+// readiness probe with 503 and keeps proxying for shutdown_delay; a second
+// SIGTERM ends the delay and the process exits cleanly.
+func TestServeShutdownDelay(t *testing.T) {
+	_, u1 := startBackend(t, "n1")
+	path := filepath.Join(t.TempDir(), "tether.yaml")
+	listen := proctest.FreeAddr(t)
+	os.WriteFile(path, []byte(fmt.Sprintf(`listen: %s
+shutdown_delay: 1h
+probes: { ready_path: /-/ready }
+balancers:
+  - { name: app, members: [{ url: %s, route: n1 }] }
+`, listen, u1)), 0o600)
+	serve := proctest.Start(t, "tether serve", "serve", "--config", path)
+	base := "http://" + listen
+	proctest.WaitHTTP(t, base+"/-/ready", http.StatusOK, 30*time.Second)
+	c := &http.Client{Timeout: 10 * time.Second}
+	serve.Signal(syscall.SIGTERM)
+	proctest.WaitHTTP(t, base+"/-/ready", http.StatusServiceUnavailable, 30*time.Second)
+	if m, code, err := memberOf(c, base+"/", ""); err != nil || code != 200 || m != "n1" {
+		t.Fatalf("during the shutdown delay: %q %d %v, want still proxied", m, code, err)
+	}
+	serve.Signal(syscall.SIGTERM)
+	if err, done := serve.Wait(30 * time.Second); !done || err != nil {
+		t.Fatalf("after a second SIGTERM: done=%v err=%v\n%s", done, err, serve.Output())
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/tetherlb/tether/internal/proctest"
+	"github.com/tetherlb/tether/internal/testpki"
 )
 
 // tomcatBigBody is the size of the upload and the download of TestTomcatOverHTTPAndAJP.
@@ -68,7 +69,7 @@ const managerToken = "interop-manager-token"
 func startFront(t *testing.T, members []string) *tetherFront {
 	t.Helper()
 	dir := t.TempDir()
-	cert, key := proctest.SelfSigned(t, dir)
+	cert, key := testpki.NewCA(t, "interop").Issue(t, "localhost", "127.0.0.1")
 	f := &tetherFront{plain: proctest.FreeAddr(t), secure: proctest.FreeAddr(t), manager: proctest.FreeAddr(t)}
 	list := "      - " + strings.Join(members, "\n      - ")
 	conf := filepath.Join(dir, "tether.yaml")
