@@ -52,6 +52,14 @@ func TestInfoShowsMembersAndLag(t *testing.T) {
 		}
 		return nil
 	})
+	// n3 must be alive in n1's eyes when it leaves: a node a starved
+	// machine's gossip already declared dead stays dead, leave or not.
+	clustertest.Eventually(t, 10*time.Second, func() error {
+		if m, _ := memberState(n1, "n3"); m.State != cluster.MemberAlive {
+			return fmt.Errorf("n3 as seen by n1: %s", m.State)
+		}
+		return nil
+	})
 	h.Stop(2)  // leaves
 	h.Crash(1) // vanishes
 	clustertest.Eventually(t, 10*time.Second, func() error {
