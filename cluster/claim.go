@@ -47,7 +47,8 @@ type promiseFrom struct {
 // the data of the one before.
 //
 // Errors: ErrNotFound when no live node has the session (or it was
-// deleted), ErrClaimTimeout, ErrNotAcknowledged, ErrAlone, ErrClosed.
+// deleted), ErrClaimTimeout, ErrNotAcknowledged, ErrAlone, ErrNoMajority
+// (AckMajority: a majority of the cluster must promise), ErrClosed.
 func (n *Node) Claim(ctx context.Context, id string) (Record, error) {
 	if len(id) == 0 || len(id) > maxIDLen {
 		return Record{}, fmt.Errorf("cluster: session id of %d bytes, want 1 to %d", len(id), maxIDLen)
@@ -223,9 +224,20 @@ func (n *Node) collectPromises(ctx context.Context, id, owner string, prep *prep
 	sent := map[string]bool{}
 	answers := map[string]*promiseMsg{}
 	var ownerWait <-chan time.Time
+	majority := n.opts.Ack == AckMajority
+	enough := func() bool { return !majority || len(answers)+1 >= n.opts.quorum() }
 	for {
 		changed := n.waitChanged()
 		required, ownerAlive := n.claimPeers(owner)
+		if majority {
+			reachable := len(required) + 1 // and this node
+			if ownerAlive {
+				reachable++
+			}
+			if reachable < n.opts.quorum() {
+				return nil, fmt.Errorf("%w: %d of %d nodes reachable for a takeover, %d needed", ErrNoMajority, reachable, n.opts.Size, n.opts.quorum())
+			}
+		}
 		for _, p := range append(required, owner) {
 			if p != "" && !sent[p] && (p != owner || ownerAlive) {
 				sent[p] = true
@@ -240,7 +252,7 @@ func (n *Node) collectPromises(ctx context.Context, id, owner string, prep *prep
 				return []*promiseMsg{a}, nil
 			}
 		}
-		if complete {
+		if complete && enough() {
 			if !ownerAlive || answers[owner] != nil {
 				break
 			}
@@ -260,7 +272,10 @@ func (n *Node) collectPromises(ctx context.Context, id, owner string, prep *prep
 			}
 		case <-changed:
 		case <-ownerWait:
-			return collect(answers), nil
+			if enough() {
+				return collect(answers), nil
+			}
+			ownerWait = nil // the owner's promise is needed for a majority: wait for it
 		case <-ctx.Done():
 			return nil, fmt.Errorf("%w: waiting for %v", ErrClaimTimeout, missing(required, answers))
 		}

@@ -99,6 +99,9 @@ func New(opts Options) (*Node, error) {
 	}
 	n.addr = net.JoinHostPort(ip.String(), strconv.Itoa(port))
 	n.hs.addr = n.addr
+	if n.opts.Size == 0 {
+		n.opts.Size = 1 + len(slices.Compact(slices.Sorted(slices.Values(n.otherPeers()))))
+	}
 	// memberlist reports members from inside Create (peers may join at
 	// once): everything the event handlers use is set by now.
 	ml, err := memberlist.Create(n.memberlistConfig())

@@ -26,6 +26,13 @@ const (
 	// A write can be lost if its owner dies before it reached a peer, or
 	// overwritten by a takeover while the owner was unreachable.
 	AckNone
+	// AckMajority (sync): after a majority of the cluster's Size nodes,
+	// this one included, has applied it; and a takeover needs the promise
+	// of a majority. A node cut off from the majority can neither
+	// acknowledge a write (ErrNoMajority) nor take a session over, so no
+	// acknowledged write is lost while a majority of the nodes is alive,
+	// whatever the network does. (Append only: values are stable.)
+	AckMajority
 )
 
 // ParseAckMode parses "sync" (or "one"), "sync-all" (or "all") and "async"
@@ -38,11 +45,13 @@ func ParseAckMode(s string) (AckMode, error) {
 		return AckAll, nil
 	case "async", "none":
 		return AckNone, nil
+	case "majority", "sync-majority":
+		return AckMajority, nil
 	}
-	return 0, fmt.Errorf("cluster: unknown replication mode %q (want sync, sync-all or async)", s)
+	return 0, fmt.Errorf("cluster: unknown replication mode %q (want sync, sync-all, majority or async)", s)
 }
 
-// String returns "sync", "sync-all" or "async".
+// String returns "sync", "sync-all", "majority" or "async".
 func (m AckMode) String() string {
 	switch m {
 	case AckOne:
@@ -51,6 +60,8 @@ func (m AckMode) String() string {
 		return "sync-all"
 	case AckNone:
 		return "async"
+	case AckMajority:
+		return "majority"
 	}
 	return fmt.Sprintf("AckMode(%d)", int(m))
 }
@@ -89,6 +100,11 @@ type Options struct {
 	TLS *tls.Config
 	// Ack is when writes return. Default AckOne (sync).
 	Ack AckMode
+	// Size is the number of nodes in the cluster, this one included, of
+	// which AckMajority needs a majority. Default: this node and the
+	// distinct addresses in Peers (the static member list). Set it when
+	// Peers names only some of the members.
+	Size int
 	// AckTimeout bounds how long a sync write waits for acknowledgements
 	// before failing with ErrNotAcknowledged. Default 5s.
 	AckTimeout time.Duration
@@ -244,7 +260,7 @@ func (o Options) Validate() error {
 		return fmt.Errorf("cluster: gossip key of %d bytes, want 16, 24 or 32", len(o.GossipKey))
 	case o.PSK != nil && len(o.PSK) < 16:
 		return fmt.Errorf("cluster: pre-shared key of %d bytes, want at least 16", len(o.PSK))
-	case o.Ack < AckOne || o.Ack > AckNone:
+	case o.Ack < AckOne || o.Ack > AckMajority:
 		return fmt.Errorf("cluster: unknown ack mode %d", int(o.Ack))
 	case o.MaxFrame < 0 || (o.MaxFrame > 0 && o.MaxFrame < 64<<10):
 		return fmt.Errorf("cluster: MaxFrame %d, want at least 64 KiB", o.MaxFrame)
@@ -254,6 +270,9 @@ func (o Options) Validate() error {
 		if d < 0 {
 			return fmt.Errorf("cluster: negative duration %v", d)
 		}
+	}
+	if o.Size < 0 {
+		return fmt.Errorf("cluster: Size %d, want the number of nodes (0: from Peers)", o.Size)
 	}
 	for _, p := range o.Peers {
 		if _, _, err := net.SplitHostPort(p); err != nil {
@@ -267,6 +286,9 @@ func (o Options) Validate() error {
 	}
 	return nil
 }
+
+// quorum is how many nodes, this one included, make a majority of Size.
+func (o Options) quorum() int { return o.Size/2 + 1 }
 
 // Clock tells the time. Session times and expiry use it, so tests can move
 // time forward; network timeouts use real time.

@@ -114,6 +114,11 @@ var (
 	// did not acknowledge it in time (or left). The write is applied on
 	// this node and may have reached peers: it is not known to be durable.
 	ErrNotAcknowledged = errors.New("cluster: write not acknowledged by peers")
+	// ErrNoMajority: with AckMajority, fewer than a majority of the
+	// cluster's nodes are reachable and ready: the write or takeover was
+	// refused (nothing was written), or it was sent but a majority did not
+	// acknowledge it in time. The session layer answers 503.
+	ErrNoMajority = errors.New("cluster: no majority of the nodes reachable")
 	// ErrAlone: Options.FailWhenAlone is set and no ready peer is alive.
 	ErrAlone = errors.New("cluster: no ready peer to replicate to")
 	// ErrBadBase: Delta.Base is newer than the session's version (a

@@ -17,6 +17,7 @@ type waiter struct {
 	version uint64
 	targets map[string]bool
 	need    int
+	strict  bool // need is a majority: it does not shrink when targets leave
 	got     int
 	done    chan error    // buffered; receives exactly one result
 	settled bool          // guarded by waiters.mu
@@ -32,16 +33,14 @@ type waiters struct {
 
 func newWaiters() *waiters { return &waiters{byID: map[string][]*waiter{}} }
 
-// add registers a waiter for (id, bal, version) on targets. Call it before
-// the write is queued, so that no acknowledgement can be missed.
-func (ws *waiters) add(id string, bal ballot, version uint64, targets []string, mode AckMode) *waiter {
-	w := &waiter{id: id, bal: bal, version: version, targets: map[string]bool{}, done: make(chan error, 1), need: 1,
-		over: make(chan struct{})}
+// add registers a waiter for (id, bal, version) on targets, needing need
+// of them (strict: exactly that many, however many targets leave). Call it
+// before the write is queued, so that no acknowledgement can be missed.
+func (ws *waiters) add(id string, bal ballot, version uint64, targets []string, need int, strict bool) *waiter {
+	w := &waiter{id: id, bal: bal, version: version, targets: map[string]bool{}, done: make(chan error, 1),
+		need: need, strict: strict, over: make(chan struct{})}
 	for _, t := range targets {
 		w.targets[t] = true
-	}
-	if mode == AckAll {
-		w.need = len(targets)
 	}
 	ws.mu.Lock()
 	ws.byID[id] = append(ws.byID[id], w)
@@ -124,6 +123,10 @@ func (ws *waiters) dropLocked(w *waiter, peer string) {
 	}
 	delete(w.targets, peer)
 	if w.need > w.got+len(w.targets) {
+		if w.strict {
+			ws.settleLocked(w, fmt.Errorf("%w: %d of the %d acknowledgements a majority needs can still come", ErrNoMajority, w.got+len(w.targets), w.need))
+			return
+		}
 		w.need = w.got + len(w.targets)
 	}
 	switch {

@@ -258,7 +258,8 @@ func (n *Node) ownerCheck(e *entry, id string) error {
 	return nil
 }
 
-// precheck returns the peers a write will wait for, or ErrAlone.
+// precheck returns the peers a write will wait for, or ErrAlone, or
+// ErrNoMajority.
 func (n *Node) precheck() ([]string, error) {
 	if n.closed() {
 		return nil, ErrClosed
@@ -267,18 +268,33 @@ func (n *Node) precheck() ([]string, error) {
 		return nil, nil
 	}
 	targets := n.ackTargets()
-	if len(targets) == 0 && n.opts.FailWhenAlone {
+	switch {
+	case n.opts.Ack == AckMajority && len(targets)+1 < n.opts.quorum():
+		return nil, fmt.Errorf("%w: %d of %d nodes ready, %d needed", ErrNoMajority, len(targets)+1, n.opts.Size, n.opts.quorum())
+	case len(targets) == 0 && n.opts.FailWhenAlone:
 		return nil, ErrAlone
 	}
 	return targets, nil
+}
+
+// need returns how many of targets a sync write waits for, and whether that
+// number is a majority that must not shrink.
+func (n *Node) need(targets []string) (int, bool) {
+	switch n.opts.Ack {
+	case AckAll:
+		return len(targets), false
+	case AckMajority:
+		return n.opts.quorum() - 1, true
+	}
+	return 1, false
 }
 
 // commitLocked queues an owner's write for every peer, registering the
 // waiter first when the write is sync. The entry must be locked.
 func (n *Node) commitLocked(id string, bal ballot, version uint64, targets []string, t MessageType, body []byte) *waiter {
 	var w *waiter
-	if n.opts.Ack != AckNone && len(targets) > 0 {
-		w = n.waits.add(id, bal, version, targets, n.opts.Ack)
+	if need, strict := n.need(targets); n.opts.Ack != AckNone && len(targets) > 0 && need > 0 {
+		w = n.waits.add(id, bal, version, targets, need, strict)
 		var gone []string
 		for _, t := range targets {
 			if !n.isTarget(t) {

@@ -36,7 +36,7 @@ func addCartClusterFlags(fs *flag.FlagSet) cartCluster {
 	return cartCluster{
 		addr:       fs.String("cluster", "", "replicate sessions: this node's cluster address, host:port for gossip (UDP and TCP) and replication (TCP)"),
 		peers:      fs.String("peers", "", "with --cluster: comma-separated --cluster addresses of the other nodes (static membership; one live node is enough)"),
-		mode:       fs.String("replication", "sync", "with --cluster: sync (a write returns once a peer has it), sync-all (once every peer has it) or async"),
+		mode:       fs.String("replication", "sync", "with --cluster: sync (a write returns once a peer has it), majority (once a majority of the nodes has it; a node cut off from the majority refuses writes and takeovers), sync-all (once every peer has it) or async"),
 		name:       fs.String("cluster-name", "tether", "with --cluster: the cluster's name; clusters with other names ignore each other"),
 		keyFile:    fs.String("cluster-key-file", "", "with --cluster: file holding the cluster's shared secret, at least 16 bytes (default $"+clusterKeyEnv+"); authenticates and encrypts replication and gossip"),
 		cert:       fs.String("cluster-cert", "", "with --cluster: this node's certificate (PEM) for mutual TLS on replication; needs --cluster-cert-key and --cluster-ca"),

@@ -30,6 +30,8 @@ func mapErr(op, id string, err error) error {
 		why = session.ErrStoreFull
 	case errors.Is(err, cluster.ErrFenced), errors.Is(err, cluster.ErrNotOwner):
 		return fmt.Errorf("clusterstore: %s %s: another node has taken the session over; not saved here: %w", op, short(id), err)
+	case errors.Is(err, cluster.ErrNoMajority):
+		return fmt.Errorf("clusterstore: %s %s: this node cannot reach a majority of the cluster; refused: %w", op, short(id), err)
 	case errors.Is(err, cluster.ErrNotAcknowledged):
 		return fmt.Errorf("clusterstore: %s %s: no peer acknowledged the write in time; it may not survive a failure: %w", op, short(id), err)
 	default:

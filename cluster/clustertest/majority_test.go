@@ -1,0 +1,117 @@
+package clustertest_test
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/tetherlb/tether/cluster"
+	"github.com/tetherlb/tether/cluster/clustertest"
+)
+
+func majority(_ int, o *cluster.Options) { o.Ack = cluster.AckMajority }
+
+// TestMajorityMinorityOwnerRefusesWrites: with AckMajority, the owner cut
+// off from the two other nodes of three acknowledges no write; the
+// majority side takes the session over with every acknowledged write; when
+// the partition heals, the old owner converges on the majority's copy.
+func TestMajorityMinorityOwnerRefusesWrites(t *testing.T) {
+	h := clustertest.New(t, clustertest.Config{Nodes: 3, Options: majority})
+	n1, n2 := h.Node(0), h.Node(1)
+	r, err := n1.Create(bg, cluster.NewSession{ID: "s", Values: vals("k", "1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := n1.Update(bg, cluster.Delta{ID: "s", Base: r.Version, Set: vals("k", "2")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = res.Record
+	h.Net.Isolate(h.Addr(0))
+	// Before and after gossip notices, the cut-off owner acknowledges nothing.
+	if _, err := n1.Update(bg, cluster.Delta{ID: "s", Base: r.Version, Set: vals("k", "lost")}); err == nil {
+		t.Fatal("the owner cut off from the majority acknowledged a write")
+	}
+	h.WaitMembers(10*time.Second, 0, 0) // n1 sees only itself
+	if _, err := n1.Update(bg, cluster.Delta{ID: "s", Base: r.Version, Set: vals("k", "lost")}); !errors.Is(err, cluster.ErrNoMajority) {
+		t.Fatalf("write on the minority side: %v, want ErrNoMajority", err)
+	}
+	h.WaitMembers(10*time.Second, 1, 1, 2) // n2 sees itself and n3
+	c, err := n2.Claim(bg, "s")
+	if err != nil {
+		t.Fatalf("claim on the majority side: %v", err)
+	}
+	if got := string(c.Values["k"]); got != "2" {
+		t.Fatalf("the majority took over k = %q, want the last acknowledged write", got)
+	}
+	if _, err := n2.Update(bg, cluster.Delta{ID: "s", Base: c.Version, Set: vals("k", "3")}); err != nil {
+		t.Fatalf("write on the majority side: %v", err)
+	}
+	h.Net.Heal(h.Addr(0))
+	clustertest.Eventually(t, 20*time.Second, func() error {
+		for i := range 3 {
+			r, err := h.Node(i).Get("s")
+			if err != nil {
+				return fmt.Errorf("%s: %v", h.Name(i), err)
+			}
+			if string(r.Values["k"]) != "3" || r.Owner != "n2" {
+				return fmt.Errorf("%s holds k=%s owned by %s", h.Name(i), r.Values["k"], r.Owner)
+			}
+		}
+		return nil
+	})
+}
+
+// TestMajorityMinorityCannotTakeOver: five nodes split {n1,n2} | {n3,n4,n5};
+// the minority cannot take a session of the majority's over, however long
+// it tries, and the majority keeps writing it.
+func TestMajorityMinorityCannotTakeOver(t *testing.T) {
+	h := clustertest.New(t, clustertest.Config{Nodes: 5, Options: majority})
+	r, err := h.Node(2).Create(bg, cluster.NewSession{ID: "s", Values: vals("k", "1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []int{0, 1} {
+		for _, b := range []int{2, 3, 4} {
+			h.Net.Partition(h.Addr(a), h.Addr(b))
+		}
+	}
+	h.WaitMembers(10*time.Second, 0, 0, 1)
+	if _, err := h.Node(0).Claim(bg, "s"); !errors.Is(err, cluster.ErrNoMajority) {
+		t.Fatalf("claim on the minority side: %v, want ErrNoMajority", err)
+	}
+	h.WaitMembers(10*time.Second, 2, 2, 3, 4)
+	if _, err := h.Node(2).Update(bg, cluster.Delta{ID: "s", Base: r.Version, Set: vals("k", "2")}); err != nil {
+		t.Fatalf("write on the majority side: %v", err)
+	}
+}
+
+// TestMajorityTwoOfFiveDie: with five nodes, every acknowledged write is on
+// three; when two die at once, the owner among them, the node that takes
+// the session over finds the last one.
+func TestMajorityTwoOfFiveDie(t *testing.T) {
+	h := clustertest.New(t, clustertest.Config{Nodes: 5, Options: majority})
+	owner := h.Node(0)
+	r, err := owner.Create(bg, cluster.NewSession{ID: "s", Values: vals("k", "0")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 20; i++ {
+		res, err := owner.Update(bg, cluster.Delta{ID: "s", Base: r.Version, Set: vals("k", fmt.Sprint(i))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = res.Record
+	}
+	h.Crash(0)
+	h.Crash(1)
+	h.WaitMembers(10*time.Second, 4, 2, 3, 4)
+	c, err := h.Node(4).Claim(bg, "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(c.Values["k"]); got != "20" {
+		t.Fatalf("after two nodes died, k = %q, want the last acknowledged 20", got)
+	}
+}
