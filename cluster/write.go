@@ -342,6 +342,34 @@ func (n *Node) settleSure(w *waiter, err error) {
 	}
 }
 
+// Confirm returns nil when a read of session id on this node, its owner,
+// returns what a majority would: with AckMajority it sends the record to
+// the peers and waits until a majority of the cluster, this node included,
+// holds it under this node's ownership (a node cut off from the majority,
+// or whose session another node took over, gets ErrNoMajority,
+// ErrNotAcknowledged or ErrFenced); in the other modes it only waits until
+// the copy holds no unacknowledged write (see Find). The session layer
+// calls it before answering a request that read the session and wrote
+// nothing, since a write confirms itself.
+func (n *Node) Confirm(ctx context.Context, id string) error {
+	if n.opts.Ack != AckMajority {
+		return n.durable(ctx, id)
+	}
+	start := time.Now()
+	targets, err := n.precheck()
+	if err != nil {
+		return err
+	}
+	e, err := n.lockOwned(ctx, id)
+	if err != nil {
+		return err
+	}
+	r := e.rec
+	w := n.commitLocked(id, r.bal, r.version, targets, msgRecord, encodeBody(&recordMsg{rec: r}))
+	e.mu.Unlock()
+	return n.await(ctx, w, start)
+}
+
 // durable returns once the owner's copy of session id holds no write that
 // its peers may lack: it waits for the writes still waiting for their
 // acknowledgements and, if one failed, sends the whole record again and

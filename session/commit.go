@@ -163,6 +163,9 @@ func (s *Session) renew(h http.Header, now time.Time) error {
 func (s *Session) update(h http.Header, now time.Time) error {
 	d := s.delta(now)
 	if d.Set == nil && d.Removed == nil {
+		if err := s.confirm(); err != nil {
+			return err
+		}
 		return s.touch(h, now)
 	}
 	unlock, err := s.lockBriefly()
@@ -216,6 +219,24 @@ func (s *Session) appendRead(r []KeyValue, key string, v []byte) []KeyValue {
 		r = s.readKV[:0]
 	}
 	return append(r, KeyValue{Key: key, Value: v})
+}
+
+// confirm asks a Confirmer store whether the session the request read and
+// did not change is still current, before the answer says what it held.
+func (s *Session) confirm() error {
+	if s.m.confirm == nil || s.rec.ID == "" {
+		return nil
+	}
+	ctx, cancel := s.m.storeCtx(s.base())
+	defer cancel()
+	err := s.m.confirm.Confirm(ctx, s.rec.ID)
+	if errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("session: %w", ErrGone)
+	}
+	if err != nil {
+		return s.m.storeErr(OpLoad, s.rec.ID, err)
+	}
+	return nil
 }
 
 // saveErr maps a failed Save of the request's session onto the Manager's

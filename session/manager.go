@@ -17,8 +17,9 @@ type Manager struct {
 	o       Options // with defaults
 	ids     idFormat
 	obs     Observer
-	claimer Claimer // nil when the store cannot take sessions over
-	locks   *locks  // one lock per session in use by an Exclusive request
+	claimer Claimer   // nil when the store cannot take sessions over
+	confirm Confirmer // nil when the store's reads need no confirmation
+	locks   *locks    // one lock per session in use by an Exclusive request
 }
 
 // New returns a Manager for o, or the errors of o.Validate. If o.Store is an
@@ -34,6 +35,7 @@ func New(o Options) (*Manager, error) {
 		m.obs = NopObserver{}
 	}
 	m.claimer, _ = o.Store.(Claimer)
+	m.confirm, _ = o.Store.(Confirmer)
 	if n, ok := o.Store.(ExpiryNotifier); ok {
 		n.NotifyExpiry(m.destroyed)
 	}

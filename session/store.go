@@ -230,6 +230,19 @@ type Claimer interface {
 	Claim(ctx context.Context, id, route string) (Record, error)
 }
 
+// Confirmer is implemented by stores whose node may hold a stale copy
+// without knowing it: a replicated store on a node cut off from the
+// majority of its cluster. Before answering a request that read its
+// session and saved nothing, the Manager calls Confirm; an error (the
+// store cannot confirm that the copy read is the session's current state)
+// makes the answer an error (503). A request that saved confirms itself:
+// its Save fails on a stale node.
+type Confirmer interface {
+	// Confirm returns nil once the store knows that session id as this
+	// Store last returned it is current. It may block like Save.
+	Confirm(ctx context.Context, id string) error
+}
+
 // ExpiryNotifier is implemented by stores that remove sessions on their own:
 // a janitor expiring idle sessions, a bounded store evicting the least
 // recently used one. The Manager registers a function that fires the

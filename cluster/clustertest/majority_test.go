@@ -28,8 +28,15 @@ func TestMajorityMinorityOwnerRefusesWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	r = res.Record
+	if err := n1.Confirm(bg, "s"); err != nil {
+		t.Fatalf("the owner's read, confirmed by the majority: %v", err)
+	}
 	h.Net.Isolate(h.Addr(0))
-	// Before and after gossip notices, the cut-off owner acknowledges nothing.
+	// Before and after gossip notices, the cut-off owner acknowledges
+	// nothing, and cannot confirm what it would read.
+	if err := n1.Confirm(bg, "s"); err == nil {
+		t.Fatal("the owner cut off from the majority confirmed its copy")
+	}
 	if _, err := n1.Update(bg, cluster.Delta{ID: "s", Base: r.Version, Set: vals("k", "lost")}); err == nil {
 		t.Fatal("the owner cut off from the majority acknowledged a write")
 	}

@@ -34,6 +34,7 @@ type Store struct {
 var (
 	_ session.Store          = (*Store)(nil)
 	_ session.Claimer        = (*Store)(nil)
+	_ session.Confirmer      = (*Store)(nil)
 	_ session.ExpiryNotifier = (*Store)(nil)
 	_ session.Readier        = (*Store)(nil)
 	_ session.StatsReporter  = (*Store)(nil)
@@ -118,6 +119,14 @@ func (s *Store) check(d session.Delta) error {
 		}
 	}
 	return nil
+}
+
+// Confirm checks that this node's copy of session id, which it owns, is
+// the cluster's (cluster.Node.Confirm): with the majority level, that a
+// majority still holds it under this node's ownership, so that a node cut
+// off from the majority answers a read with 503 instead of a stale copy.
+func (s *Store) Confirm(ctx context.Context, id string) error {
+	return mapErr("confirm", id, s.node.Confirm(ctx, id))
 }
 
 // Delete invalidates a session this node owns: a replicated tombstone.

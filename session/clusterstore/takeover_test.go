@@ -436,7 +436,7 @@ func TestNotReadyWhileJoining(t *testing.T) {
 // node's session takes it over, with requests still running on the old
 // owner. Whatever the interleaving, the history is linearizable.
 func TestLinearizableAcrossNodes(t *testing.T) {
-	for _, mode := range []cluster.AckMode{cluster.AckOne, cluster.AckAll} {
+	for _, mode := range []cluster.AckMode{cluster.AckOne, cluster.AckAll, cluster.AckMajority} {
 		t.Run(mode.String(), func(t *testing.T) {
 			c := newNodes(t, 3, mode)
 			sessiontest.CheckLinearizable(t, sessiontest.LinearOptions{Managers: c.m, Clients: 4, Ops: 30})
