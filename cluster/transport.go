@@ -185,7 +185,20 @@ func (t *TCPTransport) PacketCh() <-chan *memberlist.Packet { return t.packetCh 
 
 // DialTimeout implements memberlist.Transport.
 func (t *TCPTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
-	return net.DialTimeout("tcp", addr, timeout)
+	return t.dialer(timeout).Dial("tcp", addr)
+}
+
+// dialer returns a dialer whose connections come from the address the
+// transport is bound to, when that is one address (not 0.0.0.0 or ::), so
+// that peers and firewalls see this node's own address on both its
+// incoming and its outgoing connections (several nodes on one host, each
+// on its own loopback address, can then be told apart).
+func (t *TCPTransport) dialer(timeout time.Duration) *net.Dialer {
+	d := &net.Dialer{Timeout: timeout}
+	if a := t.tcp.Addr().(*net.TCPAddr); !a.IP.IsUnspecified() {
+		d.LocalAddr = &net.TCPAddr{IP: a.IP, Zone: a.Zone}
+	}
+	return d
 }
 
 // DialAddressTimeout implements memberlist.NodeAwareTransport.
@@ -198,7 +211,7 @@ func (t *TCPTransport) StreamCh() <-chan net.Conn { return t.streamCh }
 
 // DialReplication implements Transport: it dials addr and writes Magic.
 func (t *TCPTransport) DialReplication(addr string, timeout time.Duration) (net.Conn, error) {
-	c, err := net.DialTimeout("tcp", addr, timeout)
+	c, err := t.dialer(timeout).Dial("tcp", addr)
 	if err != nil {
 		return nil, err
 	}

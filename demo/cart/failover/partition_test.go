@@ -1,0 +1,113 @@
+package failover_test
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tetherlb/tether/internal/netfault"
+	"github.com/tetherlb/tether/internal/proctest"
+)
+
+// startPartitionable starts n `tether cart --cluster` nodes in mode, each
+// on a loopback address of its own (HTTP and cluster), so that netfault
+// can cut the network between them. There is no balancer: the tests send
+// each request to the node they mean.
+func startPartitionable(t *testing.T, n int, mode string) (*system, []string) {
+	t.Helper()
+	ips := netfault.Addrs(n)
+	dir := t.TempDir()
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	keyFile := filepath.Join(dir, "cluster.key")
+	if err := os.WriteFile(keyFile, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := &system{t: t, life: t, client: &http.Client{Timeout: 10 * time.Second}}
+	var peers []string
+	for i, ip := range ips {
+		nd := &node{name: fmt.Sprintf("n%d", i+1), http: onIP(t, ip), clusterAddr: onIP(t, ip)}
+		peers = append(peers, nd.clusterAddr)
+		s.nodes = append(s.nodes, nd)
+	}
+	for _, nd := range s.nodes {
+		nd.args = []string{"cart", "--listen", nd.http, "--route", nd.name, "--cluster", nd.clusterAddr,
+			"--peers", strings.Join(peers, ","), "--replication", mode, "--cluster-key-file", keyFile}
+		s.start(nd)
+	}
+	for _, nd := range s.nodes {
+		proctest.WaitHTTP(t, nd.url()+"/healthz", http.StatusOK, startup)
+	}
+	return s, ips
+}
+
+// onIP returns ip with a port free on it for TCP and UDP.
+func onIP(t *testing.T, ip string) string {
+	t.Helper()
+	_, port, _ := net.SplitHostPort(proctest.FreeAddr(t)) // free below the ephemeral range on 127.0.0.1
+	return net.JoinHostPort(ip, port)
+}
+
+// TestPartitionMajority: with --replication majority, a cluster cut in
+// two by nftables — the owner alone against two nodes of three, and two
+// nodes (the owner among them) against three of five — is safe: the
+// owner's side acknowledges no write and serves no read (503); the
+// majority side takes the cart over with every acknowledged item and goes
+// on; once healed, every node holds the majority's copy, with every
+// acknowledged item and none that was refused.
+func TestPartitionMajority(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		nodes    int
+		minority int // the first minority nodes are cut from the rest; n1 owns the cart
+	}{
+		{"3 nodes, {1}|{2}", 3, 1},
+		{"5 nodes, {2}|{3}", 5, 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			nf := netfault.New(t)
+			s, ips := startPartitionable(t, tt.nodes, "majority")
+			owner, other := s.nodes[0], s.nodes[tt.minority]
+			u := &user{name: "p"}
+			for range 5 {
+				s.add(u, owner.url())
+			}
+			nf.Partition(ips[:tt.minority], ips[tt.minority:])
+
+			// The owner's side: a write is refused, and so is a read of
+			// its copy, which the majority may have moved on from.
+			u.n++
+			refused := fmt.Sprintf("%s-%d", u.name, u.n)
+			u.attempted = append(u.attempted, refused)
+			if r := s.call(s.client, owner.url(), u.sid, refused); r.status != http.StatusServiceUnavailable {
+				t.Fatalf("add on the minority side: %d (%v), want 503", r.status, r.err)
+			}
+			if r := s.call(s.client, owner.url(), u.sid, ""); r.status != http.StatusServiceUnavailable {
+				t.Fatalf("read on the minority side: %d %v, want 503", r.status, r.cart.Items)
+			}
+			// The majority side takes the cart over and goes on.
+			s.view(u, other.url()) // checks every acknowledged item
+			s.add(u, other.url())
+			if _, rt := u.id(); rt != other.name {
+				t.Fatalf("cookie %s after the takeover by %s", u.sid, other.name)
+			}
+
+			nf.Heal()
+			id, _ := u.id()
+			c := s.oneCopy(id, s.nodes)
+			got := s.view(u, owner.url()) // the old owner, healed: takes it back from the newest copy
+			if slices.Contains(got.Items, refused) {
+				t.Fatalf("the write refused on the minority side came back: %v", got.Items)
+			}
+			t.Logf("after the heal every node held %s's copy v%d (epoch %d): %v", c.Owner, c.Version, c.Epoch, got.Items)
+		})
+	}
+}
