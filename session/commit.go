@@ -23,6 +23,11 @@ func (s *Session) commit(h http.Header) error {
 		return nil // never used: no store access, cookie left alone
 	}
 	h.Add("Vary", "Cookie")
+	if s.failed != nil {
+		// A write may or may not have been applied: whatever the handler
+		// answers, the answer must not say that it was, nor that it was not.
+		return s.failed
+	}
 	if s.err != nil {
 		if s.dropped {
 			// A change was refused: whatever the handler answers, the

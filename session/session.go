@@ -45,6 +45,7 @@ type Session struct {
 	readKV    [2]KeyValue       // Delta.Read's first backing array
 	readAll   bool              // Keys was called: the outcome depends on the whole session
 	dropped   bool              // a change failed because the session could not be loaded
+	failed    error             // a store write failed with an unknown outcome: the answer must be an error
 	committed bool
 
 	access access // how the request uses the session (ReadOnly, Optimistic wrappers)
@@ -289,7 +290,8 @@ func (s *Session) Invalidate() error {
 		case errors.Is(err, ErrNotFound):
 			// Another request ended it first and reported it.
 		default:
-			return s.m.storeErr(OpDelete, s.rec.ID, err)
+			s.failed = s.m.storeErr(OpDelete, s.rec.ID, err)
+			return s.failed
 		}
 	}
 	s.rec, s.id, s.isNew, s.renewed = Record{}, "", false, false

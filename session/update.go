@@ -127,7 +127,8 @@ func (s *Session) saveNow(key string, v any, b []byte) error {
 	case errors.Is(err, ErrConflict):
 		return fmt.Errorf("session: Update %q: %w", key, err)
 	case err != nil:
-		return s.m.storeErr(OpSave, s.rec.ID, err)
+		s.failed = s.m.storeErr(OpSave, s.rec.ID, err)
+		return s.failed
 	}
 	s.rec.Version = res.Version
 	s.rec.Values = maps.Clone(s.rec.Values)

@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -30,10 +33,17 @@ type nodes struct {
 	m     []*session.Manager
 	h     []http.Handler
 	mode  cluster.AckMode
+
+	adjust func(*cluster.Options) // nil: none
 }
 
 func newNodes(t *testing.T, n int, mode cluster.AckMode) *nodes {
-	c := &nodes{t: t, net: clustertest.NewNetwork(1), mode: mode}
+	return newNodesWith(t, n, mode, nil)
+}
+
+// newNodesWith is newNodes with adjust applied to every node's options.
+func newNodesWith(t *testing.T, n int, mode cluster.AckMode, adjust func(*cluster.Options)) *nodes {
+	c := &nodes{t: t, net: clustertest.NewNetwork(1), mode: mode, adjust: adjust}
 	for range n {
 		c.addrs = append(c.addrs, c.net.NewAddr())
 	}
@@ -63,13 +73,17 @@ func (c *nodes) start(i int) {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	st, err := clusterstore.New(clusterstore.Options{Cluster: cluster.Options{
+	o := cluster.Options{
 		Name: c.name(i), Transport: ep, Peers: c.addrs, Ack: c.mode, Logger: testLogger(c.t),
 		Gossip: cluster.GossipOptions{ProbeInterval: 150 * time.Millisecond, ProbeTimeout: 100 * time.Millisecond,
 			SuspicionMult: 2, GossipInterval: 30 * time.Millisecond, PushPullInterval: 2 * time.Second,
 			TCPTimeout: time.Second, RejoinInterval: 200 * time.Millisecond},
 		OwnerWait: 150 * time.Millisecond, JoinTimeout: 5 * time.Second, TouchInterval: 50 * time.Millisecond,
-	}})
+	}
+	if c.adjust != nil {
+		c.adjust(&o)
+	}
+	st, err := clusterstore.New(clusterstore.Options{Cluster: o})
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -441,5 +455,70 @@ func TestLinearizableAcrossNodes(t *testing.T) {
 			c := newNodes(t, 3, mode)
 			sessiontest.CheckLinearizable(t, sessiontest.LinearOptions{Managers: c.m, Clients: 4, Ops: 30})
 		})
+	}
+}
+
+// TestLinearizableUnderPartitions is the randomized test of the majority
+// level: clients send the linearizability check's requests to 3 and to 5
+// nodes at random while a nemesis cuts the network between random groups,
+// freezes nodes (their traffic held, as under SIGSTOP) and heals, again and
+// again. Every answer is recorded; the history must be linearizable: no
+// acknowledged write lost, no read of a write that was refused, one order
+// of the answers. The seed is logged; SESSION_NEMESIS_SEED reruns one.
+func TestLinearizableUnderPartitions(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("SESSION_NEMESIS_SEED"); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("SESSION_NEMESIS_SEED: %v", err)
+		}
+		seed = v
+	}
+	for _, size := range []int{3, 5} {
+		t.Run(fmt.Sprintf("%d nodes", size), func(t *testing.T) {
+			c := newNodesWith(t, size, nemesisMode, func(o *cluster.Options) {
+				o.AckTimeout, o.ClaimTimeout = 400*time.Millisecond, 600*time.Millisecond
+			})
+			sessiontest.CheckLinearizable(t, sessiontest.LinearOptions{Managers: c.m, Clients: 4, Ops: 40, Seed: seed,
+				Think: 60 * time.Millisecond, Nemesis: c.nemesis})
+		})
+	}
+}
+
+// nemesisMode is the level TestLinearizableUnderPartitions checks.
+// (With cluster.AckOne, which promises nothing under partitions, the test
+// fails: that is how one knows it can.)
+var nemesisMode = cluster.AckMajority
+
+// nemesis cuts, freezes and heals the network at random until stop.
+func (c *nodes) nemesis(rnd *rand.Rand, stop <-chan struct{}) {
+	healAll := func() {
+		for _, a := range c.addrs {
+			c.net.Heal(a)
+			c.net.Thaw(a)
+		}
+	}
+	defer healAll()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-time.After(time.Duration(100+rnd.IntN(500)) * time.Millisecond): // the pace of the faults (long enough for gossip to declare nodes dead), not a wait for a condition
+		}
+		switch rnd.IntN(4) {
+		case 0: // split into two random groups
+			healAll()
+			perm := rnd.Perm(len(c.addrs))
+			k := 1 + rnd.IntN(len(c.addrs)-1)
+			for _, i := range perm[:k] {
+				for _, j := range perm[k:] {
+					c.net.Partition(c.addrs[i], c.addrs[j])
+				}
+			}
+		case 1: // freeze one node
+			c.net.Freeze(c.addrs[rnd.IntN(len(c.addrs))])
+		default:
+			healAll()
+		}
 	}
 }

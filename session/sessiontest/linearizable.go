@@ -32,8 +32,16 @@ type LinearOptions struct {
 	Clients int
 	// Ops is how many requests each client sends. Zero means 40.
 	Ops int
-	// Seed seeds the clients' choices. Zero means 1.
+	// Seed seeds the clients' choices and the nemesis's. Zero means 1.
 	Seed uint64
+	// Think is the longest pause a client makes between two requests (a
+	// random part of it each time), so that the requests spread over the
+	// faults a Nemesis injects. Zero means none.
+	Think time.Duration
+	// Nemesis, if set, runs while the clients send their requests, to
+	// inject faults (partitions, freezes) with choices drawn from rnd,
+	// until stop is closed; it must then undo them and return.
+	Nemesis func(rnd *rand.Rand, stop <-chan struct{})
 }
 
 // CheckLinearizable sends concurrent requests from several clients that
@@ -83,6 +91,9 @@ func checkLinearizable(t *testing.T, o LinearOptions) (bool, string) {
 			defer wg.Done()
 			rnd := rand.New(rand.NewPCG(o.Seed, uint64(c)))
 			for i := range o.Ops {
+				if o.Think > 0 {
+					time.Sleep(time.Duration(rnd.Int64N(int64(o.Think)))) // a user's pace, not a wait for a condition
+				}
 				in := drawOp(rnd, jar.get(), fmt.Sprintf("c%di%d", c, i))
 				h := handlers[rnd.IntN(len(handlers))]
 				call := time.Since(epoch).Nanoseconds()
@@ -108,8 +119,17 @@ func checkLinearizable(t *testing.T, o LinearOptions) (bool, string) {
 			}
 		}()
 	}
+	stop, nemesisDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(nemesisDone)
+		if o.Nemesis != nil {
+			o.Nemesis(rand.New(rand.NewPCG(o.Seed, 1<<32)), stop)
+		}
+	}()
 	wg.Wait()
-	t.Logf("%d requests, %d with an unknown outcome", len(history), unknown.Load())
+	close(stop)
+	<-nemesisDone
+	t.Logf("%d requests, %d with an unknown outcome (seed %d)", len(history), unknown.Load(), o.Seed)
 	res, info := porcupine.CheckOperationsVerbose(sessionModel.ToModel(), history, time.Minute)
 	switch res {
 	case porcupine.Ok:
@@ -187,6 +207,7 @@ type opOutput struct {
 	List    string `json:"list"`             // read, append: the key's items, comma-separated
 	Present bool   `json:"present"`          // read: the key was there
 	Node    string `json:"node,omitempty"`   // the route of the node that answered
+	Err     string `json:"-"`                // the body of an error answer, for the report
 }
 
 func (in opInput) id() string { return idPartOf(in.Cookie) }
@@ -229,6 +250,9 @@ func send(h http.Handler, in opInput) opOutput {
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, req)
 	var out opOutput
+	if w.Code >= 300 {
+		out.Err = strings.TrimSpace(w.Body.String())
+	}
 	switch {
 	case w.Code == http.StatusConflict:
 		out.Status = statusConflict
@@ -237,7 +261,7 @@ func send(h http.Handler, in opInput) opOutput {
 	case w.Code >= 300:
 		out.Status = statusUnknown
 	case json.Unmarshal(w.Body.Bytes(), &out) != nil:
-		out = opOutput{Status: statusUnknown}
+		out = opOutput{Status: statusUnknown, Err: "undecodable answer: " + w.Body.String()}
 	}
 	return out
 }
@@ -325,7 +349,8 @@ type modelState map[string]map[string]string
 
 // sessionModel is the sequential specification the history must match.
 var sessionModel = porcupine.NondeterministicModel{
-	Init: func() []any { return []any{modelState{}} },
+	Partition: bySession,
+	Init:      func() []any { return []any{modelState{}} },
 	Step: func(state, input, output any) []any {
 		st, in, out := state.(modelState), input.(opInput), output.(opOutput)
 		p := in.id()
@@ -405,9 +430,62 @@ var sessionModel = porcupine.NondeterministicModel{
 	},
 	DescribeOperation: func(input, output any) string {
 		in, out := input.(opInput), output.(opOutput)
-		return fmt.Sprintf("%s(%s %.6s %s %s) -> %s@%s %.6s %q %v", in.Kind, in.Mode, in.id(), in.Key, in.Item,
+		d := fmt.Sprintf("%s(%s %.6s %s %s) -> %s@%s %.6s %q %v", in.Kind, in.Mode, in.id(), in.Key, in.Item,
 			out.Status, out.Node, idPartOf(out.Cookie), out.List, out.Present)
+		if out.Err != "" {
+			d += " (" + out.Err + ")"
+		}
+		return d
 	},
+}
+
+// bySession splits a history into independent parts, which porcupine
+// checks one by one (linearizability is local to each object): the
+// requests of one session, with those of the sessions it was renewed to
+// and of those created by requests that presented it dead.
+func bySession(history []porcupine.Operation) [][]porcupine.Operation {
+	parent := map[string]string{}
+	var find func(string) string
+	find = func(x string) string {
+		if p, ok := parent[x]; ok && p != x {
+			r := find(p)
+			parent[x] = r
+			return r
+		}
+		parent[x] = x
+		return x
+	}
+	key := func(op porcupine.Operation) string {
+		in, out := op.Input.(opInput), op.Output.(opOutput)
+		a, b := in.id(), idPartOf(out.Cookie)
+		switch {
+		case a == "" && b == "":
+			return "" // no session before or after: its own part
+		case a == "":
+			return find(b)
+		case b != "" && b != a:
+			parent[find(b)] = find(a)
+		}
+		return find(a)
+	}
+	for _, op := range history {
+		key(op)
+	}
+	parts := map[string][]porcupine.Operation{}
+	var loose [][]porcupine.Operation
+	for _, op := range history {
+		k := key(op)
+		if k == "" {
+			loose = append(loose, []porcupine.Operation{op})
+			continue
+		}
+		parts[k] = append(parts[k], op)
+	}
+	out := loose
+	for _, k := range slices.Sorted(maps.Keys(parts)) {
+		out = append(out, parts[k])
+	}
+	return out
 }
 
 // apply returns the state after a remove or an invalidation of a live
