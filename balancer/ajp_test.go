@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -239,4 +240,51 @@ func TestAJPExpectContinue(t *testing.T) {
 	if string(b) != "n1 PUT hello" {
 		t.Fatalf("body %q", b)
 	}
+}
+
+// countingListener counts the connections it accepts.
+type countingListener struct {
+	net.Listener
+	n atomic.Int64
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.n.Add(1)
+	}
+	return c, err
+}
+
+// TestAJPConnectionsReused: sequential requests through either engine
+// reuse one AJP connection.
+func TestAJPConnectionsReused(t *testing.T) {
+	eachEngine(t, func(t *testing.T, e engine) {
+		b := newBackend(t, "n1")
+		srv, err := ajp.NewServer(http.HandlerFunc(b.serve), ajp.Options{Secret: ajpTestSecret, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl := &countingListener{Listener: ln}
+		go srv.Serve(cl)
+		t.Cleanup(func() { srv.Close() })
+		u, _ := url.Parse("ajp://" + ln.Addr().String())
+		_, f := e.front(t, fastOptions(), MemberConfig{URL: u, Route: "n1", Secret: ajpTestSecret})
+		for i := range 20 {
+			path := "/"
+			if i%2 == 1 {
+				path = "/echo"
+			}
+			if r := do(t, f.Client(), "POST", f.URL+path, "x.n1", strings.NewReader("body")); r.status != 200 {
+				t.Fatalf("status %d", r.status)
+			}
+		}
+		if n := cl.n.Load(); n != 1 {
+			t.Errorf("%d AJP connections for 20 requests in turn, want 1", n)
+		}
+	})
 }
