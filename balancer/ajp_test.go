@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -287,4 +288,42 @@ func TestAJPConnectionsReused(t *testing.T) {
 			t.Errorf("%d AJP connections for 20 requests in turn, want 1", n)
 		}
 	})
+}
+
+// TestAJPBehindTrustedProxy: behind a trusted proxy, the container learns
+// the client its X-Forwarded-For names and whether it used TLS; from
+// anyone else the headers change nothing.
+func TestAJPBehindTrustedProxy(t *testing.T) {
+	tests := []struct {
+		name    string
+		trusted string
+		xff     string
+		want    string
+	}{
+		{"trusted", "127.0.0.0/8", "198.51.100.4, 203.0.113.9", "203.0.113.9:0 secure=true"},
+		{"trusted chain", "127.0.0.0/8", "203.0.113.9, 127.0.0.5", "203.0.113.9:0 secure=true"},
+		{"untrusted", "10.0.0.0/8", "203.0.113.9", "127.0.0.1:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			eachEngine(t, func(t *testing.T, e engine) {
+				m, _ := ajpMember(t, newBackend(t, "n1"))
+				o := fastOptions()
+				o.TrustedProxies = []netip.Prefix{netip.MustParsePrefix(tt.trusted)}
+				_, f := e.front(t, o, m)
+				req, _ := http.NewRequest("GET", f.URL+"/client", nil)
+				req.Header.Set("X-Forwarded-For", tt.xff)
+				req.Header.Set("X-Forwarded-Proto", "https")
+				resp, err := f.Client().Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if !strings.HasPrefix(string(b), tt.want) || (tt.name == "untrusted" && strings.Contains(string(b), "secure=true")) {
+					t.Errorf("the container saw %q, want %q…", b, tt.want)
+				}
+			})
+		})
+	}
 }

@@ -49,7 +49,7 @@ func (x *exchange) sendAJP(m *Member, c *ajp.Client) error {
 	case h1.Chunked:
 		r.ContentLength, r.Body = -1, ajpBody{x}
 	}
-	resp, err := c.Do(r, a.forwardOf())
+	resp, err := c.Do(r, a.forwardOf(wirePrior{req}))
 	if err != nil {
 		if errors.Is(err, h1.ErrBodyTooLarge) {
 			return ErrBodyTooLarge
