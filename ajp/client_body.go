@@ -2,9 +2,9 @@ package ajp
 
 import (
 	"crypto/tls"
-	"fmt"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
