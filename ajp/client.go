@@ -100,14 +100,10 @@ var (
 	ErrNoResponse = errors.New("ajp: the container closed the connection without answering")
 	// ErrNoPong: a CPing got no CPong.
 	ErrNoPong = errors.New("ajp: no CPong")
-	// errRequestTooLarge: the request line and headers do not fit in one
-	// packet.
-	errRequestTooLarge = errors.New("ajp: request headers do not fit in one packet")
+	// ErrRequestTooLarge: a request's line, headers and attributes do not
+	// fit in one packet (PacketSize); nothing was sent.
+	ErrRequestTooLarge = errors.New("ajp: request headers do not fit in one packet")
 )
-
-// ErrRequestTooLarge is returned when a request's headers do not fit in
-// one packet (PacketSize); nothing was sent.
-var ErrRequestTooLarge = errRequestTooLarge
 
 // Client sends HTTP requests to an AJP13 container (Tomcat's AJP
 // connector) over a pool of kept connections, as mod_jk does. It is safe
