@@ -194,7 +194,7 @@ func TestClientStale(t *testing.T) {
 	r, _ := http.NewRequest("GET", "http://x/", nil)
 	doEcho(t, c, r, &Forward{})
 	// Wait for the server's idle timeout to close the kept connection.
-	nc := c.idle[0].nc
+	nc := c.idle[0].nc // read directly: the test waits for the server's close
 	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := nc.Read(make([]byte, 1)); err != io.EOF {
 		t.Fatalf("the server did not close the idle connection: %v", err)
