@@ -291,6 +291,9 @@
     const h = $('.m-health', row);
     h.textContent = m.health;
     h.dataset.health = m.health;
+    const refused = $('.m-refused', row);
+    refused.hidden = !m.ajp_refused;
+    refused.textContent = m.ajp_refused ? nf.format(m.ajp_refused) + ' refused: AJP secret?' : '';
     $('.m-weight', row).textContent = m.weight;
     const wi = $('.m-weight-input', row);
     if (document.activeElement !== wi) wi.placeholder = m.weight;
