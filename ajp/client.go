@@ -10,7 +10,9 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -100,14 +102,10 @@ var (
 	ErrNoResponse = errors.New("ajp: the container closed the connection without answering")
 	// ErrNoPong: a CPing got no CPong.
 	ErrNoPong = errors.New("ajp: no CPong")
-	// errRequestTooLarge: the request line and headers do not fit in one
-	// packet.
-	errRequestTooLarge = errors.New("ajp: request headers do not fit in one packet")
+	// ErrRequestTooLarge: a request's line, headers and attributes do not
+	// fit in one packet (PacketSize); nothing was sent.
+	ErrRequestTooLarge = errors.New("ajp: request headers do not fit in one packet")
 )
-
-// ErrRequestTooLarge is returned when a request's headers do not fit in
-// one packet (PacketSize); nothing was sent.
-var ErrRequestTooLarge = errRequestTooLarge
 
 // Client sends HTTP requests to an AJP13 container (Tomcat's AJP
 // connector) over a pool of kept connections, as mod_jk does. It is safe
@@ -136,6 +134,7 @@ type clientConn struct {
 	out    []byte // packet being written
 	used   time.Time
 	reused bool
+	rc     syscall.RawConn // for alive, set at its first use
 }
 
 func (c *Client) dialConn(ctx context.Context) (*clientConn, error) {
@@ -181,7 +180,7 @@ func (c *Client) getConn(ctx context.Context) (*clientConn, error) {
 				cc.nc.Close()
 				continue
 			}
-		case cc.br.Buffered() > 0 || !alive(cc.nc):
+		case cc.br.Buffered() > 0 || !alive(cc):
 			cc.nc.Close()
 			continue
 		}
@@ -280,7 +279,9 @@ func ForwardFor(remoteAddr, host string, local net.Addr, cs *tls.ConnectionState
 		f.RemotePort, _ = strconv.Atoi(port)
 	}
 	f.ServerName, f.ServerPort = splitHost(host)
-	if local != nil {
+	if ta, ok := local.(*net.TCPAddr); ok {
+		f.LocalAddr, f.ServerPort = ta.IP.String(), ta.Port
+	} else if local != nil {
 		if h, port, err := net.SplitHostPort(local.String()); err == nil {
 			f.LocalAddr = h
 			f.ServerPort, _ = strconv.Atoi(port)
@@ -299,6 +300,9 @@ func ForwardFor(remoteAddr, host string, local net.Addr, cs *tls.ConnectionState
 }
 
 func splitHost(hostport string) (string, int) {
+	if !strings.Contains(hostport, ":") { // no port: spare SplitHostPort's error
+		return hostport, 0
+	}
 	host, port, err := net.SplitHostPort(hostport)
 	if err != nil {
 		return hostName(hostport), 0
@@ -367,7 +371,10 @@ func (c *Client) exchange(ctx context.Context, cc *clientConn, out *outRequest, 
 			return nil, err
 		}
 	}
-	stop := context.AfterFunc(ctx, func() { cc.nc.SetDeadline(time.Now()) })
+	stop := noStop
+	if ctx.Done() != nil { // a request that can be cancelled: stop waiting for the container then
+		stop = context.AfterFunc(ctx, func() { cc.nc.SetDeadline(time.Now()) })
+	}
 	cc.nc.SetWriteDeadline(time.Now().Add(c.o.ResponseTimeout))
 	if _, err := cc.nc.Write(cc.out); err != nil {
 		stop()
@@ -398,6 +405,8 @@ func (c *Client) exchange(ctx context.Context, cc *clientConn, out *outRequest, 
 		return rb.response(r, status, reason, h), nil
 	}
 }
+
+func noStop() bool { return true }
 
 // noAnswer marks an error met before any byte of a response.
 func noAnswer(err error) error {

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -27,7 +28,8 @@ type respBody struct {
 	err  error  // sticky: io.EOF after End Response
 	head bool   // a response without a body: HEAD, 204, 304
 
-	status int // the response's status
+	status int   // the response's status
+	left   int64 // body bytes the Content-Length still announces; -1: no length
 }
 
 // next reads the next packet that is not a Get Body Chunk, answering
@@ -67,7 +69,7 @@ func (rb *respBody) response(r *http.Request, status int, reason string, h http.
 	if reason == "" {
 		reason = http.StatusText(status)
 	}
-	rb.status = status
+	rb.status, rb.left = status, -1
 	resp := &http.Response{
 		Status: strconv.Itoa(status) + " " + reason, StatusCode: status,
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
@@ -80,8 +82,9 @@ func (rb *respBody) response(r *http.Request, status int, reason string, h http.
 			h.Del("Content-Length")
 		}
 	}
+	rb.left = resp.ContentLength
 	if r.Method == http.MethodHead || status == http.StatusNoContent || status == http.StatusNotModified {
-		rb.head = true
+		rb.head, rb.left = true, -1
 		resp.ContentLength = 0
 		if r.Method == http.MethodHead && h.Get("Content-Length") != "" {
 			resp.ContentLength = -1 // keep the header: the length of a GET
@@ -119,13 +122,22 @@ func (rb *respBody) advance() error {
 		switch pk[0] {
 		case typeSendBodyChunk:
 			rb.data, err = decodeSendBodyChunk(pk)
-			if err == nil && rb.head && len(rb.data) > 0 {
+			switch {
+			case err != nil:
+			case rb.head && len(rb.data) > 0:
 				err = badPacket("body for a response that has none")
+			case rb.left >= 0 && int64(len(rb.data)) > rb.left:
+				err = badPacket("body longer than its Content-Length")
+			case rb.left >= 0:
+				rb.left -= int64(len(rb.data))
 			}
 			return rb.fail(err)
 		case typeEndResponse:
 			if len(pk) != 2 || pk[1] > 1 {
 				return rb.fail(badPacket("end response of %d bytes", len(pk)))
+			}
+			if rb.left > 0 {
+				return rb.fail(fmt.Errorf("%w: the body ended %d bytes short of its Content-Length", io.ErrUnexpectedEOF, rb.left))
 			}
 			rb.err = io.EOF
 			rb.stop()

@@ -82,7 +82,7 @@ type outRequest struct {
 }
 
 // appendForwardRequest appends a Forward Request packet for r. It fails
-// with errRequestTooLarge if the packet would exceed max bytes.
+// with ErrRequestTooLarge if the packet would exceed max bytes.
 func appendForwardRequest(b []byte, r *outRequest, max int) ([]byte, error) {
 	start := len(b)
 	b = append(b, 0x12, 0x34, 0, 0)
@@ -123,7 +123,7 @@ func appendForwardRequest(b []byte, r *outRequest, max int) ([]byte, error) {
 	}
 	b = appendAttributes(b, r, code)
 	if len(b)-start > max || count > 0xFFFF {
-		return b[:start], errRequestTooLarge
+		return b[:start], ErrRequestTooLarge
 	}
 	binary.BigEndian.PutUint16(b[start+2:], uint16(len(b)-start-headerLen))
 	return b, nil

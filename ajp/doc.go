@@ -1,8 +1,23 @@
-// Package ajp serves HTTP handlers over AJP13, the protocol Apache httpd's
-// mod_jk and mod_proxy_ajp speak to their workers, so that a Go app can
-// stand where a Tomcat with an AJP connector stands: a worker of a mod_jk
-// load balancer (the worker name being the route of its session ids), or
-// an ajp:// member of mod_proxy_balancer.
+// Package ajp speaks AJP13, the protocol Apache httpd's mod_jk and
+// mod_proxy_ajp speak to their workers, both ways.
+//
+// Its Server serves HTTP handlers over AJP13, so that a Go app can stand
+// where a Tomcat with an AJP connector stands: a worker of a mod_jk load
+// balancer (the worker name being the route of its session ids), or an
+// ajp:// member of mod_proxy_balancer.
+//
+// Its Client is the web server's side, as mod_jk is: it sends HTTP
+// requests to an AJP connector (Tomcat's, or this package's Server) over a
+// pool of kept connections, with the client's address, port and TLS state
+// as AJP attributes (Forward), the secret and the route; request bodies go
+// in chunks as the container asks for them, responses stream back, and a
+// connection idle for a while is checked with CPing/CPong before reuse.
+// Tether's balancer uses it for ajp:// members.
+//
+//	c, err := ajp.NewClient(ajp.ClientOptions{Addr: "10.0.0.11:8009", Secret: secret, Route: "node1"})
+//	resp, err := c.Do(req, ajp.ForwardOf(incoming))
+//
+// The rest of this comment is about the Server.
 //
 //	srv, err := ajp.NewServer(handler, ajp.Options{Secret: secret})
 //	if err != nil { … }

@@ -194,7 +194,7 @@ func TestClientStale(t *testing.T) {
 	r, _ := http.NewRequest("GET", "http://x/", nil)
 	doEcho(t, c, r, &Forward{})
 	// Wait for the server's idle timeout to close the kept connection.
-	nc := c.idle[0].nc
+	nc := c.idle[0].nc // read directly: the test waits for the server's close
 	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := nc.Read(make([]byte, 1)); err != io.EOF {
 		t.Fatalf("the server did not close the idle connection: %v", err)
@@ -255,6 +255,8 @@ func TestClientBadInput(t *testing.T) {
 		{name: "chunk longer than packet", reply: toServer(okHeaders, []byte{3, 0, 9, 'a'}), inBody: true},
 		{name: "bad end response", reply: toServer(okHeaders, []byte{5, 7}), inBody: true},
 		{name: "cut in the body", reply: toServer(okHeaders, []byte{3, 0, 1, 'a', 0}), inBody: true},
+		{name: "longer than its length", reply: toServer([]byte{4, 0, 200, 0, 0, 0, 0, 1, 0xA0, 0x03, 0, 1, '1', 0}, []byte{3, 0, 2, 'a', 'b', 0}, []byte{5, 1}), inBody: true},
+		{name: "shorter than its length", reply: toServer([]byte{4, 0, 200, 0, 0, 0, 0, 1, 0xA0, 0x03, 0, 1, '3', 0}, []byte{3, 0, 2, 'a', 'b', 0}, []byte{5, 1}), inBody: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

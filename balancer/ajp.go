@@ -3,7 +3,10 @@ package balancer
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
+	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/tetherlb/tether/ajp"
@@ -87,10 +90,64 @@ func (m *Member) HealthTransport() http.RoundTripper {
 	return nil
 }
 
-// forwardOf describes the client of the request for an AJP member.
-func (a *attempt) forwardOf() *ajp.Forward {
+// forwardOf describes the client of the request for an AJP member: the
+// connection's peer; or, when the peer is a trusted proxy, the client its
+// forwarding headers in name, as mod_remoteip would: the last address of
+// X-Forwarded-For that is not a trusted proxy (port unknown),
+// X-Forwarded-Proto https as is_ssl, X-Forwarded-Host as the server name.
+func (a *attempt) forwardOf(in priorHeaders) *ajp.Forward {
+	var f *ajp.Forward
 	if a.in != nil {
-		return ajp.ForwardOf(a.in)
+		f = ajp.ForwardOf(a.in)
+	} else {
+		f = ajp.ForwardFor(a.req.remoteAddr, a.req.host, a.x.c.NetConn().LocalAddr(), nil)
 	}
-	return ajp.ForwardFor(a.req.remoteAddr, a.req.host, a.x.c.NetConn().LocalAddr(), nil)
+	if !a.req.clientKnown || !a.trusted() {
+		return f
+	}
+	if client, ok := a.forwardedClient(in.values("X-Forwarded-For")); ok {
+		f.RemoteAddr, f.RemotePort = client.String(), 0
+	}
+	fw := a.forwarding(in)
+	if fw.proto == "https" && !f.Secure {
+		f.Secure = true
+	}
+	if fw.host != a.req.host {
+		f.ServerName = hostOnly(fw.host)
+	}
+	return f
+}
+
+// forwardedClient returns the last address of the X-Forwarded-For values
+// that is not a trusted proxy, or the first one if all are.
+func (a *attempt) forwardedClient(values []string) (netip.Addr, bool) {
+	var addrs []netip.Addr
+	for _, v := range values {
+		for _, s := range strings.Split(v, ",") {
+			if ad, err := netip.ParseAddr(strings.TrimSpace(s)); err == nil {
+				addrs = append(addrs, ad.Unmap())
+			}
+		}
+	}
+	for i := len(addrs) - 1; i >= 0; i-- {
+		trusted := false
+		for _, p := range a.s.opts.TrustedProxies {
+			trusted = trusted || p.Contains(addrs[i])
+		}
+		if !trusted {
+			return addrs[i], true
+		}
+	}
+	if len(addrs) > 0 {
+		return addrs[0], true
+	}
+	return netip.Addr{}, false
+}
+
+// hostOnly is the host of a Host value, without its port.
+func hostOnly(hostport string) string {
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		return h
+	}
+	return strings.Trim(hostport, "[]")
 }

@@ -12,8 +12,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -238,5 +240,90 @@ func TestAJPExpectContinue(t *testing.T) {
 	b, _ := io.ReadAll(resp.Body)
 	if string(b) != "n1 PUT hello" {
 		t.Fatalf("body %q", b)
+	}
+}
+
+// countingListener counts the connections it accepts.
+type countingListener struct {
+	net.Listener
+	n atomic.Int64
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.n.Add(1)
+	}
+	return c, err
+}
+
+// TestAJPConnectionsReused: sequential requests through either engine
+// reuse one AJP connection.
+func TestAJPConnectionsReused(t *testing.T) {
+	eachEngine(t, func(t *testing.T, e engine) {
+		b := newBackend(t, "n1")
+		srv, err := ajp.NewServer(http.HandlerFunc(b.serve), ajp.Options{Secret: ajpTestSecret, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl := &countingListener{Listener: ln}
+		go srv.Serve(cl)
+		t.Cleanup(func() { srv.Close() })
+		u, _ := url.Parse("ajp://" + ln.Addr().String())
+		_, f := e.front(t, fastOptions(), MemberConfig{URL: u, Route: "n1", Secret: ajpTestSecret})
+		for i := range 20 {
+			path := "/"
+			if i%2 == 1 {
+				path = "/echo"
+			}
+			if r := do(t, f.Client(), "POST", f.URL+path, "x.n1", strings.NewReader("body")); r.status != 200 {
+				t.Fatalf("status %d", r.status)
+			}
+		}
+		if n := cl.n.Load(); n != 1 {
+			t.Errorf("%d AJP connections for 20 requests in turn, want 1", n)
+		}
+	})
+}
+
+// TestAJPBehindTrustedProxy: behind a trusted proxy, the container learns
+// the client its X-Forwarded-For names and whether it used TLS; from
+// anyone else the headers change nothing.
+func TestAJPBehindTrustedProxy(t *testing.T) {
+	tests := []struct {
+		name    string
+		trusted string
+		xff     string
+		want    string
+	}{
+		{"trusted", "127.0.0.0/8", "198.51.100.4, 203.0.113.9", "203.0.113.9:0 secure=true"},
+		{"trusted chain", "127.0.0.0/8", "203.0.113.9, 127.0.0.5", "203.0.113.9:0 secure=true"},
+		{"untrusted", "10.0.0.0/8", "203.0.113.9", "127.0.0.1:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			eachEngine(t, func(t *testing.T, e engine) {
+				m, _ := ajpMember(t, newBackend(t, "n1"))
+				o := fastOptions()
+				o.TrustedProxies = []netip.Prefix{netip.MustParsePrefix(tt.trusted)}
+				_, f := e.front(t, o, m)
+				req, _ := http.NewRequest("GET", f.URL+"/client", nil)
+				req.Header.Set("X-Forwarded-For", tt.xff)
+				req.Header.Set("X-Forwarded-Proto", "https")
+				resp, err := f.Client().Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if !strings.HasPrefix(string(b), tt.want) || (tt.name == "untrusted" && strings.Contains(string(b), "secure=true")) {
+					t.Errorf("the container saw %q, want %q…", b, tt.want)
+				}
+			})
+		})
 	}
 }

@@ -283,3 +283,71 @@ func BenchmarkNative(b *testing.B) {
 		})
 	}
 }
+
+// benchAJPMember is an AJP13 container that answers every Forward Request
+// with the same response (Content-Length: 8, "member 1"), reusing the
+// connection, without allocating.
+func benchAJPMember(tb testing.TB) *url.URL {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { ln.Close() })
+	var out []byte
+	pkt := func(p ...byte) { out = append(out, 'A', 'B', byte(len(p)>>8), byte(len(p))); out = append(out, p...) }
+	pkt(4, 0, 200, 0, 2, 'O', 'K', 0, 0, 2, 0xA0, 0x01, 0, 10, 't', 'e', 'x', 't', '/', 'p', 'l', 'a', 'i', 'n', 0, 0xA0, 0x03, 0, 1, '8', 0)
+	pkt(3, 0, 8, 'm', 'e', 'm', 'b', 'e', 'r', ' ', '1', 0)
+	pkt(5, 1)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				var buf [8192]byte
+				for {
+					if _, err := io.ReadFull(c, buf[:4]); err != nil {
+						return
+					}
+					n := int(buf[2])<<8 | int(buf[3])
+					if _, err := io.ReadFull(c, buf[:n]); err != nil {
+						return
+					}
+					if n > 0 && buf[0] == 2 { // a Forward Request; GET: no body follows
+						if _, err := c.Write(out); err != nil {
+							return
+						}
+					}
+				}
+			}()
+		}
+	}()
+	u, _ := url.Parse("ajp://" + ln.Addr().String())
+	return u
+}
+
+// BenchmarkNativeAJP is BenchmarkNative/sticky with ajp:// members.
+func BenchmarkNativeAJP(b *testing.B) {
+	member := benchAJPMember(b)
+	bal, err := New(fastOptions(), []MemberConfig{{URL: member, Route: "n1"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := NewServer(ServerOptions{}, NewMux(map[string]*Balancer{"/": bal}))
+	go srv.Serve(ln)
+	b.Cleanup(func() { srv.Close(); bal.Close() })
+	bc := newBenchClient(b, ln.Addr().String(), strings.Replace(benchRequest, ".n2", ".n1", 1), 8)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := bc.do(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"unsafe"
 
 	"github.com/tetherlb/tether/ajp"
 	"github.com/tetherlb/tether/balancer/h1"
@@ -49,7 +50,7 @@ func (x *exchange) sendAJP(m *Member, c *ajp.Client) error {
 	case h1.Chunked:
 		r.ContentLength, r.Body = -1, ajpBody{x}
 	}
-	resp, err := c.Do(r, a.forwardOf())
+	resp, err := c.Do(r, a.forwardOf(wirePrior{req}))
 	if err != nil {
 		if errors.Is(err, h1.ErrBodyTooLarge) {
 			return ErrBodyTooLarge
@@ -97,13 +98,13 @@ func (x *exchange) relayAJP() {
 	noBody := string(req.Method) == http.MethodHead || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified
 	w := c.Writer()
 	_, reason, _ := strings.Cut(resp.Status, " ")
-	h1.WriteStatusLine(w, req.Minor, resp.StatusCode, []byte(reason))
+	h1.WriteStatusLine(w, req.Minor, resp.StatusCode, unsafeBytes(reason))
 	for k, vs := range resp.Header {
 		if hopByHop(k) || (k == "Content-Length" && !noBody) {
 			continue
 		}
 		for _, v := range vs {
-			h1.WriteField(w, []byte(k), []byte(v))
+			h1.WriteField(w, unsafeBytes(k), unsafeBytes(v))
 		}
 	}
 	chunked := false
@@ -192,6 +193,9 @@ func flushTo(w interface{ Flush() error }) error {
 	}
 	return nil
 }
+
+// unsafeBytes views s as bytes without copying; they must not be changed.
+func unsafeBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // hopByHop reports whether a response header belongs to one connection.
 func hopByHop(name string) bool {

@@ -121,7 +121,7 @@ func (rt roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		var err error
 		if c := m.ajp.Load(); c != nil {
-			resp, err = c.Do(req, a.forwardOf())
+			resp, err = c.Do(req, a.forwardOf(headerPrior(a.in.Header)))
 		} else {
 			resp, err = a.s.transport.RoundTrip(req)
 		}

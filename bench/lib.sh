@@ -118,6 +118,18 @@ port_free() {
 	! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
+# ticks PID...: CPU time (clock ticks) used so far by the processes and
+# their descendants.
+ticks() {
+	local sum=0 p line f
+	for p in $(for r in "$@"; do tree_pids "$r"; done); do
+		line=$(cat "/proc/$p/stat" 2>/dev/null) || continue
+		read -ra f <<<"${line##*) }"
+		sum=$((sum + f[11] + f[12]))
+	done
+	echo "$sum"
+}
+
 # start_proc NAME CPU CMD...: start CMD pinned to CPU, output to
 # $WORK/log/NAME.log; sets LAST_PID.
 start_proc() {
@@ -128,18 +140,19 @@ start_proc() {
 	STARTED+=("$LAST_PID")
 }
 
-# wait_http NAME PID URL: poll URL until it answers 2xx, for up to 15 s;
-# fail with the process's log if it dies or never answers.
+# wait_http NAME PID URL [SECONDS]: poll URL until it answers 2xx, for up
+# to SECONDS (default 15); fail with the process's log if it dies or never
+# answers.
 wait_http() {
-	local name=$1 pid=$2 url=$3 i code
-	for ((i = 0; i < 150; i++)); do
+	local name=$1 pid=$2 url=$3 limit=$((${4:-15} * 10)) i code
+	for ((i = 0; i < limit; i++)); do
 		alive "$pid" || { tail -n 20 "$WORK/log/$name.log" >&2; die "$name exited during start-up"; }
 		code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url" 2>/dev/null) || code=000
 		[[ $code == 2* ]] && return 0
 		sleep 0.1
 	done
 	tail -n 20 "$WORK/log/$name.log" >&2
-	die "$name did not answer $url with 2xx within 15 s (last status $code)"
+	die "$name did not answer $url with 2xx within $((limit / 10)) s (last status $code)"
 }
 
 # start_backends: the three members n1..n3 on the client core.

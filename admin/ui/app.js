@@ -292,6 +292,9 @@
     h.textContent = m.slow_start ? m.health + ' · warming ' + Math.round(m.slow_start.share * 100) + '%' : m.health;
     h.dataset.health = m.health;
     h.title = m.health_reason || '';
+    const refused = $('.m-refused', row);
+    refused.hidden = !m.ajp_refused;
+    refused.textContent = m.ajp_refused ? nf.format(m.ajp_refused) + ' refused: AJP secret?' : '';
     $('.m-weight', row).textContent = m.weight;
     const wi = $('.m-weight-input', row);
     if (document.activeElement !== wi) wi.placeholder = m.weight;
