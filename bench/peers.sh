@@ -20,7 +20,7 @@ PORT_tether_nethttp=$((PORT_BASE + 10))
 PORT_tether_maxconns=$((PORT_BASE + 9))
 # Balancer cookies for applications without routes: Tether's sticky.mode:
 # insert (a signed cookie) and HAProxy's cookie SERVERID insert.
-PORT_tether_insert=$((PORT_BASE + 11)) PORT_haproxy_insert=$((PORT_BASE + 12))
+PORT_tether_insert=$((PORT_BASE + 15)) PORT_haproxy_insert=$((PORT_BASE + 16))
 PEERS="direct tether haproxy nginx httpd"
 # BENCH_GOENV adds environment to the Go targets (Tether, protoproxy and the
 # direct backends), e.g. BENCH_GOENV="GOGC=400" to try a GC setting.
