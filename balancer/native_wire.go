@@ -187,7 +187,7 @@ func (x *exchange) relay() {
 		err = h1.CopyBody(w, &mc.Body, enc, keepTrailer)
 	}
 	a.written = mc.Body.N()
-	if err != nil || resp.Close || framing == h1.UntilClose || x.early {
+	if err != nil || resp.Close || framing == h1.UntilClose || x.early || a.s.opts.SendProxy != 0 {
 		mc.Close()
 	} else {
 		a.active.conns.Put(mc)
