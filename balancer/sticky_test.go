@@ -356,3 +356,22 @@ func (l *sessionLog) count(k SessionEventKind) int {
 	}
 	return n
 }
+
+// TestPrefixSessionsCreatedWhileDraining: in prefix mode the balancer
+// sees the application's ids, so an application that creates a session
+// on logout while its node drains is counted, as in route mode.
+func TestPrefixSessionsCreatedWhileDraining(t *testing.T) {
+	eachEngine(t, func(t *testing.T, e engine) {
+		_, ms := plainBackends(t, "n1", "n2")
+		bal, srv := e.front(t, modeOptions(StickyPrefix), ms...)
+		u := browsersOn(t, srv.URL, "n2", 1)[0]
+		bal.Pool().SetState("n2", Draining, "")
+		u.mustGet("/badlogout") // a new session at once: still pinned to n2
+		if !strings.HasPrefix(u.cookie("JSESSIONID"), "n2~") {
+			t.Fatalf("cookie %q", u.cookie("JSESSIONID"))
+		}
+		if s := statsOf(bal, "n2"); s.CreatedWhileDraining != 1 || s.LiveSessions != 1 {
+			t.Fatalf("stats %+v, want 1 created while draining, 1 live", s)
+		}
+	})
+}
