@@ -424,6 +424,11 @@ func (b *Balancer) Update(opts Options, prev, members []MemberConfig) error {
 	for _, m := range b.pool.Members() {
 		s.checker.Watch(m)
 		m.conns.SetOptions(s.connOptions())
+		if m.tls || old.opts.SendProxy != s.opts.SendProxy {
+			// Idle connections were made with the old TLS settings or
+			// PROXY header: the next requests connect anew.
+			m.conns.CloseIdle()
+		}
 	}
 	b.mu.Unlock()
 	old.checker.Close()
