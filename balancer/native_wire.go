@@ -320,5 +320,8 @@ func (x *exchange) writeInsertCookie(w *bufio.Writer) {
 		w.WriteString("Set-Cookie: ")
 		w.Write(sc)
 		w.WriteString("\r\n")
+		if x.a.s.opts.Cookie.NoCache {
+			w.WriteString("Cache-Control: private\r\n")
+		}
 	}
 }

@@ -276,3 +276,34 @@ func TestStickyOptionsChecked(t *testing.T) {
 		})
 	}
 }
+
+// TestInsertNoCache: with NoCache, the responses that set Tether's cookie,
+// and only those, are marked private.
+func TestInsertNoCache(t *testing.T) { eachEngine(t, testInsertNoCache) }
+
+func testInsertNoCache(t *testing.T, e engine) {
+	_, ms := plainBackends(t, "n1")
+	opts := modeOptions(StickyInsert)
+	opts.Cookie.NoCache = true
+	_, srv := e.front(t, opts, ms...)
+	first := do(t, srv.Client(), "GET", srv.URL, "", nil)
+	var line string
+	for _, l := range first.header.Values("Set-Cookie") {
+		if strings.HasPrefix(l, "TETHERID=") {
+			line = l
+		}
+	}
+	if line == "" || first.header.Get("Cache-Control") != "private" {
+		t.Fatalf("new session: Set-Cookie %q, Cache-Control %q", line, first.header.Get("Cache-Control"))
+	}
+	req, _ := http.NewRequest("GET", srv.URL, nil)
+	req.Header.Set("Cookie", "TETHERID="+cookieValue(line)+"; JSESSIONID=x")
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("Cache-Control") != "" {
+		t.Fatalf("a response that sets no cookie got Cache-Control %q", resp.Header.Get("Cache-Control"))
+	}
+}

@@ -270,6 +270,10 @@ type StickyCookie struct {
 	// MaxLife, if set, ends a session that long after it began, whatever
 	// its activity. Default 0: no limit.
 	MaxLife time.Duration `yaml:"max_life"`
+	// NoCache adds "Cache-Control: private" to the responses that set the
+	// cookie (HAProxy's nocache), so that a shared cache in front keeps
+	// none of them for other users. Default false.
+	NoCache bool `yaml:"no_cache"`
 }
 
 // Timeouts towards members. Zero means the default.
