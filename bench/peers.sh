@@ -45,7 +45,7 @@ write_peer_configs() {
 write_tether_insert_config() {
 	head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$WORK/cookie.key"
 	write_tether_config "$WORK/tether-insert.yaml" "$PORT_tether_insert"
-	sed -i "s|^  - name: bench|  - name: bench\n    sticky: { mode: insert, cookie: { key_file: $WORK/cookie.key } }|" "$WORK/tether-insert.yaml"
+	sed -i "s|^  - name: bench|  - name: bench\n    sticky: { mode: insert, cookie: { key_file: $WORK/cookie.key, no_cache: true } }|" "$WORK/tether-insert.yaml"
 }
 
 # write_haproxy_config [insert]: one thread; use-server on the cookie's
