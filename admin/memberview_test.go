@@ -2,6 +2,8 @@ package admin
 
 import (
 	"encoding/json"
+	"log/slog"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -23,5 +25,18 @@ func TestMemberViewShowsSlowStartAndHealthReason(t *testing.T) {
 	b, _ = json.Marshal(viewMember(balancer.Stats{Route: "n1"}))
 	if strings.Contains(string(b), "slow_start") || strings.Contains(string(b), "health_reason") {
 		t.Errorf("empty fields shown: %s", b)
+	}
+}
+
+func TestBalancerViewShowsStickyMode(t *testing.T) {
+	u, _ := url.Parse("http://127.0.0.1:1")
+	b, err := balancer.New(balancer.Options{Name: "php", Logger: slog.New(slog.DiscardHandler), Sticky: balancer.StickyPrefix},
+		[]balancer.MemberConfig{{URL: u, Route: "n1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if v := viewBalancer(b); v.StickyMode != "prefix" {
+		t.Fatalf("sticky_mode %q", v.StickyMode)
 	}
 }

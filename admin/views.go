@@ -24,6 +24,9 @@ type BalancerView struct {
 	// Sessions is "local" or "replicated" (a drain moves sessions).
 	Sessions string `json:"sessions"`
 	Method   string `json:"method"`
+	// StickyMode is where sessions carry their route: "route", "insert"
+	// or "prefix".
+	StickyMode string `json:"sticky_mode"`
 	// DrainIdle is how long a session may go unseen and still count as live.
 	DrainIdle Duration `json:"drain_idle"`
 	// DrainStop: a drained member is stopped when empty or at DrainDeadline.
@@ -158,7 +161,7 @@ func viewBalancer(b *balancer.Balancer) BalancerView {
 	o := b.Options()
 	tracked, dropped := b.SessionCounts()
 	v := BalancerView{
-		Name: b.Name(), Sessions: "local", Method: string(o.Method),
+		Name: b.Name(), Sessions: "local", Method: string(o.Method), StickyMode: o.Sticky.String(),
 		DrainIdle: Duration(o.SessionIdle), DrainStop: o.DrainStop, DrainDeadline: Duration(o.DrainDeadline),
 		TrackedSessions: tracked, UntrackedSessions: dropped,
 	}

@@ -84,7 +84,7 @@ type attempt struct {
 	in      *http.Request  // net/http engine
 	body    trackedBody    // net/http engine
 	cookies []string       // native engine: storage for req.cookies
-	scratch []byte         // net/http engine: forwarding values are built in it
+	scratch []byte         // forwarding values (net/http), rewritten cookie fields (both engines)
 	x       *exchange      // native engine, kept with the attempt
 
 	insert    insertCookie // insert mode: what the request's cookie said

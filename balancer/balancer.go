@@ -117,6 +117,12 @@ type Options struct {
 	// checked with CPing/CPong before it carries a request. Default 10s;
 	// negative: never.
 	AJPPingIdle time.Duration
+	// SendProxy, if 1 or 2, starts every connection to a member with a
+	// PROXY protocol header of that version naming the client (health
+	// checks send a LOCAL one), for members behind which the client's
+	// address matters at the TCP level. A member connection then serves
+	// one request only: it names one client. Default 0: none.
+	SendProxy int
 	// Transport, if set, replaces the transport built from the options
 	// above in the net/http engine (tests use it). The native engine does
 	// not use it.
@@ -219,16 +225,19 @@ func buildSettings(o Options, b *Balancer) (*settings, error) {
 	if o.Sticky == StickyInsert {
 		s.macs = newMACs(o.Name, o.Cookie.Keys)
 	}
-	dialTLS := func(ctx context.Context, addr string) (net.Conn, error) { return s.dialAddr(ctx, b.pool, addr) }
+	dial := func(ctx context.Context, addr string) (net.Conn, error) { return s.dialAddr(ctx, b.pool, addr) }
 	if s.transport == nil {
-		s.transport = newTransport(o, dialTLS)
+		s.transport = newTransport(o, dial)
 	}
 	ho := o.Health
 	if ho.Logger == nil {
 		ho.Logger = o.Logger.With("balancer", o.Name)
 	}
 	if ho.DialTLS == nil {
-		ho.DialTLS = dialTLS // checks verify certificates as the traffic does
+		ho.DialTLS = dial // checks verify certificates as the traffic does
+	}
+	if ho.Dial == nil && o.SendProxy != 0 {
+		ho.Dial = dial // checks send the PROXY header members expect
 	}
 	ho.OnChange = healthReason(ho.OnChange)
 	s.checker = health.New(ho)
@@ -254,18 +263,19 @@ func (s *settings) connOptions() h1.ConnPoolOptions {
 	return h1.ConnPoolOptions{MaxIdle: s.opts.MaxIdlePerMember, IdleTimeout: s.opts.IdleTimeout}
 }
 
-// newTransport returns the net/http engine's transport; dialTLS connects
-// to https members.
-func newTransport(o Options, dialTLS func(context.Context, string) (net.Conn, error)) *http.Transport {
+// newTransport returns the net/http engine's transport; dial connects to
+// members (TCP, PROXY header, TLS).
+func newTransport(o Options, dial func(context.Context, string) (net.Conn, error)) *http.Transport {
 	return &http.Transport{
 		Proxy:                 nil, // never send member traffic through an environment proxy
-		DialContext:           (&net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           func(ctx context.Context, _, addr string) (net.Conn, error) { return dial(ctx, addr) },
 		ResponseHeaderTimeout: o.ResponseTimeout,
 		IdleConnTimeout:       o.IdleTimeout,
 		MaxIdleConnsPerHost:   o.MaxIdlePerMember,
 		ExpectContinueTimeout: time.Second,
 		DisableCompression:    true, // pass Accept-Encoding and bodies through untouched
-		DialTLSContext:        func(ctx context.Context, _, addr string) (net.Conn, error) { return dialTLS(ctx, addr) },
+		DialTLSContext:        func(ctx context.Context, _, addr string) (net.Conn, error) { return dial(ctx, addr) },
+		DisableKeepAlives:     o.SendProxy != 0, // a connection's PROXY header names one client
 	}
 }
 
@@ -424,7 +434,12 @@ func (b *Balancer) Update(opts Options, prev, members []MemberConfig) error {
 	b.pool.slowStart.Store(int64(s.opts.SlowStart))
 	for _, m := range b.pool.Members() {
 		s.checker.Watch(m)
-		s.setUp(m)
+		s.setUp(m) // connection options, and the AJP client of an ajp:// member
+		if m.tls || old.opts.SendProxy != s.opts.SendProxy {
+			// Idle connections were made with the old TLS settings or
+			// PROXY header: the next requests connect anew.
+			m.conns.CloseIdle()
+		}
 	}
 	b.mu.Unlock()
 	old.checker.Close()

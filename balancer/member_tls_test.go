@@ -151,3 +151,27 @@ func testMemberOwnTLS(t *testing.T, e engine) {
 		t.Fatalf("member with its own client certificate is down: %s", st.HealthReason)
 	}
 }
+
+// TestMemberTLSChangeClosesIdleConnections: after an update of the TLS
+// settings, requests do not go on over connections the old settings
+// verified.
+func TestMemberTLSChangeClosesIdleConnections(t *testing.T) { eachEngine(t, testMemberTLSChange) }
+
+func testMemberTLSChange(t *testing.T, e engine) {
+	ca := testpki.NewCA(t, "private")
+	m := newTLSMember(t, ca, nil)
+	opts := fastOptions()
+	opts.MemberTLS = &tls.Config{RootCAs: ca.Pool()}
+	members := []MemberConfig{{URL: m.url, Route: "tls"}}
+	bal, srv := e.front(t, opts, members...)
+	if r := do(t, srv.Client(), "GET", srv.URL, "", nil); r.status != 200 {
+		t.Fatalf("with the CA: %d", r.status)
+	}
+	opts.MemberTLS = nil
+	if err := bal.Update(opts, members, members); err != nil {
+		t.Fatal(err)
+	}
+	if r := do(t, srv.Client(), "GET", srv.URL, "", nil); r.status == 200 {
+		t.Fatal("served over a connection the removed CA had verified")
+	}
+}

@@ -86,7 +86,7 @@ func (x *exchange) stale(err error) bool {
 // there is none. A request that is not replayable gets only a connection
 // checked to be open.
 func (x *exchange) memberConn(m *Member, fresh bool) (*h1.Conn, error) {
-	if !fresh {
+	if !fresh && x.a.s.opts.SendProxy == 0 { // a PROXY header names one client: no reuse
 		check := !x.replayable()
 		for {
 			mc := m.conns.Get()
@@ -99,13 +99,17 @@ func (x *exchange) memberConn(m *Member, fresh bool) (*h1.Conn, error) {
 			mc.Close()
 		}
 	}
-	return dial(x.a.s, m)
+	var hdr []byte
+	if x.a.s.opts.SendProxy != 0 {
+		hdr = x.a.proxyHeader(nil)
+	}
+	return dial(x.a.s, m, hdr)
 }
 
-// dial connects to m (see dialMember). Errors are *net.OpError with Op
-// "dial": nothing was sent.
-func dial(s *settings, m *Member) (*h1.Conn, error) {
-	nc, err := s.dialMember(context.Background(), m)
+// dial connects to m (see dialMember), sending hdr first if set. Errors
+// are *net.OpError with Op "dial": nothing was sent.
+func dial(s *settings, m *Member, hdr []byte) (*h1.Conn, error) {
+	nc, err := s.dialMember(context.Background(), m, hdr)
 	if err != nil {
 		return nil, err
 	}

@@ -187,7 +187,7 @@ func (x *exchange) relay() {
 		err = h1.CopyBody(w, &mc.Body, enc, keepTrailer)
 	}
 	a.written = mc.Body.N()
-	if err != nil || resp.Close || framing == h1.UntilClose || x.early {
+	if err != nil || resp.Close || framing == h1.UntilClose || x.early || a.s.opts.SendProxy != 0 {
 		mc.Close()
 	} else {
 		a.active.conns.Put(mc)
@@ -320,5 +320,8 @@ func (x *exchange) writeInsertCookie(w *bufio.Writer) {
 		w.WriteString("Set-Cookie: ")
 		w.Write(sc)
 		w.WriteString("\r\n")
+		if x.a.s.opts.Cookie.NoCache {
+			w.WriteString("Cache-Control: private\r\n")
+		}
 	}
 }

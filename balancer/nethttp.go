@@ -148,6 +148,9 @@ func (b *Balancer) modifyResponse(resp *http.Response) error {
 	}
 	if len(a.setCookie) > 0 {
 		resp.Header["Set-Cookie"] = append(lines, string(a.setCookie))
+		if a.s.opts.Cookie.NoCache {
+			resp.Header.Add("Cache-Control", "private")
+		}
 	}
 	return nil
 }

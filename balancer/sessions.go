@@ -180,15 +180,12 @@ type SessionObserver interface {
 	ObserveSession(SessionEvent)
 }
 
-// trackSessions applies what one response says about sessions, in the
-// way of the sticky mode.
+// trackSessions applies what one response says about sessions: the
+// application's session cookies it sets or expires (route and prefix
+// mode), or Tether's own cookie (insert mode, trackInsert).
 func (b *Balancer) trackSessions(a *attempt, setCookies []string) {
-	switch a.s.opts.Sticky {
-	case StickyInsert:
+	if a.s.opts.Sticky == StickyInsert {
 		b.trackInsert(a, setCookies)
-		return
-	case StickyPrefix:
-		b.trackPrefix(a, setCookies)
 		return
 	}
 	t, now, handled := b.tracker, a.start, false
@@ -205,13 +202,12 @@ func (b *Balancer) trackSessions(a *attempt, setCookies []string) {
 			}
 			continue
 		}
-		id, r, ok := route.Split(value, a.s.opts.Separator)
-		m := b.pool.Lookup(r)
-		if !ok || m == nil {
+		id, m := a.setSession(value)
+		if m == nil {
 			continue
 		}
 		if id == a.id {
-			if _, moved := t.touch(id, m, now); moved || r != a.route {
+			if _, moved := t.touch(id, m, now); moved || m.route != a.route {
 				b.sessionEvent(a, m, SessionRouteRewritten)
 			}
 			continue
@@ -226,9 +222,37 @@ func (b *Balancer) trackSessions(a *attempt, setCookies []string) {
 			b.sessionEvent(a, m, SessionCreatedWhileDraining)
 		}
 	}
-	if !handled && a.id != "" && a.home != nil {
-		t.touch(a.id, a.home, now)
+	if m := a.sessionMember(); !handled && a.id != "" && m != nil {
+		t.touch(a.id, m, now)
 	}
+}
+
+// setSession reads the value of a session cookie a response sets: the
+// session's id and its member, nil if none. In route mode the value is
+// "<id><sep><route>"; in prefix mode it is the id, on the member that
+// answered.
+func (a *attempt) setSession(value string) (id string, m *Member) {
+	if a.s.opts.Sticky == StickyPrefix {
+		return value, a.active
+	}
+	id, r, ok := route.Split(value, a.s.opts.Separator)
+	if !ok {
+		return "", nil
+	}
+	return id, a.b.pool.Lookup(r)
+}
+
+// sessionMember is where the request's session is counted when the
+// response does not set its cookie: on its own member in route mode (a
+// failover member without the session does not own it); in prefix mode
+// on the member that served it (after a failover or a move, even before
+// the application sets its cookie again, which then carries the new
+// route).
+func (a *attempt) sessionMember() *Member {
+	if a.s.opts.Sticky == StickyPrefix {
+		return a.active
+	}
+	return a.home
 }
 
 func (b *Balancer) sessionEvent(a *attempt, m *Member, k SessionEventKind) {

@@ -108,6 +108,10 @@ type InsertCookie struct {
 	// MaxLife, if set, ends a session that long after its cookie was first
 	// issued, whatever its activity. Default 0: no limit.
 	MaxLife time.Duration
+	// NoCache adds "Cache-Control: private" to the responses that set the
+	// cookie, so that a shared cache in front keeps none of them for other
+	// users (HAProxy's nocache). Default false.
+	NoCache bool
 }
 
 // MinCookieKeyLen is the shortest key InsertCookie accepts.

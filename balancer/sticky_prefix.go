@@ -45,47 +45,6 @@ func (a *attempt) prefixSession() (id, rt string, home *Member) {
 	return f.id, f.route, f.home
 }
 
-// trackPrefix applies what one response says about sessions in prefix
-// mode: the Set-Cookie values are the application's ids, and the member
-// is the one that answered.
-func (b *Balancer) trackPrefix(a *attempt, setCookies []string) {
-	t, m, handled := b.tracker, a.active, false
-	for _, line := range setCookies {
-		id, expired, ok := a.stickyCookie(line)
-		if !ok {
-			continue
-		}
-		handled = true
-		switch {
-		case expired:
-			if a.id != "" {
-				t.forget(a.id)
-				b.sessionEvent(a, m, SessionExpired)
-			}
-		case id == a.id:
-			if _, moved := t.touch(id, m, a.start); moved || m.route != a.route {
-				b.sessionEvent(a, m, SessionRouteRewritten)
-			}
-		default:
-			if a.id != "" {
-				t.forget(a.id) // the member replaced the request's session
-			}
-			t.touch(id, m, a.start)
-			b.sessionEvent(a, m, SessionCreated)
-			if m.State() == Draining {
-				m.createdDraining.Add(1)
-				b.sessionEvent(a, m, SessionCreatedWhileDraining)
-			}
-		}
-	}
-	if !handled && a.id != "" {
-		// The session is where it was served: after a failover or a move,
-		// on its new member, even before the application sets its cookie
-		// again (which then carries the new route).
-		t.touch(a.id, m, a.start)
-	}
-}
-
 // prefixSetCookie appends line, a Set-Cookie value, with the route of
 // the member that answered put in front of the value, if it sets a
 // cookie of StickyNames. It reports false, appending nothing, for any

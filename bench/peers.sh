@@ -20,7 +20,7 @@ PORT_tether_nethttp=$((PORT_BASE + 10))
 PORT_tether_maxconns=$((PORT_BASE + 9))
 # Balancer cookies for applications without routes: Tether's sticky.mode:
 # insert (a signed cookie) and HAProxy's cookie SERVERID insert.
-PORT_tether_insert=$((PORT_BASE + 11)) PORT_haproxy_insert=$((PORT_BASE + 12))
+PORT_tether_insert=$((PORT_BASE + 15)) PORT_haproxy_insert=$((PORT_BASE + 16))
 PEERS="direct tether haproxy nginx httpd"
 # BENCH_GOENV adds environment to the Go targets (Tether, protoproxy and the
 # direct backends), e.g. BENCH_GOENV="GOGC=400" to try a GC setting.
@@ -45,7 +45,7 @@ write_peer_configs() {
 write_tether_insert_config() {
 	head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$WORK/cookie.key"
 	write_tether_config "$WORK/tether-insert.yaml" "$PORT_tether_insert"
-	sed -i "s|^  - name: bench|  - name: bench\n    sticky: { mode: insert, cookie: { key_file: $WORK/cookie.key } }|" "$WORK/tether-insert.yaml"
+	sed -i "s|^  - name: bench|  - name: bench\n    sticky: { mode: insert, cookie: { key_file: $WORK/cookie.key, no_cache: true } }|" "$WORK/tether-insert.yaml"
 }
 
 # write_haproxy_config [insert]: one thread; use-server on the cookie's

@@ -192,6 +192,11 @@ type Balancer struct {
 	// TLS overrides it key by key. Default: the system's roots, the member
 	// URL's host as the server name, no client certificate.
 	MemberTLS *MemberTLS `yaml:"member_tls"`
+	// SendProxy is "v1" or "v2" to start every connection to a member
+	// with a PROXY protocol header naming the client (HAProxy's
+	// send-proxy, send-proxy-v2); health checks send a LOCAL one. A member
+	// connection then serves one request. Default "": none.
+	SendProxy string `yaml:"send_proxy"`
 	// Timeouts towards the members.
 	Timeouts Timeouts `yaml:"timeouts"`
 	// Health configures active health checks. Omitted: none, passive
@@ -267,6 +272,10 @@ type StickyCookie struct {
 	// MaxLife, if set, ends a session that long after it began, whatever
 	// its activity. Default 0: no limit.
 	MaxLife time.Duration `yaml:"max_life"`
+	// NoCache adds "Cache-Control: private" to the responses that set the
+	// cookie (HAProxy's nocache), so that a shared cache in front keeps
+	// none of them for other users. Default false.
+	NoCache bool `yaml:"no_cache"`
 }
 
 // Timeouts towards members. Zero means the default.

@@ -19,6 +19,8 @@ func TestProbeErrors(t *testing.T) {
 		{"proxy protocol", "proxy_protocol: {from: [10.0.0.0/8, 192.0.2.1]}\n" + b, nil},
 		{"proxy protocol from no one", "proxy_protocol: {from: []}\n" + b, []string{`1: proxy_protocol.from: list the addresses`}},
 		{"proxy protocol bad source", "proxy_protocol:\n  from: [10.0.0.0/33]\n" + b, []string{`2: proxy_protocol.from[0]: "10.0.0.0/33" is not an IP address`}},
+		{"send_proxy", "balancers:\n  - {name: a, send_proxy: v2, members: [{url: 'http://h:1', route: n1}]}\n", nil},
+		{"send_proxy v3", "balancers:\n  - {name: a, send_proxy: v3, members: [{url: 'http://h:1', route: n1}]}\n", []string{`2: balancers[0].send_proxy: unknown value "v3": use one of v1, v2`}},
 		{"redirect without listen", "redirect_https: {port: 8443}\n" + b, []string{`1: redirect_https.listen: an address is required`}},
 	}
 	for _, tt := range tests {

@@ -296,6 +296,7 @@ func (v *checker) balancer(f string, b *Balancer) {
 		v.add(f+".slow_start", "%v must be from 0 to 24h", b.SlowStart)
 	}
 	v.memberTLS(f+".member_tls", b.MemberTLS)
+	v.oneOf(f+".send_proxy", b.SendProxy, []string{"v1", "v2"})
 	v.sameAddressTLS(f, b)
 	v.nonNegative(f+".timeouts.connect", b.Timeouts.Connect)
 	v.nonNegative(f+".timeouts.response", b.Timeouts.Response)

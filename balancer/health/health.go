@@ -77,6 +77,9 @@ type Options struct {
 	// ProbeInterval is how often a member taken down by MarkDown is probed.
 	// Default 1s.
 	ProbeInterval time.Duration
+	// Dial, if set, connects to an http target at addr ("host:port"), for
+	// checks and probes. Default nil: a plain TCP connection.
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
 	// DialTLS, if set, connects to an https target at addr ("host:port")
 	// and completes the TLS handshake: checks and probes of https targets
 	// then use it, so that they verify certificates exactly as the
@@ -122,7 +125,10 @@ func (o Options) withDefaults() Options {
 		d.Logger = o.Logger
 	}
 	d.Path, d.OnChange = o.Path, o.OnChange
-	d.DialTLS = o.DialTLS
+	d.Dial, d.DialTLS = o.Dial, o.DialTLS
+	if d.Dial == nil {
+		d.Dial = dialTCP
+	}
 	if d.DialTLS == nil {
 		d.DialTLS = dialTLS
 	}
@@ -130,6 +136,7 @@ func (o Options) withDefaults() Options {
 	if d.Transport == nil {
 		d.Transport = &http.Transport{
 			DisableKeepAlives: true,
+			DialContext:       func(ctx context.Context, _, addr string) (net.Conn, error) { return d.Dial(ctx, addr) },
 			DialTLSContext:    func(ctx context.Context, _, addr string) (net.Conn, error) { return d.DialTLS(ctx, addr) },
 			Proxy:             nil,
 		}
@@ -372,8 +379,13 @@ func (c *Checker) connect(ctx context.Context, base *url.URL) (net.Conn, error) 
 	if base.Scheme == "https" {
 		return c.opts.DialTLS(ctx, hostPort(base))
 	}
+	return c.opts.Dial(ctx, hostPort(base))
+}
+
+// dialTCP is the default Dial.
+func dialTCP(ctx context.Context, addr string) (net.Conn, error) {
 	var d net.Dialer
-	return d.DialContext(ctx, "tcp", hostPort(base))
+	return d.DialContext(ctx, "tcp", addr)
 }
 
 // dialTLS is the default DialTLS: the system's roots, the host as the

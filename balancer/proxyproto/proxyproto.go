@@ -159,10 +159,14 @@ func readV2(r io.Reader) (Header, error) {
 }
 
 // AppendV2 appends a version 2 PROXY header for a connection from src to
-// dst (both IPv4, or both IPv6) to b, as a proxy sending one does.
+// dst to b, as a proxy sending one does (IPv6 addresses if either is);
+// with an invalid src or dst, a LOCAL header.
 func AppendV2(b []byte, src, dst netip.AddrPort) []byte {
-	b = append(b, v2sig...)
 	s, d := src.Addr().Unmap(), dst.Addr().Unmap()
+	if !s.IsValid() || !d.IsValid() {
+		return AppendLocal(b, 2)
+	}
+	b = append(b, v2sig...)
 	if s.Is4() && d.Is4() {
 		b = append(b, 0x21, 0x11, 0, 12)
 		b = append(b, s.AsSlice()...)
@@ -175,4 +179,35 @@ func AppendV2(b []byte, src, dst netip.AddrPort) []byte {
 	}
 	b = binary.BigEndian.AppendUint16(b, src.Port())
 	return binary.BigEndian.AppendUint16(b, dst.Port())
+}
+
+// AppendV1 appends a version 1 PROXY header for a connection from src to
+// dst to b ("PROXY TCP4 src dst sport dport\r\n"); with an invalid src or
+// dst, "PROXY UNKNOWN\r\n".
+func AppendV1(b []byte, src, dst netip.AddrPort) []byte {
+	s, d := src.Addr().Unmap(), dst.Addr().Unmap()
+	if !s.IsValid() || !d.IsValid() {
+		return append(b, "PROXY UNKNOWN\r\n"...)
+	}
+	family := "TCP4 "
+	if !s.Is4() || !d.Is4() {
+		family = "TCP6 "
+		s, d = netip.AddrFrom16(s.As16()), netip.AddrFrom16(d.As16())
+	}
+	b = append(append(b, "PROXY "...), family...)
+	b = append(s.AppendTo(b), ' ')
+	b = append(d.AppendTo(b), ' ')
+	b = append(strconv.AppendUint(b, uint64(src.Port()), 10), ' ')
+	b = strconv.AppendUint(b, uint64(dst.Port()), 10)
+	return append(b, "\r\n"...)
+}
+
+// AppendLocal appends the header of a connection the proxy makes on its
+// own behalf (a health check) in version v (1 or 2): "PROXY UNKNOWN" or
+// a version 2 LOCAL command.
+func AppendLocal(b []byte, v int) []byte {
+	if v == 1 {
+		return append(b, "PROXY UNKNOWN\r\n"...)
+	}
+	return append(append(b, v2sig...), 0x20, 0x00, 0, 0)
 }

@@ -162,3 +162,32 @@ func TestListener(t *testing.T) {
 		t.Fatalf("trusted without a header was answered: %q", got)
 	}
 }
+
+func TestAppendRoundTrip(t *testing.T) {
+	ap := netip.MustParseAddrPort
+	for _, tc := range []struct {
+		src, dst netip.AddrPort
+		local    bool
+	}{
+		{ap("192.0.2.1:5"), ap("10.0.0.1:80"), false},
+		{ap("[2001:db8::1]:5"), ap("[2001:db8::2]:443"), false},
+		{ap("192.0.2.1:5"), ap("[2001:db8::2]:443"), false}, // mixed: both as IPv6
+		{netip.AddrPort{}, ap("10.0.0.1:80"), true},
+	} {
+		for v, hdr := range map[int][]byte{1: AppendV1(nil, tc.src, tc.dst), 2: AppendV2(nil, tc.src, tc.dst)} {
+			h, err := ReadHeader(bytes.NewReader(hdr))
+			if err != nil || h.Version != v || h.Local != tc.local {
+				t.Fatalf("v%d %v→%v: %+v %v (%q)", v, tc.src, tc.dst, h, err, hdr)
+			}
+			if !tc.local && (h.Source.Addr().Unmap() != tc.src.Addr().Unmap() || h.Source.Port() != tc.src.Port() ||
+				h.Destination.Addr().Unmap() != tc.dst.Addr().Unmap() || h.Destination.Port() != tc.dst.Port()) {
+				t.Fatalf("v%d: %+v, want %v→%v", v, h, tc.src, tc.dst)
+			}
+		}
+	}
+	for v := 1; v <= 2; v++ {
+		if h, err := ReadHeader(bytes.NewReader(AppendLocal(nil, v))); err != nil || !h.Local || h.Version != v {
+			t.Fatalf("local v%d: %+v %v", v, h, err)
+		}
+	}
+}

@@ -30,6 +30,7 @@ func balancerOptions(cfg *config.Config, b *config.Balancer, logger, access *slo
 		IdleTimeout:     b.Timeouts.Idle,
 		MaxConns:        b.MaxConns,
 		SlowStart:       b.SlowStart,
+		SendProxy:       map[string]int{"v1": 1, "v2": 2}[b.SendProxy],
 		QueueTimeout:    b.Timeouts.Queue,
 		Failures:        b.Passive.Failures,
 		Health:          health.Options{ProbeInterval: b.Passive.ProbeInterval},

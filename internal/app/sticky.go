@@ -31,7 +31,7 @@ func stickyOptions(o *balancer.Options, b *config.Balancer) error {
 	}
 	o.Cookie = balancer.InsertCookie{
 		Name: c.Name, Keys: keys, Path: c.Path, Domain: c.Domain,
-		Script: c.HTTPOnly != nil && !*c.HTTPOnly, MaxIdle: c.MaxIdle, MaxLife: c.MaxLife,
+		Script: c.HTTPOnly != nil && !*c.HTTPOnly, MaxIdle: c.MaxIdle, MaxLife: c.MaxLife, NoCache: c.NoCache,
 	}
 	if o.Cookie.Path == "" {
 		o.Cookie.Path = b.Path // the balancer's own path: balancers on one host keep their cookies apart

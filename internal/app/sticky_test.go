@@ -40,12 +40,12 @@ func TestStickyOptions(t *testing.T) {
 				c.Name == "" && c.Secure == balancer.SecureAuto && c.SameSite == 0 && !c.Script
 		}},
 		{"insert, every key", "  - name: b\n    sticky:\n      mode: insert\n      cookie: {name: LB, key_file: " + keys +
-			", path: /, domain: example.com, secure: always, http_only: false, same_site: strict, max_idle: 30m, max_life: 8h}\n" + m,
+			", path: /, domain: example.com, secure: always, http_only: false, same_site: strict, max_idle: 30m, max_life: 8h, no_cache: true}\n" + m,
 			func(o balancer.Options) bool {
 				c := o.Cookie
 				return len(c.Keys) == 2 && string(c.Keys[0]) == keyB && c.Name == "LB" && c.Path == "/" && c.Domain == "example.com" &&
 					c.Secure == balancer.SecureAlways && c.Script && c.SameSite == http.SameSiteStrictMode &&
-					c.MaxIdle == 30*time.Minute && c.MaxLife == 8*time.Hour
+					c.MaxIdle == 30*time.Minute && c.MaxLife == 8*time.Hour && c.NoCache
 			}},
 		{"insert, no SameSite", "  - name: b\n    sticky: {mode: insert, cookie: {key_env: TETHER_TEST_KEY, same_site: 'off', secure: never}}\n" + m,
 			func(o balancer.Options) bool {

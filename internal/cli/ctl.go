@@ -354,6 +354,7 @@ func (c *ctl) status(ctx context.Context, args []string) int {
 	}
 	tw := tabwriter.NewWriter(c.env.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "BALANCER\tMEMBER\tSTATE\tHEALTH\tWEIGHT\tIN FLIGHT\tREQUESTS\tSESSIONS\tDRAIN")
+	var down []string // why members are down, printed after the table
 	for _, b := range s.Balancers {
 		if c.balancer != "" && b.Name != c.balancer {
 			continue
@@ -367,11 +368,24 @@ func (c *ctl) status(ctx context.Context, args []string) int {
 			if m.Queued > 0 {
 				inFlight += fmt.Sprintf(" (+%d queued)", m.Queued)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%d\t%d\t%s\n", b.Name, m.Route, state, m.Health, m.Weight,
+			health := m.Health
+			if ss := m.SlowStart; ss != nil && m.Healthy {
+				health += fmt.Sprintf(" (warming %d%%)", int(ss.Share*100))
+			}
+			if !m.Healthy && m.HealthReason != "" {
+				down = append(down, fmt.Sprintf("%s/%s is down: %s", b.Name, m.Route, m.HealthReason))
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%d\t%d\t%s\n", b.Name, m.Route, state, health, m.Weight,
 				inFlight, m.Requests, m.LiveSessions, drainSummary(m, s.Time))
 		}
 	}
 	tw.Flush()
+	if len(down) > 0 {
+		fmt.Fprintln(c.env.Stdout)
+		for _, d := range down {
+			fmt.Fprintln(c.env.Stdout, d)
+		}
+	}
 	return ExitOK
 }
 

@@ -103,3 +103,74 @@ func clientFrom(local string) *http.Client {
 		},
 	}}
 }
+
+// TestSendProxyToNginx puts Debian's nginx, listening with proxy_protocol,
+// behind `tether serve` with send_proxy (v1 and v2): nginx reads the
+// client's address from the header, and Tether's health checks (LOCAL
+// headers) keep it up.
+func TestSendProxyToNginx(t *testing.T) {
+	bin, err := exec.LookPath("nginx")
+	if err != nil {
+		t.Skip("nginx is not installed (Debian nginx; .ci/run installs it)")
+	}
+	for _, version := range []string{"v1", "v2"} {
+		t.Run(version, func(t *testing.T) {
+			dir := t.TempDir()
+			member, tether := proctest.FreeAddr(t), proctest.FreeAddr(t)
+			os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(fmt.Sprintf(`daemon off;
+master_process off;
+pid %[1]s/nginx.pid;
+error_log stderr warn;
+events { worker_connections 64; }
+http {
+	log_format pp "$proxy_protocol_addr $request_uri";
+	access_log %[1]s/access.log pp;
+	client_body_temp_path %[1]s/body;
+	proxy_temp_path %[1]s/proxy;
+	fastcgi_temp_path %[1]s/fastcgi;
+	uwsgi_temp_path %[1]s/uwsgi;
+	scgi_temp_path %[1]s/scgi;
+	server {
+		listen %[2]s proxy_protocol;
+		location / { return 200 "client=$proxy_protocol_addr"; }
+	}
+}
+`, dir, member)), 0o600)
+			proctest.StartCmd(t, "nginx", exec.Command(bin, "-p", dir, "-e", "stderr", "-c", filepath.Join(dir, "nginx.conf")))
+			conf := filepath.Join(dir, "tether.yaml")
+			os.WriteFile(conf, []byte(fmt.Sprintf(`listen: %s
+balancers:
+  - name: app
+    send_proxy: %s
+    health: { interval: 50ms }
+    members: [{ url: http://%s, route: n1 }]
+`, tether, version, member)), 0o600)
+			serve := proctest.Start(t, "tether serve", "serve", "--config", conf)
+			c := clientFrom("127.0.0.31")
+			proctest.Eventually(t, time.Minute, func() error {
+				resp, err := c.Get("http://" + tether + "/")
+				if err != nil {
+					return err
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || string(b) != "client=127.0.0.31" {
+					return fmt.Errorf("%d %q", resp.StatusCode, b)
+				}
+				return nil
+			})
+			// nginx accepted many health checks (LOCAL headers), and Tether
+			// never took the member down.
+			proctest.Eventually(t, time.Minute, func() error {
+				log, _ := os.ReadFile(filepath.Join(dir, "access.log"))
+				if n := strings.Count(string(log), " /healthz\n"); n < 10 {
+					return fmt.Errorf("%d health checks logged by nginx", n)
+				}
+				return nil
+			})
+			if strings.Contains(serve.Output(), "member health changed") {
+				t.Fatalf("the member's health changed:\n%s", serve.Output())
+			}
+		})
+	}
+}
