@@ -235,6 +235,7 @@ func (n *Node) collectPromises(ctx context.Context, id, owner string, prep *prep
 				reachable++
 			}
 			if reachable < n.opts.quorum() {
+				n.noMajority.Add(1)
 				return nil, fmt.Errorf("%w: %d of %d nodes reachable for a takeover, %d needed", ErrNoMajority, reachable, n.opts.Size, n.opts.quorum())
 			}
 		}

@@ -21,6 +21,17 @@ type Info struct {
 	Ready bool `json:"ready"`
 	// Mode is the acknowledgement mode of its writes.
 	Mode string `json:"mode"`
+	// Size is the number of nodes in the cluster (Options.Size) and
+	// Quorum how many of them make a majority.
+	Size   int `json:"size"`
+	Quorum int `json:"quorum"`
+	// Majority reports whether this node and the ready peers it reaches
+	// make a majority: with the majority level, it refuses writes,
+	// takeovers and reads while they do not.
+	Majority bool `json:"majority"`
+	// NoMajority counts the writes, reads and takeovers refused for want of
+	// a majority (ErrNoMajority) since the node started.
+	NoMajority uint64 `json:"no_majority"`
 	// Sessions counts the live sessions it holds a copy of.
 	Sessions int `json:"sessions"`
 	// Owned counts the live sessions it owns.
@@ -62,7 +73,9 @@ type MemberInfo struct {
 // Info returns a snapshot of the node. It walks every session: call it for
 // monitoring, not per request.
 func (n *Node) Info() Info {
-	info := Info{Node: n.name, Addr: n.Addr(), Ready: n.IsReady(), Mode: n.opts.Ack.String()}
+	info := Info{Node: n.name, Addr: n.Addr(), Ready: n.IsReady(), Mode: n.opts.Ack.String(),
+		Size: n.opts.Size, Quorum: n.opts.quorum(), Majority: len(n.ackTargets())+1 >= n.opts.quorum(),
+		NoMajority: n.noMajority.Load()}
 	owned := map[string]int{}
 	for _, id := range n.store.ids() {
 		e := n.store.lock(id, false, 0)

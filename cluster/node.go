@@ -46,6 +46,8 @@ type Node struct {
 	claiming map[string]*claimCall
 	reqID    atomic.Uint64
 
+	noMajority atomic.Uint64 // operations refused with ErrNoMajority (Info)
+
 	touchMu sync.Mutex
 	touched map[string]struct{}
 

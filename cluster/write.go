@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -270,6 +271,7 @@ func (n *Node) precheck() ([]string, error) {
 	targets := n.ackTargets()
 	switch {
 	case n.opts.Ack == AckMajority && len(targets)+1 < n.opts.quorum():
+		n.noMajority.Add(1)
 		return nil, fmt.Errorf("%w: %d of %d nodes ready, %d needed", ErrNoMajority, len(targets)+1, n.opts.Size, n.opts.quorum())
 	case len(targets) == 0 && n.opts.FailWhenAlone:
 		return nil, ErrAlone
@@ -317,6 +319,9 @@ func (n *Node) await(ctx context.Context, w *waiter, start time.Time) error {
 		err = n.waits.wait(ctx, w, n.opts.AckTimeout, n.closing)
 		if err != nil && isFenced(err) {
 			n.obs.Fenced(w.id, true)
+		}
+		if errors.Is(err, ErrNoMajority) {
+			n.noMajority.Add(1)
 		}
 		n.settleSure(w, err)
 	}

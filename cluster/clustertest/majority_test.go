@@ -44,6 +44,12 @@ func TestMajorityMinorityOwnerRefusesWrites(t *testing.T) {
 	if _, err := n1.Update(bg, cluster.Delta{ID: "s", Base: r.Version, Set: vals("k", "lost")}); !errors.Is(err, cluster.ErrNoMajority) {
 		t.Fatalf("write on the minority side: %v, want ErrNoMajority", err)
 	}
+	if i := n1.Info(); i.Majority || i.NoMajority == 0 || i.Size != 3 || i.Quorum != 2 {
+		t.Fatalf("the minority node's view: majority %v, %d refused, size %d, quorum %d", i.Majority, i.NoMajority, i.Size, i.Quorum)
+	}
+	if i := n2.Info(); !i.Majority {
+		t.Fatal("the majority side's view: no majority")
+	}
 	h.WaitMembers(10*time.Second, 1, 1, 2) // n2 sees itself and n3
 	c, err := n2.Claim(bg, "s")
 	if err != nil {

@@ -36,7 +36,7 @@ func addCartClusterFlags(fs *flag.FlagSet) cartCluster {
 	return cartCluster{
 		addr:       fs.String("cluster", "", "replicate sessions: this node's cluster address, host:port for gossip (UDP and TCP) and replication (TCP)"),
 		peers:      fs.String("peers", "", "with --cluster: comma-separated --cluster addresses of the other nodes (static membership; one live node is enough)"),
-		mode:       fs.String("replication", "sync", "with --cluster: sync (a write returns once a peer has it), majority (once a majority of the nodes has it; a node cut off from the majority refuses writes and takeovers), sync-all (once every peer has it) or async"),
+		mode:       fs.String("replication", "auto", "with --cluster: majority (a write returns once a majority of the nodes has it; a node cut off from the majority refuses writes, reads and takeovers), sync (once a peer has it), sync-all (once every peer has it), async, or auto: majority with 3 nodes or more, sync with 2"),
 		name:       fs.String("cluster-name", "tether", "with --cluster: the cluster's name; clusters with other names ignore each other"),
 		keyFile:    fs.String("cluster-key-file", "", "with --cluster: file holding the cluster's shared secret, at least 16 bytes (default $"+clusterKeyEnv+"); authenticates and encrypts replication and gossip"),
 		cert:       fs.String("cluster-cert", "", "with --cluster: this node's certificate (PEM) for mutual TLS on replication; needs --cluster-cert-key and --cluster-ca"),
@@ -62,7 +62,7 @@ func (c cartCluster) options(env Env, name string, log *slog.Logger) (clustersto
 		}
 		return clusterstore.Options{}, nil
 	}
-	ack, err := cluster.ParseAckMode(*c.mode)
+	ack, err := c.ackMode()
 	if err != nil {
 		return clusterstore.Options{}, fmt.Errorf("--replication: %w", err)
 	}
@@ -214,4 +214,21 @@ func (s cartStore) handover(timeout time.Duration, log *slog.Logger) error {
 	}
 	log.Info("cart: sessions handed over to the peers; left the cluster")
 	return nil
+}
+
+// ackMode returns the --replication mode; auto is majority when the
+// cluster (this node and the distinct --peers) has 3 nodes or more, where
+// a majority survives a node's loss, and sync with 2, where it would not.
+func (c cartCluster) ackMode() (cluster.AckMode, error) {
+	if *c.mode != "auto" {
+		return cluster.ParseAckMode(*c.mode)
+	}
+	nodes := map[string]bool{*c.addr: true}
+	for _, p := range splitList(*c.peers) {
+		nodes[p] = true
+	}
+	if len(nodes) >= 3 {
+		return cluster.AckMajority, nil
+	}
+	return cluster.AckOne, nil
 }
