@@ -16,7 +16,7 @@ import (
 	"github.com/tetherlb/tether/internal/freeport"
 )
 
-// cluster is three cart nodes replicating sessions on loopback.
+// cluster is cart nodes replicating sessions on loopback.
 type cluster struct {
 	dir   string
 	nodes []*cartNode
@@ -31,9 +31,9 @@ type cartNode struct {
 	exited bool // done has been read
 }
 
-// startCluster starts n1, n2 and n3 in mode, with a random cluster key,
-// and waits until each answers 200 on /healthz.
-func startCluster(bin, mode string) (*cluster, error) {
+// startCluster starts nodes nodes, n1, n2, …, in mode, with a random
+// cluster key, and waits until each answers 200 on /healthz.
+func startCluster(bin, mode string, nodes int) (*cluster, error) {
 	dir, err := os.MkdirTemp("", "tether-bench-replication-run-")
 	if err != nil {
 		return nil, err
@@ -46,7 +46,7 @@ func startCluster(bin, mode string) (*cluster, error) {
 		return nil, err
 	}
 	var https, clusters []string
-	for range 3 {
+	for range nodes {
 		h, err := freeport.Pick("127.0.0.1")
 		if err != nil {
 			return nil, err
@@ -57,7 +57,7 @@ func startCluster(bin, mode string) (*cluster, error) {
 		}
 		https, clusters = append(https, h), append(clusters, cl)
 	}
-	for i := range 3 {
+	for i := range nodes {
 		n := &cartNode{name: fmt.Sprintf("n%d", i+1), url: "http://" + https[i], done: make(chan error, 1)}
 		log, err := os.Create(filepath.Join(dir, n.name+".log"))
 		if err != nil {

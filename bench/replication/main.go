@@ -1,9 +1,9 @@
 // Command replication measures session replication end to end, over real
-// processes: three `tether cart --cluster` nodes on loopback, driven
+// processes: three (--nodes) `tether cart --cluster` nodes on loopback, driven
 // through the cart's HTTP API (POST /api/cart/items), once per
 // replication mode.
 //
-//	go run ./bench/replication [--tether BIN] [--modes sync,async] \
+//	go run ./bench/replication [--tether BIN] [--modes sync,majority,async] [--nodes 3] \
 //	    [--samples 2000] [--duration 10s] [--concurrency 12]
 //
 // Per mode it reports:
@@ -41,13 +41,14 @@ import (
 func main() {
 	var o options
 	flag.StringVar(&o.tether, "tether", "", "tether binary (default: go build ./cmd/tether into a temporary directory)")
-	modes := flag.String("modes", "sync,async", "replication modes to measure, in order")
+	modes := flag.String("modes", "sync,async", "replication modes to measure, in order (sync, majority, sync-all, async)")
+	flag.IntVar(&o.nodes, "nodes", 3, "cart nodes in the cluster")
 	flag.IntVar(&o.samples, "samples", 2000, "writes measured one at a time, per mode (latency and visibility each)")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of the throughput run, per mode")
 	flag.IntVar(&o.concurrency, "concurrency", 12, "clients of the throughput run")
 	flag.Parse()
 	o.modes = strings.Split(*modes, ",")
-	if o.samples < 10 || o.duration <= 0 || o.concurrency < 1 || flag.NArg() > 0 {
+	if o.samples < 10 || o.duration <= 0 || o.concurrency < 1 || o.nodes < 2 || flag.NArg() > 0 {
 		flag.Usage()
 		os.Exit(2)
 	}
@@ -76,6 +77,7 @@ type options struct {
 	samples     int
 	duration    time.Duration
 	concurrency int
+	nodes       int
 }
 
 // result is what one mode measured.
@@ -101,6 +103,9 @@ type machine struct {
 }
 
 func run(o options) ([]result, error) {
+	if o.nodes == 0 {
+		o.nodes = 3
+	}
 	var out []result
 	for _, mode := range o.modes {
 		r, err := measureMode(o, mode)
@@ -113,7 +118,7 @@ func run(o options) ([]result, error) {
 }
 
 func measureMode(o options, mode string) (result, error) {
-	c, err := startCluster(o.tether, mode)
+	c, err := startCluster(o.tether, mode, o.nodes)
 	if err != nil {
 		return result{}, err
 	}
