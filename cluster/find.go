@@ -120,7 +120,9 @@ type answerFrom struct {
 }
 
 // ask queries every live peer for its copy of id and returns the newest
-// (ties in version broken by the latest access), nil when none has one. It
+// (ties in version broken by the latest access), nil when none has one
+// (with the majority level, only if a majority answered: ErrNoMajority
+// otherwise). It
 // waits for every peer, but no longer than OwnerWait after the first copy
 // arrived, so that a frozen peer delays it little.
 func (n *Node) ask(ctx context.Context, id string) (*record, error) {
@@ -152,7 +154,7 @@ func (n *Node) ask(ctx context.Context, id string) (*record, error) {
 			waiting = waiting || !answered[p]
 		}
 		if !waiting {
-			return best, nil
+			return best, n.noneFrom(best, answered)
 		}
 		select {
 		case a := <-ch:
@@ -178,6 +180,20 @@ func (n *Node) ask(ctx context.Context, id string) (*record, error) {
 			return nil, fmt.Errorf("%w: %w", ErrClaimTimeout, ctx.Err())
 		}
 	}
+}
+
+// noneFrom checks, when no peer that answered a query has a copy (best is
+// nil), that the answers allow concluding that the session does not
+// exist: with the majority level they must come from a majority of the
+// cluster, this node included; else the session may live on nodes this
+// one cannot hear, and ErrNoMajority says so.
+func (n *Node) noneFrom(best *record, answered map[string]bool) error {
+	if best != nil || n.opts.Ack != AckMajority || len(answered)+1 >= n.opts.quorum() {
+		return nil
+	}
+	n.noMajority.Add(1)
+	return fmt.Errorf("%w: %d of %d nodes answered, %d needed to know the session does not exist",
+		ErrNoMajority, len(answered)+1, n.opts.Size, n.opts.quorum())
 }
 
 // onQuery answers a peer's query with this node's copy.

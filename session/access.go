@@ -59,7 +59,7 @@ func withAccess(a access, h http.Handler) http.Handler {
 // waiting at most Options.LockWait, and for as long as the request's
 // client waits.
 func (s *Session) lock(id string) error {
-	if s.access != accessExclusive || s.lease.l != nil {
+	if s.access != accessExclusive || s.lease.held() {
 		return nil
 	}
 	le, waited, err := s.m.locks.acquire(s.req.Context(), id, s.m.o.LockWait, s.m.o.LockHold)
@@ -77,7 +77,7 @@ func (s *Session) lock(id string) error {
 // session to a new id would lose it). Call the returned function after the
 // write. Exclusive requests hold the lock already; nothing to do.
 func (s *Session) lockBriefly() (func(), error) {
-	if s.access != accessOptimistic || s.lease.l != nil || s.rec.ID == "" {
+	if s.access != accessOptimistic || s.lease.held() || s.rec.ID == "" {
 		return func() {}, nil
 	}
 	le, _, err := s.m.locks.acquire(s.req.Context(), s.rec.ID, s.m.o.LockWait, s.m.o.LockHold)

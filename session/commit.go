@@ -24,16 +24,12 @@ func (s *Session) commit(h http.Header) error {
 	}
 	h.Add("Vary", "Cookie")
 	if s.failed != nil {
-		// A write may or may not have been applied: whatever the handler
-		// answers, the answer must not say that it was, nor that it was not.
+		// A change was refused, or a write may or may not have been
+		// applied: whatever the handler answers, the answer must not say
+		// that it was saved, nor that it was not.
 		return s.failed
 	}
 	if s.err != nil {
-		if s.dropped {
-			// A change was refused: whatever the handler answers, the
-			// response must not say it was saved.
-			return s.err
-		}
 		return nil // the load failed; the handler got the error and answered
 	}
 	if s.access != accessReadOnly { // read-only: values changed in place are not saved
@@ -41,7 +37,7 @@ func (s *Session) commit(h http.Header) error {
 			return err
 		}
 	}
-	if s.lease.l != nil && !s.lease.valid() {
+	if s.lease.held() && !s.lease.valid() {
 		return fmt.Errorf("session: held longer than LockHold (%v), another request has it now: %w", s.m.o.LockHold, ErrConflict)
 	}
 	now := s.m.o.Now()
@@ -217,12 +213,8 @@ func (s *Session) delta(now time.Time) Delta {
 	return d
 }
 
-// appendRead appends key's read value to r, starting in the Session's
-// buffer.
+// appendRead appends key's read value to r.
 func (s *Session) appendRead(r []KeyValue, key string, v []byte) []KeyValue {
-	if r == nil {
-		r = s.readKV[:0]
-	}
 	return append(r, KeyValue{Key: key, Value: v})
 }
 

@@ -12,9 +12,11 @@ import (
 // the Exclusive access mode holds its session's lock from its first access
 // until its commit. Locks are FIFO, so a burst of requests commits in the
 // order it arrived, and bounded both ways: a waiter gives up after
-// Options.LockWait (ErrBusy), and a holder that keeps the lock longer than
-// Options.LockHold loses it to the next waiter (its commit then fails with
-// ErrConflict). A lock exists only while someone holds or waits for it.
+// Options.LockWait (ErrBusy), and a holder that keeps others waiting for
+// longer than Options.LockHold loses the lock to the next waiter (its
+// commit then fails with ErrConflict). The holder's time counts from the
+// first request it keeps waiting, so that an uncontended lock reads no
+// clock. A lock exists only while someone holds or waits for it.
 type locks struct {
 	seed   maphash.Seed
 	shards [64]lockShard
@@ -30,9 +32,10 @@ type lockShard struct {
 // sessionLock is one session's lock. Every field is guarded by its shard's
 // mutex; gen is also read without it.
 type sessionLock struct {
+	id      string        // the session's id part, while the lock is in the shard's map
 	gen     atomic.Uint64 // the holder's generation, unique in the shard, new at every hand-over
 	held    bool          // someone holds it
-	since   time.Time     // when the current holder got it
+	since   time.Time     // when the current holder began to keep a request waiting; zero while none waits
 	waiters []*lockWaiter // FIFO
 }
 
@@ -42,13 +45,16 @@ type lockWaiter struct {
 }
 
 // lease is a held lock: the generation names this holder, so that a holder
-// that lost the lock cannot release its successor's.
+// that lost the lock cannot release its successor's. The zero lease holds
+// nothing.
 type lease struct {
-	l   *locks
+	sh  *lockShard
 	sl  *sessionLock // reused for other sessions of its shard once freed: compare gen
-	id  string
 	gen uint64
 }
+
+// held reports whether le holds (or held) a lock.
+func (le lease) held() bool { return le.sl != nil }
 
 func newLocks() *locks {
 	ls := &locks{seed: maphash.MakeSeed()}
@@ -68,7 +74,6 @@ func (ls *locks) shard(id string) *lockShard {
 // waited (zero when the lock was free), and ErrBusy when the wait ran out,
 // or ctx's error.
 func (ls *locks) acquire(ctx context.Context, id string, wait, hold time.Duration) (lease, time.Duration, error) {
-	now := time.Now()
 	sh := ls.shard(id)
 	sh.mu.Lock()
 	l := sh.m[id]
@@ -78,26 +83,31 @@ func (ls *locks) acquire(ctx context.Context, id string, wait, hold time.Duratio
 		} else {
 			l = &sessionLock{}
 		}
+		l.id = id
 		sh.m[id] = l
 	}
 	if !l.held {
-		l.held, l.since = true, now
+		l.held, l.since = true, time.Time{} // nobody waits: no clock read
 		sh.gen++
 		l.gen.Store(sh.gen)
 		g := sh.gen
 		sh.mu.Unlock()
-		return lease{ls, l, id, g}, 0, nil
+		return lease{sh, l, g}, 0, nil
 	}
+	now := time.Now()
 	w := &lockWaiter{ready: make(chan uint64, 1)}
 	l.waiters = append(l.waiters, w)
+	if l.since.IsZero() {
+		l.since = now // the holder's time counts from the first request it keeps waiting
+	}
 	since := l.since
 	sh.mu.Unlock()
-	le, err := ls.await(ctx, sh, id, l, w, since, wait, hold)
+	le, err := ls.await(ctx, sh, l, w, since, wait, hold)
 	return le, time.Since(now), err
 }
 
 // await waits in line for l, as acquire describes.
-func (ls *locks) await(ctx context.Context, sh *lockShard, id string, l *sessionLock, w *lockWaiter, since time.Time, wait, hold time.Duration) (lease, error) {
+func (ls *locks) await(ctx context.Context, sh *lockShard, l *sessionLock, w *lockWaiter, since time.Time, wait, hold time.Duration) (lease, error) {
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
 	stale := time.NewTimer(max(since.Add(hold).Sub(time.Now()), 0))
@@ -105,28 +115,28 @@ func (ls *locks) await(ctx context.Context, sh *lockShard, id string, l *session
 	for {
 		select {
 		case g := <-w.ready:
-			return lease{ls, l, id, g}, nil
+			return lease{sh, l, g}, nil
 		case <-stale.C:
 			// The holder has had the lock for hold: the first waiter takes
 			// it over; the others wait for the new holder's hold.
 			sh.mu.Lock()
 			if l.held && len(l.waiters) > 0 && !time.Now().Before(l.since.Add(hold)) {
-				ls.handOverLocked(sh, l)
+				sh.handOverLocked(l)
 			}
 			next := l.since.Add(hold)
 			sh.mu.Unlock()
 			stale.Reset(max(next.Sub(time.Now()), time.Millisecond))
 		case <-deadline.C:
-			return lease{}, ls.abandon(sh, id, l, w, ErrBusy)
+			return lease{}, abandon(sh, l, w, ErrBusy)
 		case <-ctx.Done():
-			return lease{}, ls.abandon(sh, id, l, w, ctx.Err())
+			return lease{}, abandon(sh, l, w, ctx.Err())
 		}
 	}
 }
 
 // abandon takes w out of line. If the lock was handed to w meanwhile, w
 // passes it on at once.
-func (ls *locks) abandon(sh *lockShard, id string, l *sessionLock, w *lockWaiter, err error) error {
+func abandon(sh *lockShard, l *sessionLock, w *lockWaiter, err error) error {
 	sh.mu.Lock()
 	for i, x := range l.waiters {
 		if x == w {
@@ -137,12 +147,12 @@ func (ls *locks) abandon(sh *lockShard, id string, l *sessionLock, w *lockWaiter
 	}
 	sh.mu.Unlock()
 	// Not in line any more: the lock was handed to w just now.
-	lease{ls, l, id, <-w.ready}.release()
+	lease{sh, l, <-w.ready}.release()
 	return err
 }
 
 // handOverLocked gives the lock to the first waiter, or frees it.
-func (ls *locks) handOverLocked(sh *lockShard, l *sessionLock) {
+func (sh *lockShard) handOverLocked(l *sessionLock) {
 	sh.gen++
 	l.gen.Store(sh.gen)
 	if len(l.waiters) == 0 {
@@ -151,26 +161,30 @@ func (ls *locks) handOverLocked(sh *lockShard, l *sessionLock) {
 	}
 	w := l.waiters[0]
 	l.waiters = l.waiters[1:]
-	l.since = time.Now()
+	l.since = time.Time{}
+	if len(l.waiters) > 0 {
+		l.since = time.Now() // the others wait for the new holder from now
+	}
 	w.ready <- sh.gen
 }
 
 // release gives the lock to the next waiter, or frees it, unless the
 // holder had already lost it. Releasing the zero lease does nothing.
 func (le lease) release() {
-	if le.l == nil {
+	if le.sl == nil {
 		return
 	}
-	sh := le.l.shard(le.id)
+	sh := le.sh
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	l := le.sl
 	if l.gen.Load() != le.gen {
 		return // passed over: the lock is someone else's now
 	}
-	le.l.handOverLocked(sh, l)
+	sh.handOverLocked(l)
 	if !l.held {
-		delete(sh.m, le.id)
+		delete(sh.m, l.id)
+		l.id = ""
 		if len(sh.free) < maxFreeLocks {
 			l.waiters = l.waiters[:0]
 			sh.free = append(sh.free, l)

@@ -82,7 +82,8 @@ type Options struct {
 	// it never runs without the lock. Zero means 10 seconds.
 	LockWait time.Duration
 
-	// LockHold bounds how long a request may keep its session locked. Past
+	// LockHold bounds how long a request may keep its session locked while
+	// other requests wait for it (counted from the first that waits). Past
 	// it, the next request in line takes the lock, and the commit of the
 	// request that held it fails with ErrConflict (409), so that a hung
 	// handler cannot keep a session from being used. A request that

@@ -41,11 +41,8 @@ type Session struct {
 	entries   map[string]*entry // keys this request used
 	size      int               // encoded size of keys and values as this request sees them
 	reads     []string          // keys read as stored, without an entry (see entry.read)
-	readBuf   [2]string         // reads' first backing array
-	readKV    [2]KeyValue       // Delta.Read's first backing array
 	readAll   bool              // Keys was called: the outcome depends on the whole session
-	dropped   bool              // a change failed because the session could not be loaded
-	failed    error             // a store write failed with an unknown outcome: the answer must be an error
+	failed    error             // a change failed (the session could not be loaded, or a store write's outcome is unknown): the answer must be an error
 	committed bool
 
 	access access // how the request uses the session (ReadOnly, Optimistic wrappers)
@@ -158,7 +155,7 @@ func (s *Session) writable(op, key string) error {
 		return fmt.Errorf("session: %s: %w", op, why)
 	}
 	if err := s.resolve(); err != nil {
-		s.dropped = true
+		s.failed = err
 		return err
 	}
 	return nil
@@ -337,9 +334,6 @@ func (s *Session) markRead(key string) {
 		return
 	}
 	if !slices.Contains(s.reads, key) {
-		if s.reads == nil {
-			s.reads = s.readBuf[:0]
-		}
 		s.reads = append(s.reads, key)
 	}
 }

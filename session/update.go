@@ -75,7 +75,7 @@ func Update[T any](s *Session, key string, fn func(old T, ok bool) (T, error)) (
 		case !errors.Is(err, ErrConflict) || attempt == updateAttempts:
 			return zero, err
 		}
-		if s.lease.l == nil && s.access == accessOptimistic {
+		if !s.lease.held() && s.access == accessOptimistic {
 			// Another write on this node came between the read and the
 			// write: read again and write while holding the session's lock,
 			// so that none can come between them this time.

@@ -130,7 +130,7 @@ func checkLinearizable(t *testing.T, o LinearOptions) (bool, string) {
 	close(stop)
 	<-nemesisDone
 	t.Logf("%d requests, %d with an unknown outcome (seed %d)", len(history), unknown.Load(), o.Seed)
-	res, info := porcupine.CheckOperationsVerbose(sessionModel.ToModel(), history, time.Minute)
+	res := porcupine.CheckOperationsTimeout(sessionModel.ToModel(), history, time.Minute)
 	switch res {
 	case porcupine.Ok:
 		return true, ""
@@ -138,29 +138,22 @@ func checkLinearizable(t *testing.T, o LinearOptions) (bool, string) {
 		return false, fmt.Sprintf("linearizability check did not finish in a minute (%d operations)", len(history))
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "history not linearizable (%d operations); the ends of the longest linearizable prefixes:\n", len(history))
-	for _, part := range info.PartialLinearizationsOperations() {
-		for _, lin := range part {
-			if len(lin) > 0 {
-				fmt.Fprintf(&b, "  ...%v\n", describe(lin[max(0, len(lin)-8):]))
-			}
+	fmt.Fprintf(&b, "history not linearizable (%d operations); the sessions whose history is not, by call time:\n", len(history))
+	model := sessionModel
+	model.Partition = nil
+	for _, part := range bySession(history) {
+		if porcupine.CheckOperationsTimeout(model.ToModel(), part, 10*time.Second) == porcupine.Ok {
+			continue
 		}
-	}
-	b.WriteString("the history, by call time:\n")
-	slices.SortFunc(history, func(a, b porcupine.Operation) int { return cmp.Compare(a.Call, b.Call) })
-	for _, op := range history {
-		fmt.Fprintf(&b, "  [%d..%d] c%d %s\n", op.Call, op.Return, op.ClientId, sessionModel.DescribeOperation(op.Input, op.Output))
+		slices.SortFunc(part, func(a, b porcupine.Operation) int { return cmp.Compare(a.Call, b.Call) })
+		b.WriteString("--\n")
+		for _, op := range part {
+			fmt.Fprintf(&b, "  [%d..%d] c%d %s\n", op.Call, op.Return, op.ClientId, sessionModel.DescribeOperation(op.Input, op.Output))
+		}
 	}
 	return false, b.String()
 }
 
-func describe(ops []porcupine.Operation) []string {
-	var out []string
-	for _, op := range ops {
-		out = append(out, sessionModel.DescribeOperation(op.Input, op.Output))
-	}
-	return out
-}
 
 // cookieJar is the session cookie the clients share, as a browser's tabs do.
 type cookieJar struct {
