@@ -154,7 +154,6 @@ func checkLinearizable(t *testing.T, o LinearOptions) (bool, string) {
 	return false, b.String()
 }
 
-
 // cookieJar is the session cookie the clients share, as a browser's tabs do.
 type cookieJar struct {
 	mu sync.Mutex
