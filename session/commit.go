@@ -213,8 +213,12 @@ func (s *Session) delta(now time.Time) Delta {
 	return d
 }
 
-// appendRead appends key's read value to r.
+// appendRead appends key's read value to r, starting in the Session's
+// buffer.
 func (s *Session) appendRead(r []KeyValue, key string, v []byte) []KeyValue {
+	if r == nil {
+		r = s.readKV[:0]
+	}
 	return append(r, KeyValue{Key: key, Value: v})
 }
 

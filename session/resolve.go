@@ -24,13 +24,16 @@ func (s *Session) resolve() error {
 		p.add(s.urlID, false)
 	}
 	for i, v := range p.ids[:p.n] {
-		if id, _, ok := route.Split(v, s.m.o.Separator); ok && s.m.ids.valid(id) {
-			if err := s.lock(id); err != nil {
-				s.err = err
-				return s.err
-			}
+		id, rt, ok := route.Split(v, s.m.o.Separator)
+		if !ok || !s.m.ids.valid(id) {
+			s.m.obs.IDRejected(RejectMalformed)
+			continue
 		}
-		rec, ok, err := s.m.lookup(s.base(), v)
+		if err := s.lock(id); err != nil {
+			s.err = err
+			return s.err
+		}
+		rec, ok, err := s.m.lookup(s.base(), id, rt)
 		if err != nil {
 			s.err = err
 			return err
@@ -49,16 +52,12 @@ func (s *Session) resolve() error {
 	return nil
 }
 
-// lookup returns the live session that the presented id v names, taking it
-// over from another node if the store can. ok is false, with a nil error,
-// when v is unusable: malformed, unknown, expired, or foreign to a store
-// that cannot claim. The error is a store failure.
-func (m *Manager) lookup(parent context.Context, v string) (rec Record, ok bool, err error) {
-	id, rt, ok := route.Split(v, m.o.Separator)
-	if !ok || !m.ids.valid(id) {
-		m.obs.IDRejected(RejectMalformed)
-		return Record{}, false, nil
-	}
+// lookup returns the live session with well-formed id part id that a
+// request presented with route rt, taking it over from another node if the
+// store can. ok is false, with a nil error, when it is unusable: unknown,
+// expired, or foreign to a store that cannot claim. The error is a store
+// failure.
+func (m *Manager) lookup(parent context.Context, id, rt string) (rec Record, ok bool, err error) {
 	if rt != m.o.Route && m.claimer == nil {
 		m.obs.IDRejected(RejectForeign)
 		return Record{}, false, nil

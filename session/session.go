@@ -41,6 +41,8 @@ type Session struct {
 	entries   map[string]*entry // keys this request used
 	size      int               // encoded size of keys and values as this request sees them
 	reads     []string          // keys read as stored, without an entry (see entry.read)
+	readBuf   [2]string         // reads' first backing array
+	readKV    [1]KeyValue       // Delta.Read's first backing array
 	readAll   bool              // Keys was called: the outcome depends on the whole session
 	failed    error             // a change failed (the session could not be loaded, or a store write's outcome is unknown): the answer must be an error
 	committed bool
@@ -334,6 +336,9 @@ func (s *Session) markRead(key string) {
 		return
 	}
 	if !slices.Contains(s.reads, key) {
+		if s.reads == nil {
+			s.reads = s.readBuf[:0]
+		}
 		s.reads = append(s.reads, key)
 	}
 }
