@@ -95,20 +95,7 @@ func TestExclusiveReadModifyWrite(t *testing.T) {
 	})))
 	defer srv.Close()
 	cookie := start(t, srv.URL)
-
-	for i, code := range parallel(t, srv.URL, cookie, n) {
-		if code != 200 {
-			t.Errorf("request %d: %d", i, code)
-		}
-	}
-	rec, err := e.store.Load(t.Context(), idPart(cookie))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got list
-	if err := (session.JSON{}).Unmarshal(rec.Values["list"], &got); err != nil {
-		t.Fatal(err)
-	}
+	rec, got := allOK(t, e, srv.URL, cookie, n)
 	slices.Sort(got.Items)
 	var want []string
 	for i := range n {
@@ -230,7 +217,17 @@ func TestOptimisticUpdate(t *testing.T) {
 	}))))
 	defer srv.Close()
 	cookie := start(t, srv.URL)
-	for i, code := range parallel(t, srv.URL, cookie, n) {
+	_, got := allOK(t, e, srv.URL, cookie, n)
+	if len(got.Items) != n+1 { // "start" and the n
+		t.Errorf("kept %d items, want %d: %v", len(got.Items), n+1, got.Items)
+	}
+}
+
+// allOK sends n parallel POSTs with cookie to url, fails the test for
+// every answer but 200, and returns the session afterwards with its "list".
+func allOK(t *testing.T, e *env, url, cookie string, n int) (session.Record, list) {
+	t.Helper()
+	for i, code := range parallel(t, url, cookie, n) {
 		if code != 200 {
 			t.Errorf("request %d: %d", i, code)
 		}
@@ -243,9 +240,7 @@ func TestOptimisticUpdate(t *testing.T) {
 	if err := (session.JSON{}).Unmarshal(rec.Values["list"], &got); err != nil {
 		t.Fatal(err)
 	}
-	if len(got.Items) != n+1 { // "start" and the n
-		t.Errorf("kept %d items, want %d: %v", len(got.Items), n+1, got.Items)
-	}
+	return rec, got
 }
 
 // hold starts a request on cookie's session that takes the session's lock

@@ -61,12 +61,7 @@ const managerToken = "failover-test-token"
 func startSystem(t *testing.T, mode string) *system {
 	t.Helper()
 	dir := t.TempDir()
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
-	keyFile := filepath.Join(dir, "cluster.key")
-	if err := os.WriteFile(keyFile, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	keyFile := writeClusterKey(t, dir)
 	s := &system{t: t, life: t, client: &http.Client{Timeout: 10 * time.Second}}
 	var peers []string
 	for i := range 3 {
@@ -85,6 +80,18 @@ func startSystem(t *testing.T, mode string) *system {
 	}
 	s.startBalancer(dir)
 	return s
+}
+
+// writeClusterKey writes a random cluster key into dir and returns its file.
+func writeClusterKey(t *testing.T, dir string) string {
+	t.Helper()
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	keyFile := filepath.Join(dir, "cluster.key")
+	if err := os.WriteFile(keyFile, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return keyFile
 }
 
 func (s *system) start(n *node) {

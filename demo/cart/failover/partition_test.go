@@ -1,13 +1,9 @@
 package failover_test
 
 import (
-	"crypto/rand"
-	"encoding/base64"
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -24,13 +20,7 @@ import (
 func startPartitionable(t *testing.T, n int, mode string) (*system, []string) {
 	t.Helper()
 	ips := netfault.Addrs(n)
-	dir := t.TempDir()
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
-	keyFile := filepath.Join(dir, "cluster.key")
-	if err := os.WriteFile(keyFile, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	keyFile := writeClusterKey(t, t.TempDir())
 	s := &system{t: t, life: t, client: &http.Client{Timeout: 10 * time.Second}}
 	var peers []string
 	for i, ip := range ips {
