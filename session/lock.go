@@ -48,6 +48,8 @@ type lease struct {
 	sl  *sessionLock // reused for other sessions of its shard once freed: compare gen
 	id  string
 	gen uint64
+
+	shared StoreLock // the store's lock too, when the store is a Locker (locker.go)
 }
 
 func newLocks() *locks {
@@ -86,7 +88,7 @@ func (ls *locks) acquire(ctx context.Context, id string, wait, hold time.Duratio
 		l.gen.Store(sh.gen)
 		g := sh.gen
 		sh.mu.Unlock()
-		return lease{ls, l, id, g}, 0, nil
+		return lease{l: ls, sl: l, id: id, gen: g}, 0, nil
 	}
 	w := &lockWaiter{ready: make(chan uint64, 1)}
 	l.waiters = append(l.waiters, w)
@@ -105,7 +107,7 @@ func (ls *locks) await(ctx context.Context, sh *lockShard, id string, l *session
 	for {
 		select {
 		case g := <-w.ready:
-			return lease{ls, l, id, g}, nil
+			return lease{l: ls, sl: l, id: id, gen: g}, nil
 		case <-stale.C:
 			// The holder has had the lock for hold: the first waiter takes
 			// it over; the others wait for the new holder's hold.
@@ -137,7 +139,7 @@ func (ls *locks) abandon(sh *lockShard, id string, l *sessionLock, w *lockWaiter
 	}
 	sh.mu.Unlock()
 	// Not in line any more: the lock was handed to w just now.
-	lease{ls, l, id, <-w.ready}.release()
+	lease{l: ls, sl: l, id: id, gen: <-w.ready}.release()
 	return err
 }
 
@@ -160,6 +162,9 @@ func (ls *locks) handOverLocked(sh *lockShard, l *sessionLock) {
 func (le lease) release() {
 	if le.l == nil {
 		return
+	}
+	if le.shared != nil {
+		le.shared.Unlock()
 	}
 	sh := le.l.shard(le.id)
 	sh.mu.Lock()
@@ -185,5 +190,5 @@ const maxFreeLocks = 64
 // unique in a shard and a freed lock is reused only in its shard, so a
 // passed-over holder never finds its generation again.
 func (le lease) valid() bool {
-	return le.sl != nil && le.sl.gen.Load() == le.gen
+	return le.sl != nil && le.sl.gen.Load() == le.gen && (le.shared == nil || le.shared.Held())
 }

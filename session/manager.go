@@ -18,6 +18,7 @@ type Manager struct {
 	ids     idFormat
 	obs     Observer
 	claimer Claimer // nil when the store cannot take sessions over
+	locker  Locker  // nil when the store has no shared lock (locker.go)
 	locks   *locks  // one lock per session in use by an Exclusive request
 }
 
@@ -34,6 +35,7 @@ func New(o Options) (*Manager, error) {
 		m.obs = NopObserver{}
 	}
 	m.claimer, _ = o.Store.(Claimer)
+	m.locker, _ = o.Store.(Locker)
 	if n, ok := o.Store.(ExpiryNotifier); ok {
 		n.NotifyExpiry(m.destroyed)
 	}

@@ -1,0 +1,147 @@
+// Package dbproc runs real Redis and memcached servers for tests: Debian's
+// redis-server, redis-sentinel and memcached, started on free loopback
+// ports with their data in the test's temporary directory, killed when the
+// test ends. A test whose binary is missing is skipped with a message
+// naming the Debian package (CI installs them: see .ci/run).
+package dbproc
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tetherlb/tether/internal/proctest"
+)
+
+// Need skips t unless the program name is installed, naming the Debian
+// package that has it.
+func Need(t testing.TB, name, pkg string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		t.Skipf("%s not installed (apt-get install %s); CI installs it", name, pkg)
+	}
+	return p
+}
+
+// Redis is one running redis-server (or redis-sentinel).
+type Redis struct {
+	*proctest.Proc
+	// Addr is its 127.0.0.1:port.
+	Addr string
+	// Dir is its working directory (persistence files, cluster config).
+	Dir string
+
+	bin  string
+	args []string
+}
+
+// StartRedis starts a redis-server on a free port with no persistence,
+// plus the extra configuration directives in args (each "--name value").
+func StartRedis(t testing.TB, args ...string) *Redis {
+	t.Helper()
+	bin := Need(t, "redis-server", "redis-server")
+	r := &Redis{Addr: proctest.FreeAddr(t), Dir: t.TempDir(), bin: bin}
+	_, port, _ := net.SplitHostPort(r.Addr)
+	r.args = append([]string{"--bind", "127.0.0.1", "--port", port, "--dir", r.Dir,
+		"--save", "", "--appendonly", "no", "--protected-mode", "no", "--loglevel", "warning"}, args...)
+	r.start(t)
+	return r
+}
+
+// Restart starts a killed server again on the same port and directory.
+func (r *Redis) Restart(t testing.TB) {
+	t.Helper()
+	r.Kill()
+	r.start(t)
+}
+
+func (r *Redis) start(t testing.TB) {
+	t.Helper()
+	r.Proc = proctest.StartCmd(t, "redis "+r.Addr, exec.Command(r.bin, r.args...))
+	proctest.Eventually(t, 10*time.Second, func() error {
+		if r.Exited() {
+			t.Fatalf("redis-server %s exited:\n%s", r.Addr, r.Output())
+		}
+		_, err := r.Do("PING")
+		return err
+	})
+}
+
+// Do sends one command to the server and returns its reply as text (an
+// array's elements joined by newlines); a Redis error reply is an error.
+// It speaks just enough RESP for test set-up, without a client library.
+func (r *Redis) Do(args ...string) (string, error) {
+	return Command(r.Addr, args...)
+}
+
+// Command sends one command to the Redis server at addr, as Redis.Do.
+func Command(addr string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	dl, _ := ctx.Deadline()
+	_ = c.SetDeadline(dl)
+	var b strings.Builder
+	fmt.Fprintf(&b, "*%d\r\n", len(args))
+	for _, a := range args {
+		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+	}
+	if _, err := c.Write([]byte(b.String())); err != nil {
+		return "", err
+	}
+	return readReply(bufio.NewReader(c))
+}
+
+// readReply reads one RESP2 reply.
+func readReply(br *bufio.Reader) (string, error) {
+	line, err := br.ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if line == "" {
+		return "", fmt.Errorf("empty reply")
+	}
+	switch line[0] {
+	case '+', ':':
+		return line[1:], nil
+	case '-':
+		return "", fmt.Errorf("redis: %s", line[1:])
+	case '$':
+		var n int
+		fmt.Sscan(line[1:], &n)
+		if n < 0 {
+			return "", nil
+		}
+		buf := make([]byte, n+2)
+		if _, err := io.ReadFull(br, buf); err != nil {
+			return "", err
+		}
+		return string(buf[:n]), nil
+	case '*':
+		var n int
+		fmt.Sscan(line[1:], &n)
+		parts := make([]string, 0, max(n, 0))
+		for i := 0; i < n; i++ {
+			p, err := readReply(br)
+			if err != nil {
+				return "", err
+			}
+			parts = append(parts, p)
+		}
+		return strings.Join(parts, "\n"), nil
+	}
+	return "", fmt.Errorf("unexpected reply %q", line)
+}
