@@ -26,13 +26,14 @@ end
 -- state returns the session's header, or nil and 'notfound' / 'expired'
 -- (an expired session is deleted).
 local function state(key, now)
-  local m = redis.call('HMGET', key, 'm:v', 'm:a', 'm:i', 'm:d')
-  if not m[1] and not m[2] and not m[3] and not m[4] then
-    if redis.call('EXISTS', key) == 1 then corrupt('a hash without a session header') end
-    return nil, 'notfound'
+  local m = redis.call('HMGET', key, 'm:v', 'm:a', 'm:i', 'm:d', 'm:r', 'm:c')
+  if redis.call('EXISTS', key) == 0 then return nil, 'notfound' end
+  local v, a, i, d, c = tonumber(m[1]), tonumber(m[2]), tonumber(m[3]), tonumber(m[4]), tonumber(m[6])
+  local big = 9007199254740992 -- 2^53: integers beyond are not exact
+  if not (v and a and i and d and c and m[5]) or v < 1 or a < 0 or i < 0 or d < 0 or c < 0 or
+    v >= big or a >= big or i >= big or d >= big or c >= big then
+    corrupt('not a session header')
   end
-  local v, a, i, d = tonumber(m[1]), tonumber(m[2]), tonumber(m[3]), tonumber(m[4])
-  if not (v and a and i and d) or v < 1 or a < 0 or i < 0 or d < 0 then corrupt('a malformed session header') end
   if (d > 0 and now >= d) or (i > 0 and now >= a + i) then
     redis.call('DEL', key)
     return nil, 'expired'
