@@ -51,13 +51,13 @@ type Options struct {
 
 func defaults() Options {
 	return Options{
-		Prefix:         "tether:",        // apart from the application's own keys
-		Timeout:        2 * time.Second,  // a healthy Redis answers in a millisecond
-		ReplicaTimeout: time.Second,      // replicas on the same network copy in milliseconds
-		MaxRecordBytes: 8 << 20,          // eight times the Manager's default MaxSessionBytes
-		LockLease:      3 * time.Second,  // a dead holder blocks its sessions this long at most
+		Prefix:         "tether:",             // apart from the application's own keys
+		Timeout:        2 * time.Second,       // a healthy Redis answers in a millisecond
+		ReplicaTimeout: time.Second,           // replicas on the same network copy in milliseconds
+		MaxRecordBytes: 8 << 20,               // eight times the Manager's default MaxSessionBytes
+		LockLease:      3 * time.Second,       // a dead holder blocks its sessions this long at most
 		LockPoll:       20 * time.Millisecond, // a waiter notices a free lock this soon at worst
-		Now:            time.Now,         // the wall clock
+		Now:            time.Now,              // the wall clock
 	}
 }
 

@@ -34,8 +34,9 @@ var ErrCorrupt = errors.New("redisstore: not a session record")
 // sessions that expire are not reported (those found expired by a request
 // are simply unknown).
 type Store struct {
-	c redis.UniversalClient
-	o Options
+	c     redis.UniversalClient
+	o     Options
+	owned bool // Open made c: Close closes it
 }
 
 // New returns a Store over c. The caller keeps ownership of c: Close does
