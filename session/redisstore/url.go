@@ -31,14 +31,14 @@ func ParseURL(raw string) (*redis.UniversalOptions, Options, error) {
 	var o Options
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok {
-		return nil, o, fmt.Errorf("redisstore: %q: not a URL (redis://HOST:PORT, redis-sentinel://…, redis-cluster://…)", redact(raw))
+		return nil, o, fmt.Errorf("redisstore: %q: not a URL (redis://HOST:PORT, redis-sentinel://…, redis-cluster://…)", Redact(raw))
 	}
 	kind, secure := strings.CutPrefix(scheme, "rediss")
 	if !secure {
 		kind, _ = strings.CutPrefix(scheme, "redis")
 	}
 	if kind != "" && kind != "-sentinel" && kind != "-cluster" || !strings.HasPrefix(scheme, "redis") {
-		return nil, o, fmt.Errorf("redisstore: %q: unknown scheme %q (redis, rediss, redis-sentinel, redis-cluster)", redact(raw), scheme)
+		return nil, o, fmt.Errorf("redisstore: %q: unknown scheme %q (redis, rediss, redis-sentinel, redis-cluster)", Redact(raw), scheme)
 	}
 	rest, query, _ := strings.Cut(rest, "?")
 	authority, path, _ := strings.Cut(rest, "/")
@@ -49,7 +49,7 @@ func ParseURL(raw string) (*redis.UniversalOptions, Options, error) {
 		u.Username, err1 = url.PathUnescape(user)
 		u.Password, err2 = url.PathUnescape(pass)
 		if err1 != nil || err2 != nil {
-			return nil, o, fmt.Errorf("redisstore: %q: bad escape in the user or password", redact(raw))
+			return nil, o, fmt.Errorf("redisstore: %q: bad escape in the user or password", Redact(raw))
 		}
 		authority = authority[at+1:]
 	}
@@ -60,12 +60,12 @@ func ParseURL(raw string) (*redis.UniversalOptions, Options, error) {
 	for _, h := range strings.Split(authority, ",") {
 		addr, err := hostPort(h, port)
 		if err != nil {
-			return nil, o, fmt.Errorf("redisstore: %q: %w", redact(raw), err)
+			return nil, o, fmt.Errorf("redisstore: %q: %w", Redact(raw), err)
 		}
 		u.Addrs = append(u.Addrs, addr)
 	}
 	if len(u.Addrs) > 1 && kind == "" {
-		return nil, o, fmt.Errorf("redisstore: %q: several hosts: use redis-sentinel:// or redis-cluster://", redact(raw))
+		return nil, o, fmt.Errorf("redisstore: %q: several hosts: use redis-sentinel:// or redis-cluster://", Redact(raw))
 	}
 	parts := strings.Split(path, "/")
 	if path == "" {
@@ -74,22 +74,22 @@ func ParseURL(raw string) (*redis.UniversalOptions, Options, error) {
 	switch kind {
 	case "-sentinel":
 		if len(parts) == 0 || parts[0] == "" {
-			return nil, o, fmt.Errorf("redisstore: %q: the master's name is missing (redis-sentinel://HOST:PORT,…/MASTER)", redact(raw))
+			return nil, o, fmt.Errorf("redisstore: %q: the master's name is missing (redis-sentinel://HOST:PORT,…/MASTER)", Redact(raw))
 		}
 		u.MasterName, parts = parts[0], parts[1:]
 	case "-cluster":
 		u.IsClusterMode = true
 		if len(parts) > 0 {
-			return nil, o, fmt.Errorf("redisstore: %q: a Redis Cluster has only database 0: no path", redact(raw))
+			return nil, o, fmt.Errorf("redisstore: %q: a Redis Cluster has only database 0: no path", Redact(raw))
 		}
 	}
 	if len(parts) > 1 {
-		return nil, o, fmt.Errorf("redisstore: %q: path %q: only a database number", redact(raw), path)
+		return nil, o, fmt.Errorf("redisstore: %q: path %q: only a database number", Redact(raw), path)
 	}
 	if len(parts) == 1 && parts[0] != "" {
 		db, err := strconv.Atoi(parts[0])
 		if err != nil || db < 0 {
-			return nil, o, fmt.Errorf("redisstore: %q: database %q is not a number", redact(raw), parts[0])
+			return nil, o, fmt.Errorf("redisstore: %q: database %q is not a number", Redact(raw), parts[0])
 		}
 		u.DB = db
 	}
@@ -98,7 +98,7 @@ func ParseURL(raw string) (*redis.UniversalOptions, Options, error) {
 		u.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: host}
 	}
 	if err := applyQuery(query, u, &o); err != nil {
-		return nil, o, fmt.Errorf("redisstore: %q: %w", redact(raw), err)
+		return nil, o, fmt.Errorf("redisstore: %q: %w", Redact(raw), err)
 	}
 	return u, o, o.Validate()
 }
@@ -154,8 +154,9 @@ func applyQuery(query string, u *redis.UniversalOptions, o *Options) error {
 	return nil
 }
 
-// redact returns raw with the password replaced by "xxxxx".
-func redact(raw string) string {
+// Redact returns the store URL raw with its password, if any, replaced by
+// "xxxxx", for logs and errors.
+func Redact(raw string) string {
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok {
 		if strings.Contains(raw, "@") {
@@ -207,7 +208,7 @@ func Open(ctx context.Context, raw, password string, o Options) (*Store, error) 
 	defer cancel()
 	if err := c.Ping(pctx).Err(); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("redisstore: %s: %w", redact(raw), err)
+		return nil, fmt.Errorf("redisstore: %s: %w", Redact(raw), err)
 	}
 	return s, nil
 }

@@ -76,7 +76,7 @@ func TestTimeoutOption(t *testing.T) {
 	}
 }
 
-func TestRedact(t *testing.T) {
+func TestRedactURL(t *testing.T) {
 	for in, want := range map[string]string{
 		"redis://u:hunter2@h:1/0?x=1": "redis://u:xxxxx@h:1/0?x=1",
 		"redis://:hunter2@h":          "redis://:xxxxx@h",
@@ -84,8 +84,8 @@ func TestRedact(t *testing.T) {
 		"redis://h":                   "redis://h",
 		"u:hunter2@h":                 "xxxxx",
 	} {
-		if got := redact(in); got != want {
-			t.Errorf("redact(%q) = %q, want %q", in, got, want)
+		if got := Redact(in); got != want {
+			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
