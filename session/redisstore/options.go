@@ -39,7 +39,7 @@ type Options struct {
 	// LockLease is how long a session's lock lives in Redis before its
 	// holder renews it (while the request runs, up to the Manager's
 	// LockHold). A node that dies holding a lock blocks the session's
-	// requests on other nodes for at most this long. Zero means 3 seconds.
+	// requests on other nodes for at most this long. Zero means 1 second.
 	LockLease time.Duration
 	// LockPoll is the longest pause between two attempts to take a held
 	// lock; waiters start at 1 ms and double up to it. Zero means 20 ms.
@@ -55,7 +55,7 @@ func defaults() Options {
 		Timeout:        2 * time.Second,       // a healthy Redis answers in a millisecond
 		ReplicaTimeout: time.Second,           // replicas on the same network copy in milliseconds
 		MaxRecordBytes: 8 << 20,               // eight times the Manager's default MaxSessionBytes
-		LockLease:      3 * time.Second,       // a dead holder blocks its sessions this long at most
+		LockLease:      time.Second,           // a dead holder blocks its sessions this long at most
 		LockPoll:       20 * time.Millisecond, // a waiter notices a free lock this soon at worst
 		Now:            time.Now,              // the wall clock
 	}

@@ -1,0 +1,155 @@
+package failover_test
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tetherlb/tether/internal/dbproc"
+	"github.com/tetherlb/tether/internal/proctest"
+)
+
+// startSharedSystem starts three `tether cart --store URL` nodes and the
+// balancer in front of them (sessions: replicated).
+func startSharedSystem(t *testing.T, store string) *system {
+	t.Helper()
+	dir := t.TempDir()
+	s := &system{t: t, life: t, client: &http.Client{Timeout: 10 * time.Second}}
+	for i := range 3 {
+		n := &node{name: fmt.Sprintf("n%d", i+1), http: proctest.FreeAddr(t)}
+		n.args = []string{"cart", "--listen", n.http, "--route", n.name, "--store", store, "--shutdown-timeout", "10s"}
+		s.nodes = append(s.nodes, n)
+		s.start(n)
+	}
+	for _, n := range s.nodes {
+		proctest.WaitHTTP(t, n.url()+"/healthz", http.StatusOK, startup)
+	}
+	s.startBalancer(dir)
+	return s
+}
+
+// TestRedisStore: three `tether cart --store redis://…` nodes behind
+// `tether serve`. SIGKILL of the node serving carts keeps every
+// acknowledged item, and the next request rewrites the route to the node
+// that serves it; 90 parallel adds to one cart spread over two nodes keep
+// all 90; a burst through the balancer with its node killed mid-way keeps
+// every add answered 200; with Redis down every request gets a clear 503
+// and the nodes recover, without a restart, once it is back.
+func TestRedisStore(t *testing.T) {
+	r := dbproc.StartRedis(t, "--appendonly", "yes", "--appendfsync", "always")
+	s := startSharedSystem(t, "redis://"+r.Addr+"/0")
+	users := s.shop(12, 2)
+
+	t.Run("node killed", func(t *testing.T) {
+		s.t = t
+		_, rt := users[0].id()
+		victim := s.byName(rt)
+		owned := ownedBy(users, rt)
+		victim.proc.Kill()
+		s.parallel(owned, func(u *user) {
+			id, _ := u.id()
+			c := s.view(u, s.lb) // every acknowledged item is there
+			if gotID, now := u.id(); gotID != id || now == victim.name || now != c.Node {
+				t.Errorf("%s: cookie %s after %s served it, want %s.%s", u.name, u.sid, c.Node, id, c.Node)
+			}
+			s.add(u, s.lb)
+		})
+		s.start(victim)
+		proctest.WaitHTTP(t, victim.url()+"/healthz", http.StatusOK, startup)
+		s.waitBalancerSees(victim, true)
+	})
+
+	t.Run("90 parallel adds over two nodes", func(t *testing.T) {
+		s.t = t
+		u := &user{name: "spread"}
+		s.add(u, s.lb)
+		targets := []string{s.nodes[0].url(), s.nodes[1].url()}
+		items := make([]string, burstSize)
+		replies := make([]result, burstSize)
+		var wg sync.WaitGroup
+		for k := range burstSize {
+			items[k] = fmt.Sprintf("spread-p%d", k)
+			u.attempted = append(u.attempted, items[k])
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				replies[k] = s.call(s.client, targets[k%2], u.sid, items[k])
+			}()
+		}
+		wg.Wait()
+		by := map[string]int{}
+		for k, r := range replies {
+			if r.status != http.StatusOK {
+				t.Fatalf("add %s: %v", items[k], r.err)
+			}
+			by[r.cart.Node]++
+		}
+		got := s.view(u, s.lb)
+		for _, it := range items {
+			if n := countOf(got.Items, it); n != 1 {
+				t.Errorf("add %s answered 200, the cart holds it %d times", it, n)
+			}
+		}
+		if len(got.Items) != 1+burstSize {
+			t.Fatalf("the cart holds %d items, want %d", len(got.Items), 1+burstSize)
+		}
+		t.Logf("answered by %v", by)
+	})
+
+	t.Run("burst with its node killed", func(t *testing.T) {
+		s.t = t
+		u := &user{name: "burst"}
+		s.add(u, s.lb)
+		_, rt := u.id()
+		victim := s.byName(rt)
+		b := s.sendBurst(u, s.lb, 10, func() { victim.proc.Kill() })
+		codes := map[int]int{}
+		for k, r := range b.replies {
+			codes[r.status]++
+			if r.status != http.StatusOK && r.status < 400 {
+				t.Errorf("add %s: status %d (%v)", b.items[k], r.status, r.err)
+			}
+		}
+		acked := b.acked()
+		got := s.view(u, s.lb)
+		for _, it := range acked {
+			if n := countOf(got.Items, it); n != 1 {
+				t.Errorf("add %s answered 200, the cart holds it %d times", it, n)
+			}
+		}
+		t.Logf("burst of %d adds, node %s killed after 10: statuses %v; the cart holds %d items", burstSize, rt, codes, len(got.Items))
+		s.start(victim)
+		proctest.WaitHTTP(t, victim.url()+"/healthz", http.StatusOK, startup)
+		s.waitBalancerSees(victim, true)
+	})
+
+	t.Run("redis down and back", func(t *testing.T) {
+		s.t = t
+		u := users[1]
+		r.Kill()
+		for _, n := range s.nodes {
+			res := s.call(s.client, n.url(), u.sid, "")
+			if res.status != http.StatusServiceUnavailable {
+				t.Fatalf("%s with Redis down: %d %v, want 503", n.name, res.status, res.err)
+			}
+			res = s.call(s.client, n.url(), u.sid, "while-down")
+			if res.status != http.StatusServiceUnavailable {
+				t.Fatalf("%s: add with Redis down: %d %v, want 503", n.name, res.status, res.err)
+			}
+		}
+		r.Restart(t)
+		for _, n := range s.nodes {
+			if n.proc.Exited() {
+				t.Fatalf("%s exited while Redis was down:\n%s", n.name, n.proc.Output())
+			}
+		}
+		got := s.view(u, s.lb) // acknowledged items survived (appendfsync always)
+		if slices.Contains(got.Items, "while-down") {
+			t.Fatalf("an add answered 503 is in the cart: %v", got.Items)
+		}
+		s.add(u, s.lb)
+	})
+}
