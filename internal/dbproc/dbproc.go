@@ -11,7 +11,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -147,4 +149,93 @@ func readReply(br *bufio.Reader) (string, error) {
 		return strings.Join(parts, "\n"), nil
 	}
 	return "", fmt.Errorf("unexpected reply %q", line)
+}
+
+// SentinelGroup is a primary, its replicas and the Sentinels watching
+// them under the name Master.
+type SentinelGroup struct {
+	Master    string
+	Primary   *Redis
+	Replicas  []*Redis
+	Sentinels []*Redis
+}
+
+// StartSentinelGroup starts a primary with two replicas and three
+// Sentinels (quorum 2) that fail it over after 1 second of silence.
+func StartSentinelGroup(t testing.TB) *SentinelGroup {
+	t.Helper()
+	Need(t, "redis-sentinel", "redis-sentinel")
+	g := &SentinelGroup{Master: "tether", Primary: StartRedis(t)}
+	host, port, _ := net.SplitHostPort(g.Primary.Addr)
+	for range 2 {
+		g.Replicas = append(g.Replicas, StartRedis(t, "--replicaof", host, port))
+	}
+	for range 3 {
+		r := &Redis{Addr: proctest.FreeAddr(t), Dir: t.TempDir()}
+		_, sport, _ := net.SplitHostPort(r.Addr)
+		conf := filepath.Join(r.Dir, "sentinel.conf")
+		text := fmt.Sprintf("port %s\nbind 127.0.0.1\nprotected-mode no\ndir %s\n"+
+			"sentinel monitor %s %s %s 2\nsentinel down-after-milliseconds %s 1000\n"+
+			"sentinel failover-timeout %s 5000\nsentinel parallel-syncs %s 2\n",
+			sport, r.Dir, g.Master, host, port, g.Master, g.Master, g.Master)
+		if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r.bin, r.args = Need(t, "redis-sentinel", "redis-sentinel"), []string{conf}
+		r.start(t)
+		g.Sentinels = append(g.Sentinels, r)
+	}
+	// Ready once both replicas are online, and every Sentinel knows them
+	// and the other Sentinels.
+	proctest.Eventually(t, 30*time.Second, func() error {
+		out, err := g.Primary.Do("INFO", "replication")
+		if err != nil {
+			return err
+		}
+		if n := strings.Count(out, "state=online"); n != 2 {
+			return fmt.Errorf("%d replicas online", n)
+		}
+		return nil
+	})
+	for _, s := range g.Sentinels {
+		proctest.Eventually(t, 30*time.Second, func() error {
+			out, err := s.Do("SENTINEL", "MASTER", g.Master)
+			if err != nil {
+				return err
+			}
+			f := strings.Split(out, "\n")
+			for i := 0; i+1 < len(f); i += 2 {
+				if f[i] == "num-slaves" && f[i+1] != "2" || f[i] == "num-other-sentinels" && f[i+1] != "2" {
+					return fmt.Errorf("sentinel %s: %s = %s", s.Addr, f[i], f[i+1])
+				}
+			}
+			return nil
+		})
+	}
+	return g
+}
+
+// SentinelAddrs returns the Sentinels' addresses.
+func (g *SentinelGroup) SentinelAddrs() []string {
+	var out []string
+	for _, s := range g.Sentinels {
+		out = append(out, s.Addr)
+	}
+	return out
+}
+
+// PrimaryAddr asks the first live Sentinel for the current primary.
+func (g *SentinelGroup) PrimaryAddr() (string, error) {
+	var err error
+	for _, s := range g.Sentinels {
+		var out string
+		if out, err = s.Do("SENTINEL", "GET-MASTER-ADDR-BY-NAME", g.Master); err == nil {
+			hp := strings.Split(out, "\n")
+			if len(hp) == 2 {
+				return net.JoinHostPort(hp[0], hp[1]), nil
+			}
+			err = fmt.Errorf("sentinel %s: %q", s.Addr, out)
+		}
+	}
+	return "", err
 }
