@@ -239,3 +239,87 @@ func (g *SentinelGroup) PrimaryAddr() (string, error) {
 	}
 	return "", err
 }
+
+// Cluster is a Redis Cluster of three primaries with a replica each.
+type Cluster struct {
+	Nodes []*Redis
+}
+
+// StartCluster starts six cluster-enabled servers and joins them with
+// redis-cli --cluster create (three primaries, one replica each; a dead
+// primary's replica takes over after 1 second).
+func StartCluster(t testing.TB) *Cluster {
+	t.Helper()
+	cli := Need(t, "redis-cli", "redis-tools")
+	c := &Cluster{}
+	args := []string{"--cluster", "create"}
+	for range 6 {
+		_, bus, _ := net.SplitHostPort(proctest.FreeAddr(t)) // not port+10000, which may be taken
+		r := StartRedis(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+			"--cluster-node-timeout", "1000", "--cluster-port", bus)
+		c.Nodes = append(c.Nodes, r)
+		args = append(args, r.Addr)
+	}
+	args = append(args, "--cluster-replicas", "1", "--cluster-yes")
+	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	for _, r := range c.Nodes {
+		proctest.Eventually(t, 60*time.Second, func() error {
+			out, err := r.Do("CLUSTER", "INFO")
+			if err != nil {
+				return err
+			}
+			if !strings.Contains(out, "cluster_state:ok") || !strings.Contains(out, "cluster_known_nodes:6") {
+				return fmt.Errorf("%s: cluster not ready", r.Addr)
+			}
+			return nil
+		})
+	}
+	c.WaitReplicas(t)
+	return c
+}
+
+// WaitReplicas waits until every primary has a replica online.
+func (c *Cluster) WaitReplicas(t testing.TB) {
+	t.Helper()
+	proctest.Eventually(t, 60*time.Second, func() error {
+		ps := c.Primaries()
+		if len(ps) != 3 {
+			return fmt.Errorf("%d primaries", len(ps))
+		}
+		for _, p := range ps {
+			out, err := p.Do("INFO", "replication")
+			if err != nil {
+				return err
+			}
+			if !strings.Contains(out, "state=online") {
+				return fmt.Errorf("%s: no replica online", p.Addr)
+			}
+		}
+		return nil
+	})
+}
+
+// Addrs returns the nodes' addresses.
+func (c *Cluster) Addrs() []string {
+	var out []string
+	for _, r := range c.Nodes {
+		out = append(out, r.Addr)
+	}
+	return out
+}
+
+// Primaries returns the nodes that are primaries now.
+func (c *Cluster) Primaries() []*Redis {
+	var out []*Redis
+	for _, r := range c.Nodes {
+		if r.Exited() {
+			continue
+		}
+		if out2, err := r.Do("ROLE"); err == nil && strings.HasPrefix(out2, "master") {
+			out = append(out, r)
+		}
+	}
+	return out
+}
