@@ -323,3 +323,34 @@ func (c *Cluster) Primaries() []*Redis {
 	}
 	return out
 }
+
+// Memcached is one running memcached.
+type Memcached struct {
+	*proctest.Proc
+	// Addr is its 127.0.0.1:port.
+	Addr string
+}
+
+// StartMemcached starts a memcached with 64 MiB of memory on a free port.
+func StartMemcached(t testing.TB) *Memcached {
+	t.Helper()
+	bin := Need(t, "memcached", "memcached")
+	m := &Memcached{Addr: proctest.FreeAddr(t)}
+	_, port, _ := net.SplitHostPort(m.Addr)
+	args := []string{"-l", "127.0.0.1", "-p", port, "-U", "0", "-m", "64"}
+	if os.Geteuid() == 0 {
+		args = append(args, "-u", "root") // memcached refuses root without it
+	}
+	m.Proc = proctest.StartCmd(t, "memcached "+m.Addr, exec.Command(bin, args...))
+	proctest.Eventually(t, 10*time.Second, func() error {
+		if m.Exited() {
+			t.Fatalf("memcached %s exited:\n%s", m.Addr, m.Output())
+		}
+		c, err := net.DialTimeout("tcp", m.Addr, time.Second)
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	})
+	return m
+}
