@@ -143,6 +143,10 @@ func (d *decoder) time() time.Time {
 // maxMicros is the year 9999 in µs: later times are not ones we wrote.
 const maxMicros = 253402300799 * 1e6
 
+// maxIdle is a century in µs, a longer idle timeout than any session has
+// (and short of a time.Duration's range).
+const maxIdle = 100 * 365 * 24 * 3600 * 1e6
+
 // decode reads an item written by encode for session id, refusing
 // anything else.
 func decode(id string, b []byte) (*record, error) {
@@ -155,7 +159,7 @@ func decode(id string, b []byte) (*record, error) {
 	r.Route = d.string()
 	r.Created, r.LastAccess = d.time(), d.time()
 	idle := d.varint()
-	if idle < 0 || idle > maxMicros {
+	if idle < 0 || idle > maxIdle {
 		return nil, fmt.Errorf("idle timeout %d out of range", idle)
 	}
 	r.IdleTimeout = time.Duration(idle) * time.Microsecond
