@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/tetherlb/tether/session/memcachestore"
 	"github.com/tetherlb/tether/session/redisstore"
 )
 
@@ -24,7 +25,7 @@ type cartStoreFlags struct {
 func addCartStoreFlags(fs *flag.FlagSet) cartStoreFlags {
 	return cartStoreFlags{
 		url: fs.String("store", "memory", "where sessions live: memory (this node only), or a store every node shares: "+
-			"redis://[USER@]HOST:PORT[/DB], rediss://…, redis-sentinel://HOST:PORT,…/MASTER, redis-cluster://HOST:PORT,…"),
+			"redis://[USER@]HOST:PORT[/DB], rediss://…, redis-sentinel://HOST:PORT,…/MASTER, redis-cluster://HOST:PORT,…, memcached://HOST:PORT[,HOST:PORT…]"),
 		passwordFile: fs.String("store-password-file", "", "file holding the password of --store (default $"+storePasswordEnv+"); keeps it out of the process list"),
 	}
 }
@@ -78,6 +79,25 @@ func (f cartStoreFlags) open(ctx context.Context, env Env, c cartCluster, log *s
 		}
 		log.Info("cart: sessions in Redis, shared by every node", "store", redisstore.Redact(*f.url))
 		return cartStore{store: st, close: func() { _ = st.Close() }}, -1
+	case scheme == "memcached":
+		if pass != "" {
+			return fail(ExitUsage, "--store %s: memcached takes no password (--store-password-file, $%s)", *f.url, storePasswordEnv)
+		}
+		servers, err := memcachestore.ParseURL(*f.url)
+		if err != nil {
+			return fail(ExitUsage, "--store: %v", err)
+		}
+		st, err := memcachestore.New(servers, memcachestore.Options{})
+		if err == nil {
+			if err = st.Ping(); err != nil {
+				st.Close()
+			}
+		}
+		if err != nil {
+			return fail(ExitFailure, "--store: %v", err)
+		}
+		log.Info("cart: sessions in memcached, shared by every node", "servers", servers)
+		return cartStore{store: st, close: func() { _ = st.Close() }}, -1
 	}
-	return fail(ExitUsage, "--store %q: want memory, redis://…, rediss://…, redis-sentinel://… or redis-cluster://…", redisstore.Redact(*f.url))
+	return fail(ExitUsage, "--store %q: want memory, redis://…, rediss://…, redis-sentinel://…, redis-cluster://… or memcached://…", redisstore.Redact(*f.url))
 }

@@ -12,12 +12,13 @@ import (
 )
 
 // TestCartStoreFlags runs `tether cart --store` in-process against a real
-// redis-server that wants a password: every mistake is an error naming
+// redis-server that wants a password (and a memcached): every mistake is an error naming
 // the flag, no output ever shows the password, and the right password
 // from a file or the environment starts the node.
 func TestCartStoreFlags(t *testing.T) {
 	const secret = "s3cret-Pa55word"
 	r := dbproc.StartRedis(t, "--requirepass", secret)
+	mc := dbproc.StartMemcached(t)
 	dir := t.TempDir()
 	good, bad := filepath.Join(dir, "good"), filepath.Join(dir, "bad")
 	if err := os.WriteFile(good, []byte(secret+"\n"), 0o600); err != nil {
@@ -44,6 +45,9 @@ func TestCartStoreFlags(t *testing.T) {
 		{"password in the URL", []string{"--store", "redis://:" + secret + "@" + r.Addr}, nil, ExitOK, "shows in the process list"},
 		{"password file", []string{"--store", url, "--store-password-file", good}, nil, ExitOK, "sessions in Redis"},
 		{"password from the environment", []string{"--store", url}, map[string]string{storePasswordEnv: secret}, ExitOK, "sessions in Redis"},
+		{"memcached", []string{"--store", "memcached://" + mc.Addr + "," + mc.Addr}, nil, ExitOK, "sessions in memcached"},
+		{"memcached bad port", []string{"--store", "memcached://127.0.0.1:x"}, nil, ExitUsage, "--store"},
+		{"memcached nobody listening", []string{"--store", "memcached://127.0.0.1:1"}, nil, ExitFailure, "--store"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -2,6 +2,9 @@ package memcachestore
 
 import (
 	"fmt"
+	"net"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -77,4 +80,29 @@ func (o Options) Validate() error {
 		return fmt.Errorf("memcachestore: LockLease %v: at least 2s (memcached counts whole seconds)", o.LockLease)
 	}
 	return nil
+}
+
+// ParseURL reads a store URL, memcached://HOST[:PORT][,HOST[:PORT]…]
+// (port 11211), into the servers' addresses. memcached has no password in
+// its text protocol: keep it on a private network.
+func ParseURL(raw string) ([]string, error) {
+	rest, ok := strings.CutPrefix(raw, "memcached://")
+	if !ok {
+		return nil, fmt.Errorf("memcachestore: %q: want memcached://HOST:PORT[,HOST:PORT…]", raw)
+	}
+	if strings.ContainsAny(rest, "/?#@") {
+		return nil, fmt.Errorf("memcachestore: %q: only hosts and ports (no user, path or options)", raw)
+	}
+	var out []string
+	for _, h := range strings.Split(rest, ",") {
+		host, port, err := net.SplitHostPort(h)
+		if err != nil {
+			host, port = h, "11211"
+		}
+		if n, err := strconv.Atoi(port); host == "" || strings.ContainsAny(host, "[] ") || err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("memcachestore: %q: bad server %q", raw, h)
+		}
+		out = append(out, net.JoinHostPort(host, port))
+	}
+	return out, nil
 }
