@@ -334,8 +334,21 @@ type Memcached struct {
 // StartMemcached starts a memcached with 64 MiB of memory on a free port.
 func StartMemcached(t testing.TB) *Memcached {
 	t.Helper()
-	bin := Need(t, "memcached", "memcached")
 	m := &Memcached{Addr: proctest.FreeAddr(t)}
+	m.start(t)
+	return m
+}
+
+// Restart starts a killed memcached again on the same port, empty.
+func (m *Memcached) Restart(t testing.TB) {
+	t.Helper()
+	m.Kill()
+	m.start(t)
+}
+
+func (m *Memcached) start(t testing.TB) {
+	t.Helper()
+	bin := Need(t, "memcached", "memcached")
 	_, port, _ := net.SplitHostPort(m.Addr)
 	args := []string{"-l", "127.0.0.1", "-p", port, "-U", "0", "-m", "64"}
 	if os.Geteuid() == 0 {
@@ -352,5 +365,4 @@ func StartMemcached(t testing.TB) *Memcached {
 		}
 		return c.Close()
 	})
-	return m
 }

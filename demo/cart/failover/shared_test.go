@@ -41,8 +41,45 @@ func startSharedSystem(t *testing.T, store string) *system {
 func TestRedisStore(t *testing.T) {
 	r := dbproc.StartRedis(t, "--appendonly", "yes", "--appendfsync", "always")
 	s := startSharedSystem(t, "redis://"+r.Addr+"/0")
-	users := s.shop(12, 2)
+	users := sharedStoreCases(t, s)
 
+	t.Run("redis down and back", func(t *testing.T) {
+		s.t = t
+		u := users[1]
+		r.Kill()
+		s.storeDown(u)
+		r.Restart(t)
+		got := s.view(u, s.lb) // acknowledged items survived (appendfsync always)
+		if slices.Contains(got.Items, "while-down") {
+			t.Fatalf("an add answered 503 is in the cart: %v", got.Items)
+		}
+		s.add(u, s.lb)
+	})
+}
+
+// TestMemcachedStore: the same with `tether cart --store memcached://…`
+// on a pair of memcached servers; one of them killed gives 503s for the
+// sessions it held, and the nodes serve new sessions once it is back
+// (memcached keeps nothing across a restart).
+func TestMemcachedStore(t *testing.T) {
+	m1, m2 := dbproc.StartMemcached(t), dbproc.StartMemcached(t)
+	s := startSharedSystem(t, "memcached://"+m1.Addr+","+m2.Addr)
+	users := sharedStoreCases(t, s)
+	t.Run("memcached down and back", func(t *testing.T) {
+		s.t = t
+		m1.Kill()
+		m2.Kill()
+		s.storeDown(users[1])
+		m1.Restart(t)
+		m2.Restart(t)
+		s.add(&user{name: "after"}, s.lb) // a new cart; the old ones went with the servers
+	})
+}
+
+// sharedStoreCases runs the cases every shared store passes on s, and
+// returns its shoppers.
+func sharedStoreCases(t *testing.T, s *system) []*user {
+	users := s.shop(12, 2)
 	t.Run("node killed", func(t *testing.T) {
 		s.t = t
 		_, rt := users[0].id()
@@ -126,30 +163,24 @@ func TestRedisStore(t *testing.T) {
 		s.waitBalancerSees(victim, true)
 	})
 
-	t.Run("redis down and back", func(t *testing.T) {
-		s.t = t
-		u := users[1]
-		r.Kill()
-		for _, n := range s.nodes {
-			res := s.call(s.client, n.url(), u.sid, "")
-			if res.status != http.StatusServiceUnavailable {
-				t.Fatalf("%s with Redis down: %d %v, want 503", n.name, res.status, res.err)
-			}
-			res = s.call(s.client, n.url(), u.sid, "while-down")
-			if res.status != http.StatusServiceUnavailable {
-				t.Fatalf("%s: add with Redis down: %d %v, want 503", n.name, res.status, res.err)
-			}
+	return users
+}
+
+// storeDown checks, with the store down, that every node answers u's
+// requests with 503 and keeps running.
+func (s *system) storeDown(u *user) {
+	s.t.Helper()
+	for _, n := range s.nodes {
+		if res := s.call(s.client, n.url(), u.sid, ""); res.status != http.StatusServiceUnavailable {
+			s.t.Fatalf("%s with the store down: %d %v, want 503", n.name, res.status, res.err)
 		}
-		r.Restart(t)
-		for _, n := range s.nodes {
-			if n.proc.Exited() {
-				t.Fatalf("%s exited while Redis was down:\n%s", n.name, n.proc.Output())
-			}
+		if res := s.call(s.client, n.url(), u.sid, "while-down"); res.status != http.StatusServiceUnavailable {
+			s.t.Fatalf("%s: add with the store down: %d %v, want 503", n.name, res.status, res.err)
 		}
-		got := s.view(u, s.lb) // acknowledged items survived (appendfsync always)
-		if slices.Contains(got.Items, "while-down") {
-			t.Fatalf("an add answered 503 is in the cart: %v", got.Items)
+	}
+	for _, n := range s.nodes {
+		if n.proc.Exited() {
+			s.t.Fatalf("%s exited while the store was down:\n%s", n.name, n.proc.Output())
 		}
-		s.add(u, s.lb)
-	})
+	}
 }
