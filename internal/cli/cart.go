@@ -63,6 +63,10 @@ func runCart(ctx context.Context, env Env, args []string) int {
 	defer store.Close()
 
 	o := cart.Options{Route: *name, IdleTimeout: *idle, TrustedProxies: trusted, Logger: log}
+	if err := cartMetrics(&o, log); err != nil {
+		fmt.Fprintln(env.Stderr, "tether cart:", err)
+		return ExitFailure
+	}
 	if *demoPanel {
 		if o.DemoToken = env.getenv(demoTokenEnv); o.DemoToken == "" {
 			fmt.Fprintf(env.Stderr, "tether cart: --demo-panel needs the demo's token in $%s\n", demoTokenEnv)

@@ -8,6 +8,11 @@ import (
 	"os"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tetherlb/tether/demo/cart"
+	"github.com/tetherlb/tether/metrics"
 	"github.com/tetherlb/tether/session/memcachestore"
 	"github.com/tetherlb/tether/session/redisstore"
 )
@@ -100,4 +105,17 @@ func (f cartStoreFlags) open(ctx context.Context, env Env, c cartCluster, log *s
 		return cartStore{store: st, close: func() { _ = st.Close() }}, -1
 	}
 	return fail(ExitUsage, "--store %q: want memory, redis://…, rediss://…, redis-sentinel://…, redis-cluster://… or memcached://…", redisstore.Redact(*f.url))
+}
+
+// cartMetrics gives the node its session metrics: every session event and
+// store call (with its duration), served at GET /metrics.
+func cartMetrics(o *cart.Options, log *slog.Logger) error {
+	reg := prometheus.NewRegistry()
+	c, err := metrics.NewSessionCollector(reg)
+	if err != nil {
+		return err
+	}
+	o.Observer = c
+	o.Metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)})
+	return nil
 }

@@ -2,8 +2,10 @@ package failover_test
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -163,6 +165,21 @@ func sharedStoreCases(t *testing.T, s *system) []*user {
 		s.waitBalancerSees(victim, true)
 	})
 
+	t.Run("metrics", func(t *testing.T) {
+		s.t = t
+		resp, err := s.client.Get(s.nodes[0].url() + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		for _, want := range []string{`tether_session_store_seconds_count{op="save",outcome="ok"}`,
+			`tether_session_store_seconds_count{op="lock",outcome="ok"}`, `tether_session_created_total`} {
+			if !strings.Contains(string(b), want) {
+				t.Errorf("GET /metrics of %s has no %s", s.nodes[0].name, want)
+			}
+		}
+	})
 	return users
 }
 
