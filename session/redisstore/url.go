@@ -3,9 +3,11 @@ package redisstore
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -26,7 +28,8 @@ import (
 // set the result's Password. OPTIONS are prefix (Options.Prefix), replicas
 // and replica_timeout (Options.Replicas, ReplicaTimeout), timeout
 // (Options.Timeout, and the client's dial, read and write timeouts),
-// pool_size, and client_name. Errors never repeat the password.
+// pool_size, client_name, and tls_ca (a PEM file of the CAs to trust
+// instead of the system's, with rediss). Errors never repeat the password.
 func ParseURL(raw string) (*redis.UniversalOptions, Options, error) {
 	var o Options
 	scheme, rest, ok := strings.Cut(raw, "://")
@@ -100,6 +103,16 @@ func ParseURL(raw string) (*redis.UniversalOptions, Options, error) {
 	if err := applyQuery(query, u, &o); err != nil {
 		return nil, o, fmt.Errorf("redisstore: %q: %w", Redact(raw), err)
 	}
+	if ca := mustQuery(query).Get("tls_ca"); ca != "" {
+		if !secure {
+			return nil, o, fmt.Errorf("redisstore: %q: tls_ca needs rediss://", Redact(raw))
+		}
+		pool, err := loadCA(ca)
+		if err != nil {
+			return nil, o, fmt.Errorf("redisstore: %q: tls_ca: %w", Redact(raw), err)
+		}
+		u.TLSConfig.RootCAs = pool
+	}
 	return u, o, o.Validate()
 }
 
@@ -144,14 +157,34 @@ func applyQuery(query string, u *redis.UniversalOptions, o *Options) error {
 			u.PoolSize, err = strconv.Atoi(v)
 		case "client_name":
 			u.ClientName = v
+		case "tls_ca": // read by ParseURL once the scheme is known
 		default:
-			return fmt.Errorf("unknown option %q (prefix, replicas, replica_timeout, timeout, pool_size, client_name)", name)
+			return fmt.Errorf("unknown option %q (prefix, replicas, replica_timeout, timeout, pool_size, client_name, tls_ca)", name)
 		}
 		if err != nil {
 			return fmt.Errorf("option %s=%q: %w", name, v, err)
 		}
 	}
 	return nil
+}
+
+// mustQuery parses a query applyQuery has accepted.
+func mustQuery(query string) url.Values {
+	q, _ := url.ParseQuery(query)
+	return q
+}
+
+// loadCA reads a PEM file of CA certificates.
+func loadCA(file string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", file)
+	}
+	return pool, nil
 }
 
 // Redact returns the store URL raw with its password, if any, replaced by

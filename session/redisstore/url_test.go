@@ -39,6 +39,8 @@ func TestParseURL(t *testing.T) {
 		{url: "redis://127.0.0.1?color=red", err: "unknown option"},
 		{url: "redis://:hunter2@127.0.0.1?timeout=soon", err: "option timeout"},
 		{url: "redis://127.0.0.1?replicas=-1", err: "Replicas"},
+		{url: "redis://127.0.0.1?tls_ca=/etc/ssl/ca.pem", err: "tls_ca needs rediss"},
+		{url: "rediss://127.0.0.1?tls_ca=/nonexistent/ca.pem", err: "tls_ca"},
 		{url: "redis://127.0.0.1?replicas=1&replica_timeout=5s&timeout=1s", err: "ReplicaTimeout"},
 	} {
 		t.Run(tc.url, func(t *testing.T) {
