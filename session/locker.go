@@ -68,3 +68,30 @@ func (m *Manager) acquire(ctx context.Context, id string) (lease, time.Duration,
 	le.shared = sl
 	return le, waited, nil
 }
+
+// PollLock is for Locker implementations: it calls try until try takes the
+// lock (true) or fails, pausing between attempts from 1 ms, doubling up to
+// maxPause. It gives up with an error wrapping ErrBusy once wait has run
+// out, and with ctx's error once ctx is done.
+func PollLock(ctx context.Context, wait, maxPause time.Duration, try func() (bool, error)) error {
+	deadline := time.Now().Add(wait)
+	pause := time.Millisecond
+	for {
+		ok, err := try()
+		if err != nil || ok {
+			return err
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return fmt.Errorf("held elsewhere for %v: %w", wait, ErrBusy)
+		}
+		t := time.NewTimer(min(pause, left))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		pause = min(2*pause, max(maxPause, time.Millisecond))
+	}
+}

@@ -172,3 +172,33 @@ func TestStoreLocker(t *testing.T) {
 		t.Fatalf("store calls observed: %v", obs.ops)
 	}
 }
+
+func TestPollLock(t *testing.T) {
+	boom := errors.New("boom")
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, tc := range []struct {
+		name string
+		ctx  context.Context
+		try  func(n int) (bool, error)
+		want error
+		min  int // tries at least
+	}{
+		{"free at once", context.Background(), func(int) (bool, error) { return true, nil }, nil, 1},
+		{"free on the third try", context.Background(), func(n int) (bool, error) { return n == 3, nil }, nil, 3},
+		{"never free", context.Background(), func(int) (bool, error) { return false, nil }, session.ErrBusy, 2},
+		{"store error", context.Background(), func(int) (bool, error) { return false, boom }, boom, 1},
+		{"client gone", cancelled, func(int) (bool, error) { return false, nil }, context.Canceled, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := 0
+			err := session.PollLock(tc.ctx, 30*time.Millisecond, 5*time.Millisecond, func() (bool, error) { n++; return tc.try(n) })
+			if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+				t.Fatalf("error %v, want %v", err, tc.want)
+			}
+			if n < tc.min {
+				t.Fatalf("%d tries, want at least %d", n, tc.min)
+			}
+		})
+	}
+}

@@ -27,31 +27,21 @@ func (s *Store) Lock(ctx context.Context, id string, wait, hold time.Duration) (
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	l := &lock{s: s, key: k + ":lock", token: base64.RawURLEncoding.EncodeToString(b[:])}
-	deadline := time.Now().Add(wait)
-	pause := time.Millisecond
-	for {
+	err = session.PollLock(ctx, wait, s.o.LockPoll, func() (bool, error) {
 		start := time.Now()
 		err := s.c.Add(&memcache.Item{Key: l.key, Value: []byte(l.token), Expiration: l.seconds()})
+		if errors.Is(err, memcache.ErrNotStored) {
+			return false, nil // held
+		}
 		if err == nil {
 			l.start(start, hold)
-			return l, nil
 		}
-		if !errors.Is(err, memcache.ErrNotStored) {
-			return nil, fmt.Errorf("memcachestore: lock %s: %w", l.key, err)
-		}
-		left := time.Until(deadline)
-		if left <= 0 {
-			return nil, fmt.Errorf("memcachestore: lock %s: held elsewhere for %v: %w", l.key, wait, session.ErrBusy)
-		}
-		t := time.NewTimer(min(pause, left))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, ctx.Err()
-		case <-t.C:
-		}
-		pause = min(2*pause, s.o.LockPoll)
+		return err == nil, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("memcachestore: lock %s: %w", l.key, err)
 	}
+	return l, nil
 }
 
 // lock is a held lock, renewed every third of its lease by a timer until

@@ -23,36 +23,23 @@ func (s *Store) Lock(ctx context.Context, id string, wait, hold time.Duration) (
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	l := &lock{s: s, key: s.key(id) + ":lock", token: base64.RawURLEncoding.EncodeToString(b[:])}
-	deadline := time.Now().Add(wait)
-	pause := time.Millisecond
-	for {
+	err := session.PollLock(ctx, wait, s.o.LockPoll, func() (bool, error) {
 		start := time.Now()
 		cctx, cancel := s.ctx(ctx)
 		ok, err := s.c.SetNX(cctx, l.key, l.token, s.o.LockLease).Result()
 		cancel()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			return nil, fmt.Errorf("redisstore: lock %s: %w", l.key, err)
-		}
 		if ok {
 			l.start(start, hold)
-			return l, nil
 		}
-		left := time.Until(deadline)
-		if left <= 0 {
-			return nil, fmt.Errorf("redisstore: lock %s: held elsewhere for %v: %w", l.key, wait, session.ErrBusy)
-		}
-		t := time.NewTimer(min(pause, left))
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		return ok, err
+	})
+	if err != nil {
+		if ctx.Err() != nil {
 			return nil, ctx.Err()
-		case <-t.C:
 		}
-		pause = min(2*pause, s.o.LockPoll)
+		return nil, fmt.Errorf("redisstore: lock %s: %w", l.key, err)
 	}
+	return l, nil
 }
 
 // lock is a held lock. It is renewed every third of the lease by a timer,
