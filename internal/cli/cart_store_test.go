@@ -17,7 +17,7 @@ import (
 // from a file or the environment starts the node.
 func TestCartStoreFlags(t *testing.T) {
 	const secret = "s3cret-Pa55word"
-	r := dbproc.StartRedis(t, "--requirepass", secret)
+	r := dbproc.StartRedis(t, "--requirepass", secret, "--user", "cart", "on", ">"+secret, "~tether:*", "+@all")
 	mc := dbproc.StartMemcached(t)
 	dir := t.TempDir()
 	good, bad := filepath.Join(dir, "good"), filepath.Join(dir, "bad")
@@ -45,6 +45,8 @@ func TestCartStoreFlags(t *testing.T) {
 		{"password in the URL", []string{"--store", "redis://:" + secret + "@" + r.Addr}, nil, ExitOK, "shows in the process list"},
 		{"password file", []string{"--store", url, "--store-password-file", good}, nil, ExitOK, "sessions in Redis"},
 		{"password from the environment", []string{"--store", url}, map[string]string{storePasswordEnv: secret}, ExitOK, "sessions in Redis"},
+		{"ACL user", []string{"--store", "redis://cart@" + r.Addr + "/0", "--store-password-file", good}, nil, ExitOK, "sessions in Redis"},
+		{"ACL user, wrong password", []string{"--store", "redis://cart@" + r.Addr + "/0", "--store-password-file", bad}, nil, ExitFailure, "--store"},
 		{"memcached", []string{"--store", "memcached://" + mc.Addr + "," + mc.Addr}, nil, ExitOK, "sessions in memcached"},
 		{"memcached bad port", []string{"--store", "memcached://127.0.0.1:x"}, nil, ExitUsage, "--store"},
 		{"memcached nobody listening", []string{"--store", "memcached://127.0.0.1:1"}, nil, ExitFailure, "--store"},

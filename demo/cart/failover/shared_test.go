@@ -201,3 +201,27 @@ func (s *system) storeDown(u *user) {
 		}
 	}
 }
+
+// TestRedisSentinelStore: three `tether cart --store redis-sentinel://…
+// ?replicas=1` nodes behind `tether serve`, on a primary with two replicas
+// and three Sentinels. Shoppers add items while the primary is SIGKILLed:
+// Sentinel promotes a replica, the nodes follow it, every item answered
+// 200 is still in its cart, and adds work again.
+func TestRedisSentinelStore(t *testing.T) {
+	g := dbproc.StartSentinelGroup(t)
+	s := startSharedSystem(t, "redis-sentinel://"+strings.Join(g.SentinelAddrs(), ",")+"/"+g.Master+"?replicas=1")
+	users := s.shop(8, 2)
+	old := g.Primary.Addr
+	var kill sync.Once
+	s.parallel(users, func(u *user) {
+		for range 4 {
+			s.add(u, s.lb) // retried until acknowledged, through the failover
+			kill.Do(g.Primary.Kill)
+		}
+	})
+	addr, err := g.PrimaryAddr()
+	if err != nil || addr == old {
+		t.Fatalf("primary after the kill: %s, %v; want a promoted replica", addr, err)
+	}
+	s.parallel(users, func(u *user) { s.view(u, s.lb) }) // every acknowledged item, in order
+}
