@@ -73,31 +73,8 @@ func ParseURL(raw string) (*redis.UniversalOptions, Options, error) {
 	if len(u.Addrs) > 1 && kind == "" {
 		return nil, o, fmt.Errorf("redisstore: %q: several hosts: use redis-sentinel:// or redis-cluster://", Redact(raw))
 	}
-	parts := strings.Split(path, "/")
-	if path == "" {
-		parts = nil
-	}
-	switch kind {
-	case "-sentinel":
-		if len(parts) == 0 || parts[0] == "" {
-			return nil, o, fmt.Errorf("redisstore: %q: the master's name is missing (redis-sentinel://HOST:PORT,…/MASTER)", Redact(raw))
-		}
-		u.MasterName, parts = parts[0], parts[1:]
-	case "-cluster":
-		u.IsClusterMode = true
-		if len(parts) > 0 {
-			return nil, o, fmt.Errorf("redisstore: %q: a Redis Cluster has only database 0: no path", Redact(raw))
-		}
-	}
-	if len(parts) > 1 {
-		return nil, o, fmt.Errorf("redisstore: %q: path %q: only a database number", Redact(raw), path)
-	}
-	if len(parts) == 1 && parts[0] != "" {
-		db, err := strconv.Atoi(parts[0])
-		if err != nil || db < 0 {
-			return nil, o, fmt.Errorf("redisstore: %q: database %q is not a number", Redact(raw), parts[0])
-		}
-		u.DB = db
+	if err := applyPath(u, kind, path); err != nil {
+		return nil, o, fmt.Errorf("redisstore: %q: %w", Redact(raw), err)
 	}
 	if secure {
 		host, _, _ := net.SplitHostPort(u.Addrs[0])
@@ -117,6 +94,38 @@ func ParseURL(raw string) (*redis.UniversalOptions, Options, error) {
 		u.TLSConfig.RootCAs = pool
 	}
 	return u, o, o.Validate()
+}
+
+// applyPath reads the URL's path: the master's name (Sentinel), then the
+// database number.
+func applyPath(u *redis.UniversalOptions, kind, path string) error {
+	parts := strings.Split(path, "/")
+	if path == "" {
+		parts = nil
+	}
+	switch kind {
+	case "-sentinel":
+		if len(parts) == 0 || parts[0] == "" {
+			return fmt.Errorf("the master's name is missing (redis-sentinel://HOST:PORT,…/MASTER)")
+		}
+		u.MasterName, parts = parts[0], parts[1:]
+	case "-cluster":
+		u.IsClusterMode = true
+		if len(parts) > 0 {
+			return fmt.Errorf("a Redis Cluster has only database 0: no path")
+		}
+	}
+	if len(parts) > 1 {
+		return fmt.Errorf("path %q: only a database number", path)
+	}
+	if len(parts) == 1 && parts[0] != "" {
+		db, err := strconv.Atoi(parts[0])
+		if err != nil || db < 0 {
+			return fmt.Errorf("database %q is not a number", parts[0])
+		}
+		u.DB = db
+	}
+	return nil
 }
 
 // hostPort checks one HOST[:PORT] and adds the default port.
