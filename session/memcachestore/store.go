@@ -157,8 +157,8 @@ func (s *Store) retry(ctx context.Context, attempt func() error) error {
 // Save applies d as session.Store specifies: read, check, merge,
 // compare-and-swap, again if another writer came first.
 func (s *Store) Save(ctx context.Context, d session.Delta) (session.SaveResult, error) {
-	if err := check(d); err != nil {
-		return session.SaveResult{}, err
+	if err := session.CheckDelta(d); err != nil {
+		return session.SaveResult{}, fmt.Errorf("memcachestore: %w", err)
 	}
 	if d.BaseVersion == 0 {
 		return session.SaveResult{Version: 1}, s.create(ctx, d)
@@ -258,19 +258,6 @@ func (s *Store) create(ctx context.Context, d session.Delta) error {
 		}
 		return err
 	})
-}
-
-// check rejects deltas no Manager produces.
-func check(d session.Delta) error {
-	if d.ID == "" {
-		return fmt.Errorf("memcachestore: empty id: %w", session.ErrBadDelta)
-	}
-	for _, k := range d.Removed {
-		if _, ok := d.Set[k]; ok {
-			return fmt.Errorf("memcachestore: key %q both set and removed: %w", k, session.ErrBadDelta)
-		}
-	}
-	return nil
 }
 
 // Delete removes the session id. An item that is not a session is

@@ -96,8 +96,8 @@ func (s *Store) record(id string, v []any) (session.Record, error) {
 
 // Save applies d as session.Store specifies, in one script.
 func (s *Store) Save(ctx context.Context, d session.Delta) (session.SaveResult, error) {
-	if err := check(d); err != nil {
-		return session.SaveResult{}, err
+	if err := session.CheckDelta(d); err != nil {
+		return session.SaveResult{}, fmt.Errorf("redisstore: %w", err)
 	}
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
@@ -196,19 +196,6 @@ func status(res []any) (string, []any) {
 	}
 	st, _ := res[0].(string)
 	return st, res[1:]
-}
-
-// check rejects deltas no Manager produces.
-func check(d session.Delta) error {
-	if d.ID == "" {
-		return fmt.Errorf("redisstore: empty id: %w", session.ErrBadDelta)
-	}
-	for _, k := range d.Removed {
-		if _, ok := d.Set[k]; ok {
-			return fmt.Errorf("redisstore: key %q both set and removed: %w", k, session.ErrBadDelta)
-		}
-	}
-	return nil
 }
 
 // Delete removes the session id.
