@@ -62,7 +62,7 @@ func (s *Session) lock(id string) error {
 	if s.access != accessExclusive || s.lease.held() {
 		return nil
 	}
-	le, waited, err := s.m.locks.acquire(s.req.Context(), id, s.m.o.LockWait, s.m.o.LockHold)
+	le, waited, err := s.m.acquire(s.req.Context(), id)
 	s.m.obs.LockWaited(waited, err)
 	if err != nil {
 		return err
@@ -80,7 +80,7 @@ func (s *Session) lockBriefly() (func(), error) {
 	if s.access != accessOptimistic || s.lease.held() || s.rec.ID == "" {
 		return func() {}, nil
 	}
-	le, _, err := s.m.locks.acquire(s.req.Context(), s.rec.ID, s.m.o.LockWait, s.m.o.LockHold)
+	le, _, err := s.m.acquire(s.req.Context(), s.rec.ID)
 	if err != nil {
 		return nil, fmt.Errorf("session: %w", err)
 	}

@@ -38,7 +38,7 @@ func (s *Session) commit(h http.Header) error {
 		}
 	}
 	if s.lease.held() && !s.lease.valid() {
-		return fmt.Errorf("session: held longer than LockHold (%v), another request has it now: %w", s.m.o.LockHold, ErrConflict)
+		return fmt.Errorf("session: lost its lock (held longer than LockHold, %v, or the store's lease ran out): %w", s.m.o.LockHold, ErrConflict)
 	}
 	now := s.m.o.Now()
 	switch {

@@ -51,6 +51,8 @@ type lease struct {
 	sh  *lockShard
 	sl  *sessionLock // reused for other sessions of its shard once freed: compare gen
 	gen uint64
+
+	shared StoreLock // the store's lock too, when the store is a Locker (locker.go)
 }
 
 // held reports whether le holds (or held) a lock.
@@ -92,7 +94,7 @@ func (ls *locks) acquire(ctx context.Context, id string, wait, hold time.Duratio
 		l.gen.Store(sh.gen)
 		g := sh.gen
 		sh.mu.Unlock()
-		return lease{sh, l, g}, 0, nil
+		return lease{sh: sh, sl: l, gen: g}, 0, nil
 	}
 	now := time.Now()
 	w := &lockWaiter{ready: make(chan uint64, 1)}
@@ -115,7 +117,7 @@ func (ls *locks) await(ctx context.Context, sh *lockShard, l *sessionLock, w *lo
 	for {
 		select {
 		case g := <-w.ready:
-			return lease{sh, l, g}, nil
+			return lease{sh: sh, sl: l, gen: g}, nil
 		case <-stale.C:
 			// The holder has had the lock for hold: the first waiter takes
 			// it over; the others wait for the new holder's hold.
@@ -147,7 +149,7 @@ func abandon(sh *lockShard, l *sessionLock, w *lockWaiter, err error) error {
 	}
 	sh.mu.Unlock()
 	// Not in line any more: the lock was handed to w just now.
-	lease{sh, l, <-w.ready}.release()
+	lease{sh: sh, sl: l, gen: <-w.ready}.release()
 	return err
 }
 
@@ -174,6 +176,9 @@ func (le lease) release() {
 	if le.sl == nil {
 		return
 	}
+	if le.shared != nil {
+		le.shared.Unlock()
+	}
 	sh := le.sh
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -199,5 +204,5 @@ const maxFreeLocks = 64
 // unique in a shard and a freed lock is reused only in its shard, so a
 // passed-over holder never finds its generation again.
 func (le lease) valid() bool {
-	return le.sl != nil && le.sl.gen.Load() == le.gen
+	return le.sl != nil && le.sl.gen.Load() == le.gen && (le.shared == nil || le.shared.Held())
 }

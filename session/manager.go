@@ -19,6 +19,8 @@ type Manager struct {
 	obs     Observer
 	claimer Claimer   // nil when the store cannot take sessions over
 	confirm Confirmer // nil when the store's reads need no confirmation
+	locker  Locker    // nil when the store has no shared lock (locker.go)
+	store   Store     // Options.Store itself; o.Store may wrap it (storetime.go)
 	locks   *locks    // one lock per session in use by an Exclusive request
 }
 
@@ -34,11 +36,14 @@ func New(o Options) (*Manager, error) {
 	if m.obs == nil {
 		m.obs = NopObserver{}
 	}
+	m.store = o.Store
 	m.claimer, _ = o.Store.(Claimer)
 	m.confirm, _ = o.Store.(Confirmer)
+	m.locker, _ = o.Store.(Locker)
 	if n, ok := o.Store.(ExpiryNotifier); ok {
 		n.NotifyExpiry(m.destroyed)
 	}
+	m.timeStore()
 	return m, nil
 }
 
@@ -51,7 +56,7 @@ func (m *Manager) CookieName() string { return m.o.Cookie.Name }
 // Ready returns nil when the Manager can serve sessions: the store's
 // readiness if it is a Readier, else always nil. Use it in health checks.
 func (m *Manager) Ready() error {
-	if r, ok := m.o.Store.(Readier); ok {
+	if r, ok := m.store.(Readier); ok {
 		return r.Ready()
 	}
 	return nil
@@ -60,7 +65,7 @@ func (m *Manager) Ready() error {
 // Stats returns the store's counts, and false if the store does not report
 // them (it is not a StatsReporter).
 func (m *Manager) Stats() (StoreStats, bool) {
-	if r, ok := m.o.Store.(StatsReporter); ok {
+	if r, ok := m.store.(StatsReporter); ok {
 		return r.Stats(), true
 	}
 	return StoreStats{}, false

@@ -79,7 +79,7 @@ func Update[T any](s *Session, key string, fn func(old T, ok bool) (T, error)) (
 			// Another write on this node came between the read and the
 			// write: read again and write while holding the session's lock,
 			// so that none can come between them this time.
-			le, _, err := s.m.locks.acquire(s.req.Context(), s.rec.ID, s.m.o.LockWait, s.m.o.LockHold)
+			le, _, err := s.m.acquire(s.req.Context(), s.rec.ID)
 			if err != nil {
 				return zero, fmt.Errorf("session: Update %q: %w", key, err)
 			}

@@ -78,6 +78,8 @@ type Options struct {
 	DemoToken string
 	// Observer receives the session events, for metrics. Nil means none.
 	Observer session.Observer
+	// Metrics, when set, serves GET /metrics (Prometheus text format).
+	Metrics http.Handler
 	// Logger logs errors. Nil means no logging.
 	Logger *slog.Logger
 }
@@ -127,6 +129,9 @@ func New(o Options) (*App, error) {
 	mux.HandleFunc("GET /healthz", a.healthz)
 	if o.DemoToken != "" {
 		mux.HandleFunc("GET /demo-panel.js", a.panelScript)
+	}
+	if o.Metrics != nil {
+		mux.Handle("GET /metrics", o.Metrics)
 	}
 	if o.Cluster != nil {
 		mux.HandleFunc("GET /cluster", a.cluster)

@@ -28,7 +28,9 @@ func runCart(ctx context.Context, env Env, args []string) int {
 	demoPanel := fs.Bool("demo-panel", false, "show the panel of tether demo on the page (its token comes from $"+demoTokenEnv+")")
 	ajpFlags := addCartAJPFlags(fs)
 	clusterFlags := addCartClusterFlags(fs)
-	if code := parse(fs, args); code >= 0 {
+	storeFlags := addCartStoreFlags(fs)
+	code := parse(fs, args)
+	if code >= 0 {
 		return code
 	}
 	if *name == "" || fs.NArg() > 0 {
@@ -47,14 +49,24 @@ func runCart(ctx context.Context, env Env, args []string) int {
 	log := env.logger().With("route", *name)
 
 	// The session store: in memory, this node's sessions only; with
-	// --cluster, replicated to the peers, with its readiness for /healthz.
-	store, code := clusterFlags.open(env, *name, *maxSessions, log)
+	// --cluster, replicated to the peers, with its readiness for /healthz;
+	// with --store, shared by every node.
+	var store cartStore
+	if storeFlags.shared() {
+		store, code = storeFlags.open(ctx, env, clusterFlags, log)
+	} else {
+		store, code = clusterFlags.open(env, *name, *maxSessions, log)
+	}
 	if code >= 0 {
 		return code
 	}
 	defer store.Close()
 
 	o := cart.Options{Route: *name, IdleTimeout: *idle, TrustedProxies: trusted, Logger: log}
+	if err := cartMetrics(&o, log); err != nil {
+		fmt.Fprintln(env.Stderr, "tether cart:", err)
+		return ExitFailure
+	}
 	if *demoPanel {
 		if o.DemoToken = env.getenv(demoTokenEnv); o.DemoToken == "" {
 			fmt.Fprintf(env.Stderr, "tether cart: --demo-panel needs the demo's token in $%s\n", demoTokenEnv)

@@ -9,8 +9,9 @@ import (
 )
 
 func runDemo(ctx context.Context, env Env, args []string) int {
-	fs := newFlags(env, "demo", "[--nodes N] [--listen ADDR] [--manager ADDR]")
+	fs := newFlags(env, "demo", "[--nodes N] [--store cluster|redis] [--listen ADDR] [--manager ADDR]")
 	nodes := fs.Int("nodes", 3, "how many replicated cart nodes to run")
+	store := fs.String("store", demo.StoreCluster, "where the cart nodes keep sessions: cluster (replicated between them) or redis (a redis-server the demo starts; it must be installed)")
 	listen := fs.String("listen", "127.0.0.1:8080", "the balancer's address (a free port is used if it is taken)")
 	manager := fs.String("manager", "127.0.0.1:8081", "the manager's address (a free port is used if it is taken)")
 	random := fs.Bool("random-ports", false, "use free ports for everything")
@@ -22,13 +23,17 @@ func runDemo(ctx context.Context, env Env, args []string) int {
 		fmt.Fprintln(env.Stderr, "tether demo: --nodes must be from 1 to 9")
 		return ExitUsage
 	}
+	if *store != demo.StoreCluster && *store != demo.StoreRedis {
+		fmt.Fprintf(env.Stderr, "tether demo: --store %q: want %s or %s\n", *store, demo.StoreCluster, demo.StoreRedis)
+		return ExitUsage
+	}
 	bin, err := os.Executable()
 	if err != nil {
 		fmt.Fprintln(env.Stderr, "tether demo:", err)
 		return ExitFailure
 	}
 	err = demo.Run(ctx, demo.Options{
-		Binary: bin, Nodes: *nodes, Listen: *listen, Manager: *manager, RandomPorts: *random, Dir: *dir,
+		Binary: bin, Nodes: *nodes, Store: *store, Listen: *listen, Manager: *manager, RandomPorts: *random, Dir: *dir,
 		Out: env.Stdout, Logger: env.logger(),
 	})
 	if err != nil {

@@ -36,6 +36,10 @@ type Options struct {
 	// Manager is the manager's address. Default 127.0.0.1:8081, or a free
 	// port if that one is taken.
 	Manager string
+	// Store is where the cart nodes keep their sessions: StoreCluster
+	// (replicated between them) or StoreRedis (a redis-server the demo
+	// starts). Default StoreCluster.
+	Store string
 	// RandomPorts picks free ports for everything instead of the defaults.
 	RandomPorts bool
 	// Dir keeps the configuration, state file and logs. Default: a new
@@ -86,6 +90,9 @@ type demo struct {
 	token     string // the demo panel's token for the control API
 	control   net.Listener
 	clusterKy string
+	redis     *proc // the redis-server, with StoreRedis
+	redisBin  string
+	redisAddr string
 	client    *http.Client
 	logger    *slog.Logger
 }
@@ -159,6 +166,17 @@ func (d *demo) plan() error {
 			clusterAddr: d.port("", fmt.Sprintf("127.0.0.1:%d", 7900+i)),
 		})
 	}
+	var storeURL string
+	var storeEnv []string
+	switch d.opts.Store {
+	case "", StoreCluster:
+	case StoreRedis:
+		if storeURL, storeEnv, err = d.planRedis(); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("demo: unknown store %q (%s or %s)", d.opts.Store, StoreCluster, StoreRedis)
+	}
 	for _, n := range d.nodes {
 		var peers []string
 		for _, o := range d.nodes {
@@ -166,13 +184,14 @@ func (d *demo) plan() error {
 				peers = append(peers, o.clusterAddr)
 			}
 		}
-		n.proc = &proc{
-			name: n.route,
-			args: []string{"cart", "--listen", n.httpAddr, "--route", n.route, "--cluster", n.clusterAddr,
-				"--peers", strings.Join(peers, ","), "--replication", "sync", "--drain-grace", "500ms", "--demo-panel"},
-			env: []string{"TETHER_CLUSTER_KEY=" + d.clusterKy, "TETHER_DEMO_TOKEN=" + d.token},
-			log: logPath(d.opts.Dir, n.route),
+		args := []string{"cart", "--listen", n.httpAddr, "--route", n.route, "--cluster", n.clusterAddr,
+			"--peers", strings.Join(peers, ","), "--replication", "sync", "--drain-grace", "500ms", "--demo-panel"}
+		env := []string{"TETHER_CLUSTER_KEY=" + d.clusterKy, "TETHER_DEMO_TOKEN=" + d.token}
+		if storeURL != "" {
+			args = []string{"cart", "--listen", n.httpAddr, "--route", n.route, "--store", storeURL, "--demo-panel"}
+			env = append(append([]string{}, storeEnv...), "TETHER_DEMO_TOKEN="+d.token)
 		}
+		n.proc = &proc{name: n.route, args: args, env: env, log: logPath(d.opts.Dir, n.route)}
 	}
 	conf, err := d.writeConfig(listen, manager)
 	if err != nil {
@@ -205,6 +224,9 @@ func (d *demo) port(want, def string) string {
 // startAll starts the nodes together, waits until they are ready, then
 // starts the balancer and waits until it serves.
 func (d *demo) startAll(ctx context.Context) error {
+	if err := d.startRedis(ctx); err != nil {
+		return err
+	}
 	for _, n := range d.nodes {
 		if err := n.start(d.sp, d.opts.Binary); err != nil {
 			return err
@@ -261,6 +283,9 @@ func (d *demo) stopAll() {
 		go func(p *proc) { defer wg.Done(); p.stop(15 * time.Second) }(n.proc)
 	}
 	wg.Wait()
+	if d.redis != nil {
+		d.redis.stop(10 * time.Second)
+	}
 }
 
 func (d *demo) snapshot() Info {
@@ -303,13 +328,22 @@ func (d *demo) members() map[string]*MemberState {
 
 func (d *demo) welcome() {
 	w := d.opts.Out
-	fmt.Fprintf(w, "\nTether demo: a balancer, its manager and %d replicated cart nodes, all on this machine.\n\n", len(d.nodes))
+	kind := "replicated"
+	if d.redis != nil {
+		kind = "Redis-backed"
+	}
+	fmt.Fprintf(w, "\nTether demo: a balancer, its manager and %d %s cart nodes, all on this machine.\n\n", len(d.nodes), kind)
 	fmt.Fprintf(w, "  Shop (through the balancer):  %s\n", d.info.BalancerURL)
 	fmt.Fprintf(w, "  Manager UI:                   %s\n", d.info.ManagerURL)
 	fmt.Fprintf(w, "  Manager token:                %s\n", d.info.ManagerToken)
 	for _, n := range d.nodes {
-		fmt.Fprintf(w, "  Node %-3s                      http://%s/  (cluster %s)\n", n.route, n.httpAddr, n.clusterAddr)
+		if d.redis != nil {
+			fmt.Fprintf(w, "  Node %-3s                      http://%s/\n", n.route, n.httpAddr)
+		} else {
+			fmt.Fprintf(w, "  Node %-3s                      http://%s/  (cluster %s)\n", n.route, n.httpAddr, n.clusterAddr)
+		}
 	}
+	fmt.Fprint(w, d.storeLine())
 	fmt.Fprintf(w, "  Logs and configuration:       %s\n\n", d.opts.Dir)
 	fmt.Fprintln(w, "Try it: add items to the cart, then click \"Kill the node serving me\" and add another")
 	fmt.Fprintln(w, "item: the cart is intact, another node serves it, and the route at the end of the")

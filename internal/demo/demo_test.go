@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tetherlb/tether/internal/dbproc"
 	"github.com/tetherlb/tether/internal/proctest"
 )
 
@@ -34,9 +35,9 @@ var (
 	panelRe   = regexp.MustCompile(`data-token="([0-9a-f]+)"`)
 )
 
-func startDemo(t *testing.T) *running {
+func startDemo(t *testing.T, args ...string) *running {
 	t.Helper()
-	p := proctest.Start(t, "tether demo", "demo", "--random-ports", "--dir", t.TempDir())
+	p := proctest.Start(t, "tether demo", append([]string{"demo", "--random-ports", "--dir", t.TempDir()}, args...)...)
 	proctest.Eventually(t, 90*time.Second, func() error {
 		if p.Exited() {
 			t.Fatalf("tether demo exited:\n%s", p.Output())
@@ -166,8 +167,20 @@ func routeOf(s string) string { _, r, _ := strings.Cut(s, "."); return r }
 // TestDemo starts `tether demo` like a user, shops, kills the node serving
 // the cart through the demo panel, drains a node, restarts the dead one,
 // and stops the demo with Ctrl-C, leaving no process behind.
-func TestDemo(t *testing.T) {
-	d := startDemo(t)
+func TestDemo(t *testing.T) { demoScenario(t, startDemo(t)) }
+
+// TestDemoRedis: the same with `tether demo --store redis`, the cart
+// nodes sharing a redis-server the demo starts (and stops).
+func TestDemoRedis(t *testing.T) {
+	dbproc.Need(t, "redis-server", "redis-server")
+	d := startDemo(t, "--store", "redis")
+	if !strings.Contains(d.p.Output(), "Sessions in Redis") {
+		t.Fatalf("the welcome text does not say where sessions are:\n%s", d.p.Output())
+	}
+	demoScenario(t, d)
+}
+
+func demoScenario(t *testing.T, d *running) {
 	for _, item := range []string{"apple", "pear"} {
 		d.add(t, item)
 	}

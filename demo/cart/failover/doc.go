@@ -2,6 +2,8 @@
 // three real `tether cart --cluster` processes behind a real `tether serve`
 // (sessions: replicated, active health checks), killed with SIGKILL,
 // frozen with SIGSTOP, restarted, and stopped one by one with SIGTERM
-// under traffic. It has no code of its own; see its tests and
-// docs/cluster.md.
+// under traffic; and the same system on a shared store instead (`tether
+// cart --store redis://…`, `memcached://…`, on real redis-server and
+// memcached processes), whose server is killed too. It has no code of its
+// own; see its tests and docs/cluster.md.
 package failover
