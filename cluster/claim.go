@@ -224,8 +224,11 @@ func (n *Node) collectPromises(ctx context.Context, id, owner string, prep *prep
 	sent := map[string]bool{}
 	answers := map[string]*promiseMsg{}
 	var ownerWait <-chan time.Time
-	majority := n.opts.Ack == AckMajority
-	enough := func() bool { return !majority || len(answers)+1 >= n.opts.quorum() }
+	majority := n.opts.byMajority()
+	// A majority counts only ready nodes: one that restarted and has not
+	// received the cluster's state yet may lack the last acknowledged write
+	// its promise should bring.
+	enough := func() bool { return !majority || n.readyAmong(answers)+1 >= n.opts.quorum() }
 	for {
 		changed := n.waitChanged()
 		required, ownerAlive := n.claimPeers(owner)
@@ -302,6 +305,19 @@ func (n *Node) claimPeers(owner string) ([]string, bool) {
 		}
 	}
 	return req, ownerAlive
+}
+
+// readyAmong counts the peers of answers that are ready.
+func (n *Node) readyAmong(answers map[string]*promiseMsg) int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	c := 0
+	for name := range answers {
+		if p := n.peers[name]; p != nil && p.ready {
+			c++
+		}
+	}
+	return c
 }
 
 func collect(m map[string]*promiseMsg) []*promiseMsg {

@@ -185,10 +185,18 @@ func (n *Node) ask(ctx context.Context, id string) (*record, error) {
 // noneFrom checks, when no peer that answered a query has a copy (best is
 // nil), that the answers allow concluding that the session does not
 // exist: with the majority level they must come from a majority of the
-// cluster, this node included; else the session may live on nodes this
-// one cannot hear, and ErrNoMajority says so.
+// cluster's ready nodes, this node included; else the session may live on
+// nodes this one cannot hear, and ErrNoMajority says so.
 func (n *Node) noneFrom(best *record, answered map[string]bool) error {
-	if best != nil || n.opts.Ack != AckMajority || len(answered)+1 >= n.opts.quorum() {
+	ready := 0
+	n.mu.Lock()
+	for name := range answered {
+		if p := n.peers[name]; p != nil && p.ready {
+			ready++ // one still receiving the cluster's state may not have the session yet
+		}
+	}
+	n.mu.Unlock()
+	if best != nil || !n.opts.byMajority() || ready+1 >= n.opts.quorum() {
 		return nil
 	}
 	n.noMajority.Add(1)

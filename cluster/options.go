@@ -20,7 +20,11 @@ const (
 	// one ready live peer. A write that returned nil survives the death of
 	// any single node.
 	AckOne AckMode = iota
-	// AckAll (sync): after every ready live peer has applied it.
+	// AckAll (sync): after every ready live peer has applied it, and at
+	// least a majority of the cluster's Size nodes; takeovers and reads
+	// need a majority, as with AckMajority. The one survivor of a cluster
+	// holds every acknowledged write, and serves it once a majority is
+	// back.
 	AckAll
 	// AckNone (async): at once; replication follows within milliseconds.
 	// A write can be lost if its owner dies before it reached a peer, or
@@ -289,6 +293,12 @@ func (o Options) Validate() error {
 
 // quorum is how many nodes, this one included, make a majority of Size.
 func (o Options) quorum() int { return o.Size/2 + 1 }
+
+// byMajority reports whether the level decides by majority: AckMajority,
+// and AckAll, which waits for every live peer but never for fewer than a
+// majority, so that its writes, takeovers and reads are as safe under a
+// partition.
+func (o Options) byMajority() bool { return o.Ack == AckMajority || o.Ack == AckAll }
 
 // Clock tells the time. Session times and expiry use it, so tests can move
 // time forward; network timeouts use real time.

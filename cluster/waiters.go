@@ -17,7 +17,7 @@ type waiter struct {
 	version uint64
 	targets map[string]bool
 	need    int
-	strict  bool // need is a majority: it does not shrink when targets leave
+	floor   int // need never shrinks below it when targets leave (a majority's share)
 	got     int
 	done    chan error    // buffered; receives exactly one result
 	settled bool          // guarded by waiters.mu
@@ -34,11 +34,11 @@ type waiters struct {
 func newWaiters() *waiters { return &waiters{byID: map[string][]*waiter{}} }
 
 // add registers a waiter for (id, bal, version) on targets, needing need
-// of them (strict: exactly that many, however many targets leave). Call it
+// of them, and never fewer than floor however many targets leave. Call it
 // before the write is queued, so that no acknowledgement can be missed.
-func (ws *waiters) add(id string, bal ballot, version uint64, targets []string, need int, strict bool) *waiter {
+func (ws *waiters) add(id string, bal ballot, version uint64, targets []string, need, floor int) *waiter {
 	w := &waiter{id: id, bal: bal, version: version, targets: map[string]bool{}, done: make(chan error, 1),
-		need: need, strict: strict, over: make(chan struct{})}
+		need: need, floor: floor, over: make(chan struct{})}
 	for _, t := range targets {
 		w.targets[t] = true
 	}
@@ -123,8 +123,8 @@ func (ws *waiters) dropLocked(w *waiter, peer string) {
 	}
 	delete(w.targets, peer)
 	if w.need > w.got+len(w.targets) {
-		if w.strict {
-			ws.settleLocked(w, fmt.Errorf("%w: %d of the %d acknowledgements a majority needs can still come", ErrNoMajority, w.got+len(w.targets), w.need))
+		if w.got+len(w.targets) < w.floor {
+			ws.settleLocked(w, fmt.Errorf("%w: %d of the %d acknowledgements a majority needs can still come", ErrNoMajority, w.got+len(w.targets), w.floor))
 			return
 		}
 		w.need = w.got + len(w.targets)

@@ -270,7 +270,7 @@ func (n *Node) precheck() ([]string, error) {
 	}
 	targets := n.ackTargets()
 	switch {
-	case n.opts.Ack == AckMajority && len(targets)+1 < n.opts.quorum():
+	case n.opts.byMajority() && len(targets)+1 < n.opts.quorum():
 		n.noMajority.Add(1)
 		return nil, fmt.Errorf("%w: %d of %d nodes ready, %d needed", ErrNoMajority, len(targets)+1, n.opts.Size, n.opts.quorum())
 	case len(targets) == 0 && n.opts.FailWhenAlone:
@@ -279,24 +279,24 @@ func (n *Node) precheck() ([]string, error) {
 	return targets, nil
 }
 
-// need returns how many of targets a sync write waits for, and whether that
-// number is a majority that must not shrink.
-func (n *Node) need(targets []string) (int, bool) {
+// need returns how many of targets a sync write waits for, and the least
+// it may fall to when targets leave (a majority's share; 0: no floor).
+func (n *Node) need(targets []string) (need, floor int) {
 	switch n.opts.Ack {
 	case AckAll:
-		return len(targets), false
+		return max(len(targets), n.opts.quorum()-1), n.opts.quorum() - 1
 	case AckMajority:
-		return n.opts.quorum() - 1, true
+		return n.opts.quorum() - 1, n.opts.quorum() - 1
 	}
-	return 1, false
+	return 1, 0
 }
 
 // commitLocked queues an owner's write for every peer, registering the
 // waiter first when the write is sync. The entry must be locked.
 func (n *Node) commitLocked(id string, bal ballot, version uint64, targets []string, t MessageType, body []byte) *waiter {
 	var w *waiter
-	if need, strict := n.need(targets); n.opts.Ack != AckNone && len(targets) > 0 && need > 0 {
-		w = n.waits.add(id, bal, version, targets, need, strict)
+	if need, floor := n.need(targets); n.opts.Ack != AckNone && len(targets) > 0 && need > 0 {
+		w = n.waits.add(id, bal, version, targets, need, floor)
 		var gone []string
 		for _, t := range targets {
 			if !n.isTarget(t) {
@@ -357,7 +357,7 @@ func (n *Node) settleSure(w *waiter, err error) {
 // calls it before answering a request that read the session and wrote
 // nothing, since a write confirms itself.
 func (n *Node) Confirm(ctx context.Context, id string) error {
-	if n.opts.Ack != AckMajority {
+	if !n.opts.byMajority() {
 		return n.durable(ctx, id)
 	}
 	start := time.Now()

@@ -128,3 +128,43 @@ func TestMajorityTwoOfFiveDie(t *testing.T) {
 		t.Fatalf("after two nodes died, k = %q, want the last acknowledged 20", got)
 	}
 }
+
+// TestAllOneSurvivorOfTwoKills: at the all level, with three nodes, every
+// acknowledged write is on every live node; after two kills, the owner
+// among them, the survivor holds every acknowledged write but serves
+// nothing alone (no majority); once a killed node is back, it takes the
+// session over with every acknowledged write.
+func TestAllOneSurvivorOfTwoKills(t *testing.T) {
+	h := clustertest.New(t, clustertest.Config{Nodes: 3, Options: func(_ int, o *cluster.Options) { o.Ack = cluster.AckAll }})
+	owner := h.Node(0)
+	r, err := owner.Create(bg, cluster.NewSession{ID: "s", Values: vals("k", "0")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 10; i++ {
+		res, err := owner.Update(bg, cluster.Delta{ID: "s", Base: r.Version, Set: vals("k", fmt.Sprint(i))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = res.Record
+	}
+	h.Crash(0)
+	h.Crash(1)
+	survivor := h.Node(2)
+	if got, err := survivor.Get("s"); err != nil || string(got.Values["k"]) != "10" {
+		t.Fatalf("the survivor's copy: %+v %v, want every acknowledged write", got, err)
+	}
+	h.WaitMembers(10*time.Second, 2, 2)
+	if _, err := survivor.Claim(bg, "s"); !errors.Is(err, cluster.ErrNoMajority) {
+		t.Fatalf("claim by the survivor alone: %v, want ErrNoMajority", err)
+	}
+	h.Start(1) // empty, as after a restart
+	h.WaitReady(10*time.Second, 1, 2)
+	c, err := survivor.Claim(bg, "s")
+	if err != nil {
+		t.Fatalf("claim once a majority is back: %v", err)
+	}
+	if got := string(c.Values["k"]); got != "10" {
+		t.Fatalf("after the majority is back, k = %q, want the last acknowledged 10", got)
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Bounds of the ports Pick chooses from when the ephemeral range starts
@@ -27,18 +28,32 @@ const (
 	ephemeralStart = 32768 // Linux's default, when /proc does not say
 )
 
+// handedOut holds the ports Pick returned in this process. A port handed
+// out is free until its user binds it, so without this record two Picks
+// in a row (the demo's nodes, a test's processes) could return the same
+// one. It is the package's one piece of state, as process-wide as the
+// kernel's port table it stands in for.
+var handedOut sync.Map // port number → struct{}
+
 // Pick returns host:port with a port that is free on host now for TCP
 // and UDP (a cluster address uses both), chosen at random below the
-// ephemeral range; if none is found there, one the kernel chooses.
+// ephemeral range and never returned before in this process; if none is
+// found there, one the kernel chooses.
 func Pick(host string) (string, error) {
 	high := ephemeralLow()
 	for range 50 {
 		if high <= low {
 			break
 		}
-		addr := net.JoinHostPort(host, strconv.Itoa(low+rand.IntN(high-low)))
+		port := low + rand.IntN(high-low)
+		if _, taken := handedOut.Load(port); taken {
+			continue
+		}
+		addr := net.JoinHostPort(host, strconv.Itoa(port))
 		if free(addr) {
-			return addr, nil
+			if _, taken := handedOut.LoadOrStore(port, struct{}{}); !taken {
+				return addr, nil
+			}
 		}
 	}
 	for range 20 {

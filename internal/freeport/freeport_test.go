@@ -29,3 +29,19 @@ func TestPickIsFreeAndBelowTheEphemeralRange(t *testing.T) {
 		u.Close()
 	}
 }
+
+// TestPickNeverTheSamePortTwice: ports handed out are not yet bound, so a
+// second Pick would find them free; it must not return them again.
+func TestPickNeverTheSamePortTwice(t *testing.T) {
+	seen := map[string]bool{}
+	for range 500 {
+		addr, err := Pick("127.0.0.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[addr] {
+			t.Fatalf("%s handed out twice", addr)
+		}
+		seen[addr] = true
+	}
+}
