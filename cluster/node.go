@@ -104,6 +104,12 @@ func New(opts Options) (*Node, error) {
 	if n.opts.Size == 0 {
 		n.opts.Size = 1 + len(slices.Compact(slices.Sorted(slices.Values(n.otherPeers()))))
 	}
+	if n.opts.Ack == AckAuto {
+		n.opts.Ack = AckOne
+		if n.opts.Size >= 3 {
+			n.opts.Ack = AckMajority
+		}
+	}
 	// memberlist reports members from inside Create (peers may join at
 	// once): everything the event handlers use is set by now.
 	ml, err := memberlist.Create(n.memberlistConfig())

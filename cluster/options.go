@@ -16,10 +16,14 @@ import (
 type AckMode int
 
 const (
-	// AckOne (sync, the default): after the write is applied on at least
-	// one ready live peer. A write that returned nil survives the death of
-	// any single node.
-	AckOne AckMode = iota
+	// AckAuto, the zero value: AckMajority when the cluster has 3 nodes or
+	// more (Size), where a majority survives the loss of a node; AckOne
+	// with 2, where it would not. New resolves it; Info reports the result.
+	AckAuto AckMode = iota
+	// AckOne (sync): after the write is applied on at least one ready live
+	// peer. A write that returned nil survives the death of any single
+	// node, but not a network partition (see docs/cluster.md).
+	AckOne
 	// AckAll (sync): after every ready live peer has applied it, and at
 	// least a majority of the cluster's Size nodes; takeovers and reads
 	// need a majority, as with AckMajority. The one survivor of a cluster
@@ -35,14 +39,16 @@ const (
 	// of a majority. A node cut off from the majority can neither
 	// acknowledge a write (ErrNoMajority) nor take a session over, so no
 	// acknowledged write is lost while a majority of the nodes is alive,
-	// whatever the network does. (Append only: values are stable.)
+	// whatever the network does.
 	AckMajority
 )
 
-// ParseAckMode parses "sync" (or "one"), "sync-all" (or "all") and "async"
-// (or "none").
+// ParseAckMode parses "auto", "sync" (or "one"), "majority", "sync-all" (or
+// "all") and "async" (or "none").
 func ParseAckMode(s string) (AckMode, error) {
 	switch strings.ToLower(s) {
+	case "auto", "":
+		return AckAuto, nil
 	case "sync", "one", "sync-one":
 		return AckOne, nil
 	case "sync-all", "all":
@@ -52,12 +58,14 @@ func ParseAckMode(s string) (AckMode, error) {
 	case "majority", "sync-majority":
 		return AckMajority, nil
 	}
-	return 0, fmt.Errorf("cluster: unknown replication mode %q (want sync, sync-all, majority or async)", s)
+	return 0, fmt.Errorf("cluster: unknown replication mode %q (want auto, majority, sync, sync-all or async)", s)
 }
 
-// String returns "sync", "sync-all", "majority" or "async".
+// String returns "auto", "sync", "sync-all", "majority" or "async".
 func (m AckMode) String() string {
 	switch m {
+	case AckAuto:
+		return "auto"
 	case AckOne:
 		return "sync"
 	case AckAll:
@@ -102,7 +110,8 @@ type Options struct {
 	// hold this node's certificate and verify peers' (see TLSConfig).
 	// nil: no TLS. It can be combined with PSK.
 	TLS *tls.Config
-	// Ack is when writes return. Default AckOne (sync).
+	// Ack is when writes return. Default AckAuto: AckMajority with 3 nodes
+	// or more, AckOne with 2.
 	Ack AckMode
 	// Size is the number of nodes in the cluster, this one included, of
 	// which AckMajority needs a majority. Default: this node and the
@@ -264,7 +273,7 @@ func (o Options) Validate() error {
 		return fmt.Errorf("cluster: gossip key of %d bytes, want 16, 24 or 32", len(o.GossipKey))
 	case o.PSK != nil && len(o.PSK) < 16:
 		return fmt.Errorf("cluster: pre-shared key of %d bytes, want at least 16", len(o.PSK))
-	case o.Ack < AckOne || o.Ack > AckMajority:
+	case o.Ack < AckAuto || o.Ack > AckMajority:
 		return fmt.Errorf("cluster: unknown ack mode %d", int(o.Ack))
 	case o.MaxFrame < 0 || (o.MaxFrame > 0 && o.MaxFrame < 64<<10):
 		return fmt.Errorf("cluster: MaxFrame %d, want at least 64 KiB", o.MaxFrame)

@@ -31,7 +31,7 @@ func TestInfoShowsMembersAndLag(t *testing.T) {
 	}
 	clustertest.Eventually(t, 5*time.Second, func() error {
 		info := n1.Info()
-		if info.Sessions != 4 || info.Owned != 3 || !info.Ready || info.Mode != "sync" {
+		if info.Sessions != 4 || info.Owned != 3 || !info.Ready || info.Mode != "majority" {
 			return fmt.Errorf("info %+v", info)
 		}
 		if m, _ := memberState(n1, "n2"); m.Owned != 1 || !m.Connected || m.State != cluster.MemberAlive {

@@ -159,12 +159,31 @@ func TestAllOneSurvivorOfTwoKills(t *testing.T) {
 		t.Fatalf("claim by the survivor alone: %v, want ErrNoMajority", err)
 	}
 	h.Start(1) // empty, as after a restart
-	h.WaitReady(10*time.Second, 1, 2)
+	clustertest.Eventually(t, 10*time.Second, func() error {
+		if !survivor.Info().Majority {
+			return errors.New("the survivor does not see a majority yet")
+		}
+		return nil
+	})
 	c, err := survivor.Claim(bg, "s")
 	if err != nil {
 		t.Fatalf("claim once a majority is back: %v", err)
 	}
 	if got := string(c.Values["k"]); got != "10" {
 		t.Fatalf("after the majority is back, k = %q, want the last acknowledged 10", got)
+	}
+}
+
+// TestAckAutoByClusterSize: the default level is majority with three nodes
+// or more, sync (one peer) with two.
+func TestAckAutoByClusterSize(t *testing.T) {
+	for _, tt := range []struct {
+		nodes int
+		want  string
+	}{{2, "sync"}, {3, "majority"}, {5, "majority"}} {
+		h := clustertest.New(t, clustertest.Config{Nodes: tt.nodes, Options: func(_ int, o *cluster.Options) { o.Ack = cluster.AckAuto }})
+		if got := h.Node(0).Info(); got.Mode != tt.want || got.Size != tt.nodes {
+			t.Errorf("%d nodes: mode %s, size %d; want %s", tt.nodes, got.Mode, got.Size, tt.want)
+		}
 	}
 }

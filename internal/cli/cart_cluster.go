@@ -62,7 +62,7 @@ func (c cartCluster) options(env Env, name string, log *slog.Logger) (clustersto
 		}
 		return clusterstore.Options{}, nil
 	}
-	ack, err := c.ackMode()
+	ack, err := cluster.ParseAckMode(*c.mode) // auto: the cluster resolves it from its size
 	if err != nil {
 		return clusterstore.Options{}, fmt.Errorf("--replication: %w", err)
 	}
@@ -173,7 +173,7 @@ func (c cartCluster) open(env Env, name string, maxSessions int, log *slog.Logge
 		return cartStore{}, ExitFailure
 	}
 	log.Info("cart: replicating sessions", "cluster", st.Node().Addr(), "peers", o.Cluster.Peers,
-		"mode", o.Cluster.Ack.String(), "authenticated", o.Cluster.PSK != nil || o.Cluster.TLS != nil)
+		"mode", st.Node().Info().Mode, "authenticated", o.Cluster.PSK != nil || o.Cluster.TLS != nil) // auto resolved by the cluster's size
 	return cartStore{store: st, replicated: st, close: func() { _ = st.Close() }}, -1
 }
 
@@ -214,21 +214,4 @@ func (s cartStore) handover(timeout time.Duration, log *slog.Logger) error {
 	}
 	log.Info("cart: sessions handed over to the peers; left the cluster")
 	return nil
-}
-
-// ackMode returns the --replication mode; auto is majority when the
-// cluster (this node and the distinct --peers) has 3 nodes or more, where
-// a majority survives a node's loss, and sync with 2, where it would not.
-func (c cartCluster) ackMode() (cluster.AckMode, error) {
-	if *c.mode != "auto" {
-		return cluster.ParseAckMode(*c.mode)
-	}
-	nodes := map[string]bool{*c.addr: true}
-	for _, p := range splitList(*c.peers) {
-		nodes[p] = true
-	}
-	if len(nodes) >= 3 {
-		return cluster.AckMajority, nil
-	}
-	return cluster.AckOne, nil
 }

@@ -3,7 +3,6 @@ package cli
 import (
 	"bytes"
 	"context"
-	"github.com/tetherlb/tether/cluster"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,24 +58,5 @@ func TestCartClusterFlags(t *testing.T) {
 				t.Fatalf("stdout %q, stderr %q: want a drain, a handover and a clean stop", out.String(), errOut.String())
 			}
 		})
-	}
-}
-
-func TestReplicationAuto(t *testing.T) {
-	for _, tt := range []struct {
-		mode, addr, peers string
-		want              cluster.AckMode
-	}{
-		{"auto", "127.0.0.1:7001", "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003", cluster.AckMajority},
-		{"auto", "127.0.0.1:7001", "127.0.0.1:7002,127.0.0.1:7003", cluster.AckMajority},
-		{"auto", "127.0.0.1:7001", "127.0.0.1:7001,127.0.0.1:7002", cluster.AckOne},
-		{"auto", "127.0.0.1:7001", "", cluster.AckOne},
-		{"sync", "127.0.0.1:7001", "127.0.0.1:7002,127.0.0.1:7003", cluster.AckOne},
-		{"majority", "127.0.0.1:7001", "127.0.0.1:7002", cluster.AckMajority},
-	} {
-		c := cartCluster{mode: &tt.mode, addr: &tt.addr, peers: &tt.peers}
-		if got, err := c.ackMode(); err != nil || got != tt.want {
-			t.Errorf("--replication %s, --cluster %s, --peers %q: %v %v, want %v", tt.mode, tt.addr, tt.peers, got, err, tt.want)
-		}
 	}
 }
