@@ -11,13 +11,16 @@
 // pre-shared key or mutual TLS) that shares one address with the gossip
 // (hashicorp/memberlist) that finds members and detects failures.
 //
-// Writes return when at least one ready peer has applied them (AckOne, the
-// default), when all have (AckAll), or at once (AckNone). A request for a
-// session owned elsewhere calls Claim, a single-decree Paxos round over the
-// live peers that makes this node the owner under a new epoch, starting
-// from the newest copy; peers then reject the old owner's writes (fencing).
-// A starting node pulls the state of its peers and is not Ready until it
-// has.
+// Writes return when a majority of the cluster has applied them
+// (AckMajority, the default with three nodes or more: a node cut off from
+// the majority then refuses writes, reads and takeovers), when at least one
+// ready peer has (AckOne, the default with two), when all live peers and a
+// majority have (AckAll), or at once (AckNone). A request for a session
+// owned elsewhere calls Claim, a single-decree Paxos round over the live
+// peers (and at least a majority, at the majority levels) that makes this
+// node the owner under a new epoch, starting from the newest copy; peers
+// then reject the old owner's writes (fencing). A starting node pulls the
+// state of its peers and is not Ready until it has.
 //
 // Typical use by a session store:
 //
