@@ -37,11 +37,16 @@
 // byte of the response; a commit that fails replaces the response with an
 // error (503 when the store is full or failing).
 //
-// Concurrent requests on one session (tabs, AJAX) each save only the keys
-// they changed, as a delta on the version they loaded; the Store merges key
-// by key, so writes to different keys never lose each other, and two writes
-// to the same key resolve last-writer-wins in the store's order, counted by
-// Observer.Conflict.
+// A 2xx answer means the write is there. Concurrent requests on one session
+// (tabs, AJAX, double clicks) run one after another on a node, from their
+// first access to their commit (Options.LockWait, Options.LockHold bound the
+// wait and the hold; ReadOnly and Optimistic handlers skip it; Update is an
+// atomic read-modify-write). Each commit saves only the keys the request
+// changed, as a delta on the version it loaded, with what it read: the
+// Store applies it only if those reads still hold (ErrConflict, 409), so a
+// read-modify-write never overwrites a write it did not see, on any node.
+// A change that could not be saved makes the answer an error, whatever the
+// handler writes.
 //
 // A Store keeps the records: session/memstore in process, a replicated store
 // for sessions that survive a node. Optional capabilities — Claimer
