@@ -228,7 +228,13 @@ func (n *Node) collectPromises(ctx context.Context, id, owner string, prep *prep
 	// A majority counts only ready nodes: one that restarted and has not
 	// received the cluster's state yet may lack the last acknowledged write
 	// its promise should bring.
-	enough := func() bool { return !majority || n.readyAmong(answers)+1 >= n.opts.quorum() }
+	enough := func() bool {
+		self := 0
+		if n.IsReady() {
+			self = 1 // this node, too, only once it has the cluster's state
+		}
+		return !majority || n.readyAmong(answers)+self >= n.opts.quorum()
+	}
 	for {
 		changed := n.waitChanged()
 		required, ownerAlive := n.claimPeers(owner)

@@ -35,6 +35,8 @@ type nodes struct {
 	mode  cluster.AckMode
 
 	adjust func(*cluster.Options) // nil: none
+
+	mu sync.Mutex // guards m against a nemesis killing and restarting nodes
 }
 
 func newNodes(t *testing.T, n int, mode cluster.AckMode) *nodes {
@@ -91,15 +93,27 @@ func (c *nodes) start(i int) {
 	if err != nil {
 		c.t.Fatal(err)
 	}
+	c.mu.Lock()
 	c.st[i], c.m[i], c.h[i] = st, m, m.Handler(cartMux())
+	c.mu.Unlock()
+}
+
+// manager returns node i's Manager, nil while it is down.
+func (c *nodes) manager(i int) *session.Manager {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[i]
 }
 
 // crash stops node i as SIGKILL would: its network first, so it says
 // nothing to anyone.
 func (c *nodes) crash(i int) {
 	c.net.Crash(c.addrs[i])
-	_ = c.st[i].Close()
+	c.mu.Lock()
+	st := c.st[i]
 	c.st[i], c.m[i], c.h[i] = nil, nil, nil
+	c.mu.Unlock()
+	_ = st.Close()
 }
 
 // settle waits until every running node sees every other alive and ready.
@@ -466,14 +480,7 @@ func TestLinearizableAcrossNodes(t *testing.T) {
 // acknowledged write lost, no read of a write that was refused, one order
 // of the answers. The seed is logged; SESSION_NEMESIS_SEED reruns one.
 func TestLinearizableUnderPartitions(t *testing.T) {
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("SESSION_NEMESIS_SEED"); s != "" {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatalf("SESSION_NEMESIS_SEED: %v", err)
-		}
-		seed = v
-	}
+	seed := nemesisSeed(t)
 	for _, size := range []int{3, 5} {
 		t.Run(fmt.Sprintf("%d nodes", size), func(t *testing.T) {
 			c := newNodesWith(t, size, nemesisMode, func(o *cluster.Options) {
@@ -483,6 +490,19 @@ func TestLinearizableUnderPartitions(t *testing.T) {
 				Think: 60 * time.Millisecond, Nemesis: c.nemesis})
 		})
 	}
+}
+
+// nemesisSeed returns SESSION_NEMESIS_SEED, or a new seed.
+func nemesisSeed(t *testing.T) uint64 {
+	s := os.Getenv("SESSION_NEMESIS_SEED")
+	if s == "" {
+		return uint64(time.Now().UnixNano())
+	}
+	v, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		t.Fatalf("SESSION_NEMESIS_SEED: %v", err)
+	}
+	return v
 }
 
 // nemesisMode is the level TestLinearizableUnderPartitions checks.
@@ -519,6 +539,53 @@ func (c *nodes) nemesis(rnd *rand.Rand, stop <-chan struct{}) {
 			c.net.Freeze(c.addrs[rnd.IntN(len(c.addrs))])
 		default:
 			healAll()
+		}
+	}
+}
+
+// TestLinearizableUnderKills is TestLinearizableUnderPartitions with
+// SIGKILLs and restarts besides: the nemesis also kills a node (never more
+// than a minority at once) and starts it again, empty, as a process that
+// restarts. A node that is down answers nothing; one that restarts must
+// receive the cluster's state before it counts for a majority.
+func TestLinearizableUnderKills(t *testing.T) {
+	seed := nemesisSeed(t)
+	for _, size := range []int{3, 5} {
+		t.Run(fmt.Sprintf("%d nodes", size), func(t *testing.T) {
+			c := newNodesWith(t, size, nemesisMode, func(o *cluster.Options) {
+				o.AckTimeout, o.ClaimTimeout = 400*time.Millisecond, 600*time.Millisecond
+			})
+			sessiontest.CheckLinearizable(t, sessiontest.LinearOptions{Node: c.manager, Nodes: size, Clients: 4, Ops: 40,
+				Seed: seed, Think: 60 * time.Millisecond, Nemesis: c.killer})
+		})
+	}
+}
+
+// killer kills and restarts nodes at random, at most a minority at once,
+// and cuts and heals the network as nemesis does, until stop.
+func (c *nodes) killer(rnd *rand.Rand, stop <-chan struct{}) {
+	var dead []int
+	defer func() {
+		for _, i := range dead {
+			c.start(i)
+		}
+	}()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-time.After(time.Duration(100+rnd.IntN(500)) * time.Millisecond): // the pace of the faults, not a wait for a condition
+		}
+		switch {
+		case rnd.IntN(2) == 0 && len(dead)+1 <= (len(c.addrs)-1)/2:
+			i := rnd.IntN(len(c.addrs))
+			if !slices.Contains(dead, i) {
+				c.crash(i)
+				dead = append(dead, i)
+			}
+		case len(dead) > 0:
+			c.start(dead[0])
+			dead = dead[1:]
 		}
 	}
 }

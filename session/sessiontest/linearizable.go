@@ -23,6 +23,12 @@ import (
 
 // LinearOptions configure CheckLinearizable.
 type LinearOptions struct {
+	// Node, if set, replaces Managers for a cluster whose nodes a Nemesis
+	// kills and restarts: Node(i) returns node i's Manager as it is now,
+	// nil while the node is down (its requests then fail, as a dead node's
+	// do). Nodes is how many there are.
+	Node  func(i int) *session.Manager
+	Nodes int
 	// Managers serve the requests; each request goes to one of them, drawn
 	// at random. One Manager checks a store on one node; several, on the
 	// nodes of a replicated store, check takeovers too. Required.
@@ -73,10 +79,7 @@ func checkLinearizable(t *testing.T, o LinearOptions) (bool, string) {
 	if o.Seed == 0 {
 		o.Seed = 1
 	}
-	handlers := make([]http.Handler, len(o.Managers))
-	for i, m := range o.Managers {
-		handlers[i] = m.Handler(opsHandler(m.Route()))
-	}
+	handlerOf := handlersFor(o)
 	var (
 		jar     cookieJar
 		mu      sync.Mutex
@@ -95,7 +98,7 @@ func checkLinearizable(t *testing.T, o LinearOptions) (bool, string) {
 					time.Sleep(time.Duration(rnd.Int64N(int64(o.Think)))) // a user's pace, not a wait for a condition
 				}
 				in := drawOp(rnd, jar.get(), fmt.Sprintf("c%di%d", c, i))
-				h := handlers[rnd.IntN(len(handlers))]
+				h := handlerOf(rnd)
 				call := time.Since(epoch).Nanoseconds()
 				out := send(h, in)
 				ret := time.Since(epoch).Nanoseconds()
@@ -152,6 +155,37 @@ func checkLinearizable(t *testing.T, o LinearOptions) (bool, string) {
 		}
 	}
 	return false, b.String()
+}
+
+// handlersFor returns the function that draws the node a request goes to,
+// from o.Managers or o.Node.
+func handlersFor(o LinearOptions) func(*rand.Rand) http.Handler {
+	if o.Node == nil {
+		handlers := make([]http.Handler, len(o.Managers))
+		for i, m := range o.Managers {
+			handlers[i] = m.Handler(opsHandler(m.Route()))
+		}
+		return func(rnd *rand.Rand) http.Handler { return handlers[rnd.IntN(len(handlers))] }
+	}
+	var mu sync.Mutex
+	built := map[*session.Manager]http.Handler{}
+	down := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "node down: not applied", http.StatusConflict) // certain: nothing ran
+	})
+	return func(rnd *rand.Rand) http.Handler {
+		m := o.Node(rnd.IntN(o.Nodes))
+		if m == nil {
+			return down
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		h := built[m]
+		if h == nil {
+			h = m.Handler(opsHandler(m.Route()))
+			built[m] = h
+		}
+		return h
+	}
 }
 
 // cookieJar is the session cookie the clients share, as a browser's tabs do.
