@@ -73,9 +73,9 @@ type MemberInfo struct {
 // Info returns a snapshot of the node. It walks every session: call it for
 // monitoring, not per request.
 func (n *Node) Info() Info {
+	q := n.Quorum()
 	info := Info{Node: n.name, Addr: n.Addr(), Ready: n.IsReady(), Mode: n.opts.Ack.String(),
-		Size: n.opts.Size, Quorum: n.opts.quorum(), Majority: len(n.ackTargets())+1 >= n.opts.quorum(),
-		NoMajority: n.noMajority.Load()}
+		Size: q.Size, Quorum: q.Needed, Majority: q.Majority, NoMajority: q.Refused}
 	owned := map[string]int{}
 	for _, id := range n.store.ids() {
 		e := n.store.lock(id, false, 0)
@@ -143,4 +143,23 @@ func (n *Node) memberInfos() []MemberInfo {
 	}
 	slices.SortFunc(out, func(a, b MemberInfo) int { return strings.Compare(a.Name, b.Name) })
 	return out
+}
+
+// Quorum is a node's view of the cluster's majority, cheap enough to read
+// at every metrics scrape (Info walks every session).
+type Quorum struct {
+	// Size is the number of nodes (Options.Size), Needed how many make a
+	// majority.
+	Size, Needed int
+	// Majority reports whether this node and the ready peers it reaches
+	// make one.
+	Majority bool
+	// Refused counts operations refused with ErrNoMajority.
+	Refused uint64
+}
+
+// Quorum returns the node's view of the majority.
+func (n *Node) Quorum() Quorum {
+	return Quorum{Size: n.opts.Size, Needed: n.opts.quorum(), Majority: len(n.ackTargets())+1 >= n.opts.quorum(),
+		Refused: n.noMajority.Load()}
 }

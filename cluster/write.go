@@ -19,6 +19,7 @@ func (n *Node) Create(ctx context.Context, s NewSession) (Record, error) {
 	}
 	targets, err := n.precheck()
 	if err != nil {
+		n.obs.WriteDone(n.opts.Ack, time.Since(start), err) // refused before anything was written
 		return Record{}, err
 	}
 	now := nanos(n.clock.Now())
@@ -64,6 +65,7 @@ func (n *Node) Update(ctx context.Context, d Delta) (Result, error) {
 	start := time.Now()
 	targets, err := n.precheck()
 	if err != nil {
+		n.obs.WriteDone(n.opts.Ack, time.Since(start), err) // refused before anything was written
 		return Result{}, err
 	}
 	e, err := n.lockOwned(ctx, d.ID)
@@ -152,6 +154,7 @@ func (n *Node) Delete(ctx context.Context, id string) error {
 	start := time.Now()
 	targets, err := n.precheck()
 	if err != nil {
+		n.obs.WriteDone(n.opts.Ack, time.Since(start), err) // refused before anything was written
 		return err
 	}
 	e, err := n.lockOwned(ctx, id)

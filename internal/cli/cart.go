@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"net"
 	"net/netip"
 	"strings"
@@ -51,11 +52,12 @@ func runCart(ctx context.Context, env Env, args []string) int {
 	// The session store: in memory, this node's sessions only; with
 	// --cluster, replicated to the peers, with its readiness for /healthz;
 	// with --store, shared by every node.
+	reg := prometheus.NewRegistry() // GET /metrics: the sessions' and, with --cluster, the cluster's
 	var store cartStore
 	if storeFlags.shared() {
 		store, code = storeFlags.open(ctx, env, clusterFlags, log)
 	} else {
-		store, code = clusterFlags.open(env, *name, *maxSessions, log)
+		store, code = clusterFlags.open(env, *name, *maxSessions, log, reg)
 	}
 	if code >= 0 {
 		return code
@@ -63,7 +65,7 @@ func runCart(ctx context.Context, env Env, args []string) int {
 	defer store.Close()
 
 	o := cart.Options{Route: *name, IdleTimeout: *idle, TrustedProxies: trusted, Logger: log}
-	if err := cartMetrics(&o, log); err != nil {
+	if err := cartMetrics(&o, reg, log); err != nil {
 		fmt.Fprintln(env.Stderr, "tether cart:", err)
 		return ExitFailure
 	}

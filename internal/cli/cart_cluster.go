@@ -5,6 +5,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tetherlb/tether/metrics"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -153,11 +155,17 @@ type cartStore struct {
 
 // open opens the node's store; code >= 0 is the exit code to stop with
 // (the error printed). Close the store when done.
-func (c cartCluster) open(env Env, name string, maxSessions int, log *slog.Logger) (cartStore, int) {
+func (c cartCluster) open(env Env, name string, maxSessions int, log *slog.Logger, reg prometheus.Registerer) (cartStore, int) {
 	o, err := c.options(env, name, log)
 	if err != nil {
 		fmt.Fprintln(env.Stderr, "tether cart:", err)
 		return cartStore{}, ExitUsage
+	}
+	if c.enabled() {
+		if o.Cluster.Observer, err = metrics.NewClusterCollector(reg); err != nil {
+			fmt.Fprintln(env.Stderr, "tether cart:", err)
+			return cartStore{}, ExitFailure
+		}
 	}
 	if !c.enabled() {
 		mem, err := memstore.New(memstore.Options{MaxSessions: maxSessions, Logger: log})
@@ -168,6 +176,11 @@ func (c cartCluster) open(env Env, name string, maxSessions int, log *slog.Logge
 		return cartStore{store: mem, close: func() { mem.Close() }}, -1
 	}
 	st, err := clusterstore.New(o)
+	if err == nil {
+		if err = metrics.RegisterClusterView(reg, st.Node().Quorum); err != nil {
+			_ = st.Close()
+		}
+	}
 	if err != nil {
 		fmt.Fprintln(env.Stderr, "tether cart:", err)
 		return cartStore{}, ExitFailure

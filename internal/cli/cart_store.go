@@ -109,8 +109,7 @@ func (f cartStoreFlags) open(ctx context.Context, env Env, c cartCluster, log *s
 
 // cartMetrics gives the node its session metrics: every session event and
 // store call (with its duration), served at GET /metrics.
-func cartMetrics(o *cart.Options, log *slog.Logger) error {
-	reg := prometheus.NewRegistry()
+func cartMetrics(o *cart.Options, reg *prometheus.Registry, log *slog.Logger) error {
 	c, err := metrics.NewSessionCollector(reg)
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package failover_test
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"slices"
@@ -83,6 +84,18 @@ func TestPartitionMajority(t *testing.T) {
 			if r := s.call(s.client, owner.url(), u.sid, ""); r.status != http.StatusServiceUnavailable {
 				t.Fatalf("read on the minority side: %d %v, want 503", r.status, r.cart.Items)
 			}
+			// Each side's metrics say whether it holds a majority.
+			s.eventually(func() error {
+				for _, c := range []struct {
+					n    *node
+					want string
+				}{{owner, "tether_cluster_majority 0"}, {other, "tether_cluster_majority 1"}} {
+					if body := s.text(c.n.url() + "/metrics"); !strings.Contains(body, c.want) {
+						return fmt.Errorf("%s's /metrics lacks %q", c.n.name, c.want)
+					}
+				}
+				return nil
+			})
 			// The majority side takes the cart over and goes on.
 			s.view(u, other.url()) // checks every acknowledged item
 			s.add(u, other.url())
@@ -100,4 +113,15 @@ func TestPartitionMajority(t *testing.T) {
 			t.Logf("after the heal every node held %s's copy v%d (epoch %d): %v", c.Owner, c.Version, c.Epoch, got.Items)
 		})
 	}
+}
+
+// text GETs url and returns its body ("" on error).
+func (s *system) text(url string) string {
+	resp, err := s.client.Get(url)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }
