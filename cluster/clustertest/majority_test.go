@@ -105,18 +105,7 @@ func TestMajorityMinorityCannotTakeOver(t *testing.T) {
 // the session over finds the last one.
 func TestMajorityTwoOfFiveDie(t *testing.T) {
 	h := clustertest.New(t, clustertest.Config{Nodes: 5, Options: majority})
-	owner := h.Node(0)
-	r, err := owner.Create(bg, cluster.NewSession{ID: "s", Values: vals("k", "0")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 1; i <= 20; i++ {
-		res, err := owner.Update(bg, cluster.Delta{ID: "s", Base: r.Version, Set: vals("k", fmt.Sprint(i))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		r = res.Record
-	}
+	writeCounter(t, h.Node(0), "s", 20)
 	h.Crash(0)
 	h.Crash(1)
 	h.WaitMembers(10*time.Second, 4, 2, 3, 4)
@@ -136,18 +125,7 @@ func TestMajorityTwoOfFiveDie(t *testing.T) {
 // session over with every acknowledged write.
 func TestAllOneSurvivorOfTwoKills(t *testing.T) {
 	h := clustertest.New(t, clustertest.Config{Nodes: 3, Options: func(_ int, o *cluster.Options) { o.Ack = cluster.AckAll }})
-	owner := h.Node(0)
-	r, err := owner.Create(bg, cluster.NewSession{ID: "s", Values: vals("k", "0")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 1; i <= 10; i++ {
-		res, err := owner.Update(bg, cluster.Delta{ID: "s", Base: r.Version, Set: vals("k", fmt.Sprint(i))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		r = res.Record
-	}
+	writeCounter(t, h.Node(0), "s", 10)
 	h.Crash(0)
 	h.Crash(1)
 	survivor := h.Node(2)
@@ -185,5 +163,22 @@ func TestAckAutoByClusterSize(t *testing.T) {
 		if got := h.Node(0).Info(); got.Mode != tt.want || got.Size != tt.nodes {
 			t.Errorf("%d nodes: mode %s, size %d; want %s", tt.nodes, got.Mode, got.Size, tt.want)
 		}
+	}
+}
+
+// writeCounter creates session id on owner with k = 0, then sets k to 1,
+// 2, … n, each write acknowledged.
+func writeCounter(t *testing.T, owner *cluster.Node, id string, n int) {
+	t.Helper()
+	r, err := owner.Create(bg, cluster.NewSession{ID: id, Values: vals("k", "0")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= n; i++ {
+		res, err := owner.Update(bg, cluster.Delta{ID: id, Base: r.Version, Set: vals("k", fmt.Sprint(i))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = res.Record
 	}
 }
