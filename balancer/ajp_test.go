@@ -226,19 +226,7 @@ func TestAJPExpectContinue(t *testing.T) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	br := bufio.NewReader(c)
-	fmt.Fprint(c, "PUT /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
-	line, err := br.ReadString('\n')
-	if err != nil || line != "HTTP/1.1 100 Continue\r\n" {
-		t.Fatalf("before the body: %q %v", line, err)
-	}
-	br.ReadString('\n')
-	fmt.Fprint(c, "hello")
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	if string(b) != "n1 PUT hello" {
+	if b := putAfterContinue(t, c, br, "/echo", "hello"); b != "n1 PUT hello" {
 		t.Fatalf("body %q", b)
 	}
 }

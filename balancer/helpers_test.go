@@ -307,3 +307,24 @@ func rawUpgrade(t *testing.T, addr, cookie string) (net.Conn, *bufio.Reader) {
 	}
 	return conn, br
 }
+
+// putAfterContinue sends "PUT path" on c with "Expect: 100-continue",
+// checks that 100 Continue comes before it sends body, and returns the
+// final response's body.
+func putAfterContinue(t *testing.T, c net.Conn, br *bufio.Reader, path, body string) string {
+	t.Helper()
+	fmt.Fprintf(c, "PUT %s HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n", path, len(body))
+	line, err := br.ReadString('\n')
+	if err != nil || line != "HTTP/1.1 100 Continue\r\n" {
+		t.Fatalf("before the body: %q %v", line, err)
+	}
+	br.ReadString('\n') // the blank line ending the interim response
+	fmt.Fprint(c, body)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return string(b)
+}

@@ -210,25 +210,13 @@ func TestNativeExpectContinue(t *testing.T) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	br := bufio.NewReader(c)
-	fmt.Fprint(c, "PUT /x HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
-	line, err := br.ReadString('\n')
-	if err != nil || line != "HTTP/1.1 100 Continue\r\n" {
-		t.Fatalf("before the body: %q %v", line, err)
-	}
-	br.ReadString('\n')
-	fmt.Fprint(c, "hello")
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	if string(b) != "got hello" {
+	if b := putAfterContinue(t, c, br, "/x", "hello"); b != "got hello" {
 		t.Fatalf("body %q", b)
 	}
 	// The member refuses without reading: the client gets the answer, no
 	// 100, and the connection closes (the body was never sent).
 	fmt.Fprint(c, "PUT /refuse HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
-	resp, err = http.ReadResponse(br, nil)
+	resp, err := http.ReadResponse(br, nil)
 	if err != nil || resp.StatusCode != http.StatusExpectationFailed || !resp.Close {
 		t.Fatalf("refused: %v %v", resp, err)
 	}

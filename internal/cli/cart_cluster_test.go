@@ -42,15 +42,7 @@ func TestCartClusterFlags(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var out, errOut bytes.Buffer
-			env := Env{Stdout: &out, Stderr: &errOut, Getenv: func(k string) string { return tt.env[k] }}
-			ctx, cancel := context.WithCancel(context.Background())
-			cancel() // the node stops as soon as it has started
-			args := append([]string{"--listen", "127.0.0.1:0", "--route", "n1"}, tt.args...)
-			code := runCart(ctx, env, args)
-			if code != tt.code || !strings.Contains(errOut.String(), tt.errText) {
-				t.Fatalf("exit %d, stdout %q, stderr %q; want %d, %q", code, out.String(), errOut.String(), tt.code, tt.errText)
-			}
+			code, out, errOut := startStopCart(t, tt.env, tt.args, tt.code, tt.errText)
 			if code != ExitOK {
 				return
 			}
@@ -59,4 +51,21 @@ func TestCartClusterFlags(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startStopCart runs tether cart on 127.0.0.1:0 as node n1 with args and
+// env, stopping it as soon as it has started, and fails the test unless it
+// exits with code and says errText on stderr. It returns the exit code and
+// the output.
+func startStopCart(t *testing.T, env map[string]string, args []string, code int, errText string) (int, *bytes.Buffer, *bytes.Buffer) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	e := Env{Stdout: &out, Stderr: &errOut, Getenv: func(k string) string { return env[k] }}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // the node stops as soon as it has started
+	got := runCart(ctx, e, append([]string{"--listen", "127.0.0.1:0", "--route", "n1"}, args...))
+	if got != code || !strings.Contains(errOut.String(), errText) {
+		t.Fatalf("exit %d, stdout %q, stderr %q; want %d, %q", got, out.String(), errOut.String(), code, errText)
+	}
+	return got, &out, &errOut
 }

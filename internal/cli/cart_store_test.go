@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"bytes"
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -53,15 +51,7 @@ func TestCartStoreFlags(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var out, errOut bytes.Buffer
-			env := Env{Stdout: &out, Stderr: &errOut, Getenv: func(k string) string { return tt.env[k] }}
-			ctx, cancel := context.WithCancel(context.Background())
-			cancel() // the node stops as soon as it has started
-			args := append([]string{"--listen", "127.0.0.1:0", "--route", "n1"}, tt.args...)
-			code := runCart(ctx, env, args)
-			if code != tt.code || !strings.Contains(errOut.String(), tt.errText) {
-				t.Fatalf("exit %d, stdout %q, stderr %q; want %d, %q", code, out.String(), errOut.String(), tt.code, tt.errText)
-			}
+			_, out, errOut := startStopCart(t, tt.env, tt.args, tt.code, tt.errText)
 			if strings.Contains(out.String()+errOut.String(), secret) {
 				t.Fatalf("the password shows in the output: %q %q", out.String(), errOut.String())
 			}
