@@ -81,8 +81,8 @@ func (s *Store) Load(ctx context.Context, id string) (session.Record, error) {
 // mode requires. A created session is owned by this node: Delta.Route is
 // not consulted (the Manager's Route must be the node's name).
 func (s *Store) Save(ctx context.Context, d session.Delta) (session.SaveResult, error) {
-	if err := s.check(d); err != nil {
-		return session.SaveResult{}, err
+	if err := session.CheckDelta(d); err != nil {
+		return session.SaveResult{}, fmt.Errorf("clusterstore: %w", err)
 	}
 	if d.BaseVersion == 0 {
 		r, err := s.node.Create(ctx, cluster.NewSession{ID: d.ID, Values: d.Set, IdleTimeout: d.IdleTimeout,
@@ -105,20 +105,6 @@ func (s *Store) Save(ctx context.Context, d session.Delta) (session.SaveResult, 
 		return session.SaveResult{}, mapErr("save", d.ID, err)
 	}
 	return session.SaveResult{Version: res.Record.Version, Conflicts: res.Conflicts}, nil
-}
-
-// check refuses deltas no Manager produces, before they reach the cluster.
-func (s *Store) check(d session.Delta) error {
-	switch {
-	case d.ID == "":
-		return fmt.Errorf("clusterstore: empty session id: %w", session.ErrBadDelta)
-	}
-	for _, k := range d.Removed {
-		if _, ok := d.Set[k]; ok {
-			return fmt.Errorf("clusterstore: key %q both set and removed: %w", k, session.ErrBadDelta)
-		}
-	}
-	return nil
 }
 
 // Confirm checks that this node's copy of session id, which it owns, is

@@ -20,8 +20,8 @@ const maxTombstones = 32
 // Save applies d as session.Store specifies: it creates the session when
 // d.BaseVersion is 0, else checks what d read and merges d key by key.
 func (s *Store) Save(_ context.Context, d session.Delta) (session.SaveResult, error) {
-	if err := check(d); err != nil {
-		return session.SaveResult{}, err
+	if err := session.CheckDelta(d); err != nil {
+		return session.SaveResult{}, fmt.Errorf("memstore: %w", err)
 	}
 	s.mu.Lock()
 	var (
@@ -41,19 +41,6 @@ func (s *Store) Save(_ context.Context, d session.Delta) (session.SaveResult, er
 		return session.SaveResult{}, err
 	}
 	return res, nil
-}
-
-// check rejects deltas no Manager produces.
-func check(d session.Delta) error {
-	if d.ID == "" {
-		return fmt.Errorf("memstore: empty id: %w", session.ErrBadDelta)
-	}
-	for _, k := range d.Removed {
-		if _, ok := d.Set[k]; ok {
-			return fmt.Errorf("memstore: key %q both set and removed: %w", k, session.ErrBadDelta)
-		}
-	}
-	return nil
 }
 
 // create stores a new session. s.mu is held.
