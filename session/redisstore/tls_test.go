@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/tetherlb/tether/internal/dbproc"
+	"github.com/tetherlb/tether/internal/testpki"
 	"github.com/tetherlb/tether/session/redisstore"
 	"github.com/tetherlb/tether/session/sessiontest"
 )
@@ -15,11 +16,11 @@ import (
 // (tls_ca) and the password it works; without the CA, or with a wrong
 // password, Open fails.
 func TestTLS(t *testing.T) {
-	files := dbproc.NewTLSFiles(t, t.TempDir())
+	ca := testpki.NewCA(t, "redis")
 	const pw = "tls-secret"
-	r := dbproc.StartRedisTLS(t, files, "--requirepass", pw)
+	r := dbproc.StartRedisTLS(t, ca, "--requirepass", pw)
 	ctx := context.Background()
-	url := "rediss://" + r.Addr + "/0?tls_ca=" + files.CA
+	url := "rediss://" + r.Addr + "/0?tls_ca=" + ca.CertFile
 	if _, err := redisstore.Open(ctx, "rediss://"+r.Addr+"/0", pw, redisstore.Options{}); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("without the CA: %v, want a certificate error", err)
 	}
