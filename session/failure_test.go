@@ -300,3 +300,34 @@ func TestStoreContext(t *testing.T) {
 		}
 	})
 }
+
+// TestCarelessHandlerCannotClaimAFailedChange: a handler that ignores the
+// error of an Update or an Invalidate the store refused, and answers 200,
+// is overruled: the client gets the store's error, never a 200 over a
+// change that was not made (or may not have been).
+func TestCarelessHandlerCannotClaimAFailedChange(t *testing.T) {
+	tests := []struct {
+		name   string
+		op     session.Op
+		change func(s *session.Session)
+	}{
+		{"update", session.OpSave, func(s *session.Session) {
+			_, _ = session.Update(s, "k", func(old string, _ bool) (string, error) { return old + "!", nil })
+		}},
+		{"invalidate", session.OpDelete, func(s *session.Session) { _ = s.Invalidate() }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, fs := newFailing(t, memstore.Options{})
+			c := sessionCookie(t, e.do(put(t, "k", "v"), "POST", "/"))
+			fs.fail[tt.op] = errBroken
+			resp := e.do(session.Optimistic(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				tt.change(session.From(r))
+				io.WriteString(w, "done") // the error ignored
+			})).ServeHTTP, "POST", "/", c)
+			if resp.StatusCode != http.StatusServiceUnavailable {
+				t.Fatalf("status %d, want 503", resp.StatusCode)
+			}
+		})
+	}
+}

@@ -157,10 +157,19 @@ func (s *Session) writable(op, key string) error {
 		return fmt.Errorf("session: %s: %w", op, why)
 	}
 	if err := s.resolve(); err != nil {
-		s.failed = err
-		return err
+		return s.refuse(err)
 	}
 	return nil
+}
+
+// refuse records that a change of the request's could not be made, or
+// may or may not have been, so that its answer is an error whatever the
+// handler writes (the commit returns it), and returns err.
+func (s *Session) refuse(err error) error {
+	if s.failed == nil {
+		s.failed = err
+	}
+	return err
 }
 
 // put sets key to v, encoded as b, creating the session if the request has
@@ -277,7 +286,7 @@ func (s *Session) Invalidate() error {
 	if s.rec.ID != "" {
 		unlock, err := s.lockBriefly()
 		if err != nil {
-			return err
+			return s.refuse(err)
 		}
 		ctx, cancel := s.m.storeCtx(s.base())
 		err = s.m.o.Store.Delete(ctx, s.rec.ID)
@@ -289,8 +298,7 @@ func (s *Session) Invalidate() error {
 		case errors.Is(err, ErrNotFound):
 			// Another request ended it first and reported it.
 		default:
-			s.failed = s.m.storeErr(OpDelete, s.rec.ID, err)
-			return s.failed
+			return s.refuse(s.m.storeErr(OpDelete, s.rec.ID, err))
 		}
 	}
 	s.rec, s.id, s.isNew, s.renewed = Record{}, "", false, false

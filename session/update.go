@@ -72,8 +72,10 @@ func Update[T any](s *Session, key string, fn func(old T, ok bool) (T, error)) (
 		switch {
 		case err == nil:
 			return v, nil
+		case errors.Is(err, ErrEncoding), errors.Is(err, ErrTooLarge):
+			return zero, err // the value's fault, as with Put
 		case !errors.Is(err, ErrConflict) || attempt == updateAttempts:
-			return zero, err
+			return zero, s.refuse(err)
 		}
 		if !s.lease.held() && s.access == accessOptimistic {
 			// Another write on this node came between the read and the
@@ -81,13 +83,13 @@ func Update[T any](s *Session, key string, fn func(old T, ok bool) (T, error)) (
 			// so that none can come between them this time.
 			le, _, err := s.m.acquire(s.req.Context(), s.rec.ID)
 			if err != nil {
-				return zero, fmt.Errorf("session: Update %q: %w", key, err)
+				return zero, s.refuse(fmt.Errorf("session: Update %q: %w", key, err))
 			}
 			s.lease = le
 			defer s.unlock()
 		}
 		if err := s.reload(); err != nil {
-			return zero, err
+			return zero, s.refuse(err)
 		}
 	}
 }
@@ -127,8 +129,7 @@ func (s *Session) saveNow(key string, v any, b []byte) error {
 	case errors.Is(err, ErrConflict):
 		return fmt.Errorf("session: Update %q: %w", key, err)
 	case err != nil:
-		s.failed = s.m.storeErr(OpSave, s.rec.ID, err)
-		return s.failed
+		return s.m.storeErr(OpSave, s.rec.ID, err)
 	}
 	s.rec.Version = res.Version
 	s.rec.Values = maps.Clone(s.rec.Values)
