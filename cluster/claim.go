@@ -132,18 +132,16 @@ func (n *Node) claimRound(ctx context.Context, id string, floor *uint64, start t
 			return Record{}, true, nil
 		}
 	}
+	if err := n.waitLeases(ctx, id, answers); err != nil {
+		return Record{}, false, err
+	}
 	e := n.store.lock(id, true, nanos(n.clock.Now()))
 	if e.promised != b {
 		*floor = max(*floor, e.promised.n)
 		e.mu.Unlock()
 		return Record{}, true, nil
 	}
-	best := e.rec
-	for _, a := range answers {
-		if a.rec != nil && (best == nil || a.rec.cmpVersion(best.bal, best.version) > 0) {
-			best = a.rec
-		}
-	}
+	best := newest(e.rec, answers)
 	if best == nil || best.deleted {
 		if best != nil && best != e.rec {
 			e.applyRecord(best, true)
@@ -161,7 +159,7 @@ func (n *Node) claimRound(ctx context.Context, id string, floor *uint64, start t
 			r.access = max(r.access, a.rec.access)
 		}
 	}
-	e.rec, e.mine = r, true
+	e.rec, e.mine, e.heldUntil = r, true, 0
 	settled := e.drain()
 	out := r.public()
 	w := n.commitLocked(id, b, r.version, targets, msgRecord, encodeBody(&recordMsg{rec: r}))
@@ -209,7 +207,7 @@ func (n *Node) prepareLocal(id string, floor uint64) (b ballot, owner string, pr
 // answers: all of them except the believed owner's, which is awaited for
 // OwnerWait only if gossip lists that owner as alive. Peers that die while
 // it waits stop being waited for.
-func (n *Node) collectPromises(ctx context.Context, id, owner string, prep *prepareMsg) ([]*promiseMsg, error) {
+func (n *Node) collectPromises(ctx context.Context, id, owner string, prep *prepareMsg) (map[string]*promiseMsg, error) {
 	prep.req = n.newReq()
 	ch := make(chan promiseFrom, 64)
 	n.mu.Lock()
@@ -259,7 +257,7 @@ func (n *Node) collectPromises(ctx context.Context, id, owner string, prep *prep
 			if a := answers[p]; a == nil {
 				complete = false
 			} else if !a.ok {
-				return []*promiseMsg{a}, nil
+				return map[string]*promiseMsg{p: a}, nil
 			}
 		}
 		if complete && enough() {
@@ -277,20 +275,20 @@ func (n *Node) collectPromises(ctx context.Context, id, owner string, prep *prep
 			if a.m.id == id {
 				answers[a.peer] = a.m
 				if !a.m.ok {
-					return []*promiseMsg{a.m}, nil
+					return map[string]*promiseMsg{a.peer: a.m}, nil
 				}
 			}
 		case <-changed:
 		case <-ownerWait:
 			if enough() {
-				return collect(answers), nil
+				return answers, nil
 			}
 			ownerWait = nil // the owner's promise is needed for a majority: wait for it
 		case <-ctx.Done():
 			return nil, fmt.Errorf("%w: waiting for %v", ErrClaimTimeout, missing(required, answers))
 		}
 	}
-	return collect(answers), nil
+	return answers, nil
 }
 
 // claimPeers returns the live peers whose promise a takeover requires (all
@@ -326,12 +324,48 @@ func (n *Node) readyAmong(answers map[string]*promiseMsg) int {
 	return c
 }
 
-func collect(m map[string]*promiseMsg) []*promiseMsg {
-	out := make([]*promiseMsg, 0, len(m))
-	for _, a := range m {
-		out = append(out, a)
+// newest returns the newest of the local record and the promises' copies.
+func newest(local *record, answers map[string]*promiseMsg) *record {
+	best := local
+	for _, a := range answers {
+		if a.rec != nil && (best == nil || a.rec.cmpVersion(best.bal, best.version) > 0) {
+			best = a.rec
+		}
 	}
-	return out
+	return best
+}
+
+// waitLeases waits, before a claimant writes session id, until no lease
+// that its promisers (or this node) granted to the session's owner can
+// still be trusted (see lease.go). There is nothing to wait for when the
+// owner of the newest copy promised, or is this node: it stopped trusting
+// its lease as it promised, or died.
+func (n *Node) waitLeases(ctx context.Context, id string, answers map[string]*promiseMsg) error {
+	e := n.store.lock(id, true, nanos(n.clock.Now()))
+	holder := ""
+	if best := newest(e.rec, answers); best != nil {
+		holder = best.bal.node
+	}
+	wait := n.leases.left(e, n.name)
+	e.mu.Unlock()
+	if holder == n.name || answers[holder] != nil {
+		return nil
+	}
+	for _, a := range answers {
+		wait = max(wait, a.lease)
+	}
+	if wait <= 0 {
+		return nil
+	}
+	n.leases.waited.Add(1)
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C: // the owner's lease is over: it serves no more reads from its copy
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%w: waiting %v for the owner's lease to end: %w", ErrClaimTimeout, wait, ctx.Err())
+	}
 }
 
 func missing(required []string, answers map[string]*promiseMsg) []string {

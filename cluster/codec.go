@@ -3,6 +3,7 @@ package cluster
 import (
 	"encoding/binary"
 	"fmt"
+	"time"
 )
 
 // Limits on decoded fields; a message exceeding them is malformed.
@@ -517,6 +518,9 @@ type promiseMsg struct {
 	ok       bool
 	promised ballot  // the highest ballot this acceptor has promised
 	rec      *record // the acceptor's record when newer than the claimant's
+	// lease is how long the claimant must wait before it writes the
+	// session: what is left of a lease this acceptor granted (lease.go).
+	lease time.Duration
 }
 
 func (*promiseMsg) kind() MessageType { return msgPromise }
@@ -529,12 +533,18 @@ func (m *promiseMsg) encode(e *enc) {
 	if m.rec != nil {
 		encodeRecord(e, m.rec)
 	}
+	e.uv(uint64(m.lease))
 }
 
 func decodePromise(d *dec) *promiseMsg {
 	m := &promiseMsg{req: d.uv(), id: d.str(maxIDLen, "id"), ok: d.boolean(), promised: d.ballot()}
 	if d.boolean() {
 		m.rec = decodeRecord(d)
+	}
+	if l := d.uv(); l > uint64(maxLease) {
+		d.fail(fmt.Sprintf("lease of %d ns", l))
+	} else {
+		m.lease = time.Duration(l)
 	}
 	return m
 }

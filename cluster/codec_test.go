@@ -35,7 +35,7 @@ func sampleMessages() []message {
 			set: []kv{{"a", []byte("1")}, {"b", []byte{}}}, del: []string{"c"}},
 		&touchMsg{items: []touchItem{{id: "s", bal: ballot{1, "n1"}, access: 123}}},
 		&prepareMsg{req: 5, id: "s", bal: ballot{9, "n3"}, known: ballot{8, "n1"}, knownVer: 4},
-		&promiseMsg{req: 5, id: "s", ok: true, promised: ballot{9, "n3"}, rec: rec},
+		&promiseMsg{req: 5, id: "s", ok: true, promised: ballot{9, "n3"}, rec: rec, lease: 734 * time.Millisecond},
 		&promiseMsg{req: 6, id: "s", promised: ballot{10, "n1"}},
 		&fetchMsg{id: "s"},
 		&syncRequestMsg{req: 11},

@@ -70,6 +70,7 @@ func (n *Node) onDelta(in *inbound, peer string, d *deltaMsg) {
 	st, settled := e.applyDelta(d, peer)
 	fetch := st == statusPending && n.fetchDue(e)
 	a, ok := e.ack(d.id, st)
+	n.grantLocked(e, st)
 	if f := n.applied.Load(); f != nil && st == statusApplied {
 		(*f)(d.id, e.rec.version)
 	}
@@ -88,6 +89,7 @@ func (n *Node) onRecord(in *inbound, peer string, m *recordMsg) {
 	e := n.store.lock(r.id, true, nanos(n.clock.Now()))
 	st, settled := e.applyRecord(r, m.copy)
 	a, ok := e.ack(r.id, st)
+	n.grantLocked(e, st)
 	if f := n.applied.Load(); f != nil && st == statusApplied {
 		(*f)(r.id, e.rec.version)
 	}
@@ -178,8 +180,18 @@ func (n *Node) reack(in *inbound, m message) {
 		st = statusFenced
 	}
 	a, ok := e.ack(id, st)
+	n.grantLocked(e, st)
 	e.mu.Unlock()
 	n.answer(in, st, a, ok, id)
+}
+
+// grantLocked grants the owner of a locked entry a lease as this node
+// acknowledges its write as applied (see answer: a node still joining
+// acknowledges nothing, and so grants nothing).
+func (n *Node) grantLocked(e *entry, st applyStatus) {
+	if st == statusApplied && n.IsReady() {
+		n.leases.grant(e)
+	}
 }
 
 // onPrepare is the acceptor's side of a takeover's first phase.
@@ -188,6 +200,9 @@ func (n *Node) onPrepare(peer string, m *prepareMsg) {
 	wasOwner := e.owned(n.name)
 	ok := e.promise(m.bal)
 	reply := &promiseMsg{req: m.req, id: m.id, ok: ok, promised: e.promised}
+	if ok {
+		reply.lease = n.leases.left(e, m.bal.node)
+	}
 	if ok && e.rec != nil && e.rec.cmpVersion(m.known, m.knownVer) > 0 {
 		reply.rec = e.rec
 	}

@@ -32,6 +32,20 @@ type Info struct {
 	// NoMajority counts the writes, reads and takeovers refused for want of
 	// a majority (ErrNoMajority) since the node started.
 	NoMajority uint64 `json:"no_majority"`
+	// LeaseMillis is the read lease (Options.Lease; 0: no leases, as at the
+	// levels that do not decide by majority).
+	LeaseMillis float64 `json:"lease_ms"`
+	// Leased counts the sessions it owns and holds a lease on now (reads
+	// answered from its copy), and Granted those on which it granted
+	// another owner a lease that still runs.
+	Leased  int `json:"leased"`
+	Granted int `json:"granted"`
+	// LeaseReads counts the reads confirmed under a lease since the node
+	// started, ConfirmedReads those confirmed by a round trip to a
+	// majority, and LeaseWaits the takeovers that waited for a lease to end.
+	LeaseReads     uint64 `json:"lease_reads"`
+	ConfirmedReads uint64 `json:"confirmed_reads"`
+	LeaseWaits     uint64 `json:"lease_waits"`
 	// Sessions counts the live sessions it holds a copy of.
 	Sessions int `json:"sessions"`
 	// Owned counts the live sessions it owns.
@@ -75,7 +89,10 @@ type MemberInfo struct {
 func (n *Node) Info() Info {
 	q := n.Quorum()
 	info := Info{Node: n.name, Addr: n.Addr(), Ready: n.IsReady(), Mode: n.opts.Ack.String(),
-		Size: q.Size, Quorum: q.Needed, Majority: q.Majority, NoMajority: q.Refused}
+		Size: q.Size, Quorum: q.Needed, Majority: q.Majority, NoMajority: q.Refused,
+		LeaseMillis: float64(n.leases.d) / float64(time.Millisecond), LeaseReads: n.leases.local.Load(),
+		ConfirmedReads: n.leases.trips.Load(), LeaseWaits: n.leases.waited.Load()}
+	now := n.leases.now()
 	owned := map[string]int{}
 	for _, id := range n.store.ids() {
 		e := n.store.lock(id, false, 0)
@@ -95,6 +112,12 @@ func (n *Node) Info() Info {
 			owned[r.bal.node]++
 			if e.owned(n.name) {
 				info.Owned++
+				if n.leases.held(e, n.name) {
+					info.Leased++
+				}
+			}
+			if n.leases.d != 0 && e.grantTo != "" && e.grantTo != n.name && now < e.grantUntil {
+				info.Granted++
 			}
 		}
 		e.mu.Unlock()

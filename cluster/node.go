@@ -22,19 +22,20 @@ import (
 //
 // All methods are safe for concurrent use.
 type Node struct {
-	opts  Options
-	name  string
-	addr  string // advertised host:port
-	inc   uint64 // incarnation: random per Node, tells a restarted node from its past self
-	log   *slog.Logger
-	logs  *logLimiter
-	obs   Observer
-	clock Clock
-	tr    Transport
-	hs    *handshakeConfig
-	ml    *memberlist.Memberlist
-	store *store
-	waits *waiters
+	opts   Options
+	name   string
+	addr   string // advertised host:port
+	inc    uint64 // incarnation: random per Node, tells a restarted node from its past self
+	log    *slog.Logger
+	logs   *logLimiter
+	obs    Observer
+	clock  Clock
+	tr     Transport
+	hs     *handshakeConfig
+	ml     *memberlist.Memberlist
+	store  *store
+	waits  *waiters
+	leases *leases
 
 	mu       sync.Mutex
 	peers    map[string]*peer
@@ -109,6 +110,10 @@ func New(opts Options) (*Node, error) {
 		if n.opts.Size >= 3 {
 			n.opts.Ack = AckMajority
 		}
+	}
+	n.leases = newLeases(0)
+	if n.opts.byMajority() {
+		n.leases = newLeases(n.opts.Lease)
 	}
 	// memberlist reports members from inside Create (peers may join at
 	// once): everything the event handlers use is set by now.

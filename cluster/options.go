@@ -128,6 +128,15 @@ type Options struct {
 	// ClaimTimeout bounds a takeover when the caller's context has no
 	// earlier deadline. Default 5s.
 	ClaimTimeout time.Duration
+	// Lease is how long, at the majority levels, a peer that acknowledged
+	// an owner's write of a session keeps another node from taking the
+	// session over (a claimant waits for it when the owner does not answer),
+	// so that the owner can answer reads from its copy, without a round trip,
+	// for 90 % of it after the write (see docs/cluster.md, "Leases"). It must
+	// be shorter than ClaimTimeout. Default 1s (half ClaimTimeout if that is
+	// shorter than 2s); negative: no leases (every
+	// read that writes nothing is confirmed by a round trip to a majority).
+	Lease time.Duration
 	// OwnerWait is how long a takeover waits for the answer of a previous
 	// owner that gossip still lists as alive (it may be frozen), once every
 	// other peer has answered. Default 300ms.
@@ -202,6 +211,7 @@ func (o Options) withDefaults() Options {
 		AckTimeout:       5 * time.Second,        // well above failure detection
 		ClaimTimeout:     5 * time.Second,        // same
 		OwnerWait:        300 * time.Millisecond, // a live owner answers in a round trip
+		Lease:            time.Second,            // at most one read round trip a second per session; a takeover of a dead owner's session waits at most this
 		JoinTimeout:      10 * time.Second,       // peers that never answer do not stall a start
 		TouchInterval:    500 * time.Millisecond, // last access at most this stale on replicas
 		SweepInterval:    time.Second,            // expiry precision
@@ -226,6 +236,7 @@ func (o Options) withDefaults() Options {
 	setDefault(&o.AckTimeout, d.AckTimeout)
 	setDefault(&o.ClaimTimeout, d.ClaimTimeout)
 	setDefault(&o.OwnerWait, d.OwnerWait)
+	setDefault(&o.Lease, min(d.Lease, o.ClaimTimeout/2)) // a claim must outlast the lease it waits for
 	setDefault(&o.JoinTimeout, d.JoinTimeout)
 	setDefault(&o.TouchInterval, d.TouchInterval)
 	setDefault(&o.SweepInterval, d.SweepInterval)
@@ -284,6 +295,9 @@ func (o Options) Validate() error {
 			return fmt.Errorf("cluster: negative duration %v", d)
 		}
 	}
+	if d := o.withDefaults(); d.Lease > 0 && (d.Lease >= d.ClaimTimeout || d.Lease > maxLease) {
+		return fmt.Errorf("cluster: Lease %v, want less than ClaimTimeout (%v) and at most %v", d.Lease, d.ClaimTimeout, maxLease)
+	}
 	if o.Size < 0 {
 		return fmt.Errorf("cluster: Size %d, want the number of nodes (0: from Peers)", o.Size)
 	}
@@ -299,6 +313,9 @@ func (o Options) Validate() error {
 	}
 	return nil
 }
+
+// maxLease bounds Options.Lease, and the lease a promise may carry.
+const maxLease = time.Minute
 
 // quorum is how many nodes, this one included, make a majority of Size.
 func (o Options) quorum() int { return o.Size/2 + 1 }

@@ -29,6 +29,12 @@ type entry struct {
 	// be acknowledged (0: none): the record holds writes no peer may have,
 	// so the owner confirms it with its peers before a read returns it.
 	unsure uint64
+	// grantTo and grantUntil are the lease this node granted on the session
+	// (see lease.go): to which owner, and until when (leases.now).
+	grantTo    string
+	grantUntil int64
+	// heldUntil is when this node, the owner, stops trusting its lease.
+	heldUntil int64
 }
 
 // pendingDelta is a delta received before the version it applies on.

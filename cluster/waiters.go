@@ -23,6 +23,7 @@ type waiter struct {
 	settled bool          // guarded by waiters.mu
 	over    chan struct{} // closed once settled, for readers waiting on the write
 	err     error         // the result, set before over is closed
+	sent    int64         // when the write was sent (leases.now), for the owner's lease
 }
 
 // waiters indexes the pending waiters by session.
@@ -34,11 +35,12 @@ type waiters struct {
 func newWaiters() *waiters { return &waiters{byID: map[string][]*waiter{}} }
 
 // add registers a waiter for (id, bal, version) on targets, needing need
-// of them, and never fewer than floor however many targets leave. Call it
+// of them, and never fewer than floor however many targets leave, sent at
+// sent. Call it
 // before the write is queued, so that no acknowledgement can be missed.
-func (ws *waiters) add(id string, bal ballot, version uint64, targets []string, need, floor int) *waiter {
+func (ws *waiters) add(id string, bal ballot, version uint64, targets []string, need, floor int, sent int64) *waiter {
 	w := &waiter{id: id, bal: bal, version: version, targets: map[string]bool{}, done: make(chan error, 1),
-		need: need, floor: floor, over: make(chan struct{})}
+		need: need, floor: floor, over: make(chan struct{}), sent: sent}
 	for _, t := range targets {
 		w.targets[t] = true
 	}

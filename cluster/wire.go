@@ -14,7 +14,7 @@ import (
 // first byte of every message; a node closes a connection whose messages
 // carry another version. Bump it for any change that an older node would
 // misread.
-const ProtocolVersion = 1
+const ProtocolVersion = 2
 
 // Magic is the preamble a replication connection starts with. The transport
 // that shares one TCP port between gossip and replication tells them apart

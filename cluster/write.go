@@ -299,7 +299,7 @@ func (n *Node) need(targets []string) (need, floor int) {
 func (n *Node) commitLocked(id string, bal ballot, version uint64, targets []string, t MessageType, body []byte) *waiter {
 	var w *waiter
 	if need, floor := n.need(targets); n.opts.Ack != AckNone && len(targets) > 0 && need > 0 {
-		w = n.waits.add(id, bal, version, targets, need, floor)
+		w = n.waits.add(id, bal, version, targets, need, floor, n.leases.now())
 		var gone []string
 		for _, t := range targets {
 			if !n.isTarget(t) {
@@ -348,14 +348,20 @@ func (n *Node) settleSure(w *waiter, err error) {
 	case err != nil && !isFenced(err):
 		e.unsure = max(e.unsure, w.version)
 	}
+	if err == nil && n.opts.byMajority() {
+		n.leases.hold(e, w.sent) // a majority acknowledged: each granted a lease
+	}
 }
 
 // Confirm returns nil when a read of session id on this node, its owner,
-// returns what a majority would: with AckMajority it sends the record to
-// the peers and waits until a majority of the cluster, this node included,
-// holds it under this node's ownership (a node cut off from the majority,
-// or whose session another node took over, gets ErrNoMajority,
-// ErrNotAcknowledged or ErrFenced); in the other modes it only waits until
+// returns what a majority would: at the majority levels, at once while
+// the node holds a lease on the session (a majority acknowledged one of its
+// writes or confirmations less than Options.Lease ago, see lease.go), else
+// it sends the record to the peers and waits until a majority of the
+// cluster, this node included, holds it under this node's ownership (a node
+// cut off from the majority, or whose session another node took over, gets
+// ErrNoMajority, ErrNotAcknowledged or ErrFenced); in the other modes it
+// only waits until
 // the copy holds no unacknowledged write (see Find). The session layer
 // calls it before answering a request that read the session and wrote
 // nothing, since a write confirms itself.
@@ -363,6 +369,11 @@ func (n *Node) Confirm(ctx context.Context, id string) error {
 	if !n.opts.byMajority() {
 		return n.durable(ctx, id)
 	}
+	if n.leased(id) {
+		n.leases.local.Add(1)
+		return n.durable(ctx, id) // waits for the writes in flight, as any read
+	}
+	n.leases.trips.Add(1)
 	start := time.Now()
 	targets, err := n.precheck()
 	if err != nil {
@@ -376,6 +387,17 @@ func (n *Node) Confirm(ctx context.Context, id string) error {
 	w := n.commitLocked(id, r.bal, r.version, targets, msgRecord, encodeBody(&recordMsg{rec: r}))
 	e.mu.Unlock()
 	return n.await(ctx, w, start)
+}
+
+// leased reports whether this node owns session id and trusts its lease
+// on it, so that a read needs no round trip (lease.go).
+func (n *Node) leased(id string) bool {
+	e := n.store.lock(id, false, 0)
+	if e == nil {
+		return false
+	}
+	defer e.mu.Unlock()
+	return n.leases.held(e, n.name) && e.unsure == 0
 }
 
 // durable returns once the owner's copy of session id holds no write that

@@ -1,6 +1,7 @@
 package clustertest_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -32,11 +33,24 @@ func TestMajorityMinorityOwnerRefusesWrites(t *testing.T) {
 		t.Fatalf("the owner's read, confirmed by the majority: %v", err)
 	}
 	h.Net.Isolate(h.Addr(0))
-	// Before and after gossip notices, the cut-off owner acknowledges
-	// nothing, and cannot confirm what it would read.
-	if err := n1.Confirm(bg, "s"); err == nil {
-		t.Fatal("the owner cut off from the majority confirmed its copy")
+	// The cut-off owner answers reads from its copy while its lease runs,
+	// and the majority's takeover waits for the lease to end: every read
+	// the old owner confirmed was asked for before the new owner could
+	// write.
+	reads := make(chan []time.Time, 1)
+	go func() { reads <- confirmUntilRefused(n1, "s") }()
+	c, err := n2.Claim(bg, "s")
+	claimed := time.Now()
+	if err != nil {
+		t.Fatalf("claim on the majority side, before gossip notices: %v", err)
 	}
+	confirmed := <-reads
+	for _, at := range confirmed {
+		if !at.Before(claimed) {
+			t.Fatalf("the cut-off owner confirmed a read asked for %v after the takeover", at.Sub(claimed))
+		}
+	}
+	t.Logf("the cut-off owner confirmed %d reads under its lease; the takeover waited for it", len(confirmed))
 	if _, err := n1.Update(bg, cluster.Delta{ID: "s", Base: r.Version, Set: vals("k", "lost")}); err == nil {
 		t.Fatal("the owner cut off from the majority acknowledged a write")
 	}
@@ -49,11 +63,6 @@ func TestMajorityMinorityOwnerRefusesWrites(t *testing.T) {
 	}
 	if i := n2.Info(); !i.Majority {
 		t.Fatal("the majority side's view: no majority")
-	}
-	h.WaitMembers(10*time.Second, 1, 1, 2) // n2 sees itself and n3
-	c, err := n2.Claim(bg, "s")
-	if err != nil {
-		t.Fatalf("claim on the majority side: %v", err)
 	}
 	if got := string(c.Values["k"]); got != "2" {
 		t.Fatalf("the majority took over k = %q, want the last acknowledged write", got)
@@ -74,6 +83,22 @@ func TestMajorityMinorityOwnerRefusesWrites(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// confirmUntilRefused confirms reads of session id on n until one fails
+// and returns when each confirmed read was asked for.
+func confirmUntilRefused(n *cluster.Node, id string) []time.Time {
+	var ok []time.Time
+	for {
+		ctx, cancel := context.WithTimeout(bg, 3*time.Second)
+		at := time.Now()
+		err := n.Confirm(ctx, id)
+		cancel()
+		if err != nil {
+			return ok
+		}
+		ok = append(ok, at)
+	}
 }
 
 // TestMajorityMinorityCannotTakeOver: five nodes split {n1,n2} | {n3,n4,n5};
