@@ -90,8 +90,8 @@ func (n *Node) Info() Info {
 	q := n.Quorum()
 	info := Info{Node: n.name, Addr: n.Addr(), Ready: n.IsReady(), Mode: n.opts.Ack.String(),
 		Size: q.Size, Quorum: q.Needed, Majority: q.Majority, NoMajority: q.Refused,
-		LeaseMillis: float64(n.leases.d) / float64(time.Millisecond), LeaseReads: n.leases.local.Load(),
-		ConfirmedReads: n.leases.trips.Load(), LeaseWaits: n.leases.waited.Load()}
+		LeaseMillis: float64(n.leases.d) / float64(time.Millisecond), LeaseReads: q.LeaseReads,
+		ConfirmedReads: q.ConfirmedReads, LeaseWaits: q.LeaseWaits}
 	now := n.leases.now()
 	owned := map[string]int{}
 	for _, id := range n.store.ids() {
@@ -179,10 +179,14 @@ type Quorum struct {
 	Majority bool
 	// Refused counts operations refused with ErrNoMajority.
 	Refused uint64
+	// LeaseReads, ConfirmedReads and LeaseWaits are Info's counters of
+	// the same names (see Options.Lease).
+	LeaseReads, ConfirmedReads, LeaseWaits uint64
 }
 
 // Quorum returns the node's view of the majority.
 func (n *Node) Quorum() Quorum {
 	return Quorum{Size: n.opts.Size, Needed: n.opts.quorum(), Majority: len(n.ackTargets())+1 >= n.opts.quorum(),
-		Refused: n.noMajority.Load()}
+		Refused: n.noMajority.Load(), LeaseReads: n.leases.local.Load(), ConfirmedReads: n.leases.trips.Load(),
+		LeaseWaits: n.leases.waited.Load()}
 }

@@ -55,10 +55,15 @@ func NewClusterCollector(reg prometheus.Registerer) (*ClusterCollector, error) {
 // RegisterClusterView registers on reg the node's view of the majority,
 // read from view at every scrape: tether_cluster_size,
 // tether_cluster_quorum, tether_cluster_majority (1 while this node
-// reaches a majority, else 0) and tether_cluster_no_majority_total.
+// reaches a majority, else 0), tether_cluster_no_majority_total, and the
+// lease counters tether_cluster_lease_reads_total,
+// tether_cluster_confirmed_reads_total and tether_cluster_lease_waits_total.
 func RegisterClusterView(reg prometheus.Registerer, view func() cluster.Quorum) error {
 	gauge := func(name, help string, f func(cluster.Quorum) float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(view()) })
+	}
+	counter := func(name, help string, f func(cluster.Quorum) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(f(view())) })
 	}
 	for _, m := range []prometheus.Collector{
 		gauge("tether_cluster_size", "Nodes in the cluster (configured).", func(q cluster.Quorum) float64 { return float64(q.Size) }),
@@ -69,8 +74,14 @@ func RegisterClusterView(reg prometheus.Registerer, view func() cluster.Quorum) 
 			}
 			return 0
 		}),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tether_cluster_no_majority_total",
-			Help: "Writes, reads and takeovers refused for want of a majority."}, func() float64 { return float64(view().Refused) }),
+		counter("tether_cluster_no_majority_total", "Writes, reads and takeovers refused for want of a majority.",
+			func(q cluster.Quorum) uint64 { return q.Refused }),
+		counter("tether_cluster_lease_reads_total", "Reads this owner confirmed under its lease, without a round trip.",
+			func(q cluster.Quorum) uint64 { return q.LeaseReads }),
+		counter("tether_cluster_confirmed_reads_total", "Reads this owner confirmed by a round trip to a majority (no lease held).",
+			func(q cluster.Quorum) uint64 { return q.ConfirmedReads }),
+		counter("tether_cluster_lease_waits_total", "Takeovers that waited for the previous owner's lease to end.",
+			func(q cluster.Quorum) uint64 { return q.LeaseWaits }),
 	} {
 		if err := reg.Register(m); err != nil {
 			return err

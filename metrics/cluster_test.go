@@ -16,7 +16,8 @@ import (
 
 // TestClusterCollector: a node's writes are counted by level and outcome,
 // and its view of the majority follows the network: held with its peers,
-// lost when it is cut off (its writes then refused and counted).
+// lost when it is cut off (its writes then refused and counted); a read
+// under the owner's lease is counted as such.
 func TestClusterCollector(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	c, err := NewClusterCollector(reg)
@@ -25,6 +26,7 @@ func TestClusterCollector(t *testing.T) {
 	}
 	h := clustertest.New(t, clustertest.Config{Nodes: 3, Options: func(i int, o *cluster.Options) {
 		o.Ack = cluster.AckMajority
+		o.Lease = 4 * time.Second // outlasts any stall between the write and the read below
 		if i == 0 {
 			o.Observer = c
 		}
@@ -35,6 +37,18 @@ func TestClusterCollector(t *testing.T) {
 	}
 	ctx := context.Background()
 	if _, err := n1.Create(ctx, cluster.NewSession{ID: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	// A read right after an acknowledged write is confirmed under the
+	// owner's lease, without a round trip.
+	if err := n1.Confirm(ctx, "s"); err != nil {
+		t.Fatal(err)
+	}
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP tether_cluster_lease_reads_total Reads this owner confirmed under its lease, without a round trip.
+# TYPE tether_cluster_lease_reads_total counter
+tether_cluster_lease_reads_total 1
+`), "tether_cluster_lease_reads_total"); err != nil {
 		t.Fatal(err)
 	}
 	view := func(majority, refused int) string {
