@@ -31,6 +31,30 @@ func (n *Node) Get(id string) (Record, error) {
 	return r, nil
 }
 
+// LastKnown returns this node's copy of a session as Get does, for a node
+// that cannot confirm it (cut off from the majority) and serves it marked
+// stale: a replica's copy, or the owner's as long as it holds no write its
+// peers have not acknowledged. It returns ErrNotAcknowledged for an owner's
+// copy that does (a write in flight, or one that failed: the majority may
+// never have seen it, and the user was not told it was saved).
+func (n *Node) LastKnown(id string) (Record, error) {
+	r, err := n.Get(id)
+	if err != nil || r.Owner != n.name {
+		return r, err
+	}
+	if len(n.waits.pending(id)) > 0 {
+		return Record{}, fmt.Errorf("%w: a write to the session is in flight", ErrNotAcknowledged)
+	}
+	if e := n.store.lock(id, false, 0); e != nil {
+		unsure := e.unsure
+		e.mu.Unlock()
+		if unsure != 0 {
+			return Record{}, fmt.Errorf("%w: this copy holds a write no peer acknowledged", ErrNotAcknowledged)
+		}
+	}
+	return r, nil
+}
+
 // local reads the local copy of id, expiring it if this node owns it and
 // its time has come.
 func (n *Node) local(id string) (Record, copyState) {

@@ -24,6 +24,10 @@ type waiter struct {
 	over    chan struct{} // closed once settled, for readers waiting on the write
 	err     error         // the result, set before over is closed
 	sent    int64         // when the write was sent (leases.now), for the owner's lease
+	// confirm marks a confirmation (Confirm): the record re-sent at a
+	// version already acknowledged, so that its failure makes no write
+	// unsure. Set by its creator before waiting, read by it after.
+	confirm bool
 }
 
 // waiters indexes the pending waiters by session.

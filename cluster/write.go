@@ -345,7 +345,7 @@ func (n *Node) settleSure(w *waiter, err error) {
 	switch {
 	case err == nil && e.unsure <= w.version:
 		e.unsure = 0 // a peer applied w.version, and so every version before it
-	case err != nil && !isFenced(err):
+	case err != nil && !isFenced(err) && !w.confirm:
 		e.unsure = max(e.unsure, w.version)
 	}
 	if err == nil && n.opts.byMajority() {
@@ -383,9 +383,12 @@ func (n *Node) Confirm(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	r := e.rec
+	r, unsure := e.rec, e.unsure
 	w := n.commitLocked(id, r.bal, r.version, targets, msgRecord, encodeBody(&recordMsg{rec: r}))
 	e.mu.Unlock()
+	if w != nil && unsure == 0 && len(n.waits.pending(id)) == 1 {
+		w.confirm = true // nothing in the copy is unacknowledged: it stays so if this fails
+	}
 	return n.await(ctx, w, start)
 }
 

@@ -18,6 +18,7 @@ import (
 type SessionCollector struct {
 	session.NopObserver
 	created, claimed, conflicts prometheus.Counter
+	stale                       prometheus.Counter
 	destroyed, rejected, errors *prometheus.CounterVec
 	lockWait                    prometheus.Histogram
 	lockBusy                    prometheus.Counter
@@ -38,6 +39,7 @@ func NewSessionCollector(reg prometheus.Registerer) (*SessionCollector, error) {
 	c := &SessionCollector{
 		created:   prometheus.NewCounter(prometheus.CounterOpts{Name: "tether_session_created_total", Help: "Sessions created by this node."}),
 		claimed:   prometheus.NewCounter(prometheus.CounterOpts{Name: "tether_session_claimed_total", Help: "Sessions this node took over from another route."}),
+		stale:     prometheus.NewCounter(prometheus.CounterOpts{Name: "tether_session_stale_reads_total", Help: "Read-only requests served this node's last known copy of their session, unconfirmed (StaleReads)."}),
 		conflicts: prometheus.NewCounter(prometheus.CounterOpts{Name: "tether_session_conflict_keys_total", Help: "Keys written blind over a concurrent write (the later one won)."}),
 		destroyed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tether_session_destroyed_total", Help: "Sessions ended, by reason."}, []string{"reason"}),
 		rejected:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tether_session_rejected_ids_total", Help: "Presented session ids not used, by reason."}, []string{"reason"}),
@@ -48,7 +50,7 @@ func NewSessionCollector(reg prometheus.Registerer) (*SessionCollector, error) {
 		store: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "tether_session_store_seconds",
 			Help: "Store calls by operation (load, save, delete, touch, claim, lock) and outcome (ok, not_found, conflict, busy, timeout, error), with their duration.", Buckets: StoreBuckets}, []string{"op", "outcome"}),
 	}
-	for _, m := range []prometheus.Collector{c.created, c.claimed, c.conflicts, c.destroyed, c.rejected, c.errors, c.lockWait, c.lockBusy, c.store} {
+	for _, m := range []prometheus.Collector{c.created, c.claimed, c.stale, c.conflicts, c.destroyed, c.rejected, c.errors, c.lockWait, c.lockBusy, c.store} {
 		if err := reg.Register(m); err != nil {
 			return nil, err
 		}
@@ -66,6 +68,9 @@ func (c *SessionCollector) SessionDestroyed(r session.Reason) {
 
 // SessionClaimed counts a takeover.
 func (c *SessionCollector) SessionClaimed() { c.claimed.Inc() }
+
+// StaleRead counts a read served from an unconfirmed copy.
+func (c *SessionCollector) StaleRead() { c.stale.Inc() }
 
 // IDRejected counts a presented id that was not used.
 func (c *SessionCollector) IDRejected(r session.Rejection) {

@@ -32,6 +32,10 @@ func (s *Session) commit(h http.Header) error {
 	if s.err != nil {
 		return nil // the load failed; the handler got the error and answered
 	}
+	if s.stale {
+		h.Set("Tether-Stale", "1") // served from a copy this node could not confirm; nothing to save
+		return nil
+	}
 	if s.access != accessReadOnly { // read-only: values changed in place are not saved
 		if err := s.reencode(); err != nil {
 			return err
@@ -225,7 +229,7 @@ func (s *Session) appendRead(r []KeyValue, key string, v []byte) []KeyValue {
 // confirm asks a Confirmer store whether the session the request read and
 // did not change is still current, before the answer says what it held.
 func (s *Session) confirm() error {
-	if s.m.confirm == nil || s.rec.ID == "" {
+	if s.m.confirm == nil || s.rec.ID == "" || s.confirmed || s.stale {
 		return nil
 	}
 	ctx, cancel := s.m.storeCtx(s.base())

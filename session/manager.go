@@ -17,11 +17,12 @@ type Manager struct {
 	o       Options // with defaults
 	ids     idFormat
 	obs     Observer
-	claimer Claimer   // nil when the store cannot take sessions over
-	confirm Confirmer // nil when the store's reads need no confirmation
-	locker  Locker    // nil when the store has no shared lock (locker.go)
-	store   Store     // Options.Store itself; o.Store may wrap it (storetime.go)
-	locks   *locks    // one lock per session in use by an Exclusive request
+	claimer Claimer     // nil when the store cannot take sessions over
+	confirm Confirmer   // nil when the store's reads need no confirmation
+	locker  Locker      // nil when the store has no shared lock (locker.go)
+	stale   StaleLoader // nil unless Options.StaleReads and the store keeps copies
+	store   Store       // Options.Store itself; o.Store may wrap it (storetime.go)
+	locks   *locks      // one lock per session in use by an Exclusive request
 }
 
 // New returns a Manager for o, or the errors of o.Validate. If o.Store is an
@@ -40,6 +41,9 @@ func New(o Options) (*Manager, error) {
 	m.claimer, _ = o.Store.(Claimer)
 	m.confirm, _ = o.Store.(Confirmer)
 	m.locker, _ = o.Store.(Locker)
+	if o.StaleReads {
+		m.stale, _ = o.Store.(StaleLoader)
+	}
 	if n, ok := o.Store.(ExpiryNotifier); ok {
 		n.NotifyExpiry(m.destroyed)
 	}

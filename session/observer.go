@@ -17,6 +17,9 @@ type Observer interface {
 	SessionDestroyed(Reason)
 	// SessionClaimed: a session owned by another route was taken over.
 	SessionClaimed()
+	// StaleRead: a read-only request was served the node's last known copy
+	// of its session, which the store could not confirm (StaleReads).
+	StaleRead()
 	// IDRejected: a request presented a session id that could not be used.
 	IDRejected(Rejection)
 	// Conflict: a commit wrote keys that a concurrent request on the same
@@ -88,6 +91,9 @@ func (NopObserver) SessionDestroyed(Reason) {}
 
 // SessionClaimed does nothing.
 func (NopObserver) SessionClaimed() {}
+
+// StaleRead implements Observer.
+func (NopObserver) StaleRead() {}
 
 // IDRejected does nothing.
 func (NopObserver) IDRejected(Rejection) {}

@@ -90,6 +90,15 @@ type Options struct {
 	// returns or panics releases the lock at once. Zero means 1 minute.
 	LockHold time.Duration
 
+	// StaleReads lets a read-only request (ReadOnly) whose session the
+	// store cannot load, take over or confirm — a replicated store on a
+	// node cut off from its cluster's majority — be served from the node's
+	// last known copy of it (StaleLoader), marked stale: Session.Stale
+	// reports it and the response carries the header "Tether-Stale: 1".
+	// Default false: such a request fails with 503, as every request that
+	// writes does whatever this option says.
+	StaleReads bool
+
 	// URLRewriting accepts the session id from a ";jsessionid=" path
 	// parameter (PathParam) when the request has no session cookie, strips
 	// the parameter before calling the handler, and makes Session.EncodeURL

@@ -34,6 +34,13 @@ func (s *Session) resolve() error {
 			return s.err
 		}
 		rec, ok, err := s.m.lookup(s.base(), id, rt)
+		if err == nil && ok {
+			err = s.confirmEarly(id)
+		}
+		if err != nil && s.useStale() {
+			rec, ok, err = s.m.loadStale(s.base(), id)
+			s.stale = ok
+		}
 		if err != nil {
 			s.err = err
 			return err
@@ -100,6 +107,51 @@ func (m *Manager) lookup(parent context.Context, id, rt string) (rec Record, ok 
 		m.obs.IDRejected(RejectExpired)
 		return Record{}, false, nil
 	}
+	return rec, true, nil
+}
+
+// useStale reports whether the request may be served from the node's last
+// known copy of its session when the store cannot give a confirmed one:
+// Options.StaleReads, a store that keeps copies, a read-only request.
+func (s *Session) useStale() bool {
+	return s.m.stale != nil && s.access == accessReadOnly
+}
+
+// confirmEarly confirms, for a read-only request that may be served a
+// stale copy, the session just loaded, before the handler reads it: the
+// handler then knows (Session.Stale) whether what it shows is current.
+// Nothing changes the session in between (the request cannot write), so
+// this confirms what the commit otherwise would.
+func (s *Session) confirmEarly(id string) error {
+	if !s.useStale() || s.m.confirm == nil {
+		return nil
+	}
+	ctx, cancel := s.m.storeCtx(s.base())
+	defer cancel()
+	if err := s.m.confirm.Confirm(ctx, id); err != nil {
+		return s.m.storeErr(OpLoad, id, err)
+	}
+	s.confirmed = true
+	return nil
+}
+
+// loadStale returns this node's last known copy of session id (see
+// StaleLoader); ok is false, with a nil error, when it has none or it has
+// expired.
+func (m *Manager) loadStale(parent context.Context, id string) (rec Record, ok bool, err error) {
+	ctx, cancel := m.storeCtx(parent)
+	defer cancel()
+	rec, err = m.stale.LoadStale(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return Record{}, false, nil
+	}
+	if err != nil {
+		return Record{}, false, m.storeErr(OpLoad, id, err)
+	}
+	if _, expired := rec.Expired(m.o.Now()); expired {
+		return Record{}, false, nil
+	}
+	m.obs.StaleRead()
 	return rec, true, nil
 }
 

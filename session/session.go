@@ -47,8 +47,10 @@ type Session struct {
 	failed    error             // a change failed (the session could not be loaded, or a store write's outcome is unknown): the answer must be an error
 	committed bool
 
-	access access // how the request uses the session (ReadOnly, Optimistic wrappers)
-	lease  lease  // the session's lock, held from the first access to the commit (Exclusive)
+	access    access // how the request uses the session (ReadOnly, Optimistic wrappers)
+	confirmed bool   // a read-only request's copy was confirmed as it was loaded (StaleReads)
+	stale     bool   // rec is the node's last known copy, not confirmed (StaleReads)
+	lease     lease  // the session's lock, held from the first access to the commit (Exclusive)
 
 	w    writer          // the request's ResponseWriter, allocated with the Session
 	sctx context.Context // the request's context without its cancellation, made once
@@ -94,6 +96,19 @@ func (s *Session) ID() (string, error) {
 		return "", nil
 	}
 	return s.m.canonical(s.id), nil
+}
+
+// Stale reports whether the request's session is this node's last known
+// copy, which the store could not confirm as current (Options.StaleReads,
+// read-only requests only): what it shows may be behind, and the response
+// carries "Tether-Stale: 1". An error is a store failure, as for ID.
+func (s *Session) Stale() (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.resolve(); err != nil {
+		return false, err
+	}
+	return s.stale, nil
 }
 
 // Keys returns the keys the session holds, sorted.

@@ -243,6 +243,18 @@ type Confirmer interface {
 	Confirm(ctx context.Context, id string) error
 }
 
+// StaleLoader is implemented by stores whose node keeps its own copy of
+// sessions, which it can return when it cannot confirm it: a replicated
+// store cut off from its majority. With Options.StaleReads the Manager
+// serves read-only requests from it, marked stale (Session.Stale).
+type StaleLoader interface {
+	// LoadStale returns this node's own copy of session id as it last
+	// knew it, asking no other node: possibly behind the session's current
+	// state. It returns an error wrapping ErrNotFound when the node has no
+	// live copy.
+	LoadStale(ctx context.Context, id string) (Record, error)
+}
+
 // ExpiryNotifier is implemented by stores that remove sessions on their own:
 // a janitor expiring idle sessions, a bounded store evicting the least
 // recently used one. The Manager registers a function that fires the

@@ -207,3 +207,33 @@ func writeCounter(t *testing.T, owner *cluster.Node, id string, n int) {
 		r = res.Record
 	}
 }
+
+// TestLastKnownNeverShowsAnUnacknowledgedWrite: an owner cut off from the
+// majority gives its last known copy (for reads served marked stale) until
+// a write to it fails unacknowledged; from then on it refuses, because the
+// copy holds a write the majority may never have seen. A replica gives
+// its copy.
+func TestLastKnownNeverShowsAnUnacknowledgedWrite(t *testing.T) {
+	h := clustertest.New(t, clustertest.Config{Nodes: 3, Options: func(_ int, o *cluster.Options) {
+		o.Ack = cluster.AckMajority
+		o.AckTimeout = 500 * time.Millisecond
+	}})
+	n1 := h.Node(0)
+	r, err := n1.Create(bg, cluster.NewSession{ID: "s", Values: vals("k", "1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Net.Isolate(h.Addr(0))
+	if got, err := n1.LastKnown("s"); err != nil || string(got.Values["k"]) != "1" {
+		t.Fatalf("last known copy before any failed write: %v %v", got.Values, err)
+	}
+	if _, err := n1.Update(bg, cluster.Delta{ID: "s", Base: r.Version, Set: vals("k", "unacknowledged")}); err == nil {
+		t.Fatal("the cut-off owner acknowledged a write")
+	}
+	if got, err := n1.LastKnown("s"); !errors.Is(err, cluster.ErrNotAcknowledged) {
+		t.Fatalf("last known copy after a failed write: %v %v, want ErrNotAcknowledged", got.Values, err)
+	}
+	if got, err := h.Node(1).LastKnown("s"); err != nil || string(got.Values["k"]) != "1" {
+		t.Fatalf("a replica's last known copy: %v %v", got.Values, err)
+	}
+}

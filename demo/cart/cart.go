@@ -5,7 +5,8 @@
 //
 // Its HTTP interface is a stable contract (DESIGN.md §4):
 //
-//	GET  /api/cart        {"node": "n1", "session": "<id>.<route>" or "", "items": [...]}; creates no session
+//	GET  /api/cart        {"node": "n1", "session": "<id>.<route>" or "", "items": [...]}; creates no session;
+//	                      with Options.StaleReads, "stale": true when the node served its unconfirmed copy
 //	POST /api/cart/items  form field or JSON key "item": adds it, creating the session if needed; the cart
 //	POST /api/logout      ends the session, expires the cookie, creates none; the (empty) cart
 //	GET  /healthz         200 when ready to serve, 503 while not (a store still receiving state);
@@ -59,6 +60,12 @@ type Options struct {
 	// IdleTimeout is the sessions' idle timeout. Zero means the session
 	// package's default (30 minutes).
 	IdleTimeout time.Duration
+	// StaleReads serves GET /api/cart and GET / from this node's last known
+	// copy of the cart when the store cannot confirm it (a node cut off
+	// from its cluster's majority), with "stale": true in the JSON and the
+	// "Tether-Stale: 1" header (session.Options.StaleReads). Default
+	// false: 503.
+	StaleReads bool
 	// TrustedProxies are the proxies whose X-Forwarded-Proto decides the
 	// cookie's Secure attribute. Empty means none.
 	TrustedProxies []netip.Prefix
@@ -103,6 +110,7 @@ func New(o Options) (*App, error) {
 		Store:          o.Store,
 		Route:          o.Route,
 		IdleTimeout:    o.IdleTimeout,
+		StaleReads:     o.StaleReads,
 		TrustedProxies: o.TrustedProxies,
 		Observer:       o.Observer,
 		Logger:         o.Logger,
@@ -154,6 +162,9 @@ type Cart struct {
 	Node    string   `json:"node"`
 	Session string   `json:"session"`
 	Items   []string `json:"items"`
+	// Stale is set when the cart is this node's last known copy, which it
+	// could not confirm (Options.StaleReads).
+	Stale bool `json:"stale,omitempty"`
 }
 
 // stored is what the session holds under "cart".
@@ -170,6 +181,9 @@ func (a *App) load(s *session.Session) (Cart, error) {
 	}
 	if st != nil {
 		c.Items = append(c.Items, st.Items...)
+	}
+	if c.Stale, err = s.Stale(); err != nil {
+		return c, err
 	}
 	c.Session, err = s.ID()
 	return c, err

@@ -26,6 +26,7 @@ func runCart(ctx context.Context, env Env, args []string) int {
 	maxSessions := fs.Int("max-sessions", 100_000, "most sessions kept in memory; beyond, new sessions get 503")
 	proxies := fs.String("trusted-proxies", "", "comma-separated IPs or CIDRs whose X-Forwarded-Proto sets the cookie's Secure")
 	grace := fs.Duration("shutdown-timeout", 10*time.Second, "how long in-flight requests may finish after SIGINT/SIGTERM")
+	staleReads := fs.Bool("stale-reads", false, "with --cluster: serve reads of a cart this node cannot confirm (cut off from the majority) from its last known copy, marked stale, instead of 503")
 	demoPanel := fs.Bool("demo-panel", false, "show the panel of tether demo on the page (its token comes from $"+demoTokenEnv+")")
 	ajpFlags := addCartAJPFlags(fs)
 	clusterFlags := addCartClusterFlags(fs)
@@ -64,7 +65,7 @@ func runCart(ctx context.Context, env Env, args []string) int {
 	}
 	defer store.Close()
 
-	o := cart.Options{Route: *name, IdleTimeout: *idle, TrustedProxies: trusted, Logger: log}
+	o := cart.Options{Route: *name, IdleTimeout: *idle, StaleReads: *staleReads, TrustedProxies: trusted, Logger: log}
 	if err := cartMetrics(&o, reg, log); err != nil {
 		fmt.Fprintln(env.Stderr, "tether cart:", err)
 		return ExitFailure

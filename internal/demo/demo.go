@@ -185,7 +185,7 @@ func (d *demo) plan() error {
 			}
 		}
 		args := []string{"cart", "--listen", n.httpAddr, "--route", n.route, "--cluster", n.clusterAddr,
-			"--peers", strings.Join(peers, ","), "--replication", "sync", "--drain-grace", "500ms", "--demo-panel"}
+			"--peers", strings.Join(peers, ","), "--drain-grace", "500ms", "--demo-panel"}
 		env := []string{"TETHER_CLUSTER_KEY=" + d.clusterKy, "TETHER_DEMO_TOKEN=" + d.token}
 		if storeURL != "" {
 			args = []string{"cart", "--listen", n.httpAddr, "--route", n.route, "--store", storeURL, "--demo-panel"}

@@ -38,6 +38,7 @@ var (
 	_ session.ExpiryNotifier = (*Store)(nil)
 	_ session.Readier        = (*Store)(nil)
 	_ session.StatsReporter  = (*Store)(nil)
+	_ session.StaleLoader    = (*Store)(nil)
 )
 
 // New starts the cluster node described by o.Cluster and returns the store
@@ -209,4 +210,18 @@ func utc(t time.Time) time.Time {
 		return t
 	}
 	return t.UTC()
+}
+
+// LoadStale returns this node's own copy of session id as it last received
+// it, asking no peer and confirming nothing (session.StaleLoader,
+// cluster.Node.LastKnown: never an owner's copy holding a write its peers
+// did not acknowledge): with session.Options.StaleReads, a node cut off
+// from its cluster's majority serves read-only requests from it, marked
+// stale.
+func (s *Store) LoadStale(_ context.Context, id string) (session.Record, error) {
+	r, err := s.node.LastKnown(id)
+	if err != nil {
+		return session.Record{}, mapErr("load", id, err)
+	}
+	return record(r), nil
 }

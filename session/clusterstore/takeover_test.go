@@ -34,7 +34,8 @@ type nodes struct {
 	h     []http.Handler
 	mode  cluster.AckMode
 
-	adjust func(*cluster.Options) // nil: none
+	adjust  func(*cluster.Options)      // nil: none
+	sadjust func(int, *session.Options) // nil: none; node i's session options
 
 	mu sync.Mutex // guards m against a nemesis killing and restarting nodes
 }
@@ -45,7 +46,13 @@ func newNodes(t *testing.T, n int, mode cluster.AckMode) *nodes {
 
 // newNodesWith is newNodes with adjust applied to every node's options.
 func newNodesWith(t *testing.T, n int, mode cluster.AckMode, adjust func(*cluster.Options)) *nodes {
-	c := &nodes{t: t, net: clustertest.NewNetwork(1), mode: mode, adjust: adjust}
+	return newNodesSession(t, n, mode, adjust, nil)
+}
+
+// newNodesSession is newNodesWith with sadjust applied to node i's
+// session options.
+func newNodesSession(t *testing.T, n int, mode cluster.AckMode, adjust func(*cluster.Options), sadjust func(int, *session.Options)) *nodes {
+	c := &nodes{t: t, net: clustertest.NewNetwork(1), mode: mode, adjust: adjust, sadjust: sadjust}
 	for range n {
 		c.addrs = append(c.addrs, c.net.NewAddr())
 	}
@@ -89,7 +96,11 @@ func (c *nodes) start(i int) {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	m, err := session.New(session.Options{Store: st, Route: c.name(i)})
+	so := session.Options{Store: st, Route: c.name(i)}
+	if c.sadjust != nil {
+		c.sadjust(i, &so)
+	}
+	m, err := session.New(so)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -148,7 +159,9 @@ func (c *nodes) settle() {
 }
 
 // cartMux is the app: POST /add?item=x appends to the "items" key; GET /
-// shows them. Both answer with the items as JSON.
+// shows them, and so does GET /ro, a read-only request (session.ReadOnly)
+// that says in the header "Stale: true" when it was served a stale copy.
+// They answer with the items as JSON.
 func cartMux() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /add", func(w http.ResponseWriter, r *http.Request) {
@@ -171,6 +184,20 @@ func cartMux() http.Handler {
 		}
 		_ = json.NewEncoder(w).Encode(items)
 	})
+	mux.Handle("GET /ro", session.ReadOnly(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := session.From(r)
+		items, err := session.Get[[]string](s, "items")
+		stale := false
+		if err == nil {
+			stale, err = s.Stale()
+		}
+		if err != nil {
+			http.Error(w, err.Error(), session.StatusCode(err))
+			return
+		}
+		w.Header().Set("Stale", strconv.FormatBool(stale))
+		_ = json.NewEncoder(w).Encode(items)
+	})))
 	return mux
 }
 
@@ -180,6 +207,7 @@ type reply struct {
 	items  []string
 	cookie string // the JSESSIONID the response set, "" if none
 	body   string
+	header http.Header
 }
 
 // do sends a request with session cookie sid ("" for none) to node i.
@@ -190,7 +218,7 @@ func (c *nodes) do(i int, method, path, sid string) reply {
 	}
 	rec := httptest.NewRecorder()
 	c.h[i].ServeHTTP(rec, req)
-	r := reply{status: rec.Code, body: rec.Body.String()}
+	r := reply{status: rec.Code, body: rec.Body.String(), header: rec.Result().Header}
 	for _, ck := range rec.Result().Cookies() {
 		if ck.Name == "JSESSIONID" {
 			r.cookie = ck.Value
@@ -485,6 +513,7 @@ func TestLinearizableUnderPartitions(t *testing.T) {
 		t.Run(fmt.Sprintf("%d nodes", size), func(t *testing.T) {
 			c := newNodesWith(t, size, nemesisMode, func(o *cluster.Options) {
 				o.AckTimeout, o.ClaimTimeout = 400*time.Millisecond, 600*time.Millisecond
+				o.Lease = 100 * time.Millisecond // leases at the pace of the faults
 			})
 			sessiontest.CheckLinearizable(t, sessiontest.LinearOptions{Managers: c.m, Clients: 4, Ops: 40, Seed: seed,
 				Think: 60 * time.Millisecond, Nemesis: c.nemesis})
@@ -554,6 +583,7 @@ func TestLinearizableUnderKills(t *testing.T) {
 		t.Run(fmt.Sprintf("%d nodes", size), func(t *testing.T) {
 			c := newNodesWith(t, size, nemesisMode, func(o *cluster.Options) {
 				o.AckTimeout, o.ClaimTimeout = 400*time.Millisecond, 600*time.Millisecond
+				o.Lease = 100 * time.Millisecond // leases at the pace of the faults
 			})
 			sessiontest.CheckLinearizable(t, sessiontest.LinearOptions{Node: c.manager, Nodes: size, Clients: 4, Ops: 40,
 				Seed: seed, Think: 60 * time.Millisecond, Nemesis: c.killer})

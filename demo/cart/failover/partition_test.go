@@ -17,8 +17,8 @@ import (
 // startPartitionable starts n `tether cart --cluster` nodes in mode, each
 // on a loopback address of its own (HTTP and cluster), so that netfault
 // can cut the network between them. There is no balancer: the tests send
-// each request to the node they mean.
-func startPartitionable(t *testing.T, n int, mode string) (*system, []string) {
+// each request to the node they mean. extra are more flags for every node.
+func startPartitionable(t *testing.T, n int, mode string, extra ...string) (*system, []string) {
 	t.Helper()
 	ips := netfault.Addrs(n)
 	keyFile := writeClusterKey(t, t.TempDir())
@@ -32,6 +32,7 @@ func startPartitionable(t *testing.T, n int, mode string) (*system, []string) {
 	for _, nd := range s.nodes {
 		nd.args = []string{"cart", "--listen", nd.http, "--route", nd.name, "--cluster", nd.clusterAddr,
 			"--peers", strings.Join(peers, ","), "--replication", mode, "--cluster-key-file", keyFile}
+		nd.args = append(nd.args, extra...)
 		s.start(nd)
 	}
 	for _, nd := range s.nodes {
@@ -58,14 +59,20 @@ func TestPartitionMajority(t *testing.T) {
 	for _, tt := range []struct {
 		name     string
 		nodes    int
-		minority int // the first minority nodes are cut from the rest; n1 owns the cart
+		minority int  // the first minority nodes are cut from the rest; n1 owns the cart
+		stale    bool // --stale-reads: the minority serves reads of its copy, marked stale
 	}{
-		{"3 nodes, {1}|{2}", 3, 1},
-		{"5 nodes, {2}|{3}", 5, 2},
+		{"3 nodes, {1}|{2}", 3, 1, false},
+		{"5 nodes, {2}|{3}", 5, 2, false},
+		{"3 nodes, {1}|{2}, --stale-reads", 3, 1, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			nf := netfault.New(t)
-			s, ips := startPartitionable(t, tt.nodes, "majority")
+			var extra []string
+			if tt.stale {
+				extra = []string{"--stale-reads"}
+			}
+			s, ips := startPartitionable(t, tt.nodes, "majority", extra...)
 			owner, other := s.nodes[0], s.nodes[tt.minority]
 			u := &user{name: "p"}
 			for range 5 {
@@ -73,16 +80,37 @@ func TestPartitionMajority(t *testing.T) {
 			}
 			nf.Partition(ips[:tt.minority], ips[tt.minority:])
 
+			if tt.stale {
+				// The owner's side serves reads of its copy marked stale
+				// (once its lease has run out: until then they are
+				// confirmed, which no takeover can beat).
+				var r result
+				s.eventually(func() error {
+					if r = s.call(s.client, owner.url(), u.sid, ""); r.status == http.StatusOK && !r.cart.Stale {
+						return fmt.Errorf("a read still confirmed under the lease")
+					}
+					return nil
+				})
+				if r.status != http.StatusOK || !r.cart.Stale || !slices.Equal(r.cart.Items, u.acked) {
+					t.Fatalf("read on the minority side with --stale-reads: %d, stale %v, %v; want 200, stale, %v",
+						r.status, r.cart.Stale, r.cart.Items, u.acked)
+				}
+			}
 			// The owner's side: a write is refused, and so is a read of
-			// its copy, which the majority may have moved on from.
+			// its copy, which the majority may have moved on from; with
+			// --stale-reads, that read is served marked stale, without the
+			// refused write, or refused if the copy holds it (sent to
+			// peers that never acknowledged it).
 			u.n++
 			refused := fmt.Sprintf("%s-%d", u.name, u.n)
 			u.attempted = append(u.attempted, refused)
 			if r := s.call(s.client, owner.url(), u.sid, refused); r.status != http.StatusServiceUnavailable {
 				t.Fatalf("add on the minority side: %d (%v), want 503", r.status, r.err)
 			}
-			if r := s.call(s.client, owner.url(), u.sid, ""); r.status != http.StatusServiceUnavailable {
-				t.Fatalf("read on the minority side: %d %v, want 503", r.status, r.cart.Items)
+			r := s.call(s.client, owner.url(), u.sid, "")
+			served := r.status == http.StatusOK && r.cart.Stale && slices.Equal(r.cart.Items, u.acked)
+			if r.status != http.StatusServiceUnavailable && !(tt.stale && served) {
+				t.Fatalf("read on the minority side: %d %v (stale %v), want 503", r.status, r.cart.Items, r.cart.Stale)
 			}
 			// Each side's metrics say whether it holds a majority.
 			s.eventually(func() error {
