@@ -49,28 +49,31 @@ type promiseFrom struct {
 // Errors: ErrNotFound when no live node has the session (or it was
 // deleted), ErrClaimTimeout, ErrNotAcknowledged, ErrAlone, ErrNoMajority
 // (AckMajority: a majority of the cluster must promise), ErrClosed.
-func (n *Node) Claim(ctx context.Context, id string) (Record, error) {
+func (n *Node) Claim(ctx context.Context, id string) (Record, error) { return n.own.claim(ctx, id) }
+
+// claim is Node.Claim: concurrent claims of one session share one round.
+func (o *ownership) claim(ctx context.Context, id string) (Record, error) {
 	if len(id) == 0 || len(id) > maxIDLen {
 		return Record{}, fmt.Errorf("cluster: session id of %d bytes, want 1 to %d", len(id), maxIDLen)
 	}
-	n.mu.Lock()
-	if n.closed() {
-		n.mu.Unlock()
-		return Record{}, ErrClosed
-	}
-	c := n.claiming[id]
+	o.mu.Lock()
+	c := o.claiming[id]
 	if c == nil {
 		c = &claimCall{done: make(chan struct{})}
-		n.claiming[id] = c
-		n.spawnLocked(func() {
-			c.rec, c.err = n.claim(id)
-			n.mu.Lock()
-			delete(n.claiming, id)
-			n.mu.Unlock()
+		o.claiming[id] = c
+		if !o.spawn(func() {
+			c.rec, c.err = o.run(id)
+			o.mu.Lock()
+			delete(o.claiming, id)
+			o.mu.Unlock()
 			close(c.done)
-		})
+		}) {
+			delete(o.claiming, id)
+			o.mu.Unlock()
+			return Record{}, ErrClosed
+		}
 	}
-	n.mu.Unlock()
+	o.mu.Unlock()
 	select {
 	case <-c.done:
 		r := c.rec
@@ -81,13 +84,13 @@ func (n *Node) Claim(ctx context.Context, id string) (Record, error) {
 	}
 }
 
-// claim runs takeover rounds until one decides.
-func (n *Node) claim(id string) (Record, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), n.opts.ClaimTimeout)
+// run runs takeover rounds until one decides.
+func (o *ownership) run(id string) (Record, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), o.opts.ClaimTimeout)
 	defer cancel()
 	go func() {
 		select {
-		case <-n.closing:
+		case <-o.closing:
 			cancel()
 		case <-ctx.Done():
 		}
@@ -95,16 +98,16 @@ func (n *Node) claim(id string) (Record, error) {
 	start := time.Now()
 	var floor uint64
 	for attempt := 1; ; attempt++ {
-		rec, retry, err := n.claimRound(ctx, id, &floor, start)
+		rec, retry, err := o.claimRound(ctx, id, &floor, start)
 		if !retry {
-			n.obs.Claimed(id, attempt, time.Since(start), err)
+			o.obs.Claimed(id, attempt, time.Since(start), err)
 			return rec, err
 		}
 		pause := time.Duration(rand.Int64N(int64(min(time.Millisecond<<min(attempt, 7), 100*time.Millisecond)) + 1))
 		select {
 		case <-ctx.Done():
 			err := fmt.Errorf("%w after %d rounds", ErrClaimTimeout, attempt)
-			n.obs.Claimed(id, attempt, time.Since(start), err)
+			o.obs.Claimed(id, attempt, time.Since(start), err)
 			return Record{}, err
 		case <-time.After(pause): // randomized backoff between competing claimants
 		}
@@ -113,16 +116,16 @@ func (n *Node) claim(id string) (Record, error) {
 
 // claimRound runs one takeover round. retry is true when a competing
 // ballot won this round.
-func (n *Node) claimRound(ctx context.Context, id string, floor *uint64, start time.Time) (Record, bool, error) {
-	targets, err := n.precheck()
+func (o *ownership) claimRound(ctx context.Context, id string, floor *uint64, start time.Time) (Record, bool, error) {
+	targets, err := o.w.precheck()
 	if err != nil {
 		return Record{}, false, err
 	}
-	b, owner, prep, done := n.prepareLocal(id, *floor)
+	b, owner, prep, done := o.prepareLocal(id, *floor)
 	if done != nil {
 		return done.rec, false, done.err
 	}
-	answers, err := n.collectPromises(ctx, id, owner, prep)
+	answers, err := o.collectPromises(ctx, id, owner, prep)
 	if err != nil {
 		return Record{}, false, err
 	}
@@ -132,10 +135,10 @@ func (n *Node) claimRound(ctx context.Context, id string, floor *uint64, start t
 			return Record{}, true, nil
 		}
 	}
-	if err := n.waitLeases(ctx, id, answers); err != nil {
+	if err := o.waitLeases(ctx, id, answers); err != nil {
 		return Record{}, false, err
 	}
-	e := n.store.lock(id, true, nanos(n.clock.Now()))
+	e := o.store.lock(id, true, nanos(o.clock.Now()))
 	if e.promised != b {
 		*floor = max(*floor, e.promised.n)
 		e.mu.Unlock()
@@ -162,26 +165,26 @@ func (n *Node) claimRound(ctx context.Context, id string, floor *uint64, start t
 	e.rec, e.mine, e.heldUntil = r, true, 0
 	settled := e.drain()
 	out := r.public()
-	w := n.commitLocked(id, b, r.version, targets, msgRecord, encodeBody(&recordMsg{rec: r}))
+	w := o.w.commitLocked(id, b, r.version, targets, msgRecord, encodeBody(&recordMsg{rec: r}))
 	e.mu.Unlock()
-	n.settle(settled)
-	if err := n.await(ctx, w, start); err != nil {
+	o.w.settle(settled)
+	if err := o.w.await(ctx, w, start); err != nil {
 		if errors.Is(err, ErrFenced) {
 			return Record{}, true, nil
 		}
 		return Record{}, false, err
 	}
-	n.log.Debug("cluster: session claimed", "id", short(id), "epoch", b.n, "from", owner)
+	o.log.Debug("cluster: session claimed", "id", short(id), "epoch", b.n, "from", owner)
 	return out, false, nil
 }
 
 // prepareLocal promises a new ballot locally and builds the prepare
 // message. done is set when no round is needed.
-func (n *Node) prepareLocal(id string, floor uint64) (b ballot, owner string, prep *prepareMsg, done *claimCall) {
-	e := n.store.lock(id, true, nanos(n.clock.Now()))
+func (o *ownership) prepareLocal(id string, floor uint64) (b ballot, owner string, prep *prepareMsg, done *claimCall) {
+	e := o.store.lock(id, true, nanos(o.clock.Now()))
 	defer e.mu.Unlock()
 	r := e.rec
-	if e.owned(n.name) {
+	if e.owned(o.self) {
 		return b, "", nil, &claimCall{rec: r.public()}
 	}
 	if r != nil && r.deleted {
@@ -190,14 +193,14 @@ func (n *Node) prepareLocal(id string, floor uint64) (b ballot, owner string, pr
 	prep = &prepareMsg{id: id}
 	if r != nil {
 		owner, prep.known, prep.knownVer = r.bal.node, r.bal, r.version
-		if e.promised.cmp(r.bal) > 0 && e.promised.node != n.name {
+		if e.promised.cmp(r.bal) > 0 && e.promised.node != o.self {
 			owner = e.promised.node // a takeover by that node is under way or done
 		}
 	}
-	if owner == n.name {
+	if owner == o.self {
 		owner = "" // a past incarnation of this node: wait for everyone
 	}
-	b = ballot{n: max(e.promised.n, floor) + 1, node: n.name}
+	b = ballot{n: max(e.promised.n, floor) + 1, node: o.self}
 	e.raise(b)
 	prep.bal = b
 	return b, owner, prep, nil
@@ -207,49 +210,49 @@ func (n *Node) prepareLocal(id string, floor uint64) (b ballot, owner string, pr
 // answers: all of them except the believed owner's, which is awaited for
 // OwnerWait only if gossip lists that owner as alive. Peers that die while
 // it waits stop being waited for.
-func (n *Node) collectPromises(ctx context.Context, id, owner string, prep *prepareMsg) (map[string]*promiseMsg, error) {
-	prep.req = n.newReq()
+func (o *ownership) collectPromises(ctx context.Context, id, owner string, prep *prepareMsg) (map[string]*promiseMsg, error) {
+	prep.req = o.reqID.Add(1)
 	ch := make(chan promiseFrom, 64)
-	n.mu.Lock()
-	n.reqs[prep.req] = ch
-	n.mu.Unlock()
+	o.mu.Lock()
+	o.promises[prep.req] = ch
+	o.mu.Unlock()
 	defer func() {
-		n.mu.Lock()
-		delete(n.reqs, prep.req)
-		n.mu.Unlock()
+		o.mu.Lock()
+		delete(o.promises, prep.req)
+		o.mu.Unlock()
 	}()
 	body := encodeBody(prep)
 	sent := map[string]bool{}
 	answers := map[string]*promiseMsg{}
 	var ownerWait <-chan time.Time
-	majority := n.opts.byMajority()
+	majority := o.opts.byMajority()
 	// A majority counts only ready nodes: one that restarted and has not
 	// received the cluster's state yet may lack the last acknowledged write
 	// its promise should bring.
 	enough := func() bool {
 		self := 0
-		if n.IsReady() {
+		if o.net.IsReady() {
 			self = 1 // this node, too, only once it has the cluster's state
 		}
-		return !majority || n.readyAmong(answers)+self >= n.opts.quorum()
+		return !majority || o.net.readyAmong(answers)+self >= o.opts.quorum()
 	}
 	for {
-		changed := n.waitChanged()
-		required, ownerAlive := n.claimPeers(owner)
+		changed := o.net.waitChanged()
+		required, ownerAlive := o.net.claimPeers(owner)
 		if majority {
 			reachable := len(required) + 1 // and this node
 			if ownerAlive {
 				reachable++
 			}
-			if reachable < n.opts.quorum() {
-				n.noMajority.Add(1)
-				return nil, fmt.Errorf("%w: %d of %d nodes reachable for a takeover, %d needed", ErrNoMajority, reachable, n.opts.Size, n.opts.quorum())
+			if reachable < o.opts.quorum() {
+				o.refused.Add(1)
+				return nil, fmt.Errorf("%w: %d of %d nodes reachable for a takeover, %d needed", ErrNoMajority, reachable, o.opts.Size, o.opts.quorum())
 			}
 		}
 		for _, p := range append(required, owner) {
 			if p != "" && !sent[p] && (p != owner || ownerAlive) {
 				sent[p] = true
-				n.sendBody(p, msgPrepare, body)
+				o.net.sendBody(p, msgPrepare, body)
 			}
 		}
 		complete := true
@@ -265,7 +268,7 @@ func (n *Node) collectPromises(ctx context.Context, id, owner string, prep *prep
 				break
 			}
 			if ownerWait == nil {
-				t := time.NewTimer(n.opts.OwnerWait)
+				t := time.NewTimer(o.opts.OwnerWait)
 				defer t.Stop()
 				ownerWait = t.C
 			}
@@ -291,39 +294,6 @@ func (n *Node) collectPromises(ctx context.Context, id, owner string, prep *prep
 	return answers, nil
 }
 
-// claimPeers returns the live peers whose promise a takeover requires (all
-// but the believed owner), and whether that owner is alive.
-func (n *Node) claimPeers(owner string) ([]string, bool) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	var req []string
-	ownerAlive := false
-	for name, p := range n.peers {
-		if !p.member() || p.out == nil {
-			continue
-		}
-		if name == owner {
-			ownerAlive = true
-		} else {
-			req = append(req, name)
-		}
-	}
-	return req, ownerAlive
-}
-
-// readyAmong counts the peers of answers that are ready.
-func (n *Node) readyAmong(answers map[string]*promiseMsg) int {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	c := 0
-	for name := range answers {
-		if p := n.peers[name]; p != nil && p.ready {
-			c++
-		}
-	}
-	return c
-}
-
 // newest returns the newest of the local record and the promises' copies.
 func newest(local *record, answers map[string]*promiseMsg) *record {
 	best := local
@@ -340,15 +310,15 @@ func newest(local *record, answers map[string]*promiseMsg) *record {
 // still be trusted (see lease.go). There is nothing to wait for when the
 // owner of the newest copy promised, or is this node: it stopped trusting
 // its lease as it promised, or died.
-func (n *Node) waitLeases(ctx context.Context, id string, answers map[string]*promiseMsg) error {
-	e := n.store.lock(id, true, nanos(n.clock.Now()))
+func (o *ownership) waitLeases(ctx context.Context, id string, answers map[string]*promiseMsg) error {
+	e := o.store.lock(id, true, nanos(o.clock.Now()))
 	holder := ""
 	if best := newest(e.rec, answers); best != nil {
 		holder = best.bal.node
 	}
-	wait := n.leases.left(e, n.name)
+	wait := o.leases.left(e, o.self)
 	e.mu.Unlock()
-	if holder == n.name || answers[holder] != nil {
+	if holder == o.self || answers[holder] != nil {
 		return nil
 	}
 	for _, a := range answers {
@@ -357,7 +327,7 @@ func (n *Node) waitLeases(ctx context.Context, id string, answers map[string]*pr
 	if wait <= 0 {
 		return nil
 	}
-	n.leases.waited.Add(1)
+	o.leases.waited.Add(1)
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {

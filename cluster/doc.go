@@ -34,6 +34,47 @@
 //	}
 //	res, err := n.Update(ctx, cluster.Delta{ID: id, Base: r.Version, Set: changed})
 //
+// # Parts
+//
+// Each part owns its state; the others reach it through its methods.
+//
+//   - Node (node.go, members.go, info.go): membership as gossip reports it
+//     (peers, their incarnations and readiness), the links, the requests in
+//     flight to peers (queries, state pulls); it implements the small
+//     interfaces the other parts use.
+//   - store (store.go, record.go): the entries, one per session, each with
+//     its record, the acceptor's promise, deltas waiting for their base and
+//     the lease bookkeeping; an entry is changed only with its mutex held.
+//   - The write path (write.go, waiters.go, find.go, sweep.go): an owner's
+//     writes, confirmations, expiry, and the waiters that count
+//     acknowledgements.
+//   - ownership (ownership.go, claim.go, lease.go): who owns each session —
+//     takeovers (the proposer side of a Paxos round per session), promises
+//     (the acceptor side), read leases and fencing; it talks to the peers
+//     through claimNet and replicates what it adopts through claimWriter.
+//   - The replication channel (link.go: outgoing, inbound.go: incoming,
+//     handshake.go, wire.go, codec.go, transport.go): ordered, exactly-once
+//     delivery of messages to each peer; handlers.go applies what arrives.
+//
+// # Lock order
+//
+// A goroutine that holds several of these mutexes took them in this order,
+// outermost first, and never the other way round:
+//
+//  1. peer.streaming: one state transfer to a peer at a time;
+//  2. inbound.mu: the frames of one peer, processed one at a time (the
+//     handlers run under it);
+//  3. entry.mu: one session; never two entries at once;
+//  4. ownership.mu: the claims in flight and the promises they wait for;
+//  5. Node.mu: peers, links, pending queries and pulls, closing;
+//  6. leaves, which take no other mutex: link.mu (but for the log
+//     limiter's), waiters.mu, shard.mu (inside store.lock and store.remove
+//     only), inbound.ackMu, Node.touchMu, logLimiter.mu.
+//
+// Observer methods may be called with any of these held, which is why they
+// must return quickly and never call back into the Node; OnExpire runs on a
+// goroutine of its own with none held.
+//
 // docs/cluster.md describes the protocol, its guarantees and failure modes.
 // The clustertest package runs nodes on an in-memory network with injected
 // faults.

@@ -26,17 +26,9 @@ func (n *Node) handle(in *inbound, peer string, m message) error {
 			}
 		}
 	case *prepareMsg:
-		n.onPrepare(peer, m)
+		n.own.onPrepare(peer, m)
 	case *promiseMsg:
-		n.mu.Lock()
-		ch := n.reqs[m.req]
-		n.mu.Unlock()
-		if ch != nil {
-			select {
-			case ch <- promiseFrom{peer: peer, m: m}:
-			default: // the claim has enough answers or is gone
-			}
-		}
+		n.own.onPromise(peer, m)
 	case *fetchMsg:
 		if e := n.store.lock(m.id, false, 0); e != nil {
 			var body []byte
@@ -70,7 +62,7 @@ func (n *Node) onDelta(in *inbound, peer string, d *deltaMsg) {
 	st, settled := e.applyDelta(d, peer)
 	fetch := st == statusPending && n.fetchDue(e)
 	a, ok := e.ack(d.id, st)
-	n.grantLocked(e, st)
+	n.own.grant(e, st)
 	if f := n.applied.Load(); f != nil && st == statusApplied {
 		(*f)(d.id, e.rec.version)
 	}
@@ -89,7 +81,7 @@ func (n *Node) onRecord(in *inbound, peer string, m *recordMsg) {
 	e := n.store.lock(r.id, true, nanos(n.clock.Now()))
 	st, settled := e.applyRecord(r, m.copy)
 	a, ok := e.ack(r.id, st)
-	n.grantLocked(e, st)
+	n.own.grant(e, st)
 	if f := n.applied.Load(); f != nil && st == statusApplied {
 		(*f)(r.id, e.rec.version)
 	}
@@ -130,21 +122,6 @@ func (n *Node) settle(s []settled) {
 	}
 }
 
-// learnFencing records the newer ballots peers reported when they fenced
-// this node's writes, so that its next writes fail at once, without a
-// round trip, until the new owner's record arrives.
-func (n *Node) learnFencing(entries []ackEntry) {
-	for _, a := range entries {
-		if a.status != ackFenced {
-			continue
-		}
-		if e := n.store.lock(a.id, false, 0); e != nil {
-			e.raise(a.bal)
-			e.mu.Unlock()
-		}
-	}
-}
-
 // fetchDue reports whether a fetch for a locked entry should be sent now.
 func (n *Node) fetchDue(e *entry) bool {
 	now := time.Now().UnixNano()
@@ -180,38 +157,9 @@ func (n *Node) reack(in *inbound, m message) {
 		st = statusFenced
 	}
 	a, ok := e.ack(id, st)
-	n.grantLocked(e, st)
+	n.own.grant(e, st)
 	e.mu.Unlock()
 	n.answer(in, st, a, ok, id)
-}
-
-// grantLocked grants the owner of a locked entry a lease as this node
-// acknowledges its write as applied (see answer: a node still joining
-// acknowledges nothing, and so grants nothing).
-func (n *Node) grantLocked(e *entry, st applyStatus) {
-	if st == statusApplied && n.IsReady() {
-		n.leases.grant(e)
-	}
-}
-
-// onPrepare is the acceptor's side of a takeover's first phase.
-func (n *Node) onPrepare(peer string, m *prepareMsg) {
-	e := n.store.lock(m.id, true, nanos(n.clock.Now()))
-	wasOwner := e.owned(n.name)
-	ok := e.promise(m.bal)
-	reply := &promiseMsg{req: m.req, id: m.id, ok: ok, promised: e.promised}
-	if ok {
-		reply.lease = n.leases.left(e, m.bal.node)
-	}
-	if ok && e.rec != nil && e.rec.cmpVersion(m.known, m.knownVer) > 0 {
-		reply.rec = e.rec
-	}
-	body := encodeBody(reply)
-	e.mu.Unlock()
-	if ok && wasOwner {
-		n.log.Debug("cluster: session taken over", "id", short(m.id), "by", m.bal.node)
-	}
-	n.sendBody(peer, msgPromise, body)
 }
 
 // sendBody queues an encoded message for peer.

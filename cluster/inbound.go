@@ -25,7 +25,7 @@ const maxAckEntries = 8192
 type inbound struct {
 	inc uint64
 
-	mu      sync.Mutex // held while a frame is processed
+	mu      sync.Mutex // protects next, ooo, oooSize, nackAt, nackDue, conn; held while a frame is processed
 	next    uint64     // next expected sequence number
 	ooo     map[uint64][]byte
 	oooSize int // bytes held in ooo
@@ -33,7 +33,7 @@ type inbound struct {
 	nackDue bool    // a nack for next should go out with the next ack
 	conn    *inConn // the connection currently allowed to deliver
 
-	ackMu   sync.Mutex
+	ackMu   sync.Mutex // protects acks (a leaf)
 	acks    []ackEntry
 	ackWake chan struct{}
 }

@@ -90,9 +90,9 @@ func (n *Node) Info() Info {
 	q := n.Quorum()
 	info := Info{Node: n.name, Addr: n.Addr(), Ready: n.IsReady(), Mode: n.opts.Ack.String(),
 		Size: q.Size, Quorum: q.Needed, Majority: q.Majority, NoMajority: q.Refused,
-		LeaseMillis: float64(n.leases.d) / float64(time.Millisecond), LeaseReads: q.LeaseReads,
+		LeaseMillis: float64(n.own.leases.d) / float64(time.Millisecond), LeaseReads: q.LeaseReads,
 		ConfirmedReads: q.ConfirmedReads, LeaseWaits: q.LeaseWaits}
-	now := n.leases.now()
+	now := n.own.leases.now()
 	owned := map[string]int{}
 	for _, id := range n.store.ids() {
 		e := n.store.lock(id, false, 0)
@@ -112,11 +112,11 @@ func (n *Node) Info() Info {
 			owned[r.bal.node]++
 			if e.owned(n.name) {
 				info.Owned++
-				if n.leases.held(e, n.name) {
+				if n.own.leases.held(e, n.name) {
 					info.Leased++
 				}
 			}
-			if n.leases.d != 0 && e.grantTo != "" && e.grantTo != n.name && now < e.grantUntil {
+			if n.own.leases.d != 0 && e.grantTo != "" && e.grantTo != n.name && now < e.grantUntil {
 				info.Granted++
 			}
 		}
@@ -187,6 +187,6 @@ type Quorum struct {
 // Quorum returns the node's view of the majority.
 func (n *Node) Quorum() Quorum {
 	return Quorum{Size: n.opts.Size, Needed: n.opts.quorum(), Majority: len(n.ackTargets())+1 >= n.opts.quorum(),
-		Refused: n.noMajority.Load(), LeaseReads: n.leases.local.Load(), ConfirmedReads: n.leases.trips.Load(),
-		LeaseWaits: n.leases.waited.Load()}
+		Refused: n.noMajority.Load(), LeaseReads: n.own.leases.local.Load(), ConfirmedReads: n.own.leases.trips.Load(),
+		LeaseWaits: n.own.leases.waited.Load()}
 }

@@ -32,7 +32,7 @@ type link struct {
 	peer string
 	wake chan struct{} // cap 1: there is something to send or to check
 
-	mu        sync.Mutex
+	mu        sync.Mutex // protects the fields below (a leaf but for the log limiter)
 	addr      string
 	alive     bool // gossip lists the peer; when false the queue stays empty
 	closed    bool
@@ -339,7 +339,7 @@ func (l *link) readAcks(f *framer) error {
 			l.onAck(m.cum)
 			if len(m.entries) > 0 {
 				l.n.waits.ack(l.peer, m.entries)
-				l.n.learnFencing(m.entries)
+				l.n.own.learnFencing(m.entries)
 			}
 		case *nackMsg:
 			l.onNack(m.expected)

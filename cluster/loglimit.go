@@ -12,7 +12,7 @@ import (
 type logLimiter struct {
 	log      *slog.Logger
 	interval time.Duration
-	mu       sync.Mutex
+	mu       sync.Mutex // protects last and dropped (a leaf)
 	last     map[string]time.Time
 	dropped  map[string]int
 }

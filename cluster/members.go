@@ -415,3 +415,36 @@ func (b *logBridge) Write(p []byte) (int, error) {
 	b.log.Log(context.Background(), level, line, "component", "memberlist")
 	return len(p), nil
 }
+
+// claimPeers returns the live peers whose promise a takeover requires (all
+// but the believed owner), and whether that owner is alive.
+func (n *Node) claimPeers(owner string) ([]string, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var req []string
+	ownerAlive := false
+	for name, p := range n.peers {
+		if !p.member() || p.out == nil {
+			continue
+		}
+		if name == owner {
+			ownerAlive = true
+		} else {
+			req = append(req, name)
+		}
+	}
+	return req, ownerAlive
+}
+
+// readyAmong counts the peers of answers that are ready.
+func (n *Node) readyAmong(answers map[string]*promiseMsg) int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	c := 0
+	for name := range answers {
+		if p := n.peers[name]; p != nil && p.ready {
+			c++
+		}
+	}
+	return c
+}

@@ -22,34 +22,32 @@ import (
 //
 // All methods are safe for concurrent use.
 type Node struct {
-	opts   Options
-	name   string
-	addr   string // advertised host:port
-	inc    uint64 // incarnation: random per Node, tells a restarted node from its past self
-	log    *slog.Logger
-	logs   *logLimiter
-	obs    Observer
-	clock  Clock
-	tr     Transport
-	hs     *handshakeConfig
-	ml     *memberlist.Memberlist
-	store  *store
-	waits  *waiters
-	leases *leases
+	opts  Options
+	name  string
+	addr  string // advertised host:port
+	inc   uint64 // incarnation: random per Node, tells a restarted node from its past self
+	log   *slog.Logger
+	logs  *logLimiter
+	obs   Observer
+	clock Clock
+	tr    Transport
+	hs    *handshakeConfig
+	ml    *memberlist.Memberlist
+	store *store
+	waits *waiters
+	own   *ownership // who owns each session: claims, promises, leases, fencing
 
-	mu       sync.Mutex
-	peers    map[string]*peer
-	changed  chan struct{} // closed and replaced on every peer change
-	links    atomic.Pointer[[]*link]
-	reqs     map[uint64]chan promiseFrom
-	queries  map[uint64]chan answerFrom
-	syncs    map[uint64]*pull
-	claiming map[string]*claimCall
-	reqID    atomic.Uint64
+	mu      sync.Mutex // protects peers, changed, queries, syncs, and closing's closure (lock order: doc.go)
+	peers   map[string]*peer
+	changed chan struct{} // closed and replaced on every peer change
+	links   atomic.Pointer[[]*link]
+	queries map[uint64]chan answerFrom
+	syncs   map[uint64]*pull
+	reqID   atomic.Uint64
 
 	noMajority atomic.Uint64 // operations refused with ErrNoMajority (Info)
 
-	touchMu sync.Mutex
+	touchMu sync.Mutex // protects touched (a leaf)
 	touched map[string]struct{}
 
 	ready     chan struct{}
@@ -78,8 +76,8 @@ func New(opts Options) (*Node, error) {
 	n := &Node{
 		opts: o, name: o.Name, inc: randomIncarnation(), log: o.Logger.With("node", o.Name),
 		obs: o.Observer, clock: o.Clock, store: newStore(), waits: newWaiters(),
-		peers: map[string]*peer{}, changed: make(chan struct{}), reqs: map[uint64]chan promiseFrom{}, queries: map[uint64]chan answerFrom{},
-		syncs: map[uint64]*pull{}, claiming: map[string]*claimCall{}, touched: map[string]struct{}{},
+		peers: map[string]*peer{}, changed: make(chan struct{}), queries: map[uint64]chan answerFrom{},
+		syncs: map[uint64]*pull{}, touched: map[string]struct{}{},
 		ready: make(chan struct{}), closing: make(chan struct{}), handshakes: make(chan struct{}, maxHandshakes),
 	}
 	n.logs = newLogLimiter(n.log, 10*time.Second)
@@ -111,10 +109,7 @@ func New(opts Options) (*Node, error) {
 			n.opts.Ack = AckMajority
 		}
 	}
-	n.leases = newLeases(0)
-	if n.opts.byMajority() {
-		n.leases = newLeases(n.opts.Lease)
-	}
+	n.own = newOwnership(n)
 	// memberlist reports members from inside Create (peers may join at
 	// once): everything the event handlers use is set by now.
 	ml, err := memberlist.Create(n.memberlistConfig())

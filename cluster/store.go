@@ -223,7 +223,7 @@ type store struct {
 }
 
 type shard struct {
-	mu sync.RWMutex
+	mu sync.RWMutex // protects m; held only inside store.lock, remove and ids (a leaf)
 	m  map[string]*entry
 }
 

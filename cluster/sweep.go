@@ -67,7 +67,7 @@ func (n *Node) sweep() {
 			case e.owned(n.name):
 				n.expireLocked(e, targets)
 			case len(orphans) >= maxOrphanClaims:
-			case n.reclaimable(e):
+			case n.own.reclaimable(e):
 				orphans = append(orphans, id) // a past incarnation's, or a stalled takeover
 			case sweeper && !live[r.bal.node]:
 				orphans = append(orphans, id)

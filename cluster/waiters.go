@@ -32,7 +32,7 @@ type waiter struct {
 
 // waiters indexes the pending waiters by session.
 type waiters struct {
-	mu   sync.Mutex
+	mu   sync.Mutex // protects byID and every waiter's settled, err and counts (a leaf)
 	byID map[string][]*waiter
 }
 

@@ -207,8 +207,8 @@ func (n *Node) lockOwned(ctx context.Context, id string) (*entry, error) {
 		if e == nil {
 			return nil, ErrNotFound
 		}
-		if claimed || !n.reclaimable(e) {
-			if err := n.ownerCheck(e, id); err != nil {
+		if claimed || !n.own.reclaimable(e) {
+			if err := n.own.ownerCheck(e, id); err != nil {
 				e.mu.Unlock()
 				return nil, err
 			}
@@ -224,42 +224,6 @@ func (n *Node) lockOwned(ctx context.Context, id string) (*entry, error) {
 			return nil, err
 		}
 	}
-}
-
-// reclaimable reports whether this node should claim again a session
-// recorded under its own name that it cannot write as is: its past
-// incarnation owned it (this incarnation never writes under a ballot it did
-// not win), or it promised a takeover that has not completed for longer
-// than a takeover may take (the claimant died half-way; the session must
-// not stay blocked). A takeover promised less than ClaimTimeout ago is
-// presumed to be completing: the write is fenced, so that an owner waking
-// from a freeze cannot write over the new owner's data before its record
-// arrives.
-func (n *Node) reclaimable(e *entry) bool {
-	r := e.rec
-	switch {
-	case r == nil || r.deleted || r.bal.node != n.name || e.owned(n.name):
-		return false
-	case !e.mine || e.promised.node == n.name:
-		return true
-	}
-	return time.Now().UnixNano()-e.raisedAt > int64(n.opts.ClaimTimeout)
-}
-
-// ownerCheck verifies that this node owns the locked entry's session and
-// has not promised a takeover to another node.
-func (n *Node) ownerCheck(e *entry, id string) error {
-	r := e.rec
-	switch {
-	case r == nil || r.deleted:
-		return ErrNotFound
-	case r.bal.node != n.name || !e.mine:
-		return &NotOwnerError{ID: id, Owner: r.bal.node, Epoch: r.bal.n}
-	case e.promised != r.bal:
-		n.obs.Fenced(id, true)
-		return fmt.Errorf("%w: %s is taking session %s over", ErrFenced, e.promised.node, short(id))
-	}
-	return nil
 }
 
 // precheck returns the peers a write will wait for, or ErrAlone, or
@@ -299,7 +263,7 @@ func (n *Node) need(targets []string) (need, floor int) {
 func (n *Node) commitLocked(id string, bal ballot, version uint64, targets []string, t MessageType, body []byte) *waiter {
 	var w *waiter
 	if need, floor := n.need(targets); n.opts.Ack != AckNone && len(targets) > 0 && need > 0 {
-		w = n.waits.add(id, bal, version, targets, need, floor, n.leases.now())
+		w = n.waits.add(id, bal, version, targets, need, floor, n.own.leases.now())
 		var gone []string
 		for _, t := range targets {
 			if !n.isTarget(t) {
@@ -349,7 +313,7 @@ func (n *Node) settleSure(w *waiter, err error) {
 		e.unsure = max(e.unsure, w.version)
 	}
 	if err == nil && n.opts.byMajority() {
-		n.leases.hold(e, w.sent) // a majority acknowledged: each granted a lease
+		n.own.leases.hold(e, w.sent) // a majority acknowledged: each granted a lease
 	}
 }
 
@@ -369,11 +333,11 @@ func (n *Node) Confirm(ctx context.Context, id string) error {
 	if !n.opts.byMajority() {
 		return n.durable(ctx, id)
 	}
-	if n.leased(id) {
-		n.leases.local.Add(1)
+	if n.own.leased(id) {
+		n.own.leases.local.Add(1)
 		return n.durable(ctx, id) // waits for the writes in flight, as any read
 	}
-	n.leases.trips.Add(1)
+	n.own.leases.trips.Add(1)
 	start := time.Now()
 	targets, err := n.precheck()
 	if err != nil {
@@ -390,17 +354,6 @@ func (n *Node) Confirm(ctx context.Context, id string) error {
 		w.confirm = true // nothing in the copy is unacknowledged: it stays so if this fails
 	}
 	return n.await(ctx, w, start)
-}
-
-// leased reports whether this node owns session id and trusts its lease
-// on it, so that a read needs no round trip (lease.go).
-func (n *Node) leased(id string) bool {
-	e := n.store.lock(id, false, 0)
-	if e == nil {
-		return false
-	}
-	defer e.mu.Unlock()
-	return n.leases.held(e, n.name) && e.unsure == 0
 }
 
 // durable returns once the owner's copy of session id holds no write that

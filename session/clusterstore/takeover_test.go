@@ -490,11 +490,16 @@ func TestNotReadyWhileJoining(t *testing.T) {
 // linearizability check to the three nodes of a cluster at random, as a
 // balancer that lost track of the owner would: every request on another
 // node's session takes it over, with requests still running on the old
-// owner. Whatever the interleaving, the history is linearizable.
+// owner. Whatever the interleaving, the history is linearizable. There
+// are no faults here: a takeover waits for the owner's promise however
+// slow a loaded machine makes it (OwnerWait), since at the sync level an
+// owner that a takeover did not wait for may serve a stale read until it
+// hears of it (docs/cluster.md; the majority levels are checked under
+// faults by the tests below).
 func TestLinearizableAcrossNodes(t *testing.T) {
 	for _, mode := range []cluster.AckMode{cluster.AckOne, cluster.AckAll, cluster.AckMajority} {
 		t.Run(mode.String(), func(t *testing.T) {
-			c := newNodes(t, 3, mode)
+			c := newNodesWith(t, 3, mode, func(o *cluster.Options) { o.OwnerWait = 4 * time.Second })
 			sessiontest.CheckLinearizable(t, sessiontest.LinearOptions{Managers: c.m, Clients: 4, Ops: 30})
 		})
 	}
