@@ -33,7 +33,7 @@ type cartNode struct {
 
 // startCluster starts nodes nodes, n1, n2, …, in mode, with a random
 // cluster key, and waits until each answers 200 on /healthz.
-func startCluster(bin, mode string, nodes int) (*cluster, error) {
+func startCluster(bin, mode string, nodes int, lease string) (*cluster, error) {
 	dir, err := os.MkdirTemp("", "tether-bench-replication-run-")
 	if err != nil {
 		return nil, err
@@ -65,9 +65,13 @@ func startCluster(bin, mode string, nodes int) (*cluster, error) {
 			return nil, err
 		}
 		n.out = log
-		n.cmd = exec.Command(bin, "cart", "--listen", https[i], "--route", n.name, "--cluster", clusters[i],
+		args := []string{"cart", "--listen", https[i], "--route", n.name, "--cluster", clusters[i],
 			"--peers", strings.Join(clusters, ","), "--replication", mode, "--cluster-key-file", keyFile,
-			"--drain-grace", "0")
+			"--drain-grace", "0"}
+		if lease != "" {
+			args = append(args, "--lease", lease)
+		}
+		n.cmd = exec.Command(bin, args...)
 		n.cmd.Stdout, n.cmd.Stderr = log, log
 		n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		if err := n.cmd.Start(); err != nil {

@@ -46,6 +46,7 @@ func main() {
 	flag.IntVar(&o.samples, "samples", 2000, "writes measured one at a time, per mode (latency and visibility each)")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of the throughput run, per mode")
 	flag.IntVar(&o.concurrency, "concurrency", 12, "clients of the throughput run")
+	flag.StringVar(&o.lease, "lease", "", "the nodes' --lease (default: theirs, 1s; negative: no read leases)")
 	flag.Parse()
 	o.modes = strings.Split(*modes, ",")
 	if o.samples < 10 || o.duration <= 0 || o.concurrency < 1 || o.nodes < 2 || flag.NArg() > 0 {
@@ -78,12 +79,14 @@ type options struct {
 	duration    time.Duration
 	concurrency int
 	nodes       int
+	lease       string // --lease of the nodes; "" for their default
 }
 
 // result is what one mode measured.
 type result struct {
 	mode       string
 	write      summary // one client, sequential
+	read       summary // one client, sequential reads of its cart on its owner (GET /api/cart)
 	visible    summary // send of the write → first poll on the peer showing it (upper bound)
 	visibleLow summary // send of the write → send of the poll before it (lower bound)
 	resolution summary // span of the two polls around the change
@@ -118,7 +121,7 @@ func run(o options) ([]result, error) {
 }
 
 func measureMode(o options, mode string) (result, error) {
-	c, err := startCluster(o.tether, mode, o.nodes)
+	c, err := startCluster(o.tether, mode, o.nodes, o.lease)
 	if err != nil {
 		return result{}, err
 	}
@@ -126,6 +129,9 @@ func measureMode(o options, mode string) (result, error) {
 	r := result{mode: mode}
 	if r.write, err = writeLatency(c, o.samples); err != nil {
 		return r, fmt.Errorf("write latency: %w", err)
+	}
+	if r.read, err = readLatency(c, o.samples); err != nil {
+		return r, fmt.Errorf("read latency: %w", err)
 	}
 	if r.visible, r.visibleLow, r.resolution, err = visibility(c, o.samples); err != nil {
 		return r, fmt.Errorf("visibility: %w", err)

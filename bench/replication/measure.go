@@ -105,6 +105,38 @@ func writeLatency(c *cluster, samples int) (summary, error) {
 	return summarize(ds), nil
 }
 
+// readLatency times samples reads of a cart owned by n1, on n1, one
+// after another (GET /api/cart: a read-only request). At the majority
+// levels each read is confirmed: under the owner's lease, or by a round
+// trip to a majority that renews it.
+func readLatency(c *cluster, samples int) (summary, error) {
+	s := &shopper{client: newClient(), node: c.nodes[0].url}
+	if _, err := s.add(); err != nil {
+		return summary{}, err
+	}
+	ds := make([]time.Duration, 0, samples)
+	for range samples {
+		req, _ := http.NewRequest(http.MethodGet, s.node+"/api/cart", nil)
+		req.AddCookie(&http.Cookie{Name: "JSESSIONID", Value: s.sid})
+		start := time.Now()
+		resp, err := s.client.Do(req)
+		if err != nil {
+			return summary{}, err
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		took := time.Since(start)
+		if err != nil {
+			return summary{}, err
+		}
+		if resp.StatusCode != http.StatusOK {
+			return summary{}, fmt.Errorf("GET %s: %d %s", req.URL, resp.StatusCode, b)
+		}
+		ds = append(ds, took)
+	}
+	return summarize(ds), nil
+}
+
 // visibility times, for samples adds to a cart owned by n1, how long until
 // n2 shows the new version, polling it back to back: the change landed
 // after the poll before the one that showed it was sent (low) and before

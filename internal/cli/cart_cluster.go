@@ -31,7 +31,7 @@ type cartCluster struct {
 	addr, peers, mode, name, keyFile *string
 	cert, certKey, ca                *string
 	insecure                         *bool
-	drainGrace                       *time.Duration
+	drainGrace, lease                *time.Duration
 }
 
 func addCartClusterFlags(fs *flag.FlagSet) cartCluster {
@@ -45,6 +45,7 @@ func addCartClusterFlags(fs *flag.FlagSet) cartCluster {
 		certKey:    fs.String("cluster-cert-key", "", "with --cluster-cert: its private key (PEM)"),
 		ca:         fs.String("cluster-ca", "", "with --cluster-cert: the cluster's CA certificate (PEM); any certificate it signs is a member"),
 		insecure:   fs.Bool("cluster-insecure", false, "with --cluster: allow a non-loopback cluster address without a key or TLS"),
+		lease:      fs.Duration("lease", 0, "with --cluster, at the majority levels: the read lease (0: the default, 1s; negative: none, every read is confirmed by a round trip)"),
 		drainGrace: fs.Duration("drain-grace", 5*time.Second, "with --cluster: after SIGTERM, how long the node keeps serving while balancers see it drain (/healthz: 503, Tether-State: draining)"),
 	}
 }
@@ -71,7 +72,7 @@ func (c cartCluster) options(env Env, name string, log *slog.Logger) (clustersto
 	if *c.drainGrace < 0 {
 		return clusterstore.Options{}, fmt.Errorf("--drain-grace %v: want 0 or more", *c.drainGrace)
 	}
-	o := cluster.Options{Name: name, Addr: *c.addr, Peers: splitList(*c.peers), ClusterName: *c.name, Ack: ack, Logger: log}
+	o := cluster.Options{Name: name, Addr: *c.addr, Peers: splitList(*c.peers), ClusterName: *c.name, Ack: ack, Lease: *c.lease, Logger: log}
 	secret, err := c.secret(env)
 	if err != nil {
 		return clusterstore.Options{}, err

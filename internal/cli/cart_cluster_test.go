@@ -34,6 +34,7 @@ func TestCartClusterFlags(t *testing.T) {
 		{"empty key file", []string{"--cluster", "127.0.0.1:0", "--cluster-key-file", os.DevNull}, nil, ExitUsage, "is empty"},
 		{"half of TLS", []string{"--cluster", "127.0.0.1:0", "--cluster-cert", keyFile}, nil, ExitUsage, "go together"},
 		{"bad peer", []string{"--cluster", "127.0.0.1:0", "--peers", "no-port"}, nil, ExitUsage, "no-port"},
+		{"lease past the takeover timeout", []string{"--cluster", "127.0.0.1:0", "--lease", "6s"}, nil, ExitUsage, "Lease 6s"},
 		{"negative drain grace", []string{"--cluster", "127.0.0.1:0", "--drain-grace", "-1s"}, nil, ExitUsage, "--drain-grace"},
 		{"open on the network", []string{"--cluster", "192.0.2.1:7001"}, nil, ExitUsage, "not a loopback address"},
 		{"key from the file", []string{"--cluster", "127.0.0.1:0", "--cluster-key-file", keyFile, "--drain-grace", "0"}, nil, ExitOK, "authenticated=true"},
