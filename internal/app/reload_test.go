@@ -43,34 +43,34 @@ balancers:
 	o := ServeOptions{Logger: quiet(), Getenv: func(string) string { return "" }}
 	f := &reloadFixture{s: serveInTest(t, first, o), o: o, dir: dir}
 	f.next = func(fault string) config.Config {
-		access, n3url, c := filepath.Join(dir, "access.log"), n3.URL, "listen: 127.0.0.2:0"
-		switch fault {
-		case "member":
-			n3url = "ajp://127.0.0.1:8009\n        secret_env: TETHER_TEST_UNSET" // getenv finds no secret
-		case "log":
-			access = filepath.Join(dir, "missing", "access.log")
-		case "tls":
-			c += fmt.Sprintf("\n    tls: {cert: %[1]s, key: %[1]s}", filepath.Join(dir, "garbage.pem"))
-		case "listen":
-			c = "listen: " + taken.Addr().String()
-		}
 		cfg := parse(t, head+fmt.Sprintf(`access_log: %s
 balancers:
   - name: b
     members:
       - {url: %q, route: n1, weight: 5}
       - {url: %q, route: n2, state: draining}
-      - url: %s
-        route: n3
+      - {url: %q, route: n3}
   - name: c
-    %s
+    listen: 127.0.0.2:0
     members: [{url: %q, route: c1}]
-`, access, n1.URL, n2.URL, n3url, c, n1.URL))
-		switch fault { // what the file cannot say, for the steps after reading it
+`, filepath.Join(dir, "access.log"), n1.URL, n2.URL, n3.URL, n1.URL))
+		// The faults are made after the file was read, as when a file
+		// changes between reading and applying (config.Load would refuse
+		// most of them).
+		switch fault {
+		case "member": // getenv finds no secret
+			cfg.Balancers[0].Members[2] = config.Member{URL: "ajp://127.0.0.1:8009", Route: "n3", SecretEnv: "TETHER_TEST_UNSET"}
+		case "log":
+			cfg.AccessLog = filepath.Join(dir, "missing", "access.log")
+		case "tls":
+			garbage := filepath.Join(dir, "garbage.pem")
+			cfg.Balancers[1].TLS = &config.TLS{Cert: garbage, Key: garbage}
 		case "update":
 			cfg.Balancers[0].Method = "unknown"
 		case "build":
 			cfg.Balancers[1].Method = "unknown"
+		case "listen":
+			cfg.Balancers[1].Listen = taken.Addr().String()
 		}
 		return cfg
 	}
