@@ -2,6 +2,7 @@ package balancer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -284,8 +285,8 @@ func (a *attempt) forward(send func(*Member) error) error {
 		}
 		m.inflight.Add(-1)
 		a.releaseSlot()
-		if a.clientGone() {
-			return err // the client went away: not the member's fault
+		if a.clientGone() || errors.Is(err, ErrBadRequestBody) {
+			return err // the client went away or sent a malformed body: not the member's fault
 		}
 		notSent, timeout := classify(err)
 		if notSent || timeout {

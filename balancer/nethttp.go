@@ -3,7 +3,9 @@ package balancer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -226,8 +228,23 @@ func (t *trackedBody) Read(p []byte) (int, error) {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		err = ErrBodyTooLarge
+	} else if err != nil && t.brokenChunks(err) {
+		err = fmt.Errorf("%w: %w", ErrBadRequestBody, err)
 	}
 	return n, err
+}
+
+// brokenChunks reports whether err, from reading an HTTP/1.1 chunked
+// body, is net/http's report of a broken framing (its errors are not
+// exported): any error but the end, a connection cut short or failing,
+// or the client gone.
+func (t *trackedBody) brokenChunks(err error) bool {
+	in := t.a.in
+	if in.ProtoMajor != 1 || len(in.TransferEncoding) == 0 || in.TransferEncoding[0] != "chunked" || in.Context().Err() != nil {
+		return false
+	}
+	var ne net.Error
+	return err != io.EOF && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.As(err, &ne) && !errors.Is(err, net.ErrClosed)
 }
 
 // Close does nothing: the server closes the client's body.

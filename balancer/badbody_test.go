@@ -1,0 +1,88 @@
+package balancer
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+// badChunks are chunked bodies that start well and then break the
+// framing: the member has the head and some data when the balancer finds
+// out.
+var badChunks = map[string]string{
+	"size overflow":     "5\r\nhello\r\n10000000000000000\r\n",
+	"0x prefix":         "5\r\nhello\r\n0x3\r\nabc\r\n0\r\n\r\n",
+	"negative size":     "5\r\nhello\r\n-3\r\nabc\r\n0\r\n\r\n",
+	"bare LF":           "5\r\nhello\r\n3\nabc\r\n0\r\n\r\n",
+	"no size":           "5\r\nhello\r\n\r\nabc\r\n0\r\n\r\n",
+	"data without CRLF": "5\r\nhelloXX0\r\n\r\n",
+}
+
+// TestBadChunkedBodyIs400: a request body with broken chunked framing is
+// answered 400 with the client's connection closed, the member's request
+// is cut off (its connection closed, never a complete body), and the
+// observer counts it with ErrBadRequestBody.
+func TestBadChunkedBodyIs400(t *testing.T) { eachEngine(t, testBadChunkedBodyIs400) }
+
+func testBadChunkedBodyIs400(t *testing.T, e engine) {
+	bodies := make(chan error, len(badChunks))
+	member := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, err := io.ReadAll(r.Body)
+		bodies <- err
+		if err == nil {
+			io.WriteString(w, "complete body")
+		}
+	}))
+	t.Cleanup(member.Close)
+	u, _ := url.Parse(member.URL)
+	var obs observed
+	opts := fastOptions()
+	opts.Observer = &obs
+	_, f := e.front(t, opts, MemberConfig{URL: u, Route: "r"})
+	for name, body := range badChunks {
+		t.Run(name, func(t *testing.T) {
+			c, err := net.Dial("tcp", f.Addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			io.WriteString(c, "POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"+body)
+			br := bufio.NewReader(c)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("no response: %v", err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != http.StatusBadRequest || !resp.Close {
+				t.Errorf("got %d (close %v) %q, want 400 and Connection: close", resp.StatusCode, resp.Close, b)
+			}
+			if n, err := br.Read(make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) {
+				t.Errorf("after the 400 the connection gave %d bytes, %v; want it closed", n, err)
+			}
+		})
+	}
+	close(bodies)
+	for err := range bodies {
+		if err == nil {
+			t.Error("the member read a complete body")
+		}
+	}
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	if len(obs.infos) != len(badChunks) {
+		t.Fatalf("observed %d requests, want %d", len(obs.infos), len(badChunks))
+	}
+	for _, i := range obs.infos {
+		if i.Status != http.StatusBadRequest || !errors.Is(i.Err, ErrBadRequestBody) || !strings.Contains(i.Err.Error(), "chunk") {
+			t.Errorf("observed %+v", i)
+		}
+	}
+}
