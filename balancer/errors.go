@@ -128,4 +128,3 @@ func publicMessage(err error) string {
 	}
 	return "could not reach a member"
 }
-
