@@ -39,7 +39,9 @@ var (
 	Engines      = []string{"auto", "native", "nethttp"}
 )
 
-// MaxWeight is the largest member weight.
+// MaxWeight is the largest member weight: balancer.MaxWeight, copied
+// because config imports nothing from tether; a test in internal/app
+// checks that they agree, as it does for Methods and States.
 const MaxWeight = 1000
 
 type checker struct{ errs FieldErrors }
@@ -499,7 +501,8 @@ func isName(s string) bool {
 	return len(s) <= 64
 }
 
-// validRoute mirrors route.Valid; config imports nothing from tether.
+// validRoute is route.Valid, copied because config imports nothing from
+// tether; a test in internal/app checks that they agree.
 func validRoute(s string) bool {
 	if len(s) == 0 || len(s) > 64 {
 		return false
@@ -516,8 +519,11 @@ func isAlnum(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
 }
 
-// isToken reports whether s is an RFC 6265 cookie name (an RFC 7230 token).
-func isToken(s string) bool {
+// ValidCookieName reports whether s is a cookie name (an RFC 9110 token,
+// as RFC 6265 asks). It is route.ValidName's rule, copied because config
+// imports nothing from tether; a test in internal/app checks that they
+// agree.
+func ValidCookieName(s string) bool {
 	if s == "" {
 		return false
 	}
