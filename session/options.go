@@ -319,7 +319,6 @@ func (o Options) Validate() error {
 	return errors.Join(errs...)
 }
 
-
 // isCookieAttr reports whether s can be a cookie attribute value.
 func isCookieAttr(s string) bool {
 	for i := 0; i < len(s); i++ {
