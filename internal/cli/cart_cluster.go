@@ -26,7 +26,7 @@ import (
 const clusterKeyEnv = "TETHER_CLUSTER_KEY"
 
 // cartCluster holds the flags of `tether cart` that make it a node of a
-// replication cluster (DESIGN.md §4: --cluster, --peers, --replication).
+// replication cluster (docs/architecture.md, "Stable interfaces": --cluster, --peers, --replication).
 type cartCluster struct {
 	addr, peers, mode, name, keyFile *string
 	cert, certKey, ca                *string

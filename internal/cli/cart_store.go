@@ -22,7 +22,7 @@ import (
 const storePasswordEnv = "TETHER_STORE_PASSWORD"
 
 // cartStoreFlags holds the flags of `tether cart` that put its sessions in
-// a store shared by every node (DESIGN.md §4: --store).
+// a store shared by every node (docs/architecture.md, "Stable interfaces": --store).
 type cartStoreFlags struct {
 	url, passwordFile *string
 }
