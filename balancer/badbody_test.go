@@ -3,14 +3,18 @@ package balancer
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tetherlb/tether/internal/proctest"
 )
 
 // badChunks are chunked bodies that start well and then break the
@@ -32,11 +36,13 @@ var badChunks = map[string]string{
 func TestBadChunkedBodyIs400(t *testing.T) { eachEngine(t, testBadChunkedBodyIs400) }
 
 func testBadChunkedBodyIs400(t *testing.T, e engine) {
-	bodies := make(chan error, len(badChunks))
+	var started, ended, complete atomic.Int32
 	member := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started.Add(1)
+		defer ended.Add(1)
 		_, err := io.ReadAll(r.Body)
-		bodies <- err
 		if err == nil {
+			complete.Add(1)
 			io.WriteString(w, "complete body")
 		}
 	}))
@@ -69,11 +75,15 @@ func testBadChunkedBodyIs400(t *testing.T, e engine) {
 			}
 		})
 	}
-	close(bodies)
-	for err := range bodies {
-		if err == nil {
-			t.Error("the member read a complete body")
+	// The member's handlers end once they see their connection closed.
+	proctest.Eventually(t, 10*time.Second, func() error {
+		if s, e := started.Load(), ended.Load(); s != e {
+			return fmt.Errorf("%d of the member's %d requests still running", s-e, s)
 		}
+		return nil
+	})
+	if n := complete.Load(); n > 0 {
+		t.Errorf("the member read %d complete bodies", n)
 	}
 	obs.mu.Lock()
 	defer obs.mu.Unlock()
