@@ -218,6 +218,8 @@ func FuzzParse(f *testing.F) {
 		}
 		f.Add(b)
 	}
+	// Decoding and validation errors in one file.
+	f.Add([]byte("listen: [a]\nbalancers:\n  - name: b\n    max_attempts: many\n    members:\n      - {url: 'ftp://h', route: n1, wieght: 2}\n      - {url: 'http://h:2', route: n1, weight: heavy}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		_, err := Parse("f.yaml", data)
 		if err == nil {

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,7 +17,7 @@ import (
 func ReadSecret(file, env string, getenv func(string) string) (string, error) {
 	switch {
 	case file != "":
-		b, err := os.ReadFile(file)
+		b, err := readSecretFile(file)
 		if err != nil {
 			return "", err
 		}
@@ -36,6 +37,34 @@ func ReadSecret(file, env string, getenv func(string) string) (string, error) {
 		return s, nil
 	}
 	return "", nil
+}
+
+// MaxSecretBytes is the largest secret file (a token, an AJP secret,
+// cookie keys) read.
+const MaxSecretBytes = 64 << 10
+
+// readSecretFile reads a file holding secrets: a regular file (not a
+// pipe or a device, which could block or never end) of at most
+// MaxSecretBytes.
+func readSecretFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil {
+		return nil, err
+	} else if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, MaxSecretBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > MaxSecretBytes {
+		return nil, fmt.Errorf("%s is larger than %d bytes: not a secret", path, MaxSecretBytes)
+	}
+	return b, nil
 }
 
 // secretFile checks that a secret file holds a secret.
@@ -70,6 +99,9 @@ func (v *checker) appendable(field, path string) {
 		v.add(field, "%v", err)
 	case st.IsDir():
 		v.add(field, "%q is a directory: name a file", path)
+	case !st.Mode().IsRegular():
+		// A device (/dev/stdout) or a pipe: opening a pipe would wait
+		// for a reader, so it is taken as it is.
 	default:
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
 		if err != nil {

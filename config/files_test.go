@@ -32,6 +32,8 @@ func TestValidateLoadsFiles(t *testing.T) {
 			"1: access_log: \"" + dir + "\" is a directory"},
 		{"access log in an existing directory", "access_log: " + filepath.Join(dir, "new.log") + "\n" + strings.Replace(member, "%s", write("s", "x"), 1), ""},
 		{"empty secret file", strings.Replace(member, "%s", empty, 1), "3: balancers[0].members[0].secret_file: " + empty + " is empty"},
+		{"secret file that never ends", strings.Replace(member, "%s", "/dev/zero", 1), "3: balancers[0].members[0].secret_file: /dev/zero is not a regular file"},
+		{"access log on a device", "access_log: /dev/null\n" + strings.Replace(member, "%s", write("s", "x"), 1), ""},
 		{"empty token file", "manager: {token_file: " + empty + "}\n" + strings.Replace(member, "%s", write("s", "x"), 1),
 			"1: manager.token_file: " + empty + " is empty"},
 		{"audit file in a missing directory", "manager: {token: t, audit_file: /nonexistent/audit.jsonl}\n" + strings.Replace(member, "%s", write("s", "x"), 1),

@@ -84,7 +84,7 @@ func CookieKeys(c *StickyCookie) ([][]byte, error) {
 	var data []byte
 	switch {
 	case c.KeyFile != "":
-		b, err := os.ReadFile(c.KeyFile)
+		b, err := readSecretFile(c.KeyFile)
 		if err != nil {
 			return nil, err
 		}
