@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tetherlb/tether/ajp"
 	"github.com/tetherlb/tether/internal/proctest"
 )
 
@@ -32,12 +34,19 @@ var badChunks = map[string]string{
 // TestBadChunkedBodyIs400: a request body with broken chunked framing is
 // answered 400 with the client's connection closed, the member's request
 // is cut off (its connection closed, never a complete body), and the
-// observer counts it with ErrBadRequestBody.
-func TestBadChunkedBodyIs400(t *testing.T) { eachEngine(t, testBadChunkedBodyIs400) }
+// observer counts it with ErrBadRequestBody; on both engines, to http://
+// and ajp:// members.
+func TestBadChunkedBodyIs400(t *testing.T) {
+	eachEngine(t, func(t *testing.T, e engine) {
+		for _, scheme := range []string{"http", "ajp"} {
+			t.Run(scheme, func(t *testing.T) { testBadChunkedBodyIs400(t, e, scheme) })
+		}
+	})
+}
 
-func testBadChunkedBodyIs400(t *testing.T, e engine) {
+func testBadChunkedBodyIs400(t *testing.T, e engine, scheme string) {
 	var started, ended, complete atomic.Int32
-	member := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		started.Add(1)
 		defer ended.Add(1)
 		_, err := io.ReadAll(r.Body)
@@ -45,13 +54,31 @@ func testBadChunkedBodyIs400(t *testing.T, e engine) {
 			complete.Add(1)
 			io.WriteString(w, "complete body")
 		}
-	}))
-	t.Cleanup(member.Close)
-	u, _ := url.Parse(member.URL)
+	})
+	var member MemberConfig
+	if scheme == "ajp" {
+		srv, err := ajp.NewServer(h, ajp.Options{Secret: ajpTestSecret, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go srv.Serve(ln)
+		t.Cleanup(func() { srv.Close() })
+		u, _ := url.Parse("ajp://" + ln.Addr().String())
+		member = MemberConfig{URL: u, Route: "r", Secret: ajpTestSecret}
+	} else {
+		srv := httptest.NewServer(h)
+		t.Cleanup(srv.Close)
+		u, _ := url.Parse(srv.URL)
+		member = MemberConfig{URL: u, Route: "r"}
+	}
 	var obs observed
 	opts := fastOptions()
 	opts.Observer = &obs
-	_, f := e.front(t, opts, MemberConfig{URL: u, Route: "r"})
+	_, f := e.front(t, opts, member)
 	for name, body := range badChunks {
 		t.Run(name, func(t *testing.T) {
 			c, err := net.Dial("tcp", f.Addr)
