@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -15,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tetherlb/tether/ajp"
 	"github.com/tetherlb/tether/internal/proctest"
 )
 
@@ -57,18 +55,7 @@ func testBadChunkedBodyIs400(t *testing.T, e engine, scheme string) {
 	})
 	var member MemberConfig
 	if scheme == "ajp" {
-		srv, err := ajp.NewServer(h, ajp.Options{Secret: ajpTestSecret, Logger: slog.New(slog.DiscardHandler)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		go srv.Serve(ln)
-		t.Cleanup(func() { srv.Close() })
-		u, _ := url.Parse("ajp://" + ln.Addr().String())
-		member = MemberConfig{URL: u, Route: "r", Secret: ajpTestSecret}
+		member, _ = serveAJP(t, h, "r")
 	} else {
 		srv := httptest.NewServer(h)
 		t.Cleanup(srv.Close)
