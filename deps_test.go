@@ -1,6 +1,7 @@
 package tether_test
 
-// This test enforces the dependency rules of DESIGN.md §2 with `go list -deps`.
+// This test enforces the dependency rules of docs/architecture.md ("Dependency
+// rules") with `go list -deps`.
 
 import (
 	"encoding/json"

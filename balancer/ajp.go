@@ -96,12 +96,7 @@ func (m *Member) HealthTransport() http.RoundTripper {
 // X-Forwarded-For that is not a trusted proxy (port unknown),
 // X-Forwarded-Proto https as is_ssl, X-Forwarded-Host as the server name.
 func (a *attempt) forwardOf(in priorHeaders) *ajp.Forward {
-	var f *ajp.Forward
-	if a.in != nil {
-		f = ajp.ForwardOf(a.in)
-	} else {
-		f = ajp.ForwardFor(a.req.remoteAddr, a.req.host, a.x.c.NetConn().LocalAddr(), nil)
-	}
+	f := a.cl.ajpForward()
 	if !a.req.clientKnown || !a.trusted() {
 		return f
 	}

@@ -44,6 +44,14 @@ func ajpMember(t *testing.T, b *backend) (MemberConfig, func()) {
 		}
 		b.serve(w, r)
 	})
+	return serveAJP(t, h, b.route)
+}
+
+// serveAJP serves h over AJP13 (this module's ajp.Server, with a secret)
+// and returns it as the ajp:// member called rt, with a function that
+// stops it.
+func serveAJP(t *testing.T, h http.Handler, rt string) (MemberConfig, func()) {
+	t.Helper()
 	srv, err := ajp.NewServer(h, ajp.Options{Secret: ajpTestSecret, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +65,7 @@ func ajpMember(t *testing.T, b *backend) (MemberConfig, func()) {
 	stop := func() { srv.Close(); <-done }
 	t.Cleanup(stop)
 	u, _ := url.Parse("ajp://" + ln.Addr().String())
-	return MemberConfig{URL: u, Route: b.route, Secret: ajpTestSecret}, stop
+	return MemberConfig{URL: u, Route: rt, Secret: ajpTestSecret}, stop
 }
 
 // TestAJPMembers runs the balancer's routing over ajp:// members, on both

@@ -2,10 +2,14 @@ package balancer
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/netip"
 	"time"
+
+	"github.com/tetherlb/tether/ajp"
 )
 
 // request is what routing, retries, forwarding headers and the access log
@@ -80,16 +84,29 @@ type attempt struct {
 	// engine); the request is abandoned.
 	clientFailed bool
 
-	w       responseWriter // net/http engine
-	in      *http.Request  // net/http engine
-	body    trackedBody    // net/http engine
-	cookies []string       // native engine: storage for req.cookies
-	scratch []byte         // forwarding values (net/http), rewritten cookie fields (both engines)
-	x       *exchange      // native engine, kept with the attempt
+	// cl is the engine serving the request. Each engine keeps its own
+	// state with the attempt, for reuse: x (native), h (net/http).
+	cl      client
+	x       *exchange
+	h       *httpExchange
+	scratch []byte // forwarding values (net/http), rewritten cookie fields (both engines)
 
 	insert    insertCookie // insert mode: what the request's cookie said
 	setCookie []byte       // insert mode: Tether's Set-Cookie value for the response, if any
 	https     bool         // the client's connection is TLS, or a trusted proxy says so
+}
+
+// client is what the shared request code asks of the engine serving a
+// request, beyond the request view: *exchange (native) and *httpExchange
+// (net/http) implement it over their own state.
+type client interface {
+	// localAddr is the address the client connected to, nil if unknown.
+	localAddr() net.Addr
+	// ajpForward describes the client's connection for an ajp:// member.
+	ajpForward() *ajp.Forward
+	// bodyRead returns how many request body bytes were read from the
+	// client, or -1 when the engine knows only the declared length.
+	bodyRead() int64
 }
 
 func (a *attempt) begin(b *Balancer, s *settings) {
@@ -97,15 +114,17 @@ func (a *attempt) begin(b *Balancer, s *settings) {
 }
 
 func (a *attempt) reset() {
-	buf, tried, cookies, scratch, sc := a.buf[:0], a.tried[:0], a.cookies[:0], a.scratch[:0], a.setCookie[:0]
+	buf, tried, scratch, sc := a.buf[:0], a.tried[:0], a.scratch[:0], a.setCookie[:0]
 	clear(a.buf[:cap(a.buf)])
 	clear(a.tried[:cap(a.tried)])
-	clear(a.cookies[:cap(a.cookies)])
-	x := a.x
+	x, h := a.x, a.h
 	if x != nil {
 		x.reset()
 	}
-	*a = attempt{buf: buf, tried: tried, cookies: cookies, scratch: scratch, x: x, setCookie: sc}
+	if h != nil {
+		*h = httpExchange{}
+	}
+	*a = attempt{buf: buf, tried: tried, scratch: scratch, x: x, h: h, setCookie: sc}
 }
 
 // checkLimits applies the limits known before anything is sent.
@@ -284,8 +303,8 @@ func (a *attempt) forward(send func(*Member) error) error {
 		}
 		m.inflight.Add(-1)
 		a.releaseSlot()
-		if a.clientGone() {
-			return err // the client went away: not the member's fault
+		if a.clientGone() || errors.Is(err, ErrBadRequestBody) {
+			return err // the client went away or sent a malformed body: not the member's fault
 		}
 		notSent, timeout := classify(err)
 		if notSent || timeout {
@@ -335,8 +354,8 @@ func (b *Balancer) failed(s *settings, m *Member, err error) {
 // finish ends a request: counters, observer, access log, and the attempt
 // goes back to the pool.
 func (b *Balancer) finish(a *attempt) {
-	if a.x != nil && a.x.c != nil { // native: the body bytes read
-		a.bytesIn = a.x.body.N()
+	if n := a.cl.bodyRead(); n >= 0 {
+		a.bytesIn = n
 	}
 	a.releaseSlot()
 	if a.active != nil {

@@ -289,10 +289,24 @@ type Balancer struct {
 	tracker *sessionTracker
 	stop    chan struct{}
 	done    chan struct{}
+	start   sync.Once // runs Start's work, or marks a Balancer closed unstarted
 }
 
 // New returns a Balancer over members. Call Close to stop its health checks.
 func New(opts Options, members []MemberConfig) (*Balancer, error) {
+	b, err := Prepare(opts, members)
+	if err != nil {
+		return nil, err
+	}
+	b.Start()
+	return b, nil
+}
+
+// Prepare returns a Balancer over members, as New does, but idle: nothing
+// runs (no health check, no janitor) until Start, so a configuration
+// reload can build its new balancers and still drop them without a trace.
+// Close drops a Balancer that was never started.
+func Prepare(opts Options, members []MemberConfig) (*Balancer, error) {
 	b := &Balancer{stop: make(chan struct{}), done: make(chan struct{})}
 	s, err := buildSettings(opts, b)
 	if err != nil {
@@ -324,11 +338,23 @@ func New(opts Options, members []MemberConfig) (*Balancer, error) {
 	}
 	pool.watch = b.watch
 	for _, m := range pool.Members() {
-		s.checker.Watch(m)
 		s.setUp(m)
 	}
-	go b.janitor()
 	return b, nil
+}
+
+// Start starts the health checks and the janitor of a Balancer made by
+// Prepare. It does nothing after the first call, or after Close.
+func (b *Balancer) Start() {
+	b.start.Do(func() {
+		b.mu.Lock()
+		s := b.cur.Load()
+		for _, m := range b.pool.Members() {
+			s.checker.Watch(m)
+		}
+		b.mu.Unlock()
+		go b.janitor()
+	})
 }
 
 // janitor forgets idle sessions and ends finished drains.
@@ -423,12 +449,46 @@ func (b *Balancer) watch(added, removed []*Member) {
 
 // Update replaces the options and the members, for a configuration
 // reload; see Pool.Replace for how run-time changes are kept. prev is the
-// member list of the configuration being replaced.
+// member list of the configuration being replaced. On error nothing
+// changed. It is Plan, then Commit.
 func (b *Balancer) Update(opts Options, prev, members []MemberConfig) error {
-	s, err := buildSettings(opts, b)
+	c, err := b.Plan(opts, prev, members)
 	if err != nil {
 		return err
 	}
+	c.Commit()
+	return nil
+}
+
+// Change is an Update that Plan checked and built, not yet in effect.
+// Either Commit or Discard it.
+type Change struct {
+	b             *Balancer
+	s             *settings
+	prev, members []MemberConfig
+}
+
+// Plan checks and builds what Update(opts, prev, members) would put in
+// effect, changing nothing: the balancer serves on as it was until
+// Commit, so a reload can prepare every balancer's change before it
+// applies any.
+func (b *Balancer) Plan(opts Options, prev, members []MemberConfig) (*Change, error) {
+	if err := checkMembers(members); err != nil {
+		return nil, err
+	}
+	s, err := buildSettings(opts, b)
+	if err != nil {
+		return nil, err
+	}
+	return &Change{b: b, s: s, prev: prev, members: members}, nil
+}
+
+// Discard drops a planned change that will not be committed.
+func (c *Change) Discard() { c.s.close() }
+
+// Commit puts the planned change in effect. It cannot fail.
+func (c *Change) Commit() {
+	b, s := c.b, c.s
 	b.mu.Lock()
 	old := b.cur.Swap(s)
 	b.pool.slowStart.Store(int64(s.opts.SlowStart))
@@ -442,11 +502,19 @@ func (b *Balancer) Update(opts Options, prev, members []MemberConfig) error {
 		}
 	}
 	b.mu.Unlock()
-	old.checker.Close()
-	if t, ok := old.transport.(*http.Transport); ok && old.opts.Transport == nil {
+	old.close()
+	b.pool.mu.Lock()
+	b.pool.replace(c.prev, c.members)
+	b.pool.mu.Unlock()
+}
+
+// close stops the settings' health checks and closes their idle member
+// connections.
+func (s *settings) close() {
+	s.checker.Close()
+	if t, ok := s.transport.(*http.Transport); ok && s.opts.Transport == nil {
 		t.CloseIdleConnections()
 	}
-	return b.pool.Replace(prev, members)
 }
 
 // Close stops health checks and closes idle member connections (those of
@@ -458,12 +526,9 @@ func (b *Balancer) Close() {
 	default:
 		close(b.stop)
 	}
+	b.start.Do(func() { close(b.done) }) // never started: no janitor to wait for
 	<-b.done
-	s := b.cur.Load()
-	s.checker.Close()
-	if t, ok := s.transport.(*http.Transport); ok && s.opts.Transport == nil {
-		t.CloseIdleConnections()
-	}
+	b.cur.Load().close()
 	for _, m := range b.pool.Members() {
 		m.closeConns()
 	}

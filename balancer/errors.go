@@ -27,6 +27,10 @@ var (
 	ErrBodyTooLarge = errors.New("request body too large")
 	// ErrURITooLong: the request target exceeds the configured limit.
 	ErrURITooLong = errors.New("request URI too long")
+	// ErrBadRequestBody: the request body is malformed (its chunked
+	// framing is broken); the member's connection is closed, the client
+	// gets 400 and its connection is closed too.
+	ErrBadRequestBody = errors.New("malformed request body")
 
 	// ErrInvalid: a Pool change was refused because a value is invalid.
 	ErrInvalid = errors.New("invalid")
@@ -45,6 +49,8 @@ func statusOf(err error) int {
 		return http.StatusServiceUnavailable
 	case errors.Is(err, ErrURITooLong):
 		return http.StatusRequestURITooLong
+	case errors.Is(err, ErrBadRequestBody):
+		return http.StatusBadRequest
 	case errors.Is(err, ErrBodyTooLarge), errors.As(err, &maxBytes):
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, ErrTimeout), errors.Is(err, context.DeadlineExceeded):
@@ -86,7 +92,8 @@ func (a *attempt) errorPage(err error) errorPage {
 	if status == http.StatusServiceUnavailable {
 		p.retryAfter = a.retryAfter()
 	}
-	p.close = status == http.StatusRequestEntityTooLarge || status == http.StatusRequestURITooLong
+	// The rest of the request cannot be read, or is not worth reading.
+	p.close = status == http.StatusRequestEntityTooLarge || status == http.StatusRequestURITooLong || status == http.StatusBadRequest
 	p.body = fmt.Sprintf("%d %s: balancer %q: %s\n", status, http.StatusText(status), a.s.opts.Name, publicMessage(err))
 	return p
 }
@@ -114,6 +121,8 @@ func publicMessage(err error) string {
 		return "the member did not answer in time"
 	case errors.Is(err, ErrURITooLong):
 		return "request URI too long"
+	case errors.Is(err, ErrBadRequestBody):
+		return "malformed request body"
 	case errors.Is(err, ErrBodyTooLarge), statusOf(err) == http.StatusRequestEntityTooLarge:
 		return "request body too large"
 	}

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
-	"net/http"
 	"net/netip"
 	"strings"
 	"time"
@@ -100,14 +99,7 @@ func (s *settings) dialAddr(ctx context.Context, p *Pool, addr string) (net.Conn
 func (a *attempt) proxyHeader(b []byte) []byte {
 	src, _ := netip.ParseAddrPort(a.req.remoteAddr)
 	var dst netip.AddrPort
-	var local net.Addr
-	switch {
-	case a.x != nil && a.x.c != nil:
-		local = a.x.c.NetConn().LocalAddr()
-	case a.in != nil:
-		local, _ = a.in.Context().Value(http.LocalAddrContextKey).(net.Addr)
-	}
-	if ta, ok := local.(*net.TCPAddr); ok {
+	if ta, ok := a.cl.localAddr().(*net.TCPAddr); ok {
 		dst = ta.AddrPort()
 	}
 	if a.s.opts.SendProxy == 1 {

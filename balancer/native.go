@@ -3,9 +3,11 @@ package balancer
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 
+	"github.com/tetherlb/tether/ajp"
 	"github.com/tetherlb/tether/balancer/h1"
 )
 
@@ -20,6 +22,7 @@ type exchange struct {
 
 	ajpResp *http.Response // the response of an ajp:// member, instead of mc
 
+	cookies    []string // the request's Cookie values, viewing req's buffer
 	setCookies []string // the response's Set-Cookie values, viewing mc's buffer
 	limited    io.LimitedReader
 	expect     bool // 100-continue is passed to the member
@@ -29,8 +32,17 @@ type exchange struct {
 
 func (x *exchange) reset() {
 	clear(x.setCookies[:cap(x.setCookies)])
-	*x = exchange{body: x.body, setCookies: x.setCookies[:0]}
+	clear(x.cookies[:cap(x.cookies)])
+	*x = exchange{body: x.body, cookies: x.cookies[:0], setCookies: x.setCookies[:0]}
 }
+
+func (x *exchange) localAddr() net.Addr { return x.c.NetConn().LocalAddr() }
+
+func (x *exchange) ajpForward() *ajp.Forward {
+	return ajp.ForwardFor(x.a.req.remoteAddr, x.a.req.host, x.localAddr(), nil)
+}
+
+func (x *exchange) bodyRead() int64 { return x.body.N() }
 
 // serveConn routes and proxies one request read by the native engine.
 func (b *Balancer) serveConn(c *h1.ServerConn, req *h1.Request) {
@@ -41,6 +53,7 @@ func (b *Balancer) serveConn(c *h1.ServerConn, req *h1.Request) {
 	}
 	x := a.x
 	x.a, x.c, x.req = a, c, req
+	a.cl = x
 	a.fromWire()
 	x.body.Reset(c.Reader(), req.BodyFraming(), req.ContentLength, h1.Limits{})
 	x.body.SetLimit(a.s.opts.MaxBodyBytes)
@@ -77,12 +90,12 @@ func (a *attempt) fromWire() {
 	req := x.req
 	for i := range req.Fields {
 		if f := &req.Fields[i]; f.Class == h1.Cookie {
-			a.cookies = append(a.cookies, unsafeString(f.Value))
+			x.cookies = append(x.cookies, unsafeString(f.Value))
 		}
 	}
 	a.req = request{
 		method: unsafeString(req.Method), target: unsafeString(req.Target), query: unsafeString(req.Query),
-		host: unsafeString(req.Host), cookies: a.cookies, remoteAddr: x.c.RemoteAddr(), clientIP: x.c.ClientIP(),
+		host: unsafeString(req.Host), cookies: x.cookies, remoteAddr: x.c.RemoteAddr(), clientIP: x.c.ClientIP(),
 	}
 	a.req.client, a.req.clientKnown = x.c.ClientAddr()
 	switch req.BodyFraming() {

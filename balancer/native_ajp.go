@@ -76,6 +76,9 @@ func (b ajpBody) Read(p []byte) (int, error) {
 	x.a.bodyStarted = true
 	q, err := x.body.Next()
 	if err != nil {
+		if bad := badBody(err); bad != nil {
+			return 0, bad
+		}
 		if err != io.EOF && !errors.Is(err, h1.ErrBodyTooLarge) {
 			x.a.clientFailed = true // the client's body broke off
 		}

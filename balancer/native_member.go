@@ -169,10 +169,23 @@ func (x *exchange) sendBody(mc *h1.Conn) error {
 		err = mc.W.Flush()
 	} else if errors.Is(err, h1.ErrBodyTooLarge) {
 		return ErrBodyTooLarge
+	} else if bad := badBody(err); bad != nil {
+		return bad
 	} else if werr := (*h1.WriteError)(nil); !errors.As(err, &werr) {
 		a.clientFailed = true // the client's body broke off
 	}
 	return err
+}
+
+// badBody returns err as an ErrBadRequestBody if it is the body reader's
+// report of a malformed request body (an *h1.Error of status 400: broken
+// chunked framing), else nil.
+func badBody(err error) error {
+	var he *h1.Error
+	if errors.As(err, &he) && he.Status == http.StatusBadRequest {
+		return fmt.Errorf("%w: %w", ErrBadRequestBody, err)
+	}
+	return nil
 }
 
 // keepTrailer says which trailer fields are passed on: all but those that

@@ -3,25 +3,51 @@ package balancer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/tetherlb/tether/ajp"
 )
 
 // The net/http engine: a Balancer is an http.Handler over
 // httputil.ReverseProxy and an http.Transport. It serves TLS listeners
 // (with HTTP/2 to clients) and any listener configured for it.
 
+// httpExchange is the net/http engine's state of one request, kept in
+// its attempt and reused from request to request.
+type httpExchange struct {
+	in   *http.Request
+	w    responseWriter
+	body trackedBody
+}
+
+func (h *httpExchange) localAddr() net.Addr {
+	addr, _ := h.in.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	return addr
+}
+
+func (h *httpExchange) ajpForward() *ajp.Forward { return ajp.ForwardOf(h.in) }
+
+// bodyRead is -1: the engine reports the declared length.
+func (h *httpExchange) bodyRead() int64 { return -1 }
+
 // ServeHTTP routes and proxies one request.
 func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a := b.reqs.Get().(*attempt)
 	a.begin(b, b.cur.Load())
-	a.in = r
-	a.w = responseWriter{ResponseWriter: w, a: a}
+	if a.h == nil {
+		a.h = new(httpExchange)
+	}
+	h := a.h
+	h.in, h.w = r, responseWriter{ResponseWriter: w, a: a}
+	a.cl = h
 	a.req = request{
 		method: r.Method, target: r.RequestURI, query: r.URL.RawQuery, host: r.Host,
 		cookies: r.Header["Cookie"], bodyLen: r.ContentLength, tls: r.TLS != nil, ctx: r.Context(),
@@ -38,14 +64,14 @@ func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if max := a.s.opts.MaxBodyBytes; max > 0 {
-		r.Body = http.MaxBytesReader(&a.w, r.Body, max)
+		r.Body = http.MaxBytesReader(&h.w, r.Body, max)
 	}
 	if err := a.choose(); err != nil {
 		b.fail(a, err)
 		return
 	}
 	ctx := context.WithValue(r.Context(), attemptKey{}, a)
-	b.proxy.ServeHTTP(&a.w, r.WithContext(ctx))
+	b.proxy.ServeHTTP(&h.w, r.WithContext(ctx))
 }
 
 type attemptKey struct{}
@@ -87,8 +113,8 @@ func (b *Balancer) rewrite(pr *httputil.ProxyRequest) {
 		a.rewriteCookies(h)
 	}
 	if pr.Out.Body != nil && pr.Out.Body != http.NoBody {
-		a.body = trackedBody{rc: pr.Out.Body, a: a}
-		pr.Out.Body = &a.body
+		a.h.body = trackedBody{rc: pr.Out.Body, a: a}
+		pr.Out.Body = &a.h.body
 	}
 }
 
@@ -116,12 +142,12 @@ func (rt roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	err := a.forward(func(m *Member) error {
 		if len(a.tried) > 1 { // a retry: the request was built for another member
 			r2, u := *req, *req.URL
-			r2.URL = target(m, a.in.URL, &u)
+			r2.URL = target(m, a.h.in.URL, &u)
 			req = &r2
 		}
 		var err error
 		if c := m.ajp.Load(); c != nil {
-			resp, err = c.Do(req, a.forwardOf(headerPrior(a.in.Header)))
+			resp, err = c.Do(req, a.forwardOf(headerPrior(a.h.in.Header)))
 		} else {
 			resp, err = a.s.transport.RoundTrip(req)
 		}
@@ -195,7 +221,7 @@ func (b *Balancer) proxyError(w http.ResponseWriter, r *http.Request, err error)
 // fail answers with the status of err and a short body naming the balancer.
 func (b *Balancer) fail(a *attempt, err error) {
 	p := a.errorPage(err)
-	h := a.w.Header()
+	h := a.h.w.Header()
 	for k := range h {
 		delete(h, k)
 	}
@@ -208,8 +234,8 @@ func (b *Balancer) fail(a *attempt, err error) {
 	if p.close {
 		h.Set("Connection", "close")
 	}
-	a.w.WriteHeader(p.status)
-	io.WriteString(&a.w, p.body)
+	a.h.w.WriteHeader(p.status)
+	io.WriteString(&a.h.w, p.body)
 }
 
 // trackedBody wraps the request body so that a retry can tell whether any
@@ -226,8 +252,23 @@ func (t *trackedBody) Read(p []byte) (int, error) {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		err = ErrBodyTooLarge
+	} else if err != nil && t.brokenChunks(err) {
+		err = fmt.Errorf("%w: %w", ErrBadRequestBody, err)
 	}
 	return n, err
+}
+
+// brokenChunks reports whether err, from reading an HTTP/1.1 chunked
+// body, is net/http's report of a broken framing (its errors are not
+// exported): any error but the end, a connection cut short or failing,
+// or the client gone.
+func (t *trackedBody) brokenChunks(err error) bool {
+	in := t.a.h.in
+	if in.ProtoMajor != 1 || len(in.TransferEncoding) == 0 || in.TransferEncoding[0] != "chunked" || in.Context().Err() != nil {
+		return false
+	}
+	var ne net.Error
+	return err != io.EOF && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.As(err, &ne) && !errors.Is(err, net.ErrClosed)
 }
 
 // Close does nothing: the server closes the client's body.

@@ -8,7 +8,8 @@ import (
 	"sync/atomic"
 )
 
-// MaxWeight is the largest member weight.
+// MaxWeight is the largest member weight. config.MaxWeight is a copy (config
+// imports nothing from tether); a test in internal/app checks that they agree.
 const MaxWeight = 1000
 
 // Picker chooses the member for a request that carries no usable route: a
@@ -40,6 +41,9 @@ const (
 	// fewer requests in flight per unit of weight (power of two choices).
 	P2C Method = "p2c"
 )
+
+// Methods returns every lb method NewPicker knows, in documentation order.
+func Methods() []Method { return []Method{ByRequests, ByBusyness, ByTraffic, P2C} }
 
 // NewPicker returns the Picker for method m; "" is ByRequests.
 func NewPicker(m Method) (Picker, error) {

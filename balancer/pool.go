@@ -195,10 +195,32 @@ func (p *Pool) Remove(route string) (*Member, error) {
 // A member whose route, URL and secret are unchanged keeps its counters, health and
 // state; its state and weight are set from cfgs only where they differ from
 // prev, the configuration being replaced, so a change made at run time (by
-// the manager) survives a reload that does not touch that member.
+// the manager) survives a reload that does not touch that member. Every
+// member is checked before anything changes: on error the pool is as it was.
 func (p *Pool) Replace(prev, cfgs []MemberConfig) error {
+	if err := checkMembers(cfgs); err != nil {
+		return err
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.replace(prev, cfgs)
+	return nil
+}
+
+// checkMembers checks a member list as Replace does, changing nothing.
+func checkMembers(cfgs []MemberConfig) error {
+	seen := &snapshot{byRoute: make(map[string]*Member, len(cfgs))}
+	for _, c := range cfgs {
+		if err := checkMember(c, seen); err != nil {
+			return err
+		}
+		seen.byRoute[c.Route] = nil
+	}
+	return nil
+}
+
+// replace is Replace once cfgs are checked; p.mu is held.
+func (p *Pool) replace(prev, cfgs []MemberConfig) {
 	old := p.snap.Load()
 	before := make(map[string]MemberConfig, len(prev))
 	for _, c := range prev {
@@ -207,9 +229,6 @@ func (p *Pool) Replace(prev, cfgs []MemberConfig) error {
 	s := &snapshot{byRoute: make(map[string]*Member, len(cfgs))}
 	var added []*Member
 	for _, c := range cfgs {
-		if err := checkMember(c, s); err != nil {
-			return err
-		}
 		m := old.byRoute[c.Route]
 		if m == nil || m.url.String() != c.URL.String() || m.secret != c.Secret {
 			m = newMember(c, p)
@@ -237,7 +256,6 @@ func (p *Pool) Replace(prev, cfgs []MemberConfig) error {
 	}
 	p.snap.Store(s)
 	p.notify(added, removed)
-	return nil
 }
 
 func (p *Pool) notify(added, removed []*Member) {

@@ -122,3 +122,55 @@ func TestReplaceKeepsRunTimeState(t *testing.T) {
 		t.Error("a failed Replace changed the pool")
 	}
 }
+
+// A failed Update changes nothing: not the members before the bad one, not
+// the options; a Plan that is discarded neither.
+func TestFailedUpdateChangesNothing(t *testing.T) {
+	prev := []MemberConfig{cfg("n1", "http://h:1", 1, Active), cfg("n2", "http://h:2", 1, Active)}
+	b, err := New(Options{Name: "b", MaxAttempts: 2}, prev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	n1, n2 := b.Pool().Lookup("n1"), b.Pool().Lookup("n2")
+	opts := b.Options()
+	for _, next := range [][]MemberConfig{
+		{cfg("n1", "http://h:1", 9, Draining), cfg("n2", "http://h:2", 1, Stopped), cfg("n 3", "http://h:3", 1, Active)},
+		{cfg("n1", "http://h:1", 9, Draining), cfg("n3", "http://h:3", 1, Active), cfg("n3", "http://h:4", 1, Active)},
+	} {
+		if err := b.Update(Options{Name: "b", MaxAttempts: 5}, prev, next); err == nil {
+			t.Fatalf("Update accepted %v", next)
+		}
+		ms := b.Pool().Members()
+		if len(ms) != 2 || ms[0] != n1 || ms[1] != n2 || n1.State() != Active || n1.Weight() != 1 || n2.State() != Active {
+			t.Errorf("a failed Update changed the members: n1 %v/%d, n2 %v, %d members", n1.State(), n1.Weight(), n2.State(), len(ms))
+		}
+		if b.Options().MaxAttempts != opts.MaxAttempts {
+			t.Errorf("a failed Update changed the options: max attempts %d", b.Options().MaxAttempts)
+		}
+	}
+	c, err := b.Plan(Options{Name: "b", MaxAttempts: 5}, prev, []MemberConfig{cfg("n1", "http://h:1", 9, Draining)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Options().MaxAttempts != opts.MaxAttempts || len(b.Pool().Members()) != 2 || n1.Weight() != 1 {
+		t.Error("Plan changed the balancer before Commit")
+	}
+	c.Discard()
+	c, _ = b.Plan(Options{Name: "b", MaxAttempts: 5}, prev, []MemberConfig{cfg("n1", "http://h:1", 9, Draining)})
+	c.Commit()
+	if b.Options().MaxAttempts != 5 || len(b.Pool().Members()) != 1 || n1.Weight() != 9 || n1.State() != Draining {
+		t.Errorf("Commit: max attempts %d, %d members, n1 %v/%d", b.Options().MaxAttempts, len(b.Pool().Members()), n1.State(), n1.Weight())
+	}
+}
+
+// A prepared Balancer that is never started closes without waiting.
+func TestPrepareClose(t *testing.T) {
+	b, err := Prepare(Options{Name: "b"}, []MemberConfig{cfg("n1", "http://h:1", 1, Active)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	b.Start() // after Close: nothing starts
+	b.Close()
+}

@@ -144,7 +144,7 @@ func checkInsert(c *InsertCookie) error {
 	if c.Name == "" {
 		c.Name = "TETHERID"
 	}
-	if !cookieToken(c.Name) {
+	if !route.ValidName(c.Name) {
 		return fmt.Errorf("%w: %q is not a cookie name", ErrInvalid, c.Name)
 	}
 	if c.Path == "" {
@@ -168,19 +168,6 @@ func checkInsert(c *InsertCookie) error {
 		return fmt.Errorf("%w: negative cookie max idle or max life", ErrInvalid)
 	}
 	return nil
-}
-
-// cookieToken reports whether s is a cookie name (an RFC 9110 token).
-func cookieToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c <= ' ' || c >= 0x7f || strings.IndexByte(`()<>@,;:\"/[]?={}`, c) >= 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // session finds the request's session id and route in the place the

@@ -108,9 +108,13 @@ func TestErrors(t *testing.T) {
 		{"unknown engine", "engine: fast\n" + head + "      - {url: 'http://h:1', route: n1}\n",
 			[]string{`1: engine: unknown value "fast": use one of auto, native, nethttp`}},
 		{"native engine with tls", "engine: native\ntls: {cert: cert.pem, key: key.pem}\n" + head + "      - {url: 'http://h:1', route: n1}\n",
-			[]string{`2: tls.cert`, `2: tls.key`, `1: engine: native serves plaintext listeners only`}},
+			[]string{`1: engine: native serves plaintext listeners only`, `2: tls.cert`, `2: tls.key`}},
 		{"two documents", head + "      - {url: 'http://h:1', route: n1}\n---\nlisten: x\n",
 			[]string{`5: only one YAML document`}},
+		{"decoding and validation errors at once", head + "      - {url: 'ftp://h:1', route: n1, wieght: 2}\n      - {url: 'http://h:2', route: n1, weight: heavy}\n",
+			[]string{`4: unknown key "wieght" in member`, `4: balancers[0].members[0].url: "ftp://h:1"`, `5: "heavy" is not a valid whole number`}},
+		{"a value of the wrong type is not validated again", "listen: [a, b]\n" + head + "      - {url: 'http://h:1', route: n1}\n      - {url: 'http://h:2', route: n1}\n",
+			[]string{`1: a list is not a valid string here`, `6: balancers[0].members[1].route: duplicate route "n1"`}},
 		{"several errors at once", head + "      - {url: 'http://h:1', route: n1, weight: 5000}\n      - {url: 'gopher://h', route: n1}\n",
 			[]string{`4: balancers[0].members[0].weight`, `5: balancers[0].members[1].url`, `5: balancers[0].members[1].route: duplicate`}},
 	}
@@ -214,6 +218,8 @@ func FuzzParse(f *testing.F) {
 		}
 		f.Add(b)
 	}
+	// Decoding and validation errors in one file.
+	f.Add([]byte("listen: [a]\nbalancers:\n  - name: b\n    max_attempts: many\n    members:\n      - {url: 'ftp://h', route: n1, wieght: 2}\n      - {url: 'http://h:2', route: n1, weight: heavy}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		_, err := Parse("f.yaml", data)
 		if err == nil {

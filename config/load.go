@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -61,7 +62,9 @@ func Load(path string) (Config, error) {
 }
 
 // Parse decodes and validates data as the content of the file called name
-// (used in error messages).
+// (used in error messages). Every problem found is reported at once: the
+// decoding errors (unknown keys, values of the wrong type) with the
+// validation errors of the rest, in line order.
 func Parse(name string, data []byte) (Config, error) {
 	cfg := Default()
 	var root yaml.Node
@@ -70,11 +73,19 @@ func Parse(name string, data []byte) (Config, error) {
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
+	var out Errors
 	if err := dec.Decode(&cfg); err != nil {
 		if errors.Is(err, io.EOF) {
 			return Config{}, Errors{{File: name, Line: 1, Msg: "the file is empty: at least one balancer is required"}}
 		}
-		return Config{}, decodeErrors(name, err)
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return Config{}, Errors{yamlError(name, err)}
+		}
+		out = decodeErrors(name, te)
+		if !valuesOnly(te) {
+			return Config{}, out
+		}
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
@@ -83,15 +94,40 @@ func Parse(name string, data []byte) (Config, error) {
 	if err := cfg.Validate(); err != nil {
 		var fes FieldErrors
 		if !errors.As(err, &fes) {
-			return Config{}, Errors{{File: name, Msg: err.Error()}}
+			return Config{}, append(out, &Error{File: name, Msg: err.Error()})
 		}
-		out := make(Errors, len(fes))
-		for i, fe := range fes {
-			out[i] = &Error{File: name, Line: lineOf(&root, fe.Field), Msg: fe.Error()}
+		undecoded := map[int]bool{} // lines of values of the wrong type
+		for _, e := range out {
+			if !strings.HasPrefix(e.Msg, "unknown key ") {
+				undecoded[e.Line] = true
+			}
 		}
+		for _, fe := range fes {
+			line, exact := lineOf(&root, fe.Field)
+			if exact && undecoded[line] {
+				continue // the value was not decoded: its default says nothing
+			}
+			out = append(out, &Error{File: name, Line: line, Msg: fe.Error()})
+		}
+	}
+	if len(out) > 0 {
+		slices.SortStableFunc(out, func(a, b *Error) int { return a.Line - b.Line })
 		return Config{}, out
 	}
 	return cfg, nil
+}
+
+// valuesOnly reports whether every error of te is about one value (an
+// unknown key, a value of the wrong type): yaml.v3 leaves such a value at
+// its default and decodes the rest, which is then worth validating. Any
+// other error (a duplicate key) drops a whole mapping.
+func valuesOnly(te *yaml.TypeError) bool {
+	for _, s := range te.Errors {
+		if !strings.Contains(s, " not found in type ") && !strings.Contains(s, "cannot unmarshal ") {
+			return false
+		}
+	}
+	return true
 }
 
 var lineRe = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
@@ -107,15 +143,12 @@ func yamlError(name string, err error) *Error {
 var (
 	unknownRe  = regexp.MustCompile(`^field (\S+) not found in type (?:config\.)?(\S+)`)
 	durationRe = regexp.MustCompile("^cannot unmarshal !!(\\w+) `(.*)` into time.Duration$")
+	kindRe     = regexp.MustCompile(`^cannot unmarshal !!(\w+) into (?:\[\])?(?:\*?config\.)?(\S+)$`)
 	typeRe     = regexp.MustCompile("^cannot unmarshal !!(\\w+) `(.*)` into (?:\\[\\])?(?:\\*?config\\.)?(\\S+)$")
 )
 
 // decodeErrors turns yaml.v3's decoding errors into messages about the file.
-func decodeErrors(name string, err error) error {
-	var te *yaml.TypeError
-	if !errors.As(err, &te) {
-		return Errors{yamlError(name, err)}
-	}
+func decodeErrors(name string, te *yaml.TypeError) Errors {
 	out := make(Errors, 0, len(te.Errors))
 	for _, s := range te.Errors {
 		e := yamlError(name, errors.New(s))
@@ -127,11 +160,24 @@ func decodeErrors(name string, err error) error {
 				e.Msg = fmt.Sprintf("%q is not a duration: write it with a unit, like \"5s\" or \"250ms\"", m[2])
 			} else if m := typeRe.FindStringSubmatch(e.Msg); m != nil {
 				e.Msg = fmt.Sprintf("%q is not a valid %s here", m[2], friendlyType(m[3]))
+			} else if m := kindRe.FindStringSubmatch(e.Msg); m != nil {
+				e.Msg = fmt.Sprintf("%s is not a valid %s here", friendlyKind(m[1]), friendlyType(m[2]))
 			}
 		}
 		out = append(out, e)
 	}
 	return out
+}
+
+// friendlyKind names a YAML node kind.
+func friendlyKind(k string) string {
+	switch k {
+	case "seq":
+		return "a list"
+	case "map":
+		return "a mapping"
+	}
+	return "a " + k
 }
 
 func friendlyType(t string) string {
@@ -147,22 +193,23 @@ func friendlyType(t string) string {
 }
 
 // lineOf finds the line of field, a path such as "balancers[0].members[1].url",
-// in the document. When the field itself is absent it returns the line of
-// the nearest enclosing node that is present.
-func lineOf(root *yaml.Node, field string) int {
+// in the document, and reports whether the field is there. When the field
+// itself is absent it returns the line of the nearest enclosing node that
+// is present.
+func lineOf(root *yaml.Node, field string) (line int, exact bool) {
 	n := root
 	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
 		n = n.Content[0]
 	}
-	line := n.Line
+	line = n.Line
 	for _, part := range splitPath(field) {
 		next := child(n, part)
 		if next == nil {
-			break
+			return line, false
 		}
 		n, line = next, next.Line
 	}
-	return line
+	return line, true
 }
 
 func splitPath(field string) []string {

@@ -24,7 +24,7 @@ func (v *checker) sticky(f string, s *Sticky) {
 	f += ".sticky"
 	v.oneOf(f+".mode", s.Mode, StickyModes)
 	for i, n := range s.Names {
-		if !isToken(n) {
+		if !ValidCookieName(n) {
 			v.add(fmt.Sprintf("%s.names[%d]", f, i), "%q is not a valid cookie name", n)
 		}
 	}
@@ -44,7 +44,7 @@ func (v *checker) sticky(f string, s *Sticky) {
 }
 
 func (v *checker) stickyCookie(f string, c *StickyCookie) {
-	if c.Name != "" && !isToken(c.Name) {
+	if c.Name != "" && !ValidCookieName(c.Name) {
 		v.add(f+".name", "%q is not a valid cookie name", c.Name)
 	}
 	if c.Path != "" && (!strings.HasPrefix(c.Path, "/") || strings.ContainsAny(c.Path, "; \t\r\n")) {
@@ -84,7 +84,7 @@ func CookieKeys(c *StickyCookie) ([][]byte, error) {
 	var data []byte
 	switch {
 	case c.KeyFile != "":
-		b, err := os.ReadFile(c.KeyFile)
+		b, err := readSecretFile(c.KeyFile)
 		if err != nil {
 			return nil, err
 		}

@@ -39,7 +39,9 @@ var (
 	Engines      = []string{"auto", "native", "nethttp"}
 )
 
-// MaxWeight is the largest member weight.
+// MaxWeight is the largest member weight: balancer.MaxWeight, copied
+// because config imports nothing from tether; a test in internal/app
+// checks that they agree, as it does for Methods and States.
 const MaxWeight = 1000
 
 type checker struct{ errs FieldErrors }
@@ -49,9 +51,14 @@ func (c *checker) add(field, format string, args ...any) {
 }
 
 // Validate checks every value and returns FieldErrors listing all problems,
-// or nil. It reads nothing but the files the configuration names (TLS
-// certificates, token files), to check that they exist, and the cookie
-// keys of insert mode (files or environment variables), to check them.
+// or nil. It loads what serving the configuration loads, so that a file
+// it accepts starts and reloads: the TLS certificates and keys, the token
+// and secret files, the cookie keys of insert mode (files or environment
+// variables); and it checks that the log files can be opened for
+// appending (an existing file is opened and closed, a new one's directory
+// must exist: nothing is created). It reads no other environment variable
+// (the AJP secrets and manager token given that way): those are checked
+// when serve starts, in the service's own environment.
 func (c *Config) Validate() error {
 	v := &checker{}
 	v.listen("listen", c.Listen)
@@ -70,6 +77,11 @@ func (c *Config) Validate() error {
 				v.add(fmt.Sprintf("proxy_protocol.from[%d]", i), "%q is not an IP address or CIDR prefix", p)
 			}
 		}
+	}
+	switch c.AccessLog {
+	case "", "off", "stdout", "stderr":
+	default:
+		v.appendable("access_log", c.AccessLog)
 	}
 	v.limits(&c.Limits)
 	v.nonNegative("shutdown_timeout", c.ShutdownTimeout)
@@ -191,23 +203,32 @@ func (v *checker) tls(field string, t *TLS) {
 	if t == nil {
 		return
 	}
-	v.file(field+".cert", t.Cert, "a PEM certificate file is required")
-	v.file(field+".key", t.Key, "a PEM key file is required")
+	v.certificate(field, t.Cert, t.Key)
 	for i, c := range t.Certificates {
-		f := fmt.Sprintf("%s.certificates[%d]", field, i)
-		v.file(f+".cert", c.Cert, "a PEM certificate file is required")
-		v.file(f+".key", c.Key, "a PEM key file is required")
+		v.certificate(fmt.Sprintf("%s.certificates[%d]", field, i), c.Cert, c.Key)
 	}
 }
 
-func (v *checker) file(field, path, missing string) {
+// certificate checks a listener's certificate and key: both exist and
+// load as a pair, as serve loads them.
+func (v *checker) certificate(field, cert, key string) {
+	ok := v.file(field+".cert", cert, "a PEM certificate file is required")
+	if v.file(field+".key", key, "a PEM key file is required") && ok {
+		v.keyPair(field+".cert", cert, key)
+	}
+}
+
+// file checks that a file exists, and reports whether it does.
+func (v *checker) file(field, path, missing string) bool {
 	if path == "" {
 		v.add(field, "%s", missing)
-		return
+		return false
 	}
 	if _, err := os.Stat(path); err != nil {
 		v.add(field, "%v", err)
+		return false
 	}
+	return true
 }
 
 // engine checks the engine: "native" serves plaintext listeners only.
@@ -251,11 +272,17 @@ func (v *checker) manager(m *Manager) {
 	if m.ReadOnlyToken != "" && m.ReadOnlyTokenFile != "" {
 		v.add("manager.read_only_token_file", "give read_only_token or read_only_token_file, not both")
 	}
-	if m.TokenFile != "" {
-		v.file("manager.token_file", m.TokenFile, "")
+	if m.TokenFile != "" && v.file("manager.token_file", m.TokenFile, "") {
+		v.secretFile("manager.token_file", m.TokenFile)
 	}
-	if m.ReadOnlyTokenFile != "" {
-		v.file("manager.read_only_token_file", m.ReadOnlyTokenFile, "")
+	if m.ReadOnlyTokenFile != "" && v.file("manager.read_only_token_file", m.ReadOnlyTokenFile, "") {
+		v.secretFile("manager.read_only_token_file", m.ReadOnlyTokenFile)
+	}
+	if m.AuditFile != "" {
+		v.appendable("manager.audit_file", m.AuditFile)
+	}
+	if m.StateFile != "" {
+		v.inDirectory("manager.state_file", m.StateFile)
 	}
 	if m.Token != "" && m.Token == m.ReadOnlyToken {
 		v.add("manager.read_only_token", "must differ from token")
@@ -391,8 +418,8 @@ func (v *checker) secret(prefix, file, env string) {
 	if file != "" && env != "" {
 		v.add(prefix+"secret_env", "give secret_file or secret_env, not both")
 	}
-	if file != "" {
-		v.file(prefix+"secret_file", file, "")
+	if file != "" && v.file(prefix+"secret_file", file, "") {
+		v.secretFile(prefix+"secret_file", file)
 	}
 	if env != "" && !isEnvName(env) {
 		v.add(prefix+"secret_env", "%q is not an environment variable name", env)
@@ -474,7 +501,8 @@ func isName(s string) bool {
 	return len(s) <= 64
 }
 
-// validRoute mirrors route.Valid; config imports nothing from tether.
+// validRoute is route.Valid, copied because config imports nothing from
+// tether; a test in internal/app checks that they agree.
 func validRoute(s string) bool {
 	if len(s) == 0 || len(s) > 64 {
 		return false
@@ -491,8 +519,11 @@ func isAlnum(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
 }
 
-// isToken reports whether s is an RFC 6265 cookie name (an RFC 7230 token).
-func isToken(s string) bool {
+// ValidCookieName reports whether s is a cookie name (an RFC 9110 token,
+// as RFC 6265 asks). It is route.ValidName's rule, copied because config
+// imports nothing from tether; a test in internal/app checks that they
+// agree.
+func ValidCookieName(s string) bool {
 	if s == "" {
 		return false
 	}

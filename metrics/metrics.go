@@ -70,10 +70,10 @@ var (
 		balancer.Rejected: "nofailover_rejected", balancer.Moved: "moved",
 	}
 	codes         = [...]string{"none", "1xx", "2xx", "3xx", "4xx", "5xx"}
-	errorReasons  = [...]string{"no_member", "nofailover", "timeout", "connect", "body_too_large", "uri_too_long", "other"}
+	errorReasons  = [...]string{"no_member", "nofailover", "timeout", "connect", "body_too_large", "uri_too_long", "bad_request_body", "other"}
 	errorSentinel = [...]error{
 		balancer.ErrNoMember, balancer.ErrNoFailover, balancer.ErrTimeout, balancer.ErrConnect,
-		balancer.ErrBodyTooLarge, balancer.ErrURITooLong,
+		balancer.ErrBodyTooLarge, balancer.ErrURITooLong, balancer.ErrBadRequestBody,
 	}
 	sessionEvents = [...]string{
 		balancer.SessionCreated: "created", balancer.SessionCreatedWhileDraining: "created_while_draining",

@@ -67,6 +67,7 @@ func TestObserveRequestCountsByOutcomeCodeAndError(t *testing.T) {
 		{Balancer: "web", Member: "", Outcome: balancer.Rejected, Status: 503, Err: balancer.ErrNoFailover},
 		{Balancer: "web", Member: "n2", Outcome: balancer.Moved, Status: 0, Err: errors.New("client went away")},
 		{Balancer: "api", Member: "n1", Outcome: balancer.Sticky, Status: 404},
+		{Balancer: "api", Member: "n1", Outcome: balancer.NewSession, Status: 400, Err: fmt.Errorf("%w: invalid chunk size", balancer.ErrBadRequestBody)},
 	}
 	for _, i := range infos {
 		c.ObserveRequest(i)
@@ -85,10 +86,12 @@ func TestObserveRequestCountsByOutcomeCodeAndError(t *testing.T) {
 		"tether_request_errors_total{balancer=web,member=n2,reason=connect}":               1,
 		"tether_request_errors_total{balancer=web,member=,reason=nofailover}":              1,
 		"tether_request_errors_total{balancer=web,member=n2,reason=other}":                 1,
+		"tether_requests_total{balancer=api,code=4xx,member=n1,outcome=new}":               1,
+		"tether_request_errors_total{balancer=api,member=n1,reason=bad_request_body}":      1,
 		"tether_request_duration_seconds{balancer=web,member=n1}":                          3,
 		"tether_request_duration_seconds{balancer=web,member=n2}":                          2,
 		"tether_request_duration_seconds{balancer=web,member=}":                            1,
-		"tether_request_duration_seconds{balancer=api,member=n1}":                          1,
+		"tether_request_duration_seconds{balancer=api,member=n1}":                          2,
 		"tether_session_events_total{balancer=web,event=created_while_draining,member=n1}": 1,
 		"tether_session_events_total{balancer=web,event=route_rewritten,member=n2}":        1,
 	}

@@ -8,6 +8,8 @@
 // panic.
 package route
 
+import "strings"
+
 // DefaultSeparator separates the id part from the route: "8F3A….node2".
 const DefaultSeparator = '.'
 
@@ -57,4 +59,21 @@ func routeByte(c byte) bool {
 		return true
 	}
 	return false
+}
+
+// ValidName reports whether s can name the place a session id travels in:
+// a cookie name or a ";name=" path parameter, which must be a token
+// (RFC 9110 §5.6.2, as RFC 6265 asks of cookie names). config has a copy
+// of this rule (it imports nothing); a test in internal/app checks that
+// they agree.
+func ValidName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || strings.IndexByte(`()<>@,;:\"/[]?={}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
 }

@@ -60,3 +60,18 @@ func TestValid(t *testing.T) {
 		}
 	}
 }
+
+func TestValidName(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want bool
+	}{
+		{"JSESSIONID", true}, {"jsessionid", true}, {"__Host-id", true}, {"a.b_c~!#$%&'*+^`|", true},
+		{"", false}, {"a b", false}, {"a=b", false}, {"a;b", false}, {`a"b`, false}, {"a\tb", false},
+		{"a\x7f", false}, {"é", false}, {"a(b)", false}, {"a/b", false}, {"a,b", false}, {"a:b", false},
+	} {
+		if got := ValidName(tt.in); got != tt.want {
+			t.Errorf("ValidName(%q) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}

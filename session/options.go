@@ -283,7 +283,7 @@ func (o Options) Validate() error {
 	if o.Separator != 0 && !strings.ContainsRune(separators, rune(o.Separator)) {
 		bad("Options.Separator %q: want one of %s", o.Separator, separators)
 	}
-	if o.Cookie.Name != "" && !isToken(o.Cookie.Name) {
+	if o.Cookie.Name != "" && !route.ValidName(o.Cookie.Name) {
 		bad("Cookie.Name %q: not a valid cookie name", o.Cookie.Name)
 	}
 	if o.Cookie.Path != "" && (o.Cookie.Path[0] != '/' || !isCookieAttr(o.Cookie.Path)) {
@@ -310,7 +310,7 @@ func (o Options) Validate() error {
 	if o.LockHold < 0 {
 		bad("Options.LockHold %v: must not be negative (a hung request must not keep its session)", o.LockHold)
 	}
-	if o.PathParam != "" && !isToken(o.PathParam) {
+	if o.PathParam != "" && !route.ValidName(o.PathParam) {
 		bad("Options.PathParam %q: not a valid parameter name", o.PathParam)
 	}
 	d := o.withDefaults()
@@ -326,20 +326,6 @@ func (o Options) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// isToken reports whether s is an RFC 7230 token, as cookie names are.
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c <= ' ' || c >= 0x7f || strings.IndexByte(`()<>@,;:\"/[]?={}`, c) >= 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // isCookieAttr reports whether s can be a cookie attribute value.

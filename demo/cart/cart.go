@@ -3,7 +3,7 @@
 // API of package session, so that it works over any session.Store (in
 // memory, or replicated by a cluster).
 //
-// Its HTTP interface is a stable contract (DESIGN.md §4):
+// Its HTTP interface is a stable contract (docs/architecture.md, "Stable interfaces"):
 //
 //	GET  /api/cart        {"node": "n1", "session": "<id>.<route>" or "", "items": [...]}; creates no session;
 //	                      with Options.StaleReads, "stale": true when the node served its unconfirmed copy

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
-	"strings"
 
 	"github.com/tetherlb/tether/balancer"
 	"github.com/tetherlb/tether/balancer/health"
@@ -86,8 +85,8 @@ func memberConfigs(b *config.Balancer, getenv func(string) string) ([]balancer.M
 			if file == "" && env == "" {
 				file, env = b.AJP.SecretFile, b.AJP.SecretEnv
 			}
-			if mc.Secret, err = readSecret(file, env, getenv); err != nil {
-				return nil, fmt.Errorf("balancer %q, member %q: %w", b.Name, m.Route, err)
+			if mc.Secret, err = config.ReadSecret(file, env, getenv); err != nil {
+				return nil, fmt.Errorf("balancer %q, member %q: ajp secret: %w", b.Name, m.Route, err)
 			}
 		}
 		if m.TLS != nil { // else the balancer's member_tls
@@ -98,30 +97,6 @@ func memberConfigs(b *config.Balancer, getenv func(string) string) ([]balancer.M
 		out = append(out, mc)
 	}
 	return out, nil
-}
-
-// readSecret reads a secret from file, or else from the environment
-// variable env; both empty means none. An empty secret is an error: it
-// would send none.
-func readSecret(file, env string, getenv func(string) string) (string, error) {
-	var s string
-	switch {
-	case file != "":
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return "", fmt.Errorf("ajp secret: %w", err)
-		}
-		s = strings.TrimSpace(string(b))
-		if s == "" {
-			return "", fmt.Errorf("ajp secret: %s is empty", file)
-		}
-	case env != "":
-		s = strings.TrimSpace(getenv(env))
-		if s == "" {
-			return "", fmt.Errorf("ajp secret: the environment variable %s is not set", env)
-		}
-	}
-	return s, nil
 }
 
 // MemberConfig maps one member of the file (or of a manager request).

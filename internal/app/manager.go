@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -132,13 +131,9 @@ func tokenOf(field, value, file string) (string, error) {
 	if file == "" {
 		return value, nil
 	}
-	data, err := os.ReadFile(file)
+	tok, err := config.ReadSecret(file, "", nil)
 	if err != nil {
 		return "", fmt.Errorf("manager.%s_file: %w", field, err)
-	}
-	tok := strings.TrimSpace(string(data))
-	if tok == "" {
-		return "", fmt.Errorf("manager.%s_file %s is empty", field, file)
 	}
 	return tok, nil
 }

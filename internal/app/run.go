@@ -89,8 +89,7 @@ func Serve(ctx context.Context, cfg config.Config, o ServeOptions) error {
 				o.Logger.Error("reload refused: the running configuration is kept", "err", err)
 				continue
 			}
-			err = mg.reload(next, o, func(run config.Config) error { return srv.Reload(run, next.ShutdownTimeout) })
-			if err != nil {
+			if err := reload(mg, srv, next, o); err != nil {
 				o.Logger.Error("reload failed: the running configuration is kept", "err", err)
 				continue
 			}
@@ -98,4 +97,11 @@ func Serve(ctx context.Context, cfg config.Config, o ServeOptions) error {
 			o.Logger.Info("configuration reloaded", "file", o.ConfigPath)
 		}
 	}
+}
+
+// reload applies next, a configuration file just read, to the running
+// server and manager, all or nothing: on error both are as they were, and
+// the manager records nothing.
+func reload(mg *managed, srv *Server, next config.Config, o ServeOptions) error {
+	return mg.reload(next, o, func(run config.Config) error { return srv.Reload(run, next.ShutdownTimeout) })
 }

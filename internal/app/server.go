@@ -55,7 +55,9 @@ type listener struct {
 	mux    atomic.Pointer[balancer.Mux]
 	certs  atomic.Pointer[[]tls.Certificate] // the default first; see certificate
 	proxy  *proxyproto.Listener              // set when the PROXY protocol is on
-	done   chan struct{}
+	// serving is set once Serve runs on ln; done is closed when it returns.
+	serving bool
+	done    chan struct{}
 }
 
 // server is what both engines' servers do: *http.Server and
@@ -87,10 +89,11 @@ func NewServer(cfg config.Config, logger *slog.Logger) (*Server, error) {
 
 func newServer(cfg config.Config, logger *slog.Logger, h hooks) (*Server, error) {
 	s := &Server{logger: logger, hooks: h, balancers: map[string]*balancer.Balancer{}, members: map[string][]balancer.MemberConfig{}, listeners: map[string]*listener{}}
-	if err := s.apply(cfg); err != nil {
-		s.closeAll()
+	c, err := s.plan(cfg, false)
+	if err != nil {
 		return nil, err
 	}
+	s.commit(c)
 	return s, nil
 }
 
@@ -113,166 +116,6 @@ func (s *Server) accessLogger(dest string) (*slog.Logger, io.WriteCloser, error)
 		w, c = f, f
 	}
 	return slog.New(slog.NewJSONHandler(w, nil)), c, nil
-}
-
-// apply makes the server's balancers and routes match cfg. Listeners are
-// created, not started. On error nothing changes.
-func (s *Server) apply(cfg config.Config) error {
-	access, accessFile, err := s.accessLogger(cfg.AccessLog)
-	if err != nil {
-		return err
-	}
-	type built struct {
-		opts    balancer.Options
-		members []balancer.MemberConfig
-	}
-	plan := map[string]built{}
-	for i := range cfg.Balancers {
-		b := &cfg.Balancers[i]
-		opts, err := balancerOptions(&cfg, b, s.logger, access)
-		if err != nil {
-			return err
-		}
-		opts.Observer, opts.OnStateChange = s.hooks.observer, s.hooks.onStateChange
-		ms, err := memberConfigs(b, s.hooks.getenv)
-		if err != nil {
-			return err
-		}
-		plan[b.Name] = built{opts, ms}
-	}
-	// Listeners: an address keeps its listener; TLS on or off needs a restart.
-	tlsOf := map[string]*config.TLS{}
-	for i := range cfg.Balancers {
-		b := &cfg.Balancers[i]
-		addr := cfg.ListenOf(b)
-		t := cfg.TLS
-		if b.Listen != "" {
-			t = b.TLS
-		}
-		if prev, ok := tlsOf[addr]; ok && (prev == nil) != (t == nil) {
-			return fmt.Errorf("balancer %q: listener %s is shared with a balancer that has different tls settings", b.Name, addr)
-		}
-		tlsOf[addr] = t
-		if l, ok := s.listeners[addr]; ok && (l.tls == nil) != (t == nil) {
-			return fmt.Errorf("listener %s: turning tls on or off needs a restart", addr)
-		}
-		if l, ok := s.listeners[addr]; ok && l.engine != engineOf(&cfg, t != nil) {
-			return fmt.Errorf("listener %s: changing the engine needs a restart", addr)
-		}
-	}
-	if rd := cfg.RedirectHTTPS; rd != nil {
-		if l, ok := s.listeners[rd.Listen]; ok && l.tls != nil {
-			return fmt.Errorf("listener %s: turning tls off needs a restart", rd.Listen)
-		}
-	}
-	from, err := proxySources(&cfg)
-	if err != nil {
-		return err
-	}
-	for addr, l := range s.listeners {
-		if l.ln != nil && (l.proxy != nil) != (from != nil) {
-			return fmt.Errorf("listener %s: turning proxy_protocol on or off needs a restart", addr)
-		}
-	}
-	certs := map[string][]tls.Certificate{}
-	for addr, t := range tlsOf {
-		if t != nil {
-			cs, err := loadCertificates(t)
-			if err != nil {
-				return fmt.Errorf("listener %s: %w", addr, err)
-			}
-			certs[addr] = cs
-		}
-	}
-	// Balancers: update those that stay, build new ones.
-	fresh := map[string]*balancer.Balancer{}
-	for name, p := range plan {
-		if _, ok := s.balancers[name]; ok {
-			continue
-		}
-		b, err := balancer.New(p.opts, p.members)
-		if err != nil {
-			for _, nb := range fresh {
-				nb.Close()
-			}
-			return fmt.Errorf("balancer %q: %w", name, err)
-		}
-		fresh[name] = b
-	}
-	for name, p := range plan {
-		if b, ok := s.balancers[name]; ok {
-			if err := b.Update(p.opts, s.members[name], p.members); err != nil {
-				s.logger.Error("balancer update failed; it keeps its members", "balancer", name, "err", err)
-			}
-		}
-	}
-	var gone []*balancer.Balancer
-	for name, b := range s.balancers {
-		if _, ok := plan[name]; !ok {
-			gone = append(gone, b)
-			delete(s.balancers, name)
-			delete(s.members, name)
-		}
-	}
-	for name, b := range fresh {
-		s.balancers[name] = b
-	}
-	for name, p := range plan {
-		s.members[name] = p.members
-	}
-	// Sites per address.
-	routes := map[string][]balancer.Site{}
-	for i := range cfg.Balancers {
-		b := &cfg.Balancers[i]
-		addr := cfg.ListenOf(b)
-		path := b.Path
-		if path == "" {
-			path = "/"
-		}
-		routes[addr] = append(routes[addr], balancer.Site{Hosts: b.Hosts, Path: path, Balancer: s.balancers[b.Name]})
-	}
-	for addr, r := range routes {
-		l, ok := s.listeners[addr]
-		if !ok {
-			l = s.newListener(cfg, addr, tlsOf[addr])
-			s.listeners[addr] = l
-		}
-		l.tls = tlsOf[addr]
-		mux := balancer.NewSiteMux(r, balancer.MuxOptions{UnknownHost: cfg.UnknownHost, Probes: s.probes(&cfg)})
-		l.mux.Store(mux)
-		if l.native != nil {
-			l.native.SetMux(mux)
-		}
-		if cs := certs[addr]; cs != nil {
-			l.certs.Store(&cs)
-		}
-	}
-	if rd := cfg.RedirectHTTPS; rd != nil {
-		l, ok := s.listeners[rd.Listen]
-		if !ok {
-			l = s.newListener(cfg, rd.Listen, nil)
-			s.listeners[rd.Listen] = l
-		}
-		mux := balancer.NewSiteMux(nil, balancer.MuxOptions{RedirectHTTPS: orDefault(rd.Port, 443), Probes: s.probes(&cfg)})
-		l.mux.Store(mux)
-		if l.native != nil {
-			l.native.SetMux(mux)
-		}
-	}
-	for _, l := range s.listeners {
-		if l.proxy != nil {
-			l.proxy.SetFrom(from)
-		}
-	}
-	if s.access != nil {
-		defer s.access.Close()
-	}
-	s.access = accessFile
-	s.cfg = cfg
-	for _, b := range gone {
-		b.Close()
-	}
-	return nil
 }
 
 // probes returns the probes of cfg, nil if none.
@@ -331,42 +174,69 @@ func orDefault[T comparable](v, d T) T {
 func (s *Server) Start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.startListeners()
-}
-
-func (s *Server) startListeners() error {
 	for _, l := range s.listeners {
-		if l.ln != nil {
-			continue
-		}
-		ln, err := net.Listen("tcp", l.addr)
-		if err != nil {
-			return fmt.Errorf("listen %s: %w", l.addr, err)
-		}
-		l.ln = ln
-		if pp := s.cfg.ProxyProtocol; pp != nil {
-			from, _ := proxySources(&s.cfg) // checked by apply
-			l.proxy = proxyproto.NewListener(ln, proxyproto.Options{
-				From: from, Timeout: orDefault(s.cfg.Limits.HeaderTimeout, defaultHeaderTimeout), Logger: s.logger,
-			})
-			ln = l.proxy
-		}
-		if l.tls != nil {
-			ln = tls.NewListener(ln, l.srv.(*http.Server).TLSConfig)
-		}
-		go func(l *listener, ln net.Listener) {
-			defer close(l.done)
-			if err := l.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				s.logger.Error("listener stopped", "addr", l.addr, "err", err)
+		if l.ln == nil {
+			if err := s.bind(l, &s.cfg); err != nil {
+				return err
 			}
-		}(l, ln)
-		scheme := "http"
-		if l.tls != nil {
-			scheme = "https"
 		}
-		s.logger.Info("listening", "url", scheme+"://"+l.ln.Addr().String(), "engine", l.engine)
+	}
+	for _, l := range s.listeners {
+		s.serve(l)
 	}
 	return nil
+}
+
+// bind opens l's socket (and its PROXY protocol reader when cfg says so),
+// without serving it yet.
+func (s *Server) bind(l *listener, cfg *config.Config) error {
+	ln, err := net.Listen("tcp", l.addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", l.addr, err)
+	}
+	l.ln = ln
+	if pp := cfg.ProxyProtocol; pp != nil {
+		from, _ := proxySources(cfg) // checked by plan
+		l.proxy = proxyproto.NewListener(ln, proxyproto.Options{
+			From: from, Timeout: orDefault(cfg.Limits.HeaderTimeout, defaultHeaderTimeout), Logger: s.logger,
+		})
+	}
+	return nil
+}
+
+// unbind closes the socket of a listener that bind opened and that never
+// served.
+func (l *listener) unbind() {
+	if l.ln != nil {
+		l.ln.Close()
+		l.ln, l.proxy = nil, nil
+	}
+}
+
+// serve serves a bound listener, once.
+func (s *Server) serve(l *listener) {
+	if l.serving {
+		return
+	}
+	l.serving = true
+	var ln net.Listener = l.ln
+	if l.proxy != nil {
+		ln = l.proxy
+	}
+	if l.tls != nil {
+		ln = tls.NewListener(ln, l.srv.(*http.Server).TLSConfig)
+	}
+	go func() {
+		defer close(l.done)
+		if err := l.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.logger.Error("listener stopped", "addr", l.addr, "err", err)
+		}
+	}()
+	scheme := "http"
+	if l.tls != nil {
+		scheme = "https"
+	}
+	s.logger.Info("listening", "url", scheme+"://"+l.ln.Addr().String(), "engine", l.engine)
 }
 
 // Addr returns the address a configured listen address is bound to (its
@@ -398,24 +268,22 @@ func (s *Server) Balancers() []*balancer.Balancer {
 	return out
 }
 
-// Reload applies cfg to the running server. If anything in cfg cannot be
-// applied, the running configuration stays as it was and the error says why.
+// Reload applies cfg to the running server, all or nothing: every change
+// is planned first (balancers and members built, the access log opened,
+// certificates loaded, new addresses bound), then put in effect at once.
+// If anything in cfg cannot be applied, the running configuration, its
+// files and its sockets stay exactly as they were and the error says why.
 // Listeners no longer used are shut down gracefully within timeout.
 func (s *Server) Reload(cfg config.Config, timeout time.Duration) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.apply(cfg); err != nil {
+	c, err := s.plan(cfg, true)
+	if err != nil {
 		return err
 	}
-	var unused []*listener
-	for addr, l := range s.listeners {
-		if !s.uses(addr) {
-			unused = append(unused, l)
-			delete(s.listeners, addr)
-		}
-	}
-	if err := s.startListeners(); err != nil {
-		return err
+	unused := s.commit(c)
+	for _, l := range s.listeners {
+		s.serve(l)
 	}
 	s.shutdownListeners(unused, timeout)
 	return nil
@@ -456,8 +324,10 @@ func (s *Server) shutdownListeners(ls []*listener, timeout time.Duration) {
 				s.logger.Warn("requests still in flight at shutdown were cut off", "addr", l.addr, "err", err)
 				l.srv.Close()
 			}
-			if l.ln != nil {
+			if l.serving {
 				<-l.done
+			} else {
+				l.unbind()
 			}
 		}(l)
 	}

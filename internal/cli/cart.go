@@ -4,20 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/prometheus/client_golang/prometheus"
-	"net"
 	"net/netip"
 	"strings"
 	"time"
 
 	"github.com/tetherlb/tether/config"
-	"github.com/tetherlb/tether/demo/cart"
+	"github.com/tetherlb/tether/internal/app"
 	"github.com/tetherlb/tether/route"
 )
 
 // demoTokenEnv holds the token of the demo's control API (set by tether demo).
 const demoTokenEnv = "TETHER_DEMO_TOKEN"
 
+// runCart parses the flags of `tether cart` into app.CartOptions; the
+// node is wired and run by app.RunCart.
 func runCart(ctx context.Context, env Env, args []string) int {
 	fs := newFlags(env, "cart", "--listen ADDR --route NAME")
 	listen := fs.String("listen", "127.0.0.1:9001", "address to serve the cart on")
@@ -39,69 +39,40 @@ func runCart(ctx context.Context, env Env, args []string) int {
 		fs.Usage()
 		return ExitUsage
 	}
+	fail := func(code int, err error) int {
+		fmt.Fprintln(env.Stderr, "tether cart:", err)
+		return code
+	}
 	if !route.Valid(*name) {
-		fmt.Fprintf(env.Stderr, "tether cart: --route %q: want 1 to %d letters, digits, '-', '_' or '.'\n", *name, route.MaxLen)
-		return ExitUsage
+		return fail(ExitUsage, fmt.Errorf("--route %q: want 1 to %d letters, digits, '-', '_' or '.'", *name, route.MaxLen))
 	}
 	trusted, err := parsePrefixes(*proxies)
 	if err != nil {
-		fmt.Fprintln(env.Stderr, "tether cart: --trusted-proxies:", err)
-		return ExitUsage
+		return fail(ExitUsage, fmt.Errorf("--trusted-proxies: %w", err))
 	}
-	log := env.logger().With("route", *name)
-
-	// The session store: in memory, this node's sessions only; with
-	// --cluster, replicated to the peers, with its readiness for /healthz;
-	// with --store, shared by every node.
-	reg := prometheus.NewRegistry() // GET /metrics: the sessions' and, with --cluster, the cluster's
-	var store cartStore
-	if storeFlags.shared() {
-		store, code = storeFlags.open(ctx, env, clusterFlags, log)
-	} else {
-		store, code = clusterFlags.open(env, *name, *maxSessions, log, reg)
-	}
-	if code >= 0 {
-		return code
-	}
-	defer store.Close()
-
-	o := cart.Options{Route: *name, IdleTimeout: *idle, StaleReads: *staleReads, TrustedProxies: trusted, Logger: log}
-	if err := cartMetrics(&o, reg, log); err != nil {
-		fmt.Fprintln(env.Stderr, "tether cart:", err)
-		return ExitFailure
+	o := app.CartOptions{
+		Listen: *listen, Route: *name, IdleTimeout: *idle, MaxSessions: *maxSessions, TrustedProxies: trusted, StaleReads: *staleReads,
+		ShutdownTimeout: *grace, Logger: env.logger().With("route", *name), Stdout: env.Stdout,
 	}
 	if *demoPanel {
 		if o.DemoToken = env.getenv(demoTokenEnv); o.DemoToken == "" {
-			fmt.Fprintf(env.Stderr, "tether cart: --demo-panel needs the demo's token in $%s\n", demoTokenEnv)
-			return ExitUsage
+			return fail(ExitUsage, fmt.Errorf("--demo-panel needs the demo's token in $%s", demoTokenEnv))
 		}
 	}
-	store.appOptions(&o)
-	app, err := cart.New(o)
-	if err != nil {
-		fmt.Fprintln(env.Stderr, "tether cart:", err)
-		return ExitUsage
+	if o.Cluster, err = clusterFlags.options(env); err != nil {
+		return fail(ExitUsage, err)
 	}
-	ln, err := net.Listen("tcp", *listen)
-	if err != nil {
-		fmt.Fprintln(env.Stderr, "tether cart:", err)
-		return ExitFailure
+	if o.Store, o.StorePassword, err = storeFlags.options(env, o.Cluster != nil); err != nil {
+		return fail(ExitUsage, err)
 	}
-	fmt.Fprintf(env.Stdout, "tether cart: node %s listening on http://%s\n", *name, ln.Addr())
-	// On SIGTERM a clustered node first announces its drain and keeps
-	// serving for --drain-grace, then stops as any node does, then hands
-	// its sessions over.
-	ctx, stopDrain := clusterFlags.drainContext(ctx, store, app)
-	defer stopDrain()
-	ctx, stopAJP, code := ajpFlags.start(ctx, env, app, *name, *grace, log)
-	if code >= 0 {
-		ln.Close()
-		return code
+	if o.AJP, o.AJPSecret, err = ajpFlags.options(env); err != nil {
+		return fail(ExitUsage, err)
 	}
-	err = errors.Join(cart.Serve(ctx, ln, app, *grace, log), stopAJP())
-	if err = errors.Join(err, store.handover(*grace, log)); err != nil {
-		fmt.Fprintln(env.Stderr, "tether cart:", err)
-		return ExitFailure
+	if err := app.RunCart(ctx, o); err != nil {
+		if errors.Is(err, app.ErrConfig) {
+			return fail(ExitUsage, err)
+		}
+		return fail(ExitFailure, err)
 	}
 	fmt.Fprintf(env.Stdout, "tether cart: node %s stopped\n", *name)
 	return ExitOK

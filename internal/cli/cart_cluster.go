@@ -2,31 +2,22 @@ package cli
 
 import (
 	"bytes"
-	"context"
 	"flag"
 	"fmt"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/tetherlb/tether/metrics"
-	"log/slog"
-	"net"
-	"net/netip"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/tetherlb/tether/cluster"
-	"github.com/tetherlb/tether/demo/cart"
-	"github.com/tetherlb/tether/session"
-	"github.com/tetherlb/tether/session/clusterstore"
-	"github.com/tetherlb/tether/session/memstore"
+	"github.com/tetherlb/tether/internal/app"
 )
 
 // clusterKeyEnv holds the cluster's shared secret when --cluster-key-file
 // is not given.
-const clusterKeyEnv = "TETHER_CLUSTER_KEY"
+const clusterKeyEnv = app.ClusterKeyEnv
 
 // cartCluster holds the flags of `tether cart` that make it a node of a
-// replication cluster (DESIGN.md §4: --cluster, --peers, --replication).
+// replication cluster (docs/architecture.md, "Stable interfaces": --cluster, --peers, --replication).
 type cartCluster struct {
 	addr, peers, mode, name, keyFile *string
 	cert, certKey, ca                *string
@@ -50,54 +41,31 @@ func addCartClusterFlags(fs *flag.FlagSet) cartCluster {
 	}
 }
 
-// enabled reports whether --cluster was given.
-func (c cartCluster) enabled() bool { return *c.addr != "" }
-
-// options checks the cluster flags and returns the store's options for
-// node name (zero when --cluster is not given), or the mistake in them.
-func (c cartCluster) options(env Env, name string, log *slog.Logger) (clusterstore.Options, error) {
-	if !c.enabled() {
+// options checks the cluster flags and returns the node's cluster, nil
+// without --cluster, or the mistake in the flags.
+func (c cartCluster) options(env Env) (*app.CartCluster, error) {
+	if *c.addr == "" {
 		for flagName, set := range map[string]bool{"--peers": *c.peers != "", "--cluster-key-file": *c.keyFile != "",
 			"--cluster-cert": *c.cert != "", "--cluster-insecure": *c.insecure} {
 			if set {
-				return clusterstore.Options{}, fmt.Errorf("%s needs --cluster", flagName)
+				return nil, fmt.Errorf("%s needs --cluster", flagName)
 			}
 		}
-		return clusterstore.Options{}, nil
+		return nil, nil
 	}
 	ack, err := cluster.ParseAckMode(*c.mode) // auto: the cluster resolves it from its size
 	if err != nil {
-		return clusterstore.Options{}, fmt.Errorf("--replication: %w", err)
+		return nil, fmt.Errorf("--replication: %w", err)
 	}
 	if *c.drainGrace < 0 {
-		return clusterstore.Options{}, fmt.Errorf("--drain-grace %v: want 0 or more", *c.drainGrace)
+		return nil, fmt.Errorf("--drain-grace %v: want 0 or more", *c.drainGrace)
 	}
-	o := cluster.Options{Name: name, Addr: *c.addr, Peers: splitList(*c.peers), ClusterName: *c.name, Ack: ack, Lease: *c.lease, Logger: log}
-	secret, err := c.secret(env)
+	key, err := c.secret(env)
 	if err != nil {
-		return clusterstore.Options{}, err
+		return nil, err
 	}
-	if secret != nil {
-		if o.PSK, o.GossipKey, err = clusterstore.DeriveKeys(secret); err != nil {
-			return clusterstore.Options{}, err
-		}
-	}
-	switch set := *c.cert != "" || *c.certKey != "" || *c.ca != ""; {
-	case set && (*c.cert == "" || *c.certKey == "" || *c.ca == ""):
-		return clusterstore.Options{}, fmt.Errorf("--cluster-cert, --cluster-cert-key and --cluster-ca go together")
-	case set:
-		if o.TLS, err = cluster.TLSConfig(*c.cert, *c.certKey, *c.ca); err != nil {
-			return clusterstore.Options{}, err
-		}
-	}
-	if o.PSK == nil && o.TLS == nil && !*c.insecure && !loopback(*c.addr) {
-		return clusterstore.Options{}, fmt.Errorf("--cluster %s is not a loopback address: anyone who reaches it could read and write sessions; "+
-			"give --cluster-key-file (or $%s) or TLS, or --cluster-insecure", *c.addr, clusterKeyEnv)
-	}
-	if err := o.Validate(); err != nil {
-		return clusterstore.Options{}, err
-	}
-	return clusterstore.Options{Cluster: o}, nil
+	return &app.CartCluster{Addr: *c.addr, Peers: splitList(*c.peers), Ack: ack, Name: *c.name, Key: key,
+		Cert: *c.cert, CertKey: *c.certKey, CA: *c.ca, Insecure: *c.insecure, DrainGrace: *c.drainGrace, Lease: *c.lease}, nil
 }
 
 // secret reads the shared secret: --cluster-key-file, else the
@@ -120,19 +88,6 @@ func (c cartCluster) secret(env Env) ([]byte, error) {
 	return s, nil
 }
 
-// loopback reports whether the host of addr is a loopback IP or localhost.
-func loopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.IsLoopback()
-}
-
 // splitList splits a comma-separated list, dropping empty items.
 func splitList(s string) []string {
 	var out []string
@@ -142,90 +97,4 @@ func splitList(s string) []string {
 		}
 	}
 	return out
-}
-
-// cartStore is the session store of a cart node: in memory, or with
-// --cluster replicated to the peers.
-type cartStore struct {
-	// store is the store itself: give it to the Manager as is, so that it
-	// finds the store's optional capabilities (Claimer, Readier, ...).
-	store      session.Store
-	replicated *clusterstore.Store // nil without --cluster
-	close      func()
-}
-
-// open opens the node's store; code >= 0 is the exit code to stop with
-// (the error printed). Close the store when done.
-func (c cartCluster) open(env Env, name string, maxSessions int, log *slog.Logger, reg prometheus.Registerer) (cartStore, int) {
-	o, err := c.options(env, name, log)
-	if err != nil {
-		fmt.Fprintln(env.Stderr, "tether cart:", err)
-		return cartStore{}, ExitUsage
-	}
-	if c.enabled() {
-		if o.Cluster.Observer, err = metrics.NewClusterCollector(reg); err != nil {
-			fmt.Fprintln(env.Stderr, "tether cart:", err)
-			return cartStore{}, ExitFailure
-		}
-	}
-	if !c.enabled() {
-		mem, err := memstore.New(memstore.Options{MaxSessions: maxSessions, Logger: log})
-		if err != nil {
-			fmt.Fprintln(env.Stderr, "tether cart:", err)
-			return cartStore{}, ExitUsage
-		}
-		return cartStore{store: mem, close: func() { mem.Close() }}, -1
-	}
-	st, err := clusterstore.New(o)
-	if err == nil {
-		if err = metrics.RegisterClusterView(reg, st.Node().Quorum); err != nil {
-			_ = st.Close()
-		}
-	}
-	if err != nil {
-		fmt.Fprintln(env.Stderr, "tether cart:", err)
-		return cartStore{}, ExitFailure
-	}
-	log.Info("cart: replicating sessions", "cluster", st.Node().Addr(), "peers", o.Cluster.Peers,
-		"mode", st.Node().Info().Mode, "authenticated", o.Cluster.PSK != nil || o.Cluster.TLS != nil) // auto resolved by the cluster's size
-	return cartStore{store: st, replicated: st, close: func() { _ = st.Close() }}, -1
-}
-
-// Close releases the store; after a handover it has nothing left to do.
-func (s cartStore) Close() { s.close() }
-
-// appOptions sets the store in the app's options, with the cluster's
-// views (GET /cluster).
-func (s cartStore) appOptions(o *cart.Options) {
-	o.Store = s.store
-	if st := s.replicated; st != nil {
-		o.Cluster = func() any { return st.Info() }
-		o.SessionCopy = func(id string) (any, error) { return st.Copy(id) }
-	}
-}
-
-// drainContext returns the context the node serves until: with --cluster,
-// it ends --drain-grace after ctx, and the app announces its drain as soon
-// as ctx ends (SIGTERM); without, it is ctx.
-func (c cartCluster) drainContext(ctx context.Context, s cartStore, app *cart.App) (context.Context, context.CancelFunc) {
-	if s.replicated == nil {
-		return ctx, func() {}
-	}
-	return cart.DrainContext(ctx, app.Drain, *c.drainGrace)
-}
-
-// handover, once the node serves no more requests, waits (at most
-// timeout) until the peers have acknowledged every write of this node, and
-// leaves the cluster, so that they take its sessions over at once.
-func (s cartStore) handover(timeout time.Duration, log *slog.Logger) error {
-	if s.replicated == nil {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	if err := s.replicated.Handover(ctx); err != nil {
-		return fmt.Errorf("handing sessions over: %w", err)
-	}
-	log.Info("cart: sessions handed over to the peers; left the cluster")
-	return nil
 }

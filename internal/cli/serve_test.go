@@ -190,3 +190,37 @@ balancers:
 		t.Fatalf("after a second SIGTERM: done=%v err=%v\n%s", done, err, serve.Output())
 	}
 }
+
+// TestCheckReportsEveryMistake: six mistakes of six kinds (an unknown
+// key, a value of the wrong type, a bad URL, a duplicate route, a
+// certificate of garbage, an access log in a directory that does not
+// exist) print six lines, each FILE:LINE: message, in line order.
+func TestCheckReportsEveryMistake(t *testing.T) {
+	dir := t.TempDir()
+	garbage := filepath.Join(dir, "garbage.pem")
+	os.WriteFile(garbage, []byte("not a certificate\n"), 0o600)
+	path := filepath.Join(dir, "tether.yaml")
+	os.WriteFile(path, []byte(fmt.Sprintf(`listen: 127.0.0.1:8443
+tls: {cert: %[1]s, key: %[1]s}
+access_log: %[2]s
+balancers:
+  - name: shop
+    max_attempts: many
+    members:
+      - {url: 'http://127.0.0.1:9001', route: n1, wieght: 2}
+      - {url: 'htp://127.0.0.1:9002', route: n1}
+`, garbage, filepath.Join(dir, "logs", "access.log"))), 0o600)
+	var out, errOut strings.Builder
+	code := Run(t.Context(), []string{"check", "--config", path}, Env{Stdout: &out, Stderr: &errOut})
+	want := []string{
+		path + `:2: tls.cert: tls: failed to find any PEM data in certificate input`,
+		path + `:3: access_log: "` + filepath.Join(dir, "logs", "access.log") + `" cannot be created: stat ` + filepath.Join(dir, "logs") + `: no such file or directory`,
+		path + `:6: "many" is not a valid whole number here`,
+		path + `:8: unknown key "wieght" in member`,
+		path + `:9: balancers[0].members[1].url: "htp://127.0.0.1:9002": scheme must be http, https or ajp`,
+		path + `:9: balancers[0].members[1].route: duplicate route "n1" (also members[0])`,
+	}
+	if got := strings.Split(strings.TrimSuffix(errOut.String(), "\n"), "\n"); code != ExitUsage || strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("code %d, stderr:\n%s\nwant:\n%s", code, errOut.String(), strings.Join(want, "\n"))
+	}
+}

@@ -47,7 +47,7 @@ func (t *translation) sanitize() {
 func (b *balancer) sanitize(t *translation) {
 	names := b.names[:0]
 	for _, n := range b.names {
-		if isToken(n) {
+		if config.ValidCookieName(n) {
 			names = append(names, n)
 		} else {
 			t.noteAt(b.at, "sticky session name %q is not a cookie name: left out", n)
@@ -90,20 +90,6 @@ func (t *translation) noteAt(at, format string, args ...any) {
 	at, _, _ = strings.Cut(at, ": ")
 	file, line := splitAt(at)
 	t.note(file, line, format, args...)
-}
-
-// isToken reports whether s is a cookie name (an RFC 7230 token).
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c <= ' ' || c >= 0x7F || strings.IndexByte(`()<>@,;:\"/[]?={}`, c) >= 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // separatorOK reports whether c can separate an id from its route.
