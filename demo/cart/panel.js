@@ -51,6 +51,10 @@
       const m = n.member || {};
       tr.appendChild(cell((m.state || '?') + (m.healthy === false ? ', down' : ''), m.healthy === false ? 'down' : (m.state || '')));
       tr.appendChild(cell(m.live_sessions === undefined ? '' : String(m.live_sessions)));
+      const c = n.cluster;
+      if (!c) tr.appendChild(cell(''));
+      else if (c.majority) tr.appendChild(cell('majority; owns ' + c.owned + ', ' + c.leased + ' leased', 'active'));
+      else tr.appendChild(cell('no majority (' + c.no_majority + ' refused)', 'down'));
       const td = document.createElement('td');
       if (n.running) td.appendChild(button('kill', n.route, 'kill', 'danger'));
       else td.appendChild(button('restart', n.route, 'restart'));

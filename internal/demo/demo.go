@@ -71,6 +71,21 @@ type NodeState struct {
 	// Member is the node as the balancer sees it; nil if the manager did
 	// not answer.
 	Member *MemberState `json:"member,omitempty"`
+	// Cluster is the replication cluster as the node sees it (its GET
+	// /cluster); nil when it did not answer or the sessions are in Redis.
+	Cluster *ClusterView `json:"cluster,omitempty"`
+}
+
+// ClusterView is the part of a node's GET /cluster the panel shows: whether
+// it reaches a majority, the sessions it owns and holds a read lease on,
+// and what it refused for want of a majority.
+type ClusterView struct {
+	Majority   bool   `json:"majority"`
+	Quorum     int    `json:"quorum"`
+	Size       int    `json:"size"`
+	Owned      int    `json:"owned"`
+	Leased     int    `json:"leased"`
+	NoMajority uint64 `json:"no_majority"`
 }
 
 // MemberState is the part of the manager's member view the panel shows.
@@ -292,10 +307,41 @@ func (d *demo) snapshot() Info {
 	in := d.info
 	in.Nodes = nil
 	members := d.members()
-	for _, n := range d.nodes {
-		in.Nodes = append(in.Nodes, NodeState{Route: n.route, URL: "http://" + n.httpAddr + "/", ProcState: n.state(), Member: members[n.route]})
+	views := make([]*ClusterView, len(d.nodes))
+	var wg sync.WaitGroup
+	for i, n := range d.nodes {
+		if d.redis == nil && n.state().Running {
+			wg.Add(1)
+			go func() { defer wg.Done(); views[i] = d.clusterView(n.httpAddr) }()
+		}
+	}
+	wg.Wait()
+	for i, n := range d.nodes {
+		in.Nodes = append(in.Nodes, NodeState{Route: n.route, URL: "http://" + n.httpAddr + "/", ProcState: n.state(),
+			Member: members[n.route], Cluster: views[i]})
 	}
 	return in
+}
+
+// clusterView asks a cart node how it sees its cluster; nil if it does not
+// answer within a second (it may be frozen, or starting).
+func (d *demo) clusterView(addr string) *ClusterView {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/cluster", nil)
+	if err != nil {
+		return nil
+	}
+	resp, err := d.client.Do(req)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var v ClusterView
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&v) != nil {
+		return nil
+	}
+	return &v
 }
 
 // members asks the manager how the balancer sees the nodes.

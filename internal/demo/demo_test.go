@@ -128,6 +128,10 @@ type info struct {
 			Healthy      bool
 			LiveSessions int64 `json:"live_sessions"`
 		}
+		Cluster *struct {
+			Majority bool
+			Owned    int
+		}
 	}
 }
 
@@ -189,6 +193,23 @@ func demoScenario(t *testing.T, d *running) {
 		t.Fatalf("cart %+v", before)
 	}
 	first := d.info(t)
+	// The panel shows each node's view of the replication cluster (none
+	// when the sessions are in Redis).
+	replicated := !strings.Contains(d.p.Output(), "Sessions in Redis")
+	owners := 0
+	for _, n := range first.Nodes {
+		switch {
+		case !replicated && n.Cluster != nil:
+			t.Fatalf("node %s shows a cluster view with Redis: %+v", n.Route, n.Cluster)
+		case replicated && (n.Cluster == nil || !n.Cluster.Majority):
+			t.Fatalf("node %s's cluster view: %+v, want a majority", n.Route, n.Cluster)
+		case replicated:
+			owners += n.Cluster.Owned
+		}
+	}
+	if replicated && owners != 1 {
+		t.Fatalf("the cluster views count %d owned sessions, want my one", owners)
+	}
 
 	// Kill the node serving me: the cart is intact on another node, same
 	// id, route rewritten.

@@ -37,6 +37,7 @@ func TestDemoPageInChromium(t *testing.T) {
 		t.Fatalf("items after the kill: %q", items)
 	}
 	b.WaitText(t, "#nodes", "killed")
+	b.WaitText(t, "#nodes", "majority; owns 1") // the new owner's view of the cluster
 
 	png, err := b.Screenshot()
 	must(t, err)
