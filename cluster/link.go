@@ -11,9 +11,14 @@ import (
 // Link timing. The retransmission timer only matters when frames are lost
 // without the connection breaking (never on TCP, but on a faulty test
 // network); a broken connection resends everything unacknowledged at once.
+// A connection on which nothing has been acknowledged for stallTimeout
+// while messages wait is closed and dialled again: its peer may have died
+// or restarted behind a network that dropped the resets, or TCP may be
+// backing off after a partition for far longer than the partition lasted.
 const (
 	rtoBase      = 300 * time.Millisecond
 	rtoMax       = 5 * time.Second
+	stallTimeout = 5 * time.Second
 	writeTimeout = 10 * time.Second
 	dialBackoff  = 10 * time.Millisecond
 	maxBackoff   = time.Second
@@ -42,6 +47,7 @@ type link struct {
 	sendAt    uint64 // seq of the next message to write on conn
 	bytes     int
 	conn      net.Conn
+	connAt    time.Time // when conn was established
 	progress  time.Time // last acknowledgement progress or retransmission
 	rto       time.Duration
 	lastAck   time.Time
@@ -226,8 +232,8 @@ func (l *link) connect() (net.Conn, *framer, error) {
 		l.trimLocked(info.resume - 1)
 	}
 	l.sendAt = max(info.resume, l.first)
-	l.conn, l.connected = c, true
-	l.progress, l.rto = time.Now(), rtoBase
+	l.conn, l.connected, l.connAt = c, true, time.Now()
+	l.progress, l.rto = l.connAt, rtoBase
 	l.mu.Unlock()
 	l.n.contact(l.peer, "", info.inc, info.ready, false)
 	return c, f, nil
@@ -313,7 +319,16 @@ func (l *link) takeBatch(conn net.Conn) ([]outMsg, bool, error) {
 func (l *link) checkRetransmit() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if len(l.q) == 0 || time.Since(l.progress) < l.rto {
+	if len(l.q) == 0 {
+		return
+	}
+	if l.conn != nil && time.Since(l.lastAck) > stallTimeout && time.Since(l.connAt) > stallTimeout {
+		l.n.logs.warn("stall:"+l.peer, "cluster: nothing acknowledged on the replication connection for a while; dialling again",
+			"peer", l.peer, "unacknowledged", len(l.q), "connected", time.Since(l.connAt).Round(time.Millisecond))
+		l.conn.Close() // serve fails, run dials again, the handshake resumes where the peer stopped
+		return
+	}
+	if time.Since(l.progress) < l.rto {
 		return
 	}
 	l.sendAt = l.first

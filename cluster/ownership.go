@@ -170,6 +170,30 @@ func (o *ownership) ownerCheck(e *entry, id string) error {
 	return nil
 }
 
+// sameOwnership checks that this node still owns session id under the
+// ballot of r, a record it returned: ErrFenced if another takeover came
+// in between, ErrNotFound if the session is gone.
+func (o *ownership) sameOwnership(id string, r Record) error {
+	e := o.store.lock(id, false, 0)
+	if e == nil {
+		return ErrNotFound
+	}
+	defer e.mu.Unlock()
+	return o.sameOwnershipLocked(e, r)
+}
+
+// sameOwnershipLocked is sameOwnership on a locked entry.
+func (o *ownership) sameOwnershipLocked(e *entry, r Record) error {
+	switch cur := e.rec; {
+	case cur == nil || cur.deleted:
+		return ErrNotFound
+	case !e.owned(o.self) || cur.bal != (ballot{n: r.Epoch, node: r.Owner}):
+		return fmt.Errorf("%w: the copy read (epoch %d of %s) is no longer this node's (epoch %d of %s, promised to %s)",
+			ErrFenced, r.Epoch, r.Owner, cur.bal.n, cur.bal.node, e.promised.node)
+	}
+	return nil
+}
+
 // leased reports whether this node owns session id and trusts its lease
 // on it, so that a read needs no round trip (lease.go).
 func (o *ownership) leased(id string) bool {

@@ -317,8 +317,13 @@ func (n *Node) settleSure(w *waiter, err error) {
 	}
 }
 
-// Confirm returns nil when a read of session id on this node, its owner,
-// returns what a majority would: at the majority levels, at once while
+// Confirm returns nil when a read that returned r (by Find, Claim, Create
+// or Update on this node, its owner) returned what a majority would. It
+// fails with ErrFenced when r is no longer this node's copy under the same
+// ownership (another node took the session over since, even if this node
+// took it back): a read that loaded a copy this node held while cut off
+// must not be confirmed by the copy it holds now. Then, at the majority
+// levels, it returns at once while
 // the node holds a lease on the session (a majority acknowledged one of its
 // writes or confirmations less than Options.Lease ago, see lease.go), else
 // it sends the record to the peers and waits until a majority of the
@@ -329,7 +334,11 @@ func (n *Node) settleSure(w *waiter, err error) {
 // the copy holds no unacknowledged write (see Find). The session layer
 // calls it before answering a request that read the session and wrote
 // nothing, since a write confirms itself.
-func (n *Node) Confirm(ctx context.Context, id string) error {
+func (n *Node) Confirm(ctx context.Context, r Record) error {
+	id := r.ID
+	if err := n.own.sameOwnership(id, r); err != nil {
+		return err
+	}
 	if !n.opts.byMajority() {
 		return n.durable(ctx, id)
 	}
@@ -347,8 +356,12 @@ func (n *Node) Confirm(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	r, unsure := e.rec, e.unsure
-	w := n.commitLocked(id, r.bal, r.version, targets, msgRecord, encodeBody(&recordMsg{rec: r}))
+	if err := n.own.sameOwnershipLocked(e, r); err != nil { // lockOwned may have claimed it again
+		e.mu.Unlock()
+		return err
+	}
+	rec, unsure := e.rec, e.unsure
+	w := n.commitLocked(id, rec.bal, rec.version, targets, msgRecord, encodeBody(&recordMsg{rec: rec}))
 	e.mu.Unlock()
 	if w != nil && unsure == 0 && len(n.waits.pending(id)) == 1 {
 		w.confirm = true // nothing in the copy is unacknowledged: it stays so if this fails

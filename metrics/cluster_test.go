@@ -36,12 +36,13 @@ func TestClusterCollector(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if _, err := n1.Create(ctx, cluster.NewSession{ID: "s"}); err != nil {
+	r, err := n1.Create(ctx, cluster.NewSession{ID: "s"})
+	if err != nil {
 		t.Fatal(err)
 	}
 	// A read right after an acknowledged write is confirmed under the
 	// owner's lease, without a round trip.
-	if err := n1.Confirm(ctx, "s"); err != nil {
+	if err := n1.Confirm(ctx, r); err != nil {
 		t.Fatal(err)
 	}
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(`

@@ -234,7 +234,7 @@ func (s *Session) confirm() error {
 	}
 	ctx, cancel := s.m.storeCtx(s.base())
 	defer cancel()
-	err := s.m.confirm.Confirm(ctx, s.rec.ID)
+	err := s.m.confirm.Confirm(ctx, s.rec)
 	if errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("session: %w", ErrGone)
 	}

@@ -35,7 +35,7 @@ func (s *Session) resolve() error {
 		}
 		rec, ok, err := s.m.lookup(s.base(), id, rt)
 		if err == nil && ok {
-			err = s.confirmEarly(id)
+			err = s.confirmEarly(rec)
 		}
 		if err != nil && s.useStale() {
 			rec, ok, err = s.m.loadStale(s.base(), id)
@@ -122,14 +122,14 @@ func (s *Session) useStale() bool {
 // handler then knows (Session.Stale) whether what it shows is current.
 // Nothing changes the session in between (the request cannot write), so
 // this confirms what the commit otherwise would.
-func (s *Session) confirmEarly(id string) error {
+func (s *Session) confirmEarly(rec Record) error {
 	if !s.useStale() || s.m.confirm == nil {
 		return nil
 	}
 	ctx, cancel := s.m.storeCtx(s.base())
 	defer cancel()
-	if err := s.m.confirm.Confirm(ctx, id); err != nil {
-		return s.m.storeErr(OpLoad, id, err)
+	if err := s.m.confirm.Confirm(ctx, rec); err != nil {
+		return s.m.storeErr(OpLoad, rec.ID, err)
 	}
 	s.confirmed = true
 	return nil

@@ -120,6 +120,11 @@ type Record struct {
 	// Version is 1 when the session is created and goes up by one with
 	// every Save.
 	Version uint64
+	// Epoch is the ownership epoch of the copy, for stores whose sessions
+	// change owners (clusterstore: raised by every takeover), so that a
+	// Confirmer can tell this copy from another with the same Version and
+	// Route; 0 for the others.
+	Epoch uint64
 	// Values holds the encoded values by key. Callers must not modify it.
 	Values map[string][]byte
 	// Created is when the session was created. RenewID keeps it.
@@ -238,9 +243,11 @@ type Claimer interface {
 // makes the answer an error (503). A request that saved confirms itself:
 // its Save fails on a stale node.
 type Confirmer interface {
-	// Confirm returns nil once the store knows that session id as this
-	// Store last returned it is current. It may block like Save.
-	Confirm(ctx context.Context, id string) error
+	// Confirm returns nil once the store knows that rec, the session as
+	// this Store returned it to the request (Load or Claim), is current:
+	// not merely that the session as it stands now is. It may block like
+	// Save.
+	Confirm(ctx context.Context, rec Record) error
 }
 
 // StaleLoader is implemented by stores whose node keeps its own copy of

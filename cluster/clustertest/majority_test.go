@@ -29,7 +29,7 @@ func TestMajorityMinorityOwnerRefusesWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	r = res.Record
-	if err := n1.Confirm(bg, "s"); err != nil {
+	if err := n1.Confirm(bg, r); err != nil {
 		t.Fatalf("the owner's read, confirmed by the majority: %v", err)
 	}
 	h.Net.Isolate(h.Addr(0))
@@ -38,7 +38,7 @@ func TestMajorityMinorityOwnerRefusesWrites(t *testing.T) {
 	// the old owner confirmed was asked for before the new owner could
 	// write.
 	reads := make(chan []time.Time, 1)
-	go func() { reads <- confirmUntilRefused(n1, "s") }()
+	go func() { reads <- confirmUntilRefused(n1, r) }()
 	c, err := n2.Claim(bg, "s")
 	claimed := time.Now()
 	if err != nil {
@@ -85,14 +85,14 @@ func TestMajorityMinorityOwnerRefusesWrites(t *testing.T) {
 	})
 }
 
-// confirmUntilRefused confirms reads of session id on n until one fails
-// and returns when each confirmed read was asked for.
-func confirmUntilRefused(n *cluster.Node, id string) []time.Time {
+// confirmUntilRefused confirms reads of r on n until one fails and returns
+// when each confirmed read was asked for.
+func confirmUntilRefused(n *cluster.Node, r cluster.Record) []time.Time {
 	var ok []time.Time
 	for {
 		ctx, cancel := context.WithTimeout(bg, 3*time.Second)
 		at := time.Now()
-		err := n.Confirm(ctx, id)
+		err := n.Confirm(ctx, r)
 		cancel()
 		if err != nil {
 			return ok
@@ -223,6 +223,10 @@ func TestLastKnownNeverShowsAnUnacknowledgedWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	clustertest.Eventually(t, 10*time.Second, func() error { // a majority acknowledged; both replicas have it
+		_, err := h.Node(1).Get("s")
+		return err
+	})
 	h.Net.Isolate(h.Addr(0))
 	if got, err := n1.LastKnown("s"); err != nil || string(got.Values["k"]) != "1" {
 		t.Fatalf("last known copy before any failed write: %v %v", got.Values, err)

@@ -236,3 +236,36 @@ func TestTouchesAreBatchedToReplicas(t *testing.T) {
 		t.Fatalf("touch on a replica: %v", err)
 	}
 }
+
+// TestStalledConnectionIsDialledAgain: a replication connection on which
+// nothing is acknowledged for a while, although it does not break (its
+// frames vanish, as behind a firewall that drops them, or under TCP backing
+// off long after a partition healed), is closed and dialled again, and the
+// write goes through once frames flow.
+func TestStalledConnectionIsDialledAgain(t *testing.T) {
+	h := clustertest.New(t, clustertest.Config{Nodes: 2, Options: func(_ int, o *cluster.Options) {
+		o.Ack, o.AckTimeout = cluster.AckNone, time.Minute
+	}})
+	if _, err := h.Node(0).Create(bg, cluster.NewSession{ID: "s", Values: vals("k", "1")}); err != nil {
+		t.Fatal(err)
+	}
+	key := "replication " + h.Addr(0) + " " + h.Addr(1)
+	before := h.Net.Stats().Dials[key]
+	h.Net.SetFaults(h.Addr(0), h.Addr(1), clustertest.Faults{Drop: 1})
+	if _, err := h.Node(0).Update(bg, cluster.Delta{ID: "s", Set: vals("k", "2")}); err != nil {
+		t.Fatal(err)
+	}
+	clustertest.Eventually(t, 20*time.Second, func() error {
+		if d := h.Net.Stats().Dials[key]; d <= before {
+			return fmt.Errorf("no new replication connection yet (%d dials)", d)
+		}
+		return nil
+	})
+	h.Net.SetFaults(h.Addr(0), h.Addr(1), clustertest.Faults{})
+	clustertest.Eventually(t, 10*time.Second, func() error {
+		if r, err := h.Node(1).Get("s"); err != nil || string(r.Values["k"]) != "2" {
+			return fmt.Errorf("n2 holds %v (%v)", r.Values, err)
+		}
+		return nil
+	})
+}

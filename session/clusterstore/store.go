@@ -112,8 +112,8 @@ func (s *Store) Save(ctx context.Context, d session.Delta) (session.SaveResult, 
 // the cluster's (cluster.Node.Confirm): with the majority level, that a
 // majority still holds it under this node's ownership, so that a node cut
 // off from the majority answers a read with 503 instead of a stale copy.
-func (s *Store) Confirm(ctx context.Context, id string) error {
-	return mapErr("confirm", id, s.node.Confirm(ctx, id))
+func (s *Store) Confirm(ctx context.Context, rec session.Record) error {
+	return mapErr("confirm", rec.ID, s.node.Confirm(ctx, cluster.Record{ID: rec.ID, Owner: rec.Route, Epoch: rec.Epoch}))
 }
 
 // Delete invalidates a session this node owns: a replicated tombstone.
@@ -201,7 +201,7 @@ func (s *Store) Close() error { return s.node.Close() }
 
 // record converts a cluster record into a session record.
 func record(r cluster.Record) session.Record {
-	return session.Record{ID: r.ID, Route: r.Owner, Version: r.Version, Values: r.Values,
+	return session.Record{ID: r.ID, Route: r.Owner, Version: r.Version, Epoch: r.Epoch, Values: r.Values,
 		Created: utc(r.Created), LastAccess: utc(r.LastAccess), IdleTimeout: r.IdleTimeout, Deadline: utc(r.Deadline)}
 }
 

@@ -17,6 +17,7 @@ func testCreateThenLoad(t *testing.T, h *harness) {
 		ID: "s1", Route: "n1", Version: 1,
 		Values:  map[string][]byte{"a": []byte(`"1"`), "b": []byte(`[2]`)},
 		Created: now, LastAccess: now, IdleTimeout: 30 * time.Minute, Deadline: now.Add(12 * time.Hour),
+		Epoch: got.Epoch, // the store's own (clusterstore's ownership epoch), or 0
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("loaded %+v\nwant   %+v", got, want)
