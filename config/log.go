@@ -9,7 +9,7 @@ type Log struct {
 	Level string `yaml:"level"`
 	// Format is text (default: one "key=value" line per record, as
 	// log/slog's TextHandler) or json (one JSON object per line, for log
-	// collectors). The access log uses the same format.
+	// collectors). The access log (AccessLog) is JSON whatever Format says.
 	Format string `yaml:"format"`
 }
 

@@ -27,6 +27,9 @@ type ServeOptions struct {
 	Hurry <-chan struct{}
 	// Getenv reads the environment (TETHER_MANAGER_TOKEN). Default os.Getenv.
 	Getenv func(string) string
+	// LogLevel, if set, is Logger's level (NewLogger's): a reload sets it
+	// to the new file's log.level. Default nil: a reload leaves the level.
+	LogLevel *slog.LevelVar
 }
 
 func (o ServeOptions) getenv(k string) string {
@@ -92,6 +95,12 @@ func Serve(ctx context.Context, cfg config.Config, o ServeOptions) error {
 			if err := reload(mg, srv, next, o); err != nil {
 				o.Logger.Error("reload failed: the running configuration is kept", "err", err)
 				continue
+			}
+			if o.LogLevel != nil {
+				SetLogLevel(o.LogLevel, next.Log)
+			}
+			if next.Log.Format != cfg.Log.Format {
+				o.Logger.Warn("a new log.format takes effect at the next restart")
 			}
 			cfg = next
 			o.Logger.Info("configuration reloaded", "file", o.ConfigPath)

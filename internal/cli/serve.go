@@ -60,8 +60,8 @@ func runServe(ctx context.Context, env Env, args []string) int {
 			}
 		}
 	}()
-	logger := env.logger()
-	err = app.Serve(ctx, cfg, app.ServeOptions{ConfigPath: *path, Logger: logger, Reload: reload, Hurry: hurry})
+	logger, level := app.NewLogger(env.Stderr, cfg.Log)
+	err = app.Serve(ctx, cfg, app.ServeOptions{ConfigPath: *path, Logger: logger, LogLevel: level, Reload: reload, Hurry: hurry})
 	if err != nil {
 		fmt.Fprintln(env.Stderr, "tether serve:", err)
 		if errors.Is(err, app.ErrConfig) {
