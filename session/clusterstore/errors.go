@@ -39,4 +39,3 @@ func mapErr(op, id string, err error) error {
 	}
 	return fmt.Errorf("clusterstore: %s %s: %w: %w", op, session.ShortID(id), why, err)
 }
-
