@@ -20,8 +20,9 @@ import (
 // sends a session's id every way a client can: the cookie, a
 // ";jsessionid=" path parameter, a query parameter, the Referer, to a
 // node that was killed (a takeover), and at logout. No line of any
-// process's log, nor of the access log, holds the session id; every line
-// of the server log is JSON.
+// process's log, nor of the access log, nor the metrics (on the
+// metrics listener), holds the session id; every line of the server log
+// is JSON.
 func TestNoSessionIDInLogs(t *testing.T) {
 	nodes := map[string]*proctest.Proc{}
 	clusterAddrs := []string{proctest.FreeAddr(t), proctest.FreeAddr(t)}
@@ -39,16 +40,17 @@ func TestNoSessionIDInLogs(t *testing.T) {
 	}
 	dir := t.TempDir()
 	access := filepath.Join(dir, "access.log")
-	listen := proctest.FreeAddr(t)
+	listen, metricsAddr := proctest.FreeAddr(t), proctest.FreeAddr(t)
 	conf := fmt.Sprintf(`listen: %s
 log: { level: debug, format: json }
 access_log: %s
+metrics: { listen: %s }
 balancers:
   - name: shop
     sessions: replicated
     passive: { probe_interval: 50ms }
     members:
-%s`, listen, access, members.String())
+%s`, listen, access, metricsAddr, members.String())
 	path := filepath.Join(dir, "tether.yaml")
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
@@ -114,6 +116,21 @@ balancers:
 	})
 	send("POST", "/api/logout;jsessionid="+sid, sid, "")
 	send("GET", "/api/cart", sid, "") // a session that is gone
+
+	// The metrics listener of the real process: open on loopback, and
+	// its counts hold no session id either.
+	mresp, err := c.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mbody, _ := io.ReadAll(mresp.Body)
+	mresp.Body.Close()
+	if mresp.StatusCode != http.StatusOK || !strings.Contains(string(mbody), `tether_requests_total{balancer="shop"`) {
+		t.Errorf("GET /metrics on metrics.listen: %d\n%.1000s", mresp.StatusCode, mbody)
+	}
+	if strings.Contains(string(mbody), id) {
+		t.Error("the metrics hold the session id")
+	}
 
 	check := func(name, text string, wantJSON bool) {
 		lines := strings.Split(strings.TrimSpace(text), "\n")
