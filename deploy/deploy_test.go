@@ -57,6 +57,35 @@ func TestSystemdUnitVerifies(t *testing.T) {
 	}
 }
 
+// TestSystemdUnitExposure runs systemd-analyze security on the unit: its
+// exposure score (0 to 10, lower is safer) must stay at 2.0 or below
+// ("OK"); a unit without the sandbox fails the same check.
+func TestSystemdUnitExposure(t *testing.T) {
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Skip("systemd-analyze is not installed (Debian package systemd): the unit's exposure is not measured")
+	}
+	unit, err := os.ReadFile("tether.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	exposure := func(unit string) (string, error) {
+		path := filepath.Join(t.TempDir(), "tether.service")
+		if err := os.WriteFile(path, []byte(unit), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(analyze, "security", "--offline=yes", "--threshold=20", path).CombinedOutput()
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		return lines[len(lines)-1], err
+	}
+	if last, err := exposure(string(unit)); err != nil {
+		t.Errorf("systemd-analyze security: %v: %s", err, last)
+	}
+	if last, err := exposure("[Service]\nExecStart=/usr/local/bin/tether serve\n"); err == nil {
+		t.Errorf("a unit without sandbox passed the threshold: %s", last)
+	}
+}
+
 // TestSystemdUnitHardening checks the directives the unit promises.
 func TestSystemdUnitHardening(t *testing.T) {
 	unit, err := os.ReadFile("tether.service")
