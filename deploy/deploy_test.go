@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"os"
 	"os/exec"
@@ -173,19 +174,31 @@ func TestDockerfileStages(t *testing.T) {
 	}
 }
 
-// TestDockerfileBuilds builds the image where a container engine runs, and
+// TestDockerfileBuilds builds the image where a container engine (docker,
+// else podman) answers, and
 // checks that it runs `tether version` as a user other than root and has
 // no shell.
 func TestDockerfileBuilds(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a container image; skipped with -short")
 	}
-	docker, err := exec.LookPath("docker")
-	if err != nil {
-		t.Skip("docker is not installed: the Dockerfile is not built (see Install in README.md)")
+	var docker string
+	var why []string
+	for _, tool := range []string{"docker", "podman"} {
+		path, err := exec.LookPath(tool)
+		if err != nil {
+			why = append(why, tool+" is not installed")
+			continue
+		}
+		if out, err := exec.Command(path, "info").CombinedOutput(); err != nil {
+			why = append(why, fmt.Sprintf("%s info: %v: %s", tool, err, lastLine(out)))
+			continue
+		}
+		docker = path
+		break
 	}
-	if out, err := exec.Command(docker, "info").CombinedOutput(); err != nil {
-		t.Skipf("docker cannot reach a daemon, so the Dockerfile is not built: %v: %s", err, lastLine(out))
+	if docker == "" {
+		t.Skipf("no container engine runs here, so the Dockerfile is not built (%s)", strings.Join(why, "; "))
 	}
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
@@ -193,7 +206,7 @@ func TestDockerfileBuilds(t *testing.T) {
 	build := exec.Command(docker, "build", "-t", tag, "..")
 	build.Env = append(os.Environ(), "DOCKER_BUILDKIT=1")
 	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("docker build: %v\n%s", err, out)
+		t.Fatalf("%s build: %v\n%s", docker, err, out)
 	}
 	t.Cleanup(func() { _ = exec.Command(docker, "image", "rm", "-f", tag).Run() })
 	out, err := exec.Command(docker, "run", "--rm", tag, "version").CombinedOutput()
