@@ -30,8 +30,8 @@ func (v *checker) metrics(c *Config) {
 		return
 	}
 	v.listen("metrics.listen", m.Listen)
-	if m.TokenFile != "" {
-		v.file("metrics.token_file", m.TokenFile, "")
+	if m.TokenFile != "" && v.file("metrics.token_file", m.TokenFile, "") {
+		v.secretFile("metrics.token_file", m.TokenFile)
 	}
 	for i, a := range m.Allow {
 		if _, err := ParsePrefix(a); err != nil {

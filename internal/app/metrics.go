@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
 	"reflect"
 	"strings"
 	"time"
@@ -76,13 +75,11 @@ func newTelemetry(cfg config.Config, o ServeOptions) (*telemetry, error) {
 func (t *telemetry) access(m config.Metrics, getenv func(string) string) error {
 	t.cfg = m
 	if m.TokenFile != "" {
-		b, err := os.ReadFile(m.TokenFile)
+		tok, err := config.ReadSecret(m.TokenFile, "", nil)
 		if err != nil {
 			return fmt.Errorf("metrics.token_file: %w", err)
 		}
-		if t.token = strings.TrimSpace(string(b)); t.token == "" {
-			return fmt.Errorf("metrics.token_file %s is empty", m.TokenFile)
-		}
+		t.token = tok
 	} else {
 		t.token = strings.TrimSpace(getenv(MetricsTokenEnv))
 	}
