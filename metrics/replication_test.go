@@ -15,7 +15,8 @@ import (
 // TestReplicationMetrics: an owner's writes are counted as messages sent
 // by type with their bytes; a node that joins later pulls the state (the
 // sessions and bytes of the transfer counted on both sides) and takes a
-// session over (the takeover's duration observed by outcome).
+// session over (the takeover's duration observed by outcome); the owner
+// expires an idle session (counted once).
 func TestReplicationMetrics(t *testing.T) {
 	ownerReg, joinerReg := prometheus.NewRegistry(), prometheus.NewRegistry()
 	owner, err := NewClusterCollector(ownerReg)
@@ -84,4 +85,16 @@ func TestReplicationMetrics(t *testing.T) {
 	if n := got["tether_cluster_claims_total{outcome=ok}"]; n != 1 {
 		t.Errorf("joiner: tether_cluster_claims_total{outcome=ok} = %v, want 1", n)
 	}
+
+	if _, err := h.Node(0).Create(ctx, cluster.NewSession{ID: "idle", IdleTimeout: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	h.Clock.Advance(2 * time.Minute)
+	clustertest.Eventually(t, 10*time.Second, func() error {
+		if n := scrape(t, ownerReg)["tether_cluster_expired_total{}"]; n != 1 {
+			h.Clock.Advance(time.Second) // one more sweep
+			return fmt.Errorf("tether_cluster_expired_total = %v, want 1", n)
+		}
+		return nil
+	})
 }
