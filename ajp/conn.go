@@ -264,7 +264,7 @@ func (c *conn) runHandler(w *response, r *http.Request) (panicked bool) {
 			panicked = true
 			if v != http.ErrAbortHandler {
 				c.s.log.Error("ajp: panic serving request", "remote", c.remote(), "method", r.Method,
-					"uri", r.RequestURI, "panic", v, "stack", string(debug.Stack()))
+					"path", logPath(r.RequestURI), "panic", v, "stack", string(debug.Stack()))
 			}
 		}
 	}()

@@ -188,3 +188,13 @@ func setBodyLength(r *http.Request) error {
 	r.ContentLength = n
 	return nil
 }
+
+// logPath is the part of a request URI the server's log may hold: the path
+// without its parameters (";jsessionid=…") and query, which may carry a
+// session id.
+func logPath(uri string) string {
+	if i := strings.IndexAny(uri, ";?"); i >= 0 {
+		return uri[:i]
+	}
+	return uri
+}

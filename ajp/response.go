@@ -44,7 +44,7 @@ func (w *response) WriteHeader(code int) {
 		panic("ajp: invalid WriteHeader code " + strconv.Itoa(code))
 	}
 	if w.status != 0 {
-		w.c.s.log.Debug("ajp: superfluous WriteHeader call", "uri", w.req.RequestURI, "code", code)
+		w.c.s.log.Debug("ajp: superfluous WriteHeader call", "path", logPath(w.req.RequestURI), "code", code)
 		return
 	}
 	if code < 200 {
@@ -150,7 +150,7 @@ func (w *response) sendHeader() error {
 		return b
 	}, false)
 	if herr != nil {
-		w.c.s.log.Error("ajp: response headers too large; sent 500", "uri", w.req.RequestURI, "limit", w.c.s.o.PacketSize)
+		w.c.s.log.Error("ajp: response headers too large; sent 500", "path", logPath(w.req.RequestURI), "limit", w.c.s.o.PacketSize)
 		w.buf = w.buf[:0]
 		w.declared, w.written = 0, 0
 		w.err = ErrHeadersTooLarge
@@ -187,7 +187,7 @@ func (w *response) finish() bool {
 	complete := w.declared < 0 || w.written == w.declared || w.req.Method == http.MethodHead
 	if !complete {
 		w.c.s.log.Warn("ajp: handler wrote less than its Content-Length; connection closed",
-			"uri", w.req.RequestURI, "declared", w.declared, "written", w.written)
+			"path", logPath(w.req.RequestURI), "declared", w.declared, "written", w.written)
 	}
 	return complete
 }

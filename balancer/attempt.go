@@ -27,6 +27,9 @@ type request struct {
 	// (chunked).
 	bodyLen int64
 	tls     bool
+	// userAgent and referer are the User-Agent and Referer fields, for
+	// the access log; "" when absent.
+	userAgent, referer string
 
 	remoteAddr  string     // "ip:port" of the client connection
 	client      netip.Addr // its address, valid if clientKnown

@@ -24,6 +24,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -129,8 +130,13 @@ type Options struct {
 	Transport http.RoundTripper
 	// Logger receives health changes and unexpected errors. Default slog.Default().
 	Logger *slog.Logger
-	// AccessLog, if set, receives one record per request with the member's
-	// route and the sticky outcome. Default: none.
+	// AccessLog, if set, receives one record per request (message
+	// "request"): balancer, method, uri, remote, status, member, sticky
+	// (the Outcome), attempts, duration (seconds, a float), bytes,
+	// user_agent, referer, route, and error when the balancer answered
+	// itself. Session ids in uri and referer (";name=…" path parameters
+	// and "name=…" query parameters named like StickyNames or jsessionid)
+	// are replaced by route.Redacted. Default: none.
 	AccessLog *slog.Logger
 	// Observer, if set, is told about every request when it ends, and
 	// about session events if it implements SessionObserver.
@@ -164,6 +170,9 @@ type settings struct {
 	checker   *health.Checker
 	stickyLen int   // len(opts.StickyNames)
 	macs      *macs // insert mode: the cookie's keys
+	// redactNames are the parameters the access log redacts: StickyNames
+	// and jsessionid (servlet containers' URL parameter, in any mode).
+	redactNames []string
 }
 
 // buildSettings fills in the defaults of o and builds what they imply for
@@ -221,7 +230,8 @@ func buildSettings(o Options, b *Balancer) (*settings, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &settings{opts: o, picker: picker, transport: o.Transport, stickyLen: len(o.StickyNames)}
+	s := &settings{opts: o, picker: picker, transport: o.Transport, stickyLen: len(o.StickyNames),
+		redactNames: append(slices.Clip(o.StickyNames), "jsessionid")}
 	if o.Sticky == StickyInsert {
 		s.macs = newMACs(o.Name, o.Cookie.Keys)
 	}

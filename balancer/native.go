@@ -88,14 +88,21 @@ func (b *Balancer) serveConn(c *h1.ServerConn, req *h1.Request) {
 func (a *attempt) fromWire() {
 	x := a.x
 	req := x.req
+	var userAgent, referer string
 	for i := range req.Fields {
-		if f := &req.Fields[i]; f.Class == h1.Cookie {
+		switch f := &req.Fields[i]; {
+		case f.Class == h1.Cookie:
 			x.cookies = append(x.cookies, unsafeString(f.Value))
+		case f.Class == h1.Other && len(f.Name) == len("user-agent") && h1.EqualFold(f.Name, "user-agent"):
+			userAgent = unsafeString(f.Value)
+		case f.Class == h1.Other && len(f.Name) == len("referer") && h1.EqualFold(f.Name, "referer"):
+			referer = unsafeString(f.Value)
 		}
 	}
 	a.req = request{
 		method: unsafeString(req.Method), target: unsafeString(req.Target), query: unsafeString(req.Query),
 		host: unsafeString(req.Host), cookies: x.cookies, remoteAddr: x.c.RemoteAddr(), clientIP: x.c.ClientIP(),
+		userAgent: userAgent, referer: referer,
 	}
 	a.req.client, a.req.clientKnown = x.c.ClientAddr()
 	switch req.BodyFraming() {

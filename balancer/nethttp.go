@@ -51,6 +51,7 @@ func (b *Balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a.req = request{
 		method: r.Method, target: r.RequestURI, query: r.URL.RawQuery, host: r.Host,
 		cookies: r.Header["Cookie"], bodyLen: r.ContentLength, tls: r.TLS != nil, ctx: r.Context(),
+		userAgent: r.Header.Get("User-Agent"), referer: r.Header.Get("Referer"),
 	}
 	if a.req.target == "" {
 		a.req.target = r.URL.Path

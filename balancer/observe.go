@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/tetherlb/tether/route"
 )
 
 // Outcome is how a request's member was chosen.
@@ -25,8 +27,18 @@ const (
 	Moved
 )
 
-var outcomeNames = [...]string{"new", "sticky", "failover", "nofailover-rejected", "moved"}
+// outcomeNames are the outcomes' one spelling, in the access log and the
+// metrics' outcome label alike.
+var outcomeNames = [...]string{
+	NewSession: "new", Sticky: "sticky", Failover: "failover", Rejected: "nofailover_rejected", Moved: "moved",
+}
 
+// OutcomeCount is how many outcomes there are: every Outcome below it has
+// a name.
+const OutcomeCount = len(outcomeNames)
+
+// String returns the outcome's name: new, sticky, failover,
+// nofailover_rejected or moved ("unknown" past OutcomeCount).
 func (o Outcome) String() string {
 	if int(o) < len(outcomeNames) {
 		return outcomeNames[o]
@@ -75,21 +87,30 @@ func (a *attempt) report() {
 		o.ObserveRequest(info)
 	}
 	if log != nil {
-		attrs := []slog.Attr{
-			// The request's strings may view a buffer the engine reuses:
-			// a handler that keeps the record must get copies.
-			slog.String("balancer", info.Balancer), slog.String("method", strings.Clone(a.req.method)),
-			slog.String("uri", strings.Clone(a.req.target)), slog.String("remote", strings.Clone(a.req.remoteAddr)),
-			slog.Int("status", info.Status), slog.String("member", info.Member),
-			slog.String("sticky", info.Outcome.String()), slog.Int("attempts", info.Attempts),
-			slog.Duration("duration", info.Duration), slog.Int64("bytes", info.BytesOut),
-		}
-		if a.route != "" {
-			attrs = append(attrs, slog.String("route", strings.Clone(a.route)))
-		}
-		if info.Err != nil {
-			attrs = append(attrs, slog.String("error", info.Err.Error()))
-		}
-		log.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs...)
+		a.logAccess(log, &info)
 	}
+}
+
+// logAccess writes the request's access log record. The target's session
+// ids (";jsessionid=…", query parameters named like the session cookies)
+// are redacted: a log file never holds a live session id.
+func (a *attempt) logAccess(log *slog.Logger, info *RequestInfo) {
+	attrs := []slog.Attr{
+		// The request's strings may view a buffer the engine reuses:
+		// a handler that keeps the record must get copies.
+		slog.String("balancer", info.Balancer), slog.String("method", strings.Clone(a.req.method)),
+		slog.String("uri", strings.Clone(route.RedactTarget(a.req.target, a.s.redactNames))),
+		slog.String("remote", strings.Clone(a.req.remoteAddr)),
+		slog.Int("status", info.Status), slog.String("member", info.Member),
+		slog.String("sticky", info.Outcome.String()), slog.Int("attempts", info.Attempts),
+		slog.Float64("duration", info.Duration.Seconds()), slog.Int64("bytes", info.BytesOut),
+		slog.String("user_agent", strings.Clone(a.req.userAgent)), slog.String("referer", strings.Clone(route.RedactTarget(a.req.referer, a.s.redactNames))),
+	}
+	if a.route != "" {
+		attrs = append(attrs, slog.String("route", strings.Clone(a.route)))
+	}
+	if info.Err != nil {
+		attrs = append(attrs, slog.String("error", info.Err.Error()))
+	}
+	log.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs...)
 }

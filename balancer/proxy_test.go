@@ -83,7 +83,7 @@ func testAccessLogRecordsMemberAndStickyOutcome(t *testing.T, e engine) {
 	}{
 		{"/a", "new", "n1", 200},
 		{"/b", "sticky", "n1", 200},
-		{"/c", "nofailover-rejected", "n2", 503},
+		{"/c", "nofailover_rejected", "n2", 503},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("%d records: %v", len(got), got)

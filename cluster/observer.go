@@ -35,6 +35,10 @@ type Observer interface {
 	MemberChanged(m Member)
 	// Expired reports a session this node expired as its owner.
 	Expired(id string)
+	// Transferred reports part of a state transfer (a node pulling a
+	// peer's full state when it starts): sessions records of bytes
+	// (encoded) sent to peer when sent, else received from peer.
+	Transferred(peer string, sent bool, sessions, bytes int)
 }
 
 // NopObserver implements Observer by doing nothing.
@@ -69,6 +73,9 @@ func (NopObserver) MemberChanged(Member) {}
 
 // Expired implements Observer.
 func (NopObserver) Expired(string) {}
+
+// Transferred implements Observer.
+func (NopObserver) Transferred(string, bool, int, int) {}
 
 // MemberState is a member's liveness as this node sees it.
 type MemberState int

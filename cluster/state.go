@@ -33,6 +33,7 @@ func (n *Node) streamState(peer string, req uint64) {
 		if !l.enqueue(msgSyncChunk, encodeBody(chunk)) {
 			return false
 		}
+		n.obs.Transferred(peer, true, len(chunk.recs), size)
 		chunk, size = &syncChunkMsg{req: req}, 0
 		return n.waitWindow(l)
 	}
@@ -110,6 +111,11 @@ func (n *Node) waitWindow(l *link) bool {
 // onSyncChunk merges part of a pulled state.
 func (n *Node) onSyncChunk(peer string, m *syncChunkMsg) {
 	now := nanos(n.clock.Now())
+	size := 0
+	for _, r := range m.recs {
+		size += r.size
+	}
+	n.obs.Transferred(peer, false, len(m.recs), size)
 	for _, r := range m.recs {
 		e := n.store.lock(r.id, true, now)
 		_, settled := e.applyRecord(r, true)

@@ -55,6 +55,11 @@ type Config struct {
 	RedirectHTTPS *RedirectHTTPS `yaml:"redirect_https"`
 	// Manager is the management API and web UI. Omitted: no manager runs.
 	Manager *Manager `yaml:"manager"`
+	// Log configures the server log. Default: text, level info.
+	Log Log `yaml:"log"`
+	// Metrics, when set, serves GET /metrics on a listener of its own.
+	// Omitted: the metrics are only on the manager's /metrics.
+	Metrics *Metrics `yaml:"metrics"`
 	// Balancers are the balancers served. At least one is required.
 	Balancers []Balancer `yaml:"balancers"`
 }

@@ -98,6 +98,8 @@ func (c *Config) Validate() error {
 	if c.Manager != nil {
 		v.manager(c.Manager)
 	}
+	v.log(&c.Log)
+	v.metrics(c)
 	if len(c.Balancers) == 0 {
 		v.add("balancers", "at least one balancer is required")
 	}

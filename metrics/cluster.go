@@ -22,6 +22,7 @@ type ClusterCollector struct {
 	acked        prometheus.Histogram
 	connFailures prometheus.Counter
 	authFailures prometheus.Counter
+	repl         *replication // messages, takeover durations, state transfers, expiries
 }
 
 var _ cluster.Observer = (*ClusterCollector)(nil)
@@ -44,7 +45,8 @@ func NewClusterCollector(reg prometheus.Registerer) (*ClusterCollector, error) {
 		authFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "tether_cluster_auth_failures_total",
 			Help: "Replication connections refused by authentication or cluster name."}),
 	}
-	for _, m := range []prometheus.Collector{c.writes, c.claims, c.fenced, c.acked, c.connFailures, c.authFailures} {
+	c.repl = newReplication()
+	for _, m := range append([]prometheus.Collector{c.writes, c.claims, c.fenced, c.acked, c.connFailures, c.authFailures}, c.repl.collectors()...) {
 		if err := reg.Register(m); err != nil {
 			return nil, err
 		}
@@ -96,8 +98,9 @@ func (c *ClusterCollector) WriteDone(mode cluster.AckMode, latency time.Duration
 }
 
 // Claimed implements cluster.Observer.
-func (c *ClusterCollector) Claimed(_ string, _ int, _ time.Duration, err error) {
+func (c *ClusterCollector) Claimed(_ string, _ int, latency time.Duration, err error) {
 	c.claims.WithLabelValues(clusterOutcome(err)).Inc()
+	c.repl.claimed(latency, err)
 }
 
 // Fenced implements cluster.Observer.

@@ -64,11 +64,9 @@ type table map[string]map[string]*series
 
 // The label values of outcomes, status classes and error reasons, by
 // index: a request's counters are found by indexing, not by building labels.
+// An outcome's label is its name in the access log (Outcome.String).
 var (
-	outcomes = [...]string{
-		balancer.NewSession: "new", balancer.Sticky: "sticky", balancer.Failover: "failover",
-		balancer.Rejected: "nofailover_rejected", balancer.Moved: "moved",
-	}
+	outcomes      = outcomeLabels()
 	codes         = [...]string{"none", "1xx", "2xx", "3xx", "4xx", "5xx"}
 	errorReasons  = [...]string{"no_member", "nofailover", "timeout", "connect", "body_too_large", "uri_too_long", "bad_request_body", "other"}
 	errorSentinel = [...]error{
@@ -81,6 +79,14 @@ var (
 		balancer.SessionCookieInvalid: "cookie_invalid", balancer.SessionCookieExpired: "cookie_expired",
 	}
 )
+
+// outcomeLabels returns the outcome label values, by Outcome.
+func outcomeLabels() (l [balancer.OutcomeCount]string) {
+	for i := range l {
+		l[i] = balancer.Outcome(i).String()
+	}
+	return l
+}
 
 // series are one member's counters, resolved on first use.
 type series struct {

@@ -60,3 +60,10 @@ func (f idFormat) valid(id string) bool {
 	}
 	return true
 }
+
+// ShortID abbreviates a session id for logs and error messages, which
+// never hold a whole id (an id is a credential): at most its first 8
+// characters, never more than half of it, then "…".
+func ShortID(id string) string {
+	return id[:min(8, len(id)/2)] + "…"
+}

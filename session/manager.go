@@ -148,7 +148,8 @@ func (m *Manager) Logout(w http.ResponseWriter, r *http.Request, url string) {
 
 // fail writes the error response for err in place of the handler's.
 func (m *Manager) fail(w http.ResponseWriter, r *http.Request, err error) {
-	m.o.Logger.Warn("session not committed", "route", m.o.Route, "path", r.URL.Path, "err", err)
+	m.o.Logger.Warn("session not committed", "route", m.o.Route,
+		"path", route.RedactTarget(r.URL.Path, []string{m.o.Cookie.Name, "jsessionid"}), "err", err)
 	h := w.Header()
 	for _, k := range [...]string{"Content-Type", "Content-Length", "Content-Encoding",
 		"Content-Disposition", "Content-Range", "Etag", "Last-Modified", "Location"} {

@@ -103,3 +103,17 @@ func subsequence(s, t string) bool {
 	}
 	return i == len(s)
 }
+
+func TestShortIDNeverWhole(t *testing.T) {
+	tests := []struct{ id, want string }{
+		{"osBleJ_D3kq9Vz2mXc81Qw", "osBleJ_D…"},
+		{"ABCDEF12", "ABCD…"},
+		{"x", "…"},
+		{"", "…"},
+	}
+	for _, tt := range tests {
+		if got := ShortID(tt.id); got != tt.want {
+			t.Errorf("ShortID(%q) = %q, want %q", tt.id, got, tt.want)
+		}
+	}
+}

@@ -12,14 +12,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"github.com/tetherlb/tether/admin"
 	"github.com/tetherlb/tether/balancer"
 	"github.com/tetherlb/tether/config"
-	"github.com/tetherlb/tether/metrics"
 )
 
 // TokenEnv is the environment variable holding the manager's token when
@@ -43,7 +38,6 @@ type hooks struct {
 // *managed is no manager; its methods then do nothing.
 type managed struct {
 	mgr    *admin.Manager
-	obs    *metrics.Collector
 	src    *serverSource
 	cfg    config.Manager
 	http   *http.Server
@@ -70,10 +64,11 @@ func (s *serverSource) Balancer(name string) *balancer.Balancer {
 	return nil
 }
 
-// newManaged reads the manager's tokens and state file. It returns nil if
-// the configuration has no manager, and an error if it has one but no
-// token: the manager never runs open.
-func newManaged(cfg config.Config, o ServeOptions) (*managed, error) {
+// newManaged reads the manager's tokens and state file; it serves tel's
+// metrics. It returns nil if the configuration has no manager (tel may
+// then be nil), and an error if it has one but no token: the manager
+// never runs open.
+func newManaged(cfg config.Config, o ServeOptions, tel *telemetry) (*managed, error) {
 	if cfg.Manager == nil {
 		return nil, nil
 	}
@@ -84,23 +79,17 @@ func newManaged(cfg config.Config, o ServeOptions) (*managed, error) {
 	if len(rw) < minTokenBytes {
 		o.Logger.Warn("manager: the token is short; use at least 16 random bytes, e.g. openssl rand -hex 32")
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	src := &serverSource{}
-	obs, err := metrics.New(metrics.Options{Registerer: reg, Source: src})
-	if err != nil {
-		return nil, err
-	}
+	src := tel.src
 	mgr, err := admin.New(admin.Options{
 		Source: src, Token: rw, ReadOnlyToken: ro, AllowedOrigins: cfg.Manager.AllowedOrigins,
 		StateFile: cfg.Manager.StateFile, AuditFile: cfg.Manager.AuditFile, Baseline: baselineOf(cfg), ValidateMember: validateMember,
-		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelError)}),
+		Metrics: tel.handler,
 		Logger:  o.Logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("manager: %w", err)
 	}
-	return &managed{mgr: mgr, obs: obs, src: src, cfg: *cfg.Manager, logger: o.Logger}, nil
+	return &managed{mgr: mgr, src: src, cfg: *cfg.Manager, logger: o.Logger}, nil
 }
 
 // managerTokens reads the read-write token (manager.token, else
@@ -199,12 +188,12 @@ func (m *managed) effective(cfg config.Config) config.Config {
 	return withMembers(cfg, m.mgr.Effective())
 }
 
-// hooks returns the observer and state change hook for the balancers.
+// hooks returns the state change hook for the balancers.
 func (m *managed) hooks() hooks {
 	if m == nil {
 		return hooks{}
 	}
-	return hooks{observer: m.obs, onStateChange: m.mgr.OnStateChange}
+	return hooks{onStateChange: m.mgr.OnStateChange}
 }
 
 // start serves the manager for srv.

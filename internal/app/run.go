@@ -27,6 +27,9 @@ type ServeOptions struct {
 	Hurry <-chan struct{}
 	// Getenv reads the environment (TETHER_MANAGER_TOKEN). Default os.Getenv.
 	Getenv func(string) string
+	// LogLevel, if set, is Logger's level (NewLogger's): a reload sets it
+	// to the new file's log.level. Default nil: a reload leaves the level.
+	LogLevel *slog.LevelVar
 }
 
 func (o ServeOptions) getenv(k string) string {
@@ -44,21 +47,31 @@ var ErrConfig = errors.New("configuration")
 // Serve runs the configuration at o.ConfigPath until ctx is done, then
 // shuts down gracefully within the configured shutdown timeout.
 func Serve(ctx context.Context, cfg config.Config, o ServeOptions) error {
-	mg, err := newManaged(cfg, o)
+	tel, err := newTelemetry(cfg, o)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	mg, err := newManaged(cfg, o, tel)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	h := mg.hooks()
 	h.getenv = o.getenv
+	if tel != nil {
+		h.observer = tel.obs
+	}
 	srv, err := newServer(mg.effective(cfg), o.Logger, h)
 	if err != nil {
 		mg.shutdown(0)
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	if err = srv.Start(); err == nil {
-		err = mg.start(srv)
+		if err = mg.start(srv); err == nil {
+			err = tel.start(srv)
+		}
 	}
 	if err != nil {
+		tel.shutdown(0)
 		mg.shutdown(0)
 		srv.Shutdown(0)
 		return err
@@ -80,6 +93,7 @@ func Serve(ctx context.Context, cfg config.Config, o ServeOptions) error {
 				}
 			}
 			o.Logger.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+			tel.shutdown(cfg.ShutdownTimeout)
 			mg.shutdown(cfg.ShutdownTimeout)
 			srv.Shutdown(cfg.ShutdownTimeout)
 			return nil
@@ -92,6 +106,13 @@ func Serve(ctx context.Context, cfg config.Config, o ServeOptions) error {
 			if err := reload(mg, srv, next, o); err != nil {
 				o.Logger.Error("reload failed: the running configuration is kept", "err", err)
 				continue
+			}
+			if o.LogLevel != nil {
+				SetLogLevel(o.LogLevel, next.Log)
+			}
+			tel.reload(next, o.Logger)
+			if next.Log.Format != cfg.Log.Format {
+				o.Logger.Warn("a new log.format takes effect at the next restart")
 			}
 			cfg = next
 			o.Logger.Info("configuration reloaded", "file", o.ConfigPath)

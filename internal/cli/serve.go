@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/tetherlb/tether/config"
@@ -60,8 +62,10 @@ func runServe(ctx context.Context, env Env, args []string) int {
 			}
 		}
 	}()
-	logger := env.logger()
-	err = app.Serve(ctx, cfg, app.ServeOptions{ConfigPath: *path, Logger: logger, Reload: reload, Hurry: hurry})
+	logger, level := app.NewLogger(env.Stderr, cfg.Log)
+	bi, _ := debug.ReadBuildInfo()
+	logger.Info("tether serve starting", "version", versionLine(Version, bi, runtime.GOOS+"/"+runtime.GOARCH), "config", *path)
+	err = app.Serve(ctx, cfg, app.ServeOptions{ConfigPath: *path, Logger: logger, LogLevel: level, Reload: reload, Hurry: hurry})
 	if err != nil {
 		fmt.Fprintln(env.Stderr, "tether serve:", err)
 		if errors.Is(err, app.ErrConfig) {

@@ -29,21 +29,13 @@ func mapErr(op, id string, err error) error {
 	case errors.Is(err, cluster.ErrTooLarge):
 		why = session.ErrStoreFull
 	case errors.Is(err, cluster.ErrFenced), errors.Is(err, cluster.ErrNotOwner):
-		return fmt.Errorf("clusterstore: %s %s: another node has taken the session over; not saved here: %w", op, short(id), err)
+		return fmt.Errorf("clusterstore: %s %s: another node has taken the session over; not saved here: %w", op, session.ShortID(id), err)
 	case errors.Is(err, cluster.ErrNoMajority):
-		return fmt.Errorf("clusterstore: %s %s: this node cannot reach a majority of the cluster; refused: %w", op, short(id), err)
+		return fmt.Errorf("clusterstore: %s %s: this node cannot reach a majority of the cluster; refused: %w", op, session.ShortID(id), err)
 	case errors.Is(err, cluster.ErrNotAcknowledged):
-		return fmt.Errorf("clusterstore: %s %s: no peer acknowledged the write in time; it may not survive a failure: %w", op, short(id), err)
+		return fmt.Errorf("clusterstore: %s %s: no peer acknowledged the write in time; it may not survive a failure: %w", op, session.ShortID(id), err)
 	default:
-		return fmt.Errorf("clusterstore: %s %s: %w", op, short(id), err)
+		return fmt.Errorf("clusterstore: %s %s: %w", op, session.ShortID(id), err)
 	}
-	return fmt.Errorf("clusterstore: %s %s: %w: %w", op, short(id), why, err)
-}
-
-// short abbreviates a session id for messages: ids are credentials.
-func short(id string) string {
-	if len(id) > 8 {
-		return id[:8] + "…"
-	}
-	return id
+	return fmt.Errorf("clusterstore: %s %s: %w: %w", op, session.ShortID(id), why, err)
 }

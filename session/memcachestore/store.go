@@ -57,7 +57,7 @@ func (s *Store) Close() error { return s.c.Close() }
 func (s *Store) key(id string) (string, error) {
 	k := s.o.Prefix + id
 	if len(k)+len(":lock") > 250 || strings.ContainsFunc(k, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
-		return "", fmt.Errorf("memcachestore: id %q cannot be a memcached key", id)
+		return "", fmt.Errorf("memcachestore: id %s cannot be a memcached key", session.ShortID(id))
 	}
 	return k, nil
 }
@@ -123,7 +123,7 @@ func expiration(r session.Record, now time.Time) int32 {
 func (s *Store) put(r *record, it *memcache.Item) error {
 	b := encode(nil, r)
 	if len(b) > s.o.MaxRecordBytes {
-		return fmt.Errorf("memcachestore: session %s would take %d bytes, more than %d: %w", r.ID, len(b), s.o.MaxRecordBytes, session.ErrStoreFull)
+		return fmt.Errorf("memcachestore: session %s would take %d bytes, more than %d: %w", session.ShortID(r.ID), len(b), s.o.MaxRecordBytes, session.ErrStoreFull)
 	}
 	k, err := s.key(r.ID)
 	if err != nil {

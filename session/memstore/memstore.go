@@ -325,7 +325,7 @@ func (s *Store) reschedule(e *entry) {
 }
 
 func notFound(id string) error {
-	return fmt.Errorf("memstore: session %.8s…: %w", id, session.ErrNotFound)
+	return fmt.Errorf("memstore: session %s: %w", session.ShortID(id), session.ErrNotFound)
 }
 
 // expiryHeap orders entries by expiry time, for container/heap.

@@ -86,7 +86,7 @@ func (s *Store) record(id string, v []any) (session.Record, error) {
 	}
 	rec, err := decode(id, v)
 	if err != nil {
-		return session.Record{}, fmt.Errorf("redisstore: key %s: %w: %w", s.key(id), ErrCorrupt, err)
+		return session.Record{}, fmt.Errorf("redisstore: session %s: %w: %w", session.ShortID(id), ErrCorrupt, err)
 	}
 	if _, expired := rec.Expired(s.o.Now()); expired {
 		return session.Record{}, fmt.Errorf("redisstore: expired: %w", session.ErrNotFound)
@@ -309,9 +309,9 @@ func (s *Store) primary(ctx context.Context, key string) (*redis.Client, error) 
 func (s *Store) fail(op, id string, err error) error {
 	if msg := err.Error(); strings.HasPrefix(msg, "CORRUPT ") || strings.HasPrefix(msg, "TOOBIG ") ||
 		strings.HasPrefix(msg, "WRONGTYPE ") {
-		return fmt.Errorf("redisstore: %s %s: %w: %s", op, s.key(id), ErrCorrupt, msg)
+		return fmt.Errorf("redisstore: %s %s: %w: %s", op, session.ShortID(id), ErrCorrupt, msg)
 	}
-	return fmt.Errorf("redisstore: %s %s: %w", op, s.key(id), err)
+	return fmt.Errorf("redisstore: %s %s: %w", op, session.ShortID(id), err)
 }
 
 // decode turns a hash (field, value, ...) into a Record, refusing anything
