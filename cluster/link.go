@@ -228,6 +228,17 @@ func (l *link) connect() (net.Conn, *framer, error) {
 		c.Close()
 		return nil, nil, ErrClosed
 	}
+	if info.resume < l.first {
+		// The queue was dropped while the handshake ran (gossip declared
+		// the peer dead): the peer expects messages this link no longer
+		// holds, and said so from a first sequence number that is stale.
+		// Dial again: the next handshake says where the link starts now,
+		// and the peer, seeing the gap, pulls the state.
+		resume, now := info.resume, l.first
+		l.mu.Unlock()
+		c.Close()
+		return nil, nil, fmt.Errorf("cluster: %s expects message %d, dropped during the handshake (the link now starts at %d)", l.peer, resume, now)
+	}
 	if info.resume > l.first {
 		l.trimLocked(info.resume - 1)
 	}
