@@ -84,6 +84,7 @@ func CheckHistory(ops []Op) (bool, string) {
 // checkHistory checks history against sessionModel, within a minute, and
 // returns whether it is linearizable and, if not, a report.
 func checkHistory(history []porcupine.Operation) (bool, string) {
+	history = prune(history)
 	res := porcupine.CheckOperationsTimeout(sessionModel.ToModel(), history, time.Minute)
 	switch res {
 	case porcupine.Ok:
@@ -106,4 +107,51 @@ func checkHistory(history []porcupine.Operation) (bool, string) {
 		}
 	}
 	return false, b.String()
+}
+
+// prune returns history without the requests that need not be checked, and
+// with the others' windows as narrow as the history allows, so that the
+// check of a long history under faults, with many requests of unknown
+// outcome, finishes: porcupine's search grows with the number of requests
+// pending at once, and a request of unknown outcome is pending from its
+// call to the end. The answer is the same as for the whole history:
+//   - a request that certainly did nothing (OutcomeConflict) may be placed
+//     anywhere, as a no-op: it constrains nothing;
+//   - an append of unknown outcome whose item no answer shows either did
+//     nothing, or did it after every answer that could have shown it (or
+//     its session ended first): placing it as a no-op loses nothing;
+//   - an append of unknown outcome whose item an answer shows took effect
+//     before that answer: it returns, at the latest, when the first answer
+//     showing it does.
+//
+// It relies on every append's item being unique in the history.
+func prune(history []porcupine.Operation) []porcupine.Operation {
+	seen := map[string]int64{} // item: the earliest return of an answer showing it
+	for _, op := range history {
+		out := op.Output.(opOutput)
+		if out.Status != OutcomeOK || out.List == "" {
+			continue
+		}
+		for _, it := range strings.Split(out.List, ",") {
+			if r, ok := seen[it]; !ok || op.Return < r {
+				seen[it] = op.Return
+			}
+		}
+	}
+	var kept []porcupine.Operation
+	for _, op := range history {
+		in, out := op.Input.(opInput), op.Output.(opOutput)
+		switch {
+		case out.Status == OutcomeConflict:
+			continue
+		case out.Status == OutcomeUnknown && in.Kind == "append":
+			r, ok := seen[in.Item]
+			if !ok {
+				continue
+			}
+			op.Return = max(r, op.Call)
+		}
+		kept = append(kept, op)
+	}
+	return kept
 }

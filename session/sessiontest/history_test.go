@@ -1,6 +1,9 @@
 package sessiontest
 
-import "testing"
+import (
+	"fmt"
+	"testing"
+)
 
 // TestCheckHistory: CheckHistory accepts the histories a correct store can
 // produce and rejects each kind of violation a lossy or diverging one
@@ -41,6 +44,7 @@ func TestCheckHistory(t *testing.T) {
 		{"the session back after a logout", []Op{created, logout(2, 3, a, OutcomeOK), read(4, 5, b, "x")}, false},
 		{"a live session said gone", []Op{created, gone(2, 3, b)}, false},
 		{"a failed read tells nothing", []Op{created, {Call: 2, Return: 3, Kind: "read", Cookie: a, Key: "cart", Outcome: OutcomeUnknown}}, true},
+		{"many adds of unknown outcome pending at once", manyUnknown(add, read, created), true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if ok, report := CheckHistory(tt.ops); ok != tt.want {
@@ -48,4 +52,21 @@ func TestCheckHistory(t *testing.T) {
 			}
 		})
 	}
+}
+
+// manyUnknown is a history with 400 adds of unknown outcome, every fourth
+// seen by the read that follows it: the check must finish (porcupine alone
+// would search the orders of the 300 adds never seen, pending to the end).
+func manyUnknown(add func(call, ret int64, cookie, item, outcome, newCookie, list string) Op,
+	read func(call, ret int64, cookie, list string) Op, created Op) []Op {
+	ops, list := []Op{created}, "x"
+	for i := range int64(400) {
+		item := fmt.Sprintf("u%d", i)
+		ops = append(ops, add(10+4*i, 11+4*i, "S1.n1", item, OutcomeUnknown, "", ""))
+		if i%4 == 0 {
+			list += "," + item
+			ops = append(ops, read(12+4*i, 13+4*i, "S1.n2", list))
+		}
+	}
+	return ops
 }
