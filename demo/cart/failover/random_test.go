@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -53,17 +54,19 @@ const (
 // not. CART_NEMESIS_SEED reruns a seed, CART_NEMESIS_TIME runs longer.
 func TestNemesis(t *testing.T) {
 	seed, d, levels := nemesisKnobs(t)
-	for _, tt := range []struct {
-		nodes int
-		level string
-	}{{3, "majority"}, {5, "majority"}, {3, "all"}} {
-		if !slices.Contains(levels, tt.level) {
-			continue
+	var runs []nemesisRun
+	for _, level := range levels {
+		runs = append(runs, nemesisRun{3, level})
+		if level == "majority" {
+			runs = append(runs, nemesisRun{5, level})
 		}
+	}
+	for _, tt := range runs {
 		t.Run(fmt.Sprintf("%d nodes, %s", tt.nodes, tt.level), func(t *testing.T) {
 			nf := netfault.New(t)
 			s, ips := startPartitionable(t, tt.nodes, tt.level)
 			t.Logf("seed %d (%s=%d reruns it), faults for %v", seed, seedEnv, seed, d)
+			seed := tt.seed(seed)
 			rec := &recorder{s: s, epoch: time.Now(), client: &http.Client{Timeout: 5 * time.Second,
 				Transport: &http.Transport{DisableKeepAlives: true}}} // a refused connection is a request not sent
 			stop := make(chan struct{})
@@ -78,14 +81,29 @@ func TestNemesis(t *testing.T) {
 					}()
 				}
 			}
+			stopClients := sync.OnceFunc(func() { close(stop); wg.Wait() })
+			t.Cleanup(stopClients) // also when the nemesis fails the test
 			newNemesis(s, nf, ips, seed).run(d)
-			close(stop)
-			wg.Wait()
+			stopClients()
 			rec.finalReads()
 			rec.converged()
 			rec.check()
 		})
 	}
+}
+
+// nemesisRun is one run of TestNemesis: how many nodes, at which level.
+type nemesisRun struct {
+	nodes int
+	level string
+}
+
+// seed returns the seed of the run's choices: base, mixed with the run,
+// so that the runs of one test draw different faults.
+func (r nemesisRun) seed(base uint64) uint64 {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%d %s", r.nodes, r.level)
+	return base ^ h.Sum64()
 }
 
 // nemesisKnobs reads the environment: the seed, how long the faults last,
