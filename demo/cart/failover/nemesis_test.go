@@ -32,8 +32,10 @@ type nemesis struct {
 	done  map[string]int
 }
 
-func newNemesis(s *system, nf *netfault.Table, ips []string, seed uint64) *nemesis {
-	return &nemesis{s: s, nf: nf, ips: ips, rnd: rand.New(rand.NewPCG(seed, 1<<32)), start: time.Now(), done: map[string]int{}}
+// newNemesis returns a nemesis drawing from seed, that logs its faults
+// with their time since start (that of the history).
+func newNemesis(s *system, nf *netfault.Table, ips []string, seed uint64, start time.Time) *nemesis {
+	return &nemesis{s: s, nf: nf, ips: ips, rnd: rand.New(rand.NewPCG(seed, 1<<32)), start: start, done: map[string]int{}}
 }
 
 // run injects faults for d, then heals the network and starts the killed
@@ -69,7 +71,7 @@ func (nm *nemesis) pause(lo, hi int) {
 
 func (nm *nemesis) logf(kind, format string, args ...any) {
 	nm.done[kind]++
-	nm.s.t.Logf("nemesis %6.2fs: %s", time.Since(nm.start).Seconds(), fmt.Sprintf(format, args...))
+	nm.s.t.Logf("nemesis %7.3fs: %s", time.Since(nm.start).Seconds(), fmt.Sprintf(format, args...))
 }
 
 // partition replaces the cuts by new ones: the nodes drawn into two
@@ -143,11 +145,11 @@ func (nm *nemesis) heal() {
 func (nm *nemesis) freezeBurst() {
 	i := nm.live()[nm.rnd.IntN(len(nm.live()))]
 	n := nm.s.nodes[i]
-	times := 1 + nm.rnd.IntN(3)
-	nm.logf("freeze", "freeze %s %d times", n.name, times)
-	for range times {
+	for range 1 + nm.rnd.IntN(3) {
+		d := time.Duration(100+nm.rnd.IntN(1100)) * time.Millisecond
+		nm.logf("freeze", "freeze %s for %v", n.name, d)
 		n.proc.Stop(nm.s.t)
-		nm.pause(100, 1200) // how long it stays frozen
+		time.Sleep(d) // how long it stays frozen, not a wait for a condition
 		n.proc.Cont(nm.s.t)
 		nm.pause(50, 300)
 	}
