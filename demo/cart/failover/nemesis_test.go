@@ -173,11 +173,28 @@ func (nm *nemesis) restart() {
 	i := nm.dead[0]
 	nm.nf.Heal()
 	nm.settled()
-	nm.s.start(nm.s.nodes[i])
-	proctest.WaitHTTP(nm.s.t, nm.s.nodes[i].url()+"/healthz", http.StatusOK, startup)
+	n := nm.s.nodes[i]
+	nm.s.start(n)
+	proctest.WaitHTTP(nm.s.t, n.url()+"/healthz", http.StatusOK, startup)
+	nm.logf("restart", "healed, restarted %s", n.name)
+	// Every live peer was reachable and ready: the node must have become
+	// ready with their state, not after its join timed out without it (it
+	// would then count for a majority without the writes only they hold).
+	if line := lineWith(n.proc.Output(), "join timed out"); line != "" {
+		nm.s.t.Errorf("%s restarted with every peer up and reachable, and became ready without a live peer's state: %s", n.name, line)
+	}
 	nm.dead = nm.dead[1:]
 	nm.settled()
-	nm.logf("restart", "healed, restarted %s", nm.s.nodes[i].name)
+}
+
+// lineWith returns the first line of out containing s, "" if none does.
+func lineWith(out, s string) string {
+	for line := range strings.Lines(out) {
+		if strings.Contains(line, s) {
+			return strings.TrimSpace(line)
+		}
+	}
+	return ""
 }
 
 // live returns the indexes of the nodes not killed.
@@ -193,9 +210,13 @@ func (nm *nemesis) live() []int {
 
 // memberView is a member as a node's GET /cluster shows it.
 type memberView struct {
-	Name  string `json:"name"`
-	State string `json:"state"`
-	Ready bool   `json:"ready"`
+	Name      string  `json:"name"`
+	State     string  `json:"state"`
+	Ready     bool    `json:"ready"`
+	Connected bool    `json:"connected"`
+	Unacked   int     `json:"unacked"`
+	LagMillis float64 `json:"lag_ms"`
+	Refused   string  `json:"refused"`
 }
 
 // settled waits until every live node holds a majority and sees every
@@ -216,7 +237,7 @@ func (nm *nemesis) settled() {
 			}
 			for _, j := range nm.live() {
 				name := nm.s.nodes[j].name
-				if !slices.Contains(info.Members, memberView{Name: name, State: "alive", Ready: true}) {
+				if !slices.ContainsFunc(info.Members, func(m memberView) bool { return m.Name == name && m.State == "alive" && m.Ready }) {
 					return fmt.Errorf("%s does not see %s alive and ready: %+v", n.name, name, info.Members)
 				}
 			}
