@@ -13,6 +13,12 @@
 //	                      503 with "Tether-State: draining" once the node drains (App.Drain)
 //	GET  /                the cart as an HTML page, with an add form and a logout button
 //
+// An error answer is JSON {"error": "..."}. 409 (the session changed or
+// ended during the request) and 422 (the cart already holds MaxItems
+// items) mean nothing was saved; 503 with Retry-After (the store failing,
+// a takeover lost, no majority) that the change may or may not have been
+// saved: a later read tells.
+//
 // The HTML page's forms post to POST /add and POST /logout, which redirect
 // back to / (303). With a replicated store, GET /cluster shows the cluster
 // as this node sees it and GET /cluster/sessions/{id} this node's copy of

@@ -1,7 +1,6 @@
 package sessiontest
 
 import (
-	"cmp"
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
@@ -103,17 +102,17 @@ func checkLinearizable(t *testing.T, o LinearOptions) (bool, string) {
 				out := send(h, in)
 				ret := time.Since(epoch).Nanoseconds()
 				switch out.Status {
-				case statusUnknown:
+				case OutcomeUnknown:
 					unknown.Add(1)
 					ret = 1 << 62 // may take effect at any time after its call
 					if in.Kind == "read" {
 						continue // a failed read tells nothing
 					}
-				case statusOK:
+				case OutcomeOK:
 					if out.Cookie != "" {
 						jar.set(out.Cookie, "")
 					}
-				case statusNone:
+				case OutcomeNone:
 					jar.set("", in.Cookie)
 				}
 				mu.Lock()
@@ -133,28 +132,7 @@ func checkLinearizable(t *testing.T, o LinearOptions) (bool, string) {
 	close(stop)
 	<-nemesisDone
 	t.Logf("%d requests, %d with an unknown outcome (seed %d)", len(history), unknown.Load(), o.Seed)
-	res := porcupine.CheckOperationsTimeout(sessionModel.ToModel(), history, time.Minute)
-	switch res {
-	case porcupine.Ok:
-		return true, ""
-	case porcupine.Unknown:
-		return false, fmt.Sprintf("linearizability check did not finish in a minute (%d operations)", len(history))
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "history not linearizable (%d operations); the sessions whose history is not, by call time:\n", len(history))
-	model := sessionModel
-	model.Partition = nil
-	for _, part := range bySession(history) {
-		if porcupine.CheckOperationsTimeout(model.ToModel(), part, 10*time.Second) == porcupine.Ok {
-			continue
-		}
-		slices.SortFunc(part, func(a, b porcupine.Operation) int { return cmp.Compare(a.Call, b.Call) })
-		b.WriteString("--\n")
-		for _, op := range part {
-			fmt.Fprintf(&b, "  [%d..%d] c%d %s\n", op.Call, op.Return, op.ClientId, sessionModel.DescribeOperation(op.Input, op.Output))
-		}
-	}
-	return false, b.String()
+	return checkHistory(history)
 }
 
 // handlersFor returns the function that draws the node a request goes to,
@@ -218,14 +196,6 @@ type opInput struct {
 	Item   string // append: the unique item
 }
 
-// The outcomes of a request.
-const (
-	statusOK       = "ok"       // 2xx: done
-	statusNone     = "none"     // the presented session is not live: nothing done
-	statusConflict = "conflict" // 409: nothing done
-	statusUnknown  = "unknown"  // 5xx: maybe done
-)
-
 // opOutput is a request's answer.
 type opOutput struct {
 	Status  string `json:"status"`
@@ -281,13 +251,13 @@ func send(h http.Handler, in opInput) opOutput {
 	}
 	switch {
 	case w.Code == http.StatusConflict:
-		out.Status = statusConflict
+		out.Status = OutcomeConflict
 	case w.Code == http.StatusGone:
-		out.Status = statusNone
+		out.Status = OutcomeNone
 	case w.Code >= 300:
-		out.Status = statusUnknown
+		out.Status = OutcomeUnknown
 	case json.Unmarshal(w.Body.Bytes(), &out) != nil:
-		out = opOutput{Status: statusUnknown, Err: "undecodable answer: " + w.Body.String()}
+		out = opOutput{Status: OutcomeUnknown, Err: "undecodable answer: " + w.Body.String()}
 	}
 	return out
 }
@@ -311,7 +281,7 @@ func opsHandler(route string) http.Handler {
 			w.WriteHeader(http.StatusGone)
 			return
 		}
-		out := opOutput{Status: statusOK, Cookie: id, Node: route}
+		out := opOutput{Status: OutcomeOK, Cookie: id, Node: route}
 		switch kind {
 		case "read":
 			v, ok, err := session.Lookup[string](s, k)
@@ -385,20 +355,20 @@ var sessionModel = porcupine.NondeterministicModel{
 			live = false
 		}
 		switch out.Status {
-		case statusNone:
+		case OutcomeNone:
 			if live {
 				return nil
 			}
 			return []any{st}
-		case statusConflict:
+		case OutcomeConflict:
 			return []any{st}
-		case statusUnknown:
+		case OutcomeUnknown:
 			if next := apply(st, in, vals, live); next != nil {
 				return []any{st, next}
 			}
 			return []any{st}
 		}
-		// statusOK
+		// OutcomeOK
 		switch in.Kind {
 		case "read":
 			v, ok := vals[in.Key]

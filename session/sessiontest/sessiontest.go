@@ -9,6 +9,11 @@
 // towards the caller. Expiry reports may come from the store's own
 // goroutine, as session.ExpiryNotifier allows: the suite waits a few
 // seconds for the ones it expects.
+//
+// CheckLinearizable sends concurrent requests through Managers and checks
+// their history for linearizability per session (porcupine); CheckHistory
+// checks a history recorded elsewhere — by clients of real processes —
+// against the same model.
 package sessiontest
 
 import (

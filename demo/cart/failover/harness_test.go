@@ -221,8 +221,14 @@ func (s *system) call(client *http.Client, base, sid, item string) result {
 		b, _ := json.Marshal(map[string]string{"item": item})
 		body = string(b)
 	}
-	req, _ := http.NewRequestWithContext(context.Background(), method, base+path, strings.NewReader(body))
-	if item != "" {
+	return s.do(client, method, base+path, sid, body)
+}
+
+// do sends a request with session cookie sid ("" for none) and a JSON body
+// (none if empty), and decodes a 200's cart.
+func (s *system) do(client *http.Client, method, url, sid, body string) result {
+	req, _ := http.NewRequestWithContext(context.Background(), method, url, strings.NewReader(body))
+	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if sid != "" {
@@ -243,7 +249,7 @@ func (s *system) call(client *http.Client, base, sid, item string) result {
 	if r.status == http.StatusOK {
 		r.err = json.Unmarshal(b, &r.cart)
 	} else {
-		r.err = fmt.Errorf("%s %s: %d %s", method, base+path, r.status, bytes.TrimSpace(b))
+		r.err = fmt.Errorf("%s %s: %d %s", method, url, r.status, bytes.TrimSpace(b))
 	}
 	return r
 }
