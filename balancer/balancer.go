@@ -143,6 +143,11 @@ type Options struct {
 	// it, new sessions are not counted (Balancer.Sessions says how many
 	// were left out). Default 1,000,000 (about 60 MB).
 	MaxTrackedSessions int
+	// SessionHash, if set, hashes session ids for the live-session count:
+	// the keys EachSession reports. The instances of a group pass one
+	// keyed hash, so that the sessions each sees can be merged. Default:
+	// maphash with a seed of this process. Only New reads it.
+	SessionHash func(id string) uint64
 	// DrainStop moves a draining member to stopped once it has no live
 	// session, or when DrainDeadline has passed since the drain began.
 	DrainStop bool
@@ -305,7 +310,7 @@ func New(opts Options, members []MemberConfig) (*Balancer, error) {
 	}
 	b.pool = pool
 	pool.slowStart.Store(int64(s.opts.SlowStart))
-	b.tracker = newSessionTracker(s.opts.MaxTrackedSessions, s.opts.Now(), pool.byID)
+	b.tracker = newSessionTracker(s.opts.MaxTrackedSessions, s.opts.Now(), pool.byID, s.opts.SessionHash)
 	b.cur.Store(s)
 	pool.now = func() time.Time { return b.cur.Load().opts.Now() }
 	pool.changed = func(c StateChange) {
@@ -390,6 +395,14 @@ func (b *Balancer) Stats() []Stats {
 		}
 	}
 	return out
+}
+
+// EachSession calls f with the member's route and the hash
+// (Options.SessionHash) of every session counted live. It holds one shard
+// of the tracker at a time: f must be quick and must not call the
+// balancer.
+func (b *Balancer) EachSession(f func(route string, hash uint64)) {
+	b.tracker.each(f)
 }
 
 // SessionCounts says how many sessions are tracked, and how many were

@@ -2,6 +2,8 @@ package balancer
 
 import (
 	"fmt"
+	"hash/fnv"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -408,4 +410,30 @@ func FuzzStickyCookie(f *testing.F) {
 			t.Fatalf("value %q not in %q", v, line)
 		}
 	})
+}
+
+// TestEachSessionReportsTheTrackedSessionsWithTheGivenHash: the keys a
+// group merges are Options.SessionHash of the ids, on their members.
+func TestEachSessionReportsTheTrackedSessionsWithTheGivenHash(t *testing.T) {
+	hash := func(id string) uint64 {
+		h := fnv.New64a()
+		h.Write([]byte("test key " + id))
+		return h.Sum64()
+	}
+	bal, base, _, _ := drainSetup(t, native, false, func(o *Options) { o.SessionHash = hash })
+	want := map[uint64]string{}
+	for range 4 {
+		u := &user{t: t, c: &http.Client{}, base: base}
+		u.get("/login")
+		id, _, _ := strings.Cut(u.cookie, ".")
+		want[hash(id)] = u.member
+	}
+	if len(want) != 4 {
+		t.Fatalf("4 logins gave %d sessions", len(want))
+	}
+	got := map[uint64]string{}
+	bal.EachSession(func(route string, h uint64) { got[h] = route })
+	if !maps.Equal(got, want) {
+		t.Errorf("EachSession reported %v, want %v", got, want)
+	}
 }
