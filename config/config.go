@@ -55,6 +55,9 @@ type Config struct {
 	RedirectHTTPS *RedirectHTTPS `yaml:"redirect_https"`
 	// Manager is the management API and web UI. Omitted: no manager runs.
 	Manager *Manager `yaml:"manager"`
+	// Group makes several instances act as one (see Group). Omitted: this
+	// instance is on its own.
+	Group *Group `yaml:"group"`
 	// Balancers are the balancers served. At least one is required.
 	Balancers []Balancer `yaml:"balancers"`
 }

@@ -86,6 +86,7 @@ func (c *Config) Validate() error {
 	if c.Manager != nil {
 		v.manager(c.Manager)
 	}
+	v.group(c)
 	if len(c.Balancers) == 0 {
 		v.add("balancers", "at least one balancer is required")
 	}
