@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/tetherlb/tether/balancer"
+	"github.com/tetherlb/tether/group"
 )
 
 // Source gives the manager the running balancers. internal/app's Server
@@ -58,6 +59,10 @@ type Options struct {
 	// own rules (internal/app passes the configuration file's rules). It
 	// should return a *FieldError for a bad field.
 	ValidateMember func(MemberSpec) error
+	// Group, if set, is the group of instances changes are shared with
+	// (see Group). Its Apply must call ApplyShared and its Tallies
+	// Tallies. Default nil: this instance is on its own.
+	Group Group
 	// Metrics, if set, is served at GET /metrics (token required).
 	Metrics http.Handler
 	// Logger receives the audit log and refused requests. Default slog.Default().
@@ -87,6 +92,9 @@ type Manager struct {
 	mu   sync.Mutex // serializes changes, reloads and state file writes
 	doc  *stateDoc  // run-time changes, as in the state file
 	base Baseline   // the configuration file's members
+
+	sketchMu sync.Mutex
+	sketches map[string]group.Tally // this instance's, as last sent to the group
 
 	pendMu  sync.Mutex
 	pending []pendingChange // state changes from the hook, not yet in doc
@@ -157,6 +165,9 @@ func New(o Options) (*Manager, error) {
 		}
 		m.audit.file = f
 		m.audit.restore(entries)
+	}
+	if o.Group != nil {
+		m.audit.instance = o.Group.Name()
 	}
 	m.access.Store(newAccess(o.Token, o.ReadOnlyToken, o.AllowedOrigins))
 	m.recordDrops(doc.reconcile(o.Baseline))

@@ -72,11 +72,14 @@ type Tally struct {
 // Group is this instance's membership of a group. Its methods are safe
 // for concurrent use.
 type Group struct {
-	o       Options
-	ml      *memberlist.Memberlist
-	clock   hlc
-	hashKey hashKey
-	others  []string // Peers without this instance's own address
+	o         Options
+	ml        *memberlist.Memberlist
+	clock     hlc
+	hashKey   hashKey
+	gossipKey []byte
+	host      string
+	port      int
+	others    []string // Peers without this instance's own address
 
 	mu       sync.Mutex
 	records  map[string]Record
@@ -105,8 +108,7 @@ type peerInfo struct {
 	since time.Time
 }
 
-// New starts this instance's side of the group: it listens on Listen but
-// joins nobody yet (see Join).
+// New returns this instance's side of the group; Start makes it listen.
 func New(o Options) (*Group, error) {
 	if o.Listen == "" {
 		return nil, errors.New("group: Options.Listen is required")
@@ -153,31 +155,39 @@ func New(o Options) (*Group, error) {
 		records: map[string]Record{}, views: map[string]*view{}, peers: map[string]*peerInfo{},
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}
-	g.hashKey = hk
+	g.hashKey, g.gossipKey = hk, gossipKey
+	g.host, g.port = host, pn
+	if len(g.others) == 0 {
+		g.markSynced() // nobody to take state from
+	}
+	return g, nil
+}
+
+// Start listens on Listen and starts sending tallies and joining missing
+// peers; it joins nobody yet (see Join). Records may arrive, and Apply be
+// called, from now on.
+func (g *Group) Start() error {
 	c := memberlist.DefaultLANConfig()
-	c.Name = o.Name
-	c.BindAddr, c.BindPort = host, pn
-	c.AdvertiseAddr, c.AdvertisePort = host, pn
-	c.SecretKey = gossipKey
+	c.Name = g.o.Name
+	c.BindAddr, c.BindPort = g.host, g.port
+	c.AdvertiseAddr, c.AdvertisePort = g.host, g.port
+	c.SecretKey = g.gossipKey
 	c.Label = "tether-group"
 	c.Delegate = delegate{g}
 	c.Events = events{g}
-	c.PushPullInterval = 2 * o.SyncInterval
+	c.PushPullInterval = 2 * g.o.SyncInterval
 	c.ProbeInterval = time.Second
 	c.ProbeTimeout = 500 * time.Millisecond
 	c.TCPTimeout = 2 * time.Second
 	c.DeadNodeReclaimTime = time.Second // a restarted instance may come back at once
-	c.Logger = log.New(logBridge{o.Logger}, "", 0)
+	c.Logger = log.New(logBridge{g.o.Logger}, "", 0)
 	ml, err := memberlist.Create(c)
 	if err != nil {
-		return nil, fmt.Errorf("group: %w", err)
+		return fmt.Errorf("group: %w", err)
 	}
 	g.ml = ml
-	if len(g.others) == 0 {
-		g.markSynced() // nobody to take state from
-	}
 	go g.loop()
-	return g, nil
+	return nil
 }
 
 // Name returns this instance's name.
@@ -304,6 +314,9 @@ func (g *Group) publish() {
 // sendAll sends msg to every other live instance, each on its own
 // goroutine: a frozen peer delays nobody else.
 func (g *Group) sendAll(msg []byte) {
+	if g.ml == nil {
+		return // not started: Join's exchange carries the state
+	}
 	for _, n := range g.ml.Members() {
 		if n.Name == g.o.Name {
 			continue
@@ -481,6 +494,9 @@ func (g *Group) markSynced() {
 
 // Close leaves the group and stops its goroutines.
 func (g *Group) Close() error {
+	if g.ml == nil {
+		return nil // never started
+	}
 	g.once.Do(func() { close(g.stop) })
 	<-g.done
 	_ = g.ml.Leave(time.Second)

@@ -47,6 +47,9 @@ func startGroup(t *testing.T, n int, tallies func(i int) map[string]Tally) ([]*G
 			o.Tallies = func() map[string]Tally { return tallies(i) }
 		}
 		g, err := New(o)
+		if err == nil {
+			err = g.Start()
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -141,11 +144,17 @@ func TestSessionsAreTheUnion(t *testing.T) {
 func TestWrongSecretIsRefused(t *testing.T) {
 	a, b := proctest.FreeAddr(t), proctest.FreeAddr(t)
 	ga, err := New(Options{Name: "a", Listen: a, Secret: testSecret, Logger: slog.New(slog.DiscardHandler)})
+	if err == nil {
+		err = ga.Start()
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ga.Close()
 	gb, err := New(Options{Name: "b", Listen: b, Peers: []string{a}, Secret: []byte("another-secret-0123456789abcdef"), Logger: slog.New(slog.DiscardHandler)})
+	if err == nil {
+		err = gb.Start()
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

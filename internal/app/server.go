@@ -133,7 +133,7 @@ func (s *Server) apply(cfg config.Config) error {
 		if err != nil {
 			return err
 		}
-		opts.Observer, opts.OnStateChange = s.hooks.observer, s.hooks.onStateChange
+		opts.Observer, opts.OnStateChange, opts.SessionHash = s.hooks.observer, s.hooks.onStateChange, s.hooks.sessionHash
 		ms, err := memberConfigs(b, s.hooks.getenv)
 		if err != nil {
 			return err

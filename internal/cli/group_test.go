@@ -1,0 +1,438 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tetherlb/tether/admin"
+	"github.com/tetherlb/tether/internal/proctest"
+)
+
+// groupNode is a member like sessionNode that counts the requests it gets.
+type groupNode struct {
+	url  string
+	hits atomic.Int64
+}
+
+func newGroupNode(t *testing.T, rt string) *groupNode {
+	t.Helper()
+	n := &groupNode{}
+	var seq atomic.Int64
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.hits.Add(1)
+		w.Header().Set("X-Member", rt)
+		switch r.URL.Path {
+		case "/login":
+			w.Header().Add("Set-Cookie", fmt.Sprintf("JSESSIONID=%016x%016x.%s; Path=/", seq.Add(1), time.Now().UnixNano(), rt))
+		case "/logout":
+			w.Header().Add("Set-Cookie", "JSESSIONID=; Path=/; Max-Age=0")
+		}
+		io.WriteString(w, rt)
+	}))
+	t.Cleanup(s.Close)
+	n.url = s.URL
+	return n
+}
+
+// instance is one `tether serve` of a group.
+type instance struct {
+	name, dir, conf       string
+	front, manager, group string
+	proc                  *proctest.Proc
+}
+
+// groupOf writes the configuration of n instances sharing one key and
+// the members nodes, and starts them all at once.
+func groupOf(t *testing.T, names []string, nodes map[string]*groupNode) []*instance {
+	t.Helper()
+	key := filepath.Join(t.TempDir(), "group.key")
+	if err := os.WriteFile(key, []byte("group-test-0123456789abcdef0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ins := make([]*instance, len(names))
+	var peers []string
+	for i, n := range names {
+		ins[i] = &instance{name: n, dir: t.TempDir(), front: proctest.FreeAddr(t), manager: proctest.FreeAddr(t), group: proctest.FreeAddr(t)}
+		peers = append(peers, ins[i].group)
+	}
+	for _, in := range ins {
+		conf := fmt.Sprintf(`listen: %s
+manager: {listen: %s, token: %s, state_file: %s}
+group: {name: %s, listen: %s, peers: [%s], key_file: %s, join_timeout: 3s}
+balancers:
+  - name: shop
+    path: /
+    drain: { idle: 5s }
+    members:
+      - { url: %s, route: n1 }
+      - { url: %s, route: n2 }
+      - { url: %s, route: n3 }
+`, in.front, in.manager, ctlToken, filepath.Join(in.dir, "state.json"), in.name, in.group, strings.Join(peers, ", "), key,
+			nodes["n1"].url, nodes["n2"].url, nodes["n3"].url)
+		in.conf = filepath.Join(in.dir, "tether.yaml")
+		if err := os.WriteFile(in.conf, []byte(conf), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		in.start(t)
+	}
+	for _, in := range ins {
+		proctest.WaitHTTP(t, "http://"+in.manager+"/healthz", http.StatusOK, 30*time.Second)
+	}
+	proctest.Eventually(t, 20*time.Second, func() error {
+		for _, in := range ins {
+			if up := in.groupView(t).up(); up != len(ins) {
+				return fmt.Errorf("%s sees %d instances up", in.name, up)
+			}
+		}
+		return nil
+	})
+	return ins
+}
+
+func (in *instance) start(t *testing.T) {
+	t.Helper()
+	in.proc = proctest.Start(t, "tether serve "+in.name, "serve", "--config", in.conf)
+}
+
+// api sends a manager request and decodes the JSON answer into out.
+func (in *instance) api(t *testing.T, method, path string, body, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, "http://"+in.manager+path, rd)
+	req.Header.Set("Authorization", "Bearer "+ctlToken)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s: %s %s: %v", in.name, method, path, err)
+	}
+	defer resp.Body.Close()
+	if out != nil {
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+			t.Fatalf("%s: %s %s: %v", in.name, method, path, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+func (in *instance) member(t *testing.T, rt string) admin.MemberView {
+	t.Helper()
+	var v admin.MemberView
+	if s := in.api(t, "GET", "/api/v1/balancers/shop/members/"+rt, nil, &v); s != http.StatusOK {
+		t.Fatalf("%s: member %s: %d", in.name, rt, s)
+	}
+	return v
+}
+
+type groupView admin.GroupView
+
+func (g groupView) up() int {
+	n := 0
+	for _, i := range g.Instances {
+		if i.Health == "up" {
+			n++
+		}
+	}
+	return n
+}
+
+func (g groupView) health(name string) string {
+	for _, i := range g.Instances {
+		if i.Name == name {
+			return i.Health
+		}
+	}
+	return "unknown"
+}
+
+func (in *instance) groupView(t *testing.T) groupView {
+	t.Helper()
+	var v admin.GroupView
+	if s := in.api(t, "GET", "/api/v1/group", nil, &v); s != http.StatusOK {
+		t.Fatalf("%s: group: %d", in.name, s)
+	}
+	return groupView(v)
+}
+
+// audit returns the audit entries about member rt.
+func (in *instance) audit(t *testing.T, rt string) []admin.AuditEntry {
+	t.Helper()
+	var p admin.AuditPage
+	in.api(t, "GET", "/api/v1/audit", nil, &p)
+	var out []admin.AuditEntry
+	for _, e := range p.Entries {
+		if e.Member == rt && e.Actor != "config" {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// browser is a user with a session cookie.
+type browser struct {
+	cookie string
+}
+
+// get sends GET path to the balancer at front and returns the member that
+// answered, keeping the cookie it sets.
+func (b *browser) get(t *testing.T, front, path string) string {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+front+path, nil)
+	if b.cookie != "" {
+		req.Header.Set("Cookie", "JSESSIONID="+b.cookie)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s%s: %v", front, path, err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s%s: %d", front, path, resp.StatusCode)
+	}
+	for _, c := range resp.Cookies() {
+		if c.Name == "JSESSIONID" {
+			b.cookie = c.Value
+		}
+	}
+	return resp.Header.Get("X-Member")
+}
+
+// userOn logs in through front until a session lands on member rt.
+func userOn(t *testing.T, front, rt string) *browser {
+	t.Helper()
+	for range 30 {
+		b := &browser{}
+		if b.get(t, front, "/login") == rt {
+			return b
+		}
+	}
+	t.Fatalf("30 logins through %s, none on %s", front, rt)
+	return nil
+}
+
+// TestGroupOfThreeInstances runs the issue's scenarios on three `tether
+// serve` processes: a drain through A reaches B and C within a second,
+// with one audit entry, and ends when the users seen by all three have
+// gone; B killed and restarted without its state file comes back with the
+// drain before it serves; concurrent weights through A and C converge; A
+// frozen while C stops n3 converges after SIGCONT, and C sent nothing to
+// n3 meanwhile.
+func TestGroupOfThreeInstances(t *testing.T) {
+	nodes := map[string]*groupNode{"n1": newGroupNode(t, "n1"), "n2": newGroupNode(t, "n2"), "n3": newGroupNode(t, "n3")}
+	ins := groupOf(t, []string{"a", "b", "c"}, nodes)
+	a, b, c := ins[0], ins[1], ins[2]
+	outer := t // processes started in a subtest outlive it
+
+	// Users of n1: one per instance, and one seen through A and B.
+	uA, uAB, uB, uC := userOn(t, a.front, "n1"), userOn(t, a.front, "n1"), userOn(t, b.front, "n1"), userOn(t, c.front, "n1")
+	if got := uAB.get(t, b.front, "/"); got != "n1" {
+		t.Fatalf("the shared user's request through B went to %s", got)
+	}
+	proctest.Eventually(t, 5*time.Second, func() error {
+		for _, in := range ins {
+			if v := in.member(t, "n1"); v.LiveSessions != 4 {
+				return fmt.Errorf("%s counts %d live sessions on n1 (%d its own), want 4: the union, the shared user once", in.name, v.LiveSessions, v.LocalSessions)
+			}
+		}
+		return nil
+	})
+
+	t.Run("a drain through A reaches B and C within 1s and ends when every instance's users are gone", func(t *testing.T) {
+		env := map[string]string{"TETHER_MANAGER_URL": "http://" + a.manager, "TETHER_MANAGER_TOKEN": ctlToken, "USER": "ops"}
+		type result struct {
+			code     int
+			out, err string
+		}
+		done := make(chan result, 1)
+		start := time.Now()
+		go func() {
+			code, out, errOut := ctlRun(t, env, "drain", "n1", "--wait", "--interval", "100ms", "--timeout", "60s")
+			done <- result{code, out, errOut}
+		}()
+		for _, in := range []*instance{b, c} {
+			proctest.Eventually(t, time.Until(start.Add(time.Second)), func() error {
+				if v := in.member(t, "n1"); v.State != "draining" {
+					return fmt.Errorf("%s: n1 is %s", in.name, v.State)
+				}
+				return nil
+			})
+		}
+		for _, in := range []*instance{b, c} {
+			for range 6 {
+				if got := (&browser{}).get(t, in.front, "/login"); got == "n1" {
+					t.Errorf("%s sent a new session to draining n1", in.name)
+				}
+			}
+		}
+		for _, u := range []struct {
+			b     *browser
+			front string
+		}{{uA, a.front}, {uAB, b.front}, {uB, b.front}, {uC, c.front}} {
+			if got := u.b.get(t, u.front, "/"); got != "n1" {
+				t.Errorf("a sticky user of n1 went to %s", got)
+			}
+		}
+		// A and B's users log out (B still counts the shared one until its
+		// idle window passes); C's keeps browsing: the drain goes on.
+		uA.get(t, a.front, "/logout")
+		uAB.get(t, a.front, "/logout")
+		uB.get(t, b.front, "/logout")
+		proctest.Eventually(t, 20*time.Second, func() error {
+			uC.get(t, c.front, "/")
+			select {
+			case r := <-done:
+				t.Fatalf("drain --wait ended while C's user is live: exit %d\n%s%s", r.code, r.out, r.err)
+			default:
+			}
+			if v := a.member(t, "n1"); v.Drain == nil || v.Drain.Remaining != 1 || v.LocalSessions != 0 {
+				return fmt.Errorf("A: n1 %+v %+v, want 1 remaining, seen by C only", v, v.Drain)
+			}
+			return nil
+		})
+		uC.get(t, c.front, "/logout")
+		var r result
+		proctest.Eventually(t, 15*time.Second, func() error {
+			select {
+			case r = <-done:
+				return nil
+			default:
+				return fmt.Errorf("drain --wait still waiting")
+			}
+		})
+		if r.code != ExitOK || !strings.Contains(r.out, "shop/n1 drained") {
+			t.Errorf("drain --wait: exit %d\n%s%s", r.code, r.out, r.err)
+		}
+		proctest.Eventually(t, 5*time.Second, func() error {
+			for _, in := range ins {
+				es := in.audit(t, "n1")
+				if len(es) != 1 || es[0].Instance != "a" || es[0].After == nil || es[0].After.State != "draining" || !strings.HasPrefix(es[0].Operator, "ops@") {
+					return fmt.Errorf("%s: audit of n1: %+v, want one entry: draining through a by ops", in.name, es)
+				}
+			}
+			return nil
+		})
+	})
+
+	t.Run("B killed and restarted without its state file comes back with the drain before serving", func(t *testing.T) {
+		b.proc.Kill()
+		if err := os.Remove(filepath.Join(b.dir, "state.json")); err != nil {
+			t.Fatal(err)
+		}
+		b.start(outer)
+		// The first answer of B's front already follows the drain: B took
+		// the group's state before its listeners opened.
+		var first string
+		proctest.Eventually(t, 30*time.Second, func() error {
+			resp, err := http.Get("http://" + b.front + "/login")
+			if err != nil {
+				return err
+			}
+			resp.Body.Close()
+			first = resp.Header.Get("X-Member")
+			return nil
+		})
+		if first == "n1" {
+			t.Errorf("restarted B's first new session went to draining n1")
+		}
+		if v := b.member(t, "n1"); v.State != "draining" {
+			t.Errorf("restarted B: n1 is %s", v.State)
+		}
+		var h admin.Health
+		resp, err := http.Get("http://" + b.manager + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		json.NewDecoder(resp.Body).Decode(&h)
+		resp.Body.Close()
+		if h.Group != "synced" {
+			t.Errorf("restarted B's /healthz: %+v, want group synced", h)
+		}
+		for range 6 {
+			if got := (&browser{}).get(t, b.front, "/login"); got == "n1" {
+				t.Errorf("restarted B sent a new session to draining n1")
+			}
+		}
+	})
+
+	t.Run("concurrent weights through A and C converge", func(t *testing.T) {
+		var wg sync.WaitGroup
+		for w, in := range map[int]*instance{3: a, 7: c} {
+			wg.Go(func() {
+				if s := in.api(t, "PATCH", "/api/v1/balancers/shop/members/n2", map[string]any{"weight": w}, nil); s != http.StatusOK {
+					t.Errorf("%s: PATCH weight %d: %d", in.name, w, s)
+				}
+			})
+		}
+		wg.Wait()
+		proctest.Eventually(t, 10*time.Second, func() error {
+			w := a.member(t, "n2").Weight
+			for _, in := range ins {
+				if got := in.member(t, "n2").Weight; got != w || (w != 3 && w != 7) {
+					return fmt.Errorf("%s has weight %d, a has %d", in.name, got, w)
+				}
+				if es := in.audit(t, "n2"); len(es) != 2 {
+					return fmt.Errorf("%s: %d audit entries for n2, want both changes", in.name, len(es))
+				}
+			}
+			return nil
+		})
+	})
+
+	t.Run("A frozen while C stops n3 converges after SIGCONT; C sends nothing to n3 meanwhile", func(t *testing.T) {
+		a.proc.Stop(t)
+		frozen := time.Now()
+		if s := c.api(t, "PATCH", "/api/v1/balancers/shop/members/n3", map[string]any{"state": "stopped"}, nil); s != http.StatusOK {
+			t.Fatalf("stop n3 through C: %d", s)
+		}
+		before := nodes["n3"].hits.Load()
+		sawDown := false
+		for time.Since(frozen) < 10*time.Second { // A stays frozen this long while C serves
+			if got := (&browser{}).get(t, c.front, "/login"); got == "n3" {
+				t.Fatalf("C sent a new session to stopped n3")
+			}
+			sawDown = sawDown || c.groupView(t).health("a") == "down"
+		}
+		if n := nodes["n3"].hits.Load() - before; n != 0 {
+			t.Errorf("n3 got %d requests while stopped", n)
+		}
+		if !sawDown {
+			t.Errorf("C's manager never showed frozen A as down")
+		}
+		a.proc.Cont(t)
+		proctest.Eventually(t, 15*time.Second, func() error {
+			if v := a.member(t, "n3"); v.State != "stopped" {
+				return fmt.Errorf("A: n3 is %s", v.State)
+			}
+			if es := a.audit(t, "n3"); len(es) != 1 || es[0].Instance != "c" {
+				return fmt.Errorf("A: audit of n3 %+v, want C's stop", es)
+			}
+			return nil
+		})
+		before = nodes["n3"].hits.Load()
+		for range 6 {
+			if got := (&browser{}).get(t, a.front, "/login"); got == "n3" {
+				t.Errorf("A sent a new session to stopped n3")
+			}
+		}
+		if n := nodes["n3"].hits.Load() - before; n != 0 {
+			t.Errorf("n3 got %d requests through A after it converged", n)
+		}
+	})
+}
