@@ -19,7 +19,9 @@ import (
 	"github.com/tetherlb/tether/internal/proctest"
 )
 
-// groupNode is a member like sessionNode that counts the requests it gets.
+// groupNode is a member that creates a session "<n>.<route>" on /login,
+// expires it on /logout, answers X-Member: <route>, and counts the
+// requests it gets.
 type groupNode struct {
 	url  string
 	hits atomic.Int64
@@ -389,6 +391,33 @@ func TestGroupOfThreeInstances(t *testing.T) {
 				}
 				if es := in.audit(t, "n2"); len(es) != 2 {
 					return fmt.Errorf("%s: %d audit entries for n2, want both changes", in.name, len(es))
+				}
+			}
+			return nil
+		})
+	})
+
+	t.Run("a member added through B and removed through C is added and removed everywhere", func(t *testing.T) {
+		n4 := newGroupNode(t, "n4")
+		if s := b.api(t, "POST", "/api/v1/balancers/shop/members", map[string]any{"route": "n4", "url": n4.url, "weight": 2}, nil); s != http.StatusCreated {
+			t.Fatalf("add n4 through B: %d", s)
+		}
+		proctest.Eventually(t, 5*time.Second, func() error {
+			for _, in := range ins {
+				var v admin.MemberView
+				if s := in.api(t, "GET", "/api/v1/balancers/shop/members/n4", nil, &v); s != http.StatusOK || v.Weight != 2 {
+					return fmt.Errorf("%s: n4: %d %+v", in.name, s, v)
+				}
+			}
+			return nil
+		})
+		if s := c.api(t, "DELETE", "/api/v1/balancers/shop/members/n4?force=true", nil, nil); s != http.StatusOK {
+			t.Fatalf("remove n4 through C: %d", s)
+		}
+		proctest.Eventually(t, 5*time.Second, func() error {
+			for _, in := range ins {
+				if s := in.api(t, "GET", "/api/v1/balancers/shop/members/n4", nil, nil); s != http.StatusNotFound {
+					return fmt.Errorf("%s: n4 still there (%d)", in.name, s)
 				}
 			}
 			return nil
