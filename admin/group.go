@@ -182,11 +182,21 @@ func (m *Manager) memberRecord(next *stateDoc, bal, rt string, spec *MemberSpec)
 	if err != nil {
 		return nil, err
 	}
-	if eff, ok := next.effective(m.base).find(bal, rt); ok && eff.URL == s.URL {
+	eff, ok := next.effective(m.base).find(bal, rt)
+	if ok && eff.URL == s.URL {
 		return nil, nil // already here (a record taken again after a restart)
+	}
+	replace := ok // a member added at run time, since added again with another url
+	if replace {
+		next.remove(m.base, bal, rt)
 	}
 	next.add(m.base, bal, s)
 	return func(p *balancer.Pool) error {
+		if replace && p.Lookup(rt) != nil {
+			if _, err := p.Remove(rt); err != nil {
+				return err
+			}
+		}
 		if p.Lookup(rt) != nil {
 			return nil
 		}

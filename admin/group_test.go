@@ -184,15 +184,24 @@ func TestSharedMembersAreAddedAndRemoved(t *testing.T) {
 	}
 	// The same record again (after a restart, say) adds nothing twice.
 	g.receive(e.mgr, record(t, "member/web/n4", "b", 10, sharedChange{Member: &spec, Audit: AuditEntry{ID: 1, Action: "add", Instance: "b"}}), true)
-	g.receive(e.mgr, record(t, "member/web/n4", "c", 11, sharedChange{Audit: AuditEntry{ID: 1, Action: "remove", Instance: "c"}}), true)
+	// Added again elsewhere with another url: the later one replaces it.
+	moved := MemberSpec{Route: "n4", URL: appBackend(t, "n4").URL}
+	g.receive(e.mgr, record(t, "member/web/n4", "c", 11, sharedChange{Member: &moved, Audit: AuditEntry{ID: 2, Action: "add", Instance: "c"}}), true)
+	if m := e.member("web", "n4"); m == nil || m.HealthURL().String() != moved.URL {
+		t.Fatalf("n4 not replaced: %v", m)
+	}
+	if eff := e.mgr.Effective()["web"]; len(eff) != 4 {
+		t.Errorf("effective members %+v, want the file's three and n4 once", eff)
+	}
+	g.receive(e.mgr, record(t, "member/web/n4", "c", 12, sharedChange{Audit: AuditEntry{ID: 1, Action: "remove", Instance: "c"}}), true)
 	if m := e.member("web", "n4"); m != nil {
 		t.Errorf("n4 not removed")
 	}
 	if eff := e.mgr.Effective()["web"]; len(eff) != 3 {
 		t.Errorf("effective members %+v, want the file's three", eff)
 	}
-	if n := len(e.audit()); n != 2 {
-		t.Errorf("%d audit entries, want the add and the remove", n)
+	if n := len(e.audit()); n != 3 {
+		t.Errorf("%d audit entries, want the two adds and the remove", n)
 	}
 }
 
@@ -245,4 +254,28 @@ func TestGroupInTheUI(t *testing.T) {
 	b.WaitText(t, "#group-summary", "synced")
 	b.WaitText(t, `#group-instances tr[data-health="down"]`, "b")
 	b.WaitText(t, "#audit tbody tr", "through b")
+}
+
+// FuzzSharedRecord: no record from the group makes the manager panic, and
+// what it applies leaves a valid state file.
+func FuzzSharedRecord(f *testing.F) {
+	f.Add("state/web/n1", []byte(`{"state":"draining","audit":{"id":1,"instance":"b"}}`), true)
+	f.Add("weight/web/n2", []byte(`{"weight":3,"audit":{"id":2,"instance":"b"}}`), true)
+	f.Add("member/web/n9", []byte(`{"member":{"route":"n9","url":"http://127.0.0.1:9"},"audit":{"id":3}}`), true)
+	f.Add("member/web/n1", []byte(`{"audit":{"id":4}}`), false)
+	f.Add("state/web/n1", []byte(`{`), true)
+	g := newFakeGroup()
+	e := newEnv(f, envConfig{opts: func(o *Options) { o.Group = g }})
+	var wall int64
+	f.Fuzz(func(t *testing.T, key string, value []byte, won bool) {
+		wall++
+		g.receive(e.mgr, group.Record{Key: key, Value: value, Stamp: group.Stamp{Wall: wall, Origin: "b"}}, won)
+		data, err := os.ReadFile(e.opts.StateFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := parseState(data); err != nil {
+			t.Fatalf("the state file is no longer valid: %v\n%s", err, data)
+		}
+	})
 }
