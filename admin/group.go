@@ -32,6 +32,8 @@ type Group interface {
 	Set(key string, value []byte) group.Record
 	Get(key string) (group.Record, bool)
 	Sessions(key string, local group.Tally) int64
+	// Complete: the session counts cover every reachable instance.
+	Complete() bool
 	Status() group.Status
 }
 
@@ -243,6 +245,9 @@ func (m *Manager) groupCounts(bal string, v *MemberView) {
 	n := m.o.Group.Sessions(key, local)
 	v.LocalSessions = v.LiveSessions
 	v.LiveSessions = n
+	if d := v.Drain; d != nil && !m.o.Group.Complete() {
+		d.Exact = false // a reachable instance's count is missing
+	}
 	if d := v.Drain; d != nil && d.Remaining != n {
 		d.Remaining = n
 		d.EstimatedEmpty = nil // the rate is this instance's alone
@@ -254,6 +259,22 @@ func (m *Manager) groupCounts(bal string, v *MemberView) {
 			}
 		}
 	}
+}
+
+// LiveElsewhere reports whether the group sees live sessions of member rt
+// of balancer bal, or may (the tallies of a reachable instance have not
+// arrived lately); false outside a group. A drain with drain.done: stop
+// waits for them (balancer.Options.LiveElsewhere). It does not block.
+func (m *Manager) LiveElsewhere(bal, rt string) bool {
+	if m.o.Group == nil {
+		return false
+	}
+	key := bal + "/" + rt
+	m.sketchMu.Lock()
+	local := m.sketches[key]
+	m.sketchMu.Unlock()
+	local.Count = 0 // the caller has checked its own count
+	return !m.o.Group.Complete() || m.o.Group.Sessions(key, local) > 0
 }
 
 func (m *Manager) viewBalancer(b *balancer.Balancer) BalancerView {

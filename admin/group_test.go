@@ -56,6 +56,8 @@ func (g *fakeGroup) Sessions(key string, local group.Tally) int64 {
 	return local.Count
 }
 
+func (g *fakeGroup) Complete() bool { return true }
+
 func (g *fakeGroup) Status() group.Status {
 	g.mu.Lock()
 	defer g.mu.Unlock()

@@ -153,6 +153,12 @@ type Options struct {
 	DrainStop bool
 	// DrainDeadline bounds a drain when DrainStop is set. Default 0: none.
 	DrainDeadline time.Duration
+	// LiveElsewhere, if set, says whether sessions of member route are
+	// seen beyond this balancer (other instances of a group): a drain
+	// with DrainStop does not end while it reports true. It is called by
+	// the janitor and must not block. Default nil: only this balancer's
+	// count matters.
+	LiveElsewhere func(route string) bool
 	// OnStateChange, if set, is called after every change of a member's
 	// state, by whoever made it (the API, a reload, a finished drain, the
 	// member's own announcement). It must not block.
@@ -370,7 +376,7 @@ func (b *Balancer) tick(now time.Time) {
 			continue
 		}
 		switch {
-		case m.live.Load() <= 0 && warm:
+		case m.live.Load() <= 0 && warm && (s.opts.LiveElsewhere == nil || !s.opts.LiveElsewhere(m.route)):
 			b.pool.setState(m, Draining, Stopped, "drained: no live session left")
 		case s.opts.DrainDeadline > 0 && now.Sub(time.Unix(0, since)) >= s.opts.DrainDeadline:
 			b.pool.setState(m, Draining, Stopped, fmt.Sprintf("drain deadline of %v passed with %d live sessions", s.opts.DrainDeadline, m.live.Load()))

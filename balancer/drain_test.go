@@ -437,3 +437,26 @@ func TestEachSessionReportsTheTrackedSessionsWithTheGivenHash(t *testing.T) {
 		t.Errorf("EachSession reported %v, want %v", got, want)
 	}
 }
+
+// TestDrainWaitsForSessionsSeenElsewhere: with DrainStop, a member empty
+// here stays draining while LiveElsewhere says other instances still see
+// its sessions.
+func TestDrainWaitsForSessionsSeenElsewhere(t *testing.T) {
+	var elsewhere atomic.Bool
+	elsewhere.Store(true)
+	var asked atomic.Value
+	bal, _, clk, log := drainSetup(t, native, false, func(o *Options) {
+		o.SessionIdle = time.Minute
+		o.LiveElsewhere = func(route string) bool { asked.Store(route); return elsewhere.Load() }
+	})
+	bal.Pool().SetState("n2", Draining, "")
+	bal.tick(clk.Add(2 * time.Minute)) // warm, and nothing seen here
+	if s := bal.Pool().Lookup("n2").State(); s != Draining || asked.Load() != "n2" {
+		t.Fatalf("n2 is %v (asked about %v) while sessions are seen elsewhere", s, asked.Load())
+	}
+	elsewhere.Store(false)
+	bal.tick(clk.Add(time.Second))
+	if s := bal.Pool().Lookup("n2").State(); s != Stopped || !strings.Contains(log.last().Reason, "drained") {
+		t.Fatalf("n2 is %v, change %+v, once no instance sees a session", s, log.last())
+	}
+}

@@ -40,7 +40,7 @@ const DefaultGroupJoinTimeout = 5 * time.Second
 var groupName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
 
 // group checks the group section; c is the whole file (a group needs a
-// manager, and drains that stop on their own count are not shared yet).
+// manager).
 func (v *checker) group(c *Config) {
 	g := c.Group
 	if g == nil {
@@ -64,10 +64,5 @@ func (v *checker) group(c *Config) {
 	}
 	if c.Manager == nil {
 		v.add("group", "a group needs a manager: changes are made through it")
-	}
-	for i, b := range c.Balancers {
-		if b.Drain.Done == "stop" {
-			v.add(fmt.Sprintf("balancers[%d].drain.done", i), "stop is not supported with a group yet: each instance would stop the member on its own count; drain with tether ctl drain --wait, then stop")
-		}
 	}
 }

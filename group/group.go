@@ -427,6 +427,25 @@ func (g *Group) Sessions(key string, local Tally) int64 {
 	return max(u.Count(), most)
 }
 
+// Complete reports whether the session counts cover every instance
+// reachable now: each has sent its tallies within the last three
+// SyncIntervals. A count of zero ends something (a drain) only when it is
+// complete.
+func (g *Group) Complete() bool {
+	now := g.o.Now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for name, p := range g.peers {
+		if name == g.o.Name || !p.up {
+			continue
+		}
+		if v := g.views[name]; v == nil || now.Sub(v.got) > 3*g.o.SyncInterval {
+			return false
+		}
+	}
+	return true
+}
+
 // Status is the group as this instance sees it.
 type Status struct {
 	// Name is this instance.

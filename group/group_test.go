@@ -83,6 +83,9 @@ func startGroup(t *testing.T, n int, tallies func(i int) map[string]Tally) ([]*G
 
 func TestWritesReachEveryInstanceAndConverge(t *testing.T) {
 	gs, aps := startGroup(t, 3, nil)
+	if gs[0].Complete() {
+		t.Error("counts complete although no instance sends tallies")
+	}
 	w := gs[0].Set("state/shop/n1", []byte("draining"))
 	proctest.Eventually(t, 5*time.Second, func() error {
 		for i, g := range gs {
@@ -133,6 +136,9 @@ func TestSessionsAreTheUnion(t *testing.T) {
 	gs, _ := startGroup(t, 3, tally)
 	proctest.Eventually(t, 5*time.Second, func() error {
 		for i, g := range gs {
+			if !g.Complete() {
+				return fmt.Errorf("i%d has not heard from every instance", i)
+			}
 			if n := g.Sessions("shop/n1", tally(i)["shop/n1"]); n != 4 {
 				return fmt.Errorf("i%d counts %d sessions, want 4 (1, 2, 3 and 4; 3 seen twice)", i, n)
 			}

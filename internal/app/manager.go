@@ -39,6 +39,9 @@ type hooks struct {
 	onStateChange func(string, balancer.StateChange)
 	// sessionHash keys the balancers' session tracking (a group's hash).
 	sessionHash func(string) uint64
+	// liveElsewhere says whether a group's other instances see sessions
+	// of a member (balancer name, route).
+	liveElsewhere func(bal, rt string) bool
 	// getenv reads the environment (AJP secrets). Default os.Getenv.
 	getenv func(string) string
 }
@@ -234,7 +237,7 @@ func (m *managed) hooks() hooks {
 	}
 	h := hooks{observer: m.obs, onStateChange: m.mgr.OnStateChange}
 	if m.group != nil {
-		h.sessionHash = m.group.SessionHash
+		h.sessionHash, h.liveElsewhere = m.group.SessionHash, m.mgr.LiveElsewhere
 	}
 	return h
 }

@@ -134,6 +134,9 @@ func (s *Server) apply(cfg config.Config) error {
 			return err
 		}
 		opts.Observer, opts.OnStateChange, opts.SessionHash = s.hooks.observer, s.hooks.onStateChange, s.hooks.sessionHash
+		if le, name := s.hooks.liveElsewhere, b.Name; le != nil {
+			opts.LiveElsewhere = func(rt string) bool { return le(name, rt) }
+		}
 		ms, err := memberConfigs(b, s.hooks.getenv)
 		if err != nil {
 			return err
