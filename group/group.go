@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/hkdf"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log"
 	"log/slog"
+	"math/bits"
 	"net"
 	"slices"
 	"strconv"
@@ -208,15 +210,24 @@ func newHashKey(secret []byte) (hashKey, error) {
 }
 
 func (k hashKey) sum(id string) uint64 {
-	// FNV-1a over the key and the id, then a 64-bit finalizer that mixes
-	// every bit (the sketches need uniform hashes).
-	h := uint64(14695981039346656037)
-	for _, b := range k {
-		h = (h ^ uint64(b)) * 1099511628211
+	// xxHash64's rounds over 8-byte words, seeded with the key, and
+	// murmur3's finalizer, so that every bit of the result depends on
+	// every bit of the id (the sketches need uniform hashes). Not a MAC:
+	// ids are random already; the key keeps the hashes meaningless to
+	// anyone without the group's secret.
+	const p1, p2, p5 = 11400714785074694791, 14029467366897019727, 2870177450012600261
+	h := binary.LittleEndian.Uint64(k[:8]) ^ uint64(len(id))*p5
+	for ; len(id) >= 8; id = id[8:] {
+		w := uint64(id[0]) | uint64(id[1])<<8 | uint64(id[2])<<16 | uint64(id[3])<<24 |
+			uint64(id[4])<<32 | uint64(id[5])<<40 | uint64(id[6])<<48 | uint64(id[7])<<56
+		h ^= bits.RotateLeft64(w*p2, 31) * p1
+		h = bits.RotateLeft64(h, 27)*p1 + p2
 	}
 	for i := 0; i < len(id); i++ {
-		h = (h ^ uint64(id[i])) * 1099511628211
+		h ^= uint64(id[i]) * p5
+		h = bits.RotateLeft64(h, 11) * p1
 	}
+	h ^= binary.LittleEndian.Uint64(k[8:])
 	h ^= h >> 33
 	h *= 0xff51afd7ed558ccd
 	h ^= h >> 33

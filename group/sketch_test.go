@@ -2,6 +2,7 @@ package group
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 )
@@ -88,6 +89,24 @@ func TestSketchRefusesBadEncodings(t *testing.T) {
 		var s Sketch
 		if err := s.UnmarshalBinary(b); err == nil {
 			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// TestSessionHashSpreads: ids that differ little (a counter) hash
+// uniformly enough for the sketch to count them.
+func TestSessionHashSpreads(t *testing.T) {
+	k, err := newHashKey([]byte("spread-test-secret-0123456789"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{50, 20000} {
+		var s Sketch
+		for i := range n {
+			s.Add(k.sum(fmt.Sprintf("%032x", i)))
+		}
+		if got := s.Count(); got < int64(n)*95/100 || got > int64(n)*105/100 {
+			t.Errorf("%d sequential ids count %d", n, got)
 		}
 	}
 }
