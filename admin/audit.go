@@ -161,6 +161,11 @@ func (l *auditLog) keep(e AuditEntry) AuditEntry {
 	}
 	l.mu.Lock()
 	e.ID = l.next
+	if e.OriginID == 0 && e.Instance != "" {
+		// Made here: the group may bring it back (after a restart, or as
+		// a change that lost); it is in the log already.
+		l.shared.first(auditKey{e.Instance, e.ID})
+	}
 	l.next++
 	if len(l.entries) < l.size {
 		l.entries = append(l.entries, e)
@@ -214,8 +219,11 @@ func (l *auditLog) restore(entries []AuditEntry) {
 	defer l.mu.Unlock()
 	l.entries, l.head = append([]AuditEntry(nil), entries...), 0
 	for _, e := range entries {
-		if e.OriginID != 0 {
+		switch {
+		case e.OriginID != 0:
 			l.shared.first(auditKey{e.Instance, e.OriginID})
+		case e.Instance != "":
+			l.shared.first(auditKey{e.Instance, e.ID})
 		}
 	}
 	if n := len(entries); n > 0 {

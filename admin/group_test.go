@@ -281,3 +281,30 @@ func FuzzSharedRecord(f *testing.F) {
 		}
 	})
 }
+
+// TestOwnRecordsComeBackAfterARestart: a record this instance wrote
+// before it restarted (with its state file lost) is applied again, and an
+// entry of its own the group brings back is not logged twice.
+func TestOwnRecordsComeBackAfterARestart(t *testing.T) {
+	g := newFakeGroup()
+	e := newEnv(t, envConfig{opts: func(o *Options) { o.Group = g }})
+	if a := e.patch("n2", map[string]any{"weight": 6}); a.status != http.StatusOK {
+		t.Fatalf("patch: %d", a.status)
+	}
+	mine := g.set[0]
+	// The group echoes it back (a state exchange): nothing new.
+	e.mgr.ApplyShared(mine, false)
+	if n := len(e.audit()); n != 1 {
+		t.Errorf("%d audit entries after the echo, want 1", n)
+	}
+	// Restarted without its state file: a fresh manager, the same name.
+	if err := os.Remove(e.opts.StateFile); err != nil {
+		t.Fatal(err)
+	}
+	g2 := newFakeGroup()
+	e2 := newEnv(t, envConfig{opts: func(o *Options) { o.Group = g2 }})
+	g2.receive(e2.mgr, mine, true)
+	if w := e2.member("web", "n2").Weight(); w != 6 {
+		t.Errorf("after the restart n2 has weight %d, want its own earlier 6", w)
+	}
+}

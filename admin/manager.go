@@ -155,6 +155,9 @@ func New(o Options) (*Manager, error) {
 		o: o, audit: newAuditLog(o.AuditSize, o.Logger, o.Now), doc: doc, base: o.Baseline,
 		wake: make(chan struct{}, 1), closing: make(chan struct{}), done: make(chan struct{}),
 	}
+	if o.Group != nil {
+		m.audit.instance = o.Group.Name() // before restore: it names this instance's entries
+	}
 	if o.AuditFile != "" {
 		f, entries, bad, err := openAuditFile(o.AuditFile, o.AuditSize)
 		if err != nil {
@@ -165,9 +168,6 @@ func New(o Options) (*Manager, error) {
 		}
 		m.audit.file = f
 		m.audit.restore(entries)
-	}
-	if o.Group != nil {
-		m.audit.instance = o.Group.Name()
 	}
 	m.access.Store(newAccess(o.Token, o.ReadOnlyToken, o.AllowedOrigins))
 	m.recordDrops(doc.reconcile(o.Baseline))

@@ -40,8 +40,9 @@ type Options struct {
 	// the group's traffic and that hash session ids are derived from it.
 	// Required.
 	Secret []byte
-	// Apply is called, one call at a time, for every record another
-	// instance wrote that is new here; won says whether it is now the
+	// Apply is called, one call at a time, for every record received that
+	// is new here (written by another instance, or by this one before it
+	// restarted); won says whether it is now the
 	// record's value here (false: a later write was already here). The
 	// record may have been replaced again by the time Apply runs: compare
 	// with Get under the caller's own lock. Apply may call Get and Set.
@@ -394,7 +395,9 @@ func (g *Group) merge(rs []Record) {
 			g.records[r.Key] = r
 		}
 		g.mu.Unlock()
-		if isNew && r.Stamp.Origin != g.o.Name && g.o.Apply != nil {
+		// A record of this instance's name that it does not hold was
+		// written before a restart: it is applied like any other.
+		if isNew && g.o.Apply != nil {
 			g.o.Apply(r, won)
 		}
 	}
@@ -522,15 +525,20 @@ func (g *Group) markSynced() {
 	g.mu.Unlock()
 }
 
-// Close leaves the group and stops its goroutines.
+// Close leaves the group and stops its goroutines. Calling it again does
+// nothing.
 func (g *Group) Close() error {
 	if g.ml == nil {
 		return nil // never started
 	}
-	g.once.Do(func() { close(g.stop) })
-	<-g.done
-	_ = g.ml.Leave(time.Second)
-	return g.ml.Shutdown()
+	var err error
+	g.once.Do(func() {
+		close(g.stop)
+		<-g.done
+		_ = g.ml.Leave(time.Second)
+		err = g.ml.Shutdown()
+	})
+	return err
 }
 
 // delegate is memberlist's view of the group's data.

@@ -174,3 +174,38 @@ func TestWrongSecretIsRefused(t *testing.T) {
 		t.Errorf("status %+v: want not synced, alone", st)
 	}
 }
+
+// TestRestartedInstanceTakesItsOwnEarlierWrites: an instance that
+// restarts (same name, nothing kept) gets back, and applies, what it wrote
+// before.
+func TestRestartedInstanceTakesItsOwnEarlierWrites(t *testing.T) {
+	gs, _ := startGroup(t, 2, nil)
+	w := gs[0].Set("weight/shop/n2", []byte("6"))
+	proctest.Eventually(t, 5*time.Second, func() error {
+		if r, _ := gs[1].Get("weight/shop/n2"); r.Stamp != w.Stamp {
+			return fmt.Errorf("i1 has %+v", r)
+		}
+		return nil
+	})
+	gs[0].Close()
+	ap := &applied{}
+	g, err := New(Options{Name: "i0", Listen: proctest.FreeAddr(t), Peers: []string{gs[1].o.Listen}, Secret: testSecret,
+		Apply: ap.apply, Logger: slog.New(slog.DiscardHandler)})
+	if err == nil {
+		err = g.Start()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := g.Join(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ap.mu.Lock()
+	defer ap.mu.Unlock()
+	if len(ap.got) != 1 || ap.got[0].Stamp != w.Stamp {
+		t.Errorf("the restarted instance applied %+v, want its own earlier write", ap.got)
+	}
+}
