@@ -277,6 +277,24 @@ func (m *Manager) LiveElsewhere(bal, rt string) bool {
 	return !m.o.Group.Complete() || m.o.Group.Sessions(key, local) > 0
 }
 
+// GroupSessions yields the group's live sessions of every member (for the
+// metrics); nothing outside a group.
+func (m *Manager) GroupSessions(yield func(bal, rt string, n int64)) {
+	if m.o.Group == nil {
+		return
+	}
+	for _, b := range m.o.Source.Balancers() {
+		if b == nil {
+			continue
+		}
+		for _, s := range b.Stats() {
+			v := MemberView{Route: s.Route, LiveSessions: max(s.LiveSessions, 0)}
+			m.groupCounts(b.Name(), &v)
+			yield(b.Name(), s.Route, v.LiveSessions)
+		}
+	}
+}
+
 func (m *Manager) viewBalancer(b *balancer.Balancer) BalancerView {
 	v := viewBalancer(b)
 	for i := range v.Members {

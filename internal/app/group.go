@@ -44,14 +44,14 @@ func newGroup(cfg config.Config, mgr **admin.Manager, logger *slog.Logger) (*gro
 // startGroup starts g and takes the group's state, waiting at most
 // cfg.Group.JoinTimeout; an instance no peer answers serves with its own
 // state (the manager's /healthz says "alone") and keeps trying to join.
-func startGroup(g *group.Group, cfg config.Config, reg prometheus.Registerer, logger *slog.Logger) error {
+func startGroup(g *group.Group, mgr *admin.Manager, cfg config.Config, reg prometheus.Registerer, logger *slog.Logger) error {
 	if g == nil {
 		return nil
 	}
 	if err := g.Start(); err != nil {
 		return err
 	}
-	if err := metrics.RegisterGroup(reg, g.Status); err != nil {
+	if err := metrics.RegisterGroup(reg, g.Status, mgr.GroupSessions); err != nil {
 		return err
 	}
 	wait := cfg.Group.JoinTimeout

@@ -122,7 +122,7 @@ func newManaged(cfg config.Config, o ServeOptions) (*managed, error) {
 	}
 	// The group's state is taken before the balancers are built: they
 	// start with it.
-	if err := startGroup(g, cfg, reg, o.Logger); err != nil {
+	if err := startGroup(g, mgr, cfg, reg, o.Logger); err != nil {
 		mgr.Close()
 		g.Close()
 		return nil, fmt.Errorf("group: %w", err)

@@ -133,6 +133,20 @@ func (in *instance) api(t *testing.T, method, path string, body, out any) int {
 	return resp.StatusCode
 }
 
+// metrics returns the manager's metrics text.
+func (in *instance) metrics(t *testing.T) string {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+in.manager+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+ctlToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s: metrics: %v", in.name, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
 func (in *instance) member(t *testing.T, rt string) admin.MemberView {
 	t.Helper()
 	var v admin.MemberView
@@ -251,6 +265,16 @@ func TestGroupOfThreeInstances(t *testing.T) {
 		for _, in := range ins {
 			if v := in.member(t, "n1"); v.LiveSessions != 4 {
 				return fmt.Errorf("%s counts %d live sessions on n1 (%d its own), want 4: the union, the shared user once", in.name, v.LiveSessions, v.LocalSessions)
+			}
+		}
+		return nil
+	})
+
+	proctest.Eventually(t, 5*time.Second, func() error {
+		m := c.metrics(t)
+		for _, want := range []string{`tether_group_member_live_sessions{balancer="shop",member="n1"} 4`, `tether_group_instance_up{instance="a",self="false"} 1`, "tether_group_synced 1", "tether_group_alone 0"} {
+			if !strings.Contains(m, want) {
+				return fmt.Errorf("C's metrics lack %s", want)
 			}
 		}
 		return nil
