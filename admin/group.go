@@ -245,8 +245,8 @@ func (m *Manager) groupCounts(bal string, v *MemberView) {
 	n := m.o.Group.Sessions(key, local)
 	v.LocalSessions = v.LiveSessions
 	v.LiveSessions = n
-	if d := v.Drain; d != nil && !m.o.Group.Complete() {
-		d.Exact = false // a reachable instance's count is missing
+	if d := v.Drain; d != nil {
+		d.Partial = !m.o.Group.Complete()
 	}
 	if d := v.Drain; d != nil && d.Remaining != n {
 		d.Remaining = n

@@ -1,12 +1,15 @@
 package admin
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"os"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tetherlb/tether/balancer"
 	"github.com/tetherlb/tether/group"
@@ -22,6 +25,7 @@ type fakeGroup struct {
 	set      []group.Record
 	sessions map[string]int64
 	status   group.Status
+	partial  bool // Complete reports false
 }
 
 func newFakeGroup() *fakeGroup {
@@ -56,7 +60,11 @@ func (g *fakeGroup) Sessions(key string, local group.Tally) int64 {
 	return local.Count
 }
 
-func (g *fakeGroup) Complete() bool { return true }
+func (g *fakeGroup) Complete() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return !g.partial
+}
 
 func (g *fakeGroup) Status() group.Status {
 	g.mu.Lock()
@@ -215,6 +223,32 @@ func TestViewsCountTheGroupsSessions(t *testing.T) {
 	e.do(req{method: "GET", path: "/api/v1/balancers/web/members/n1", token: rwToken}).decode(t, &v)
 	if v.LiveSessions != 5 || v.LocalSessions != 0 {
 		t.Errorf("n1 live %d local %d, want the group's 5 and none here", v.LiveSessions, v.LocalSessions)
+	}
+	// A drain whose counts lack a reachable instance is not over.
+	if a := e.patch("n2", map[string]any{"state": "draining"}); a.status != http.StatusOK {
+		t.Fatalf("drain n2: %d", a.status)
+	}
+	g.mu.Lock()
+	g.partial = true
+	g.mu.Unlock()
+	e.do(req{method: "GET", path: "/api/v1/balancers/web/members/n2", token: rwToken}).decode(t, &v)
+	if v.Drain == nil || v.Drain.Remaining != 0 || !v.Drain.Partial {
+		t.Errorf("n2's drain %+v, want 0 remaining, partial", v.Drain)
+	}
+	c, err := NewClient(e.srv.URL, rwToken, ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := c.WaitDrained(ctx, "web", "n2", 20*time.Millisecond, nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("WaitDrained on a partial count: %v, want it to keep waiting", err)
+	}
+	g.mu.Lock()
+	g.partial = false
+	g.mu.Unlock()
+	if _, err := c.WaitDrained(context.Background(), "web", "n2", 20*time.Millisecond, nil); err != nil {
+		t.Errorf("WaitDrained once complete: %v", err)
 	}
 	var gv GroupView
 	e.do(req{method: "GET", path: "/api/v1/group", token: roToken}).decode(t, &gv)

@@ -121,6 +121,11 @@ type DrainView struct {
 	// bound, and a drain does not end on zero.
 	Exact         bool      `json:"exact"`
 	CountingSince time.Time `json:"counting_since"`
+	// Partial, in a group: the count of a reachable instance has not
+	// arrived lately (it has just joined, or it is frozen and not yet
+	// declared down), so Remaining may be too low; a drain is not over
+	// while it is set.
+	Partial bool `json:"partial,omitempty"`
 }
 
 // Duration is a time.Duration that reads and writes as "1m30s".

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -207,5 +208,35 @@ func TestRestartedInstanceTakesItsOwnEarlierWrites(t *testing.T) {
 	defer ap.mu.Unlock()
 	if len(ap.got) != 1 || ap.got[0].Stamp != w.Stamp {
 		t.Errorf("the restarted instance applied %+v, want its own earlier write", ap.got)
+	}
+}
+
+// TestPeersByName: a peer named by a host name is resolved at the join.
+func TestPeersByName(t *testing.T) {
+	a, b := proctest.FreeAddr(t), proctest.FreeAddr(t)
+	_, port, _ := net.SplitHostPort(a)
+	var gs []*Group
+	for _, o := range []Options{
+		{Name: "a", Listen: a, Secret: testSecret},
+		{Name: "b", Listen: b, Peers: []string{"localhost:" + port}, Secret: testSecret},
+	} {
+		o.Logger = slog.New(slog.DiscardHandler)
+		g, err := New(o)
+		if err == nil {
+			err = g.Start()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { g.Close() })
+		gs = append(gs, g)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := gs[1].Join(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := gs[1].Status(); !st.Synced || st.Alone {
+		t.Errorf("b after joining localhost:%s: %+v", port, st)
 	}
 }
