@@ -184,8 +184,14 @@ func (g *Group) Start() error {
 	c.TCPTimeout = 2 * time.Second
 	c.DeadNodeReclaimTime = time.Second // a restarted instance may come back at once
 	c.Logger = log.New(logBridge{g.o.Logger}, "", 0)
+	tr, err := newTransport(g.host, g.port, c.Logger)
+	if err != nil {
+		return fmt.Errorf("group: listen %s: %w", g.o.Listen, err)
+	}
+	c.Transport = tr
 	ml, err := memberlist.Create(c)
 	if err != nil {
+		tr.Shutdown()
 		return fmt.Errorf("group: %w", err)
 	}
 	g.ml = ml

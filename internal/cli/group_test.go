@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/tetherlb/tether/admin"
+	"github.com/tetherlb/tether/internal/netfault"
 	"github.com/tetherlb/tether/internal/proctest"
 )
 
@@ -55,8 +57,9 @@ type instance struct {
 }
 
 // groupOf writes the configuration of n instances sharing one key and
-// the members nodes, and starts them all at once.
-func groupOf(t *testing.T, names []string, nodes map[string]*groupNode) []*instance {
+// the members nodes, and starts them all at once. With ips, instance i
+// talks to the group on ips[i] (else on 127.0.0.1).
+func groupOf(t *testing.T, names []string, nodes map[string]*groupNode, ips ...string) []*instance {
 	t.Helper()
 	key := filepath.Join(t.TempDir(), "group.key")
 	if err := os.WriteFile(key, []byte("group-test-0123456789abcdef0123456789\n"), 0o600); err != nil {
@@ -66,6 +69,10 @@ func groupOf(t *testing.T, names []string, nodes map[string]*groupNode) []*insta
 	var peers []string
 	for i, n := range names {
 		ins[i] = &instance{name: n, dir: t.TempDir(), front: proctest.FreeAddr(t), manager: proctest.FreeAddr(t), group: proctest.FreeAddr(t)}
+		if ips != nil {
+			_, port, _ := net.SplitHostPort(ins[i].group)
+			ins[i].group = net.JoinHostPort(ips[i], port)
+		}
 		peers = append(peers, ins[i].group)
 	}
 	for _, in := range ins {
@@ -515,4 +522,81 @@ func testGroupFrozen(t *testing.T, ins []*instance, nodes map[string]*groupNode)
 	if n := nodes["n3"].hits.Load() - before; n != 0 {
 		t.Errorf("n3 got %d requests through A after it converged", n)
 	}
+}
+
+// health returns the group state the manager's /healthz gives.
+func (in *instance) health(t *testing.T) string {
+	t.Helper()
+	resp, err := http.Get("http://" + in.manager + "/healthz")
+	if err != nil {
+		t.Fatalf("%s: /healthz: %v", in.name, err)
+	}
+	defer resp.Body.Close()
+	var h admin.Health
+	if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
+		t.Fatal(err)
+	}
+	return h.Group
+}
+
+// TestGroupPartition cuts instance A off from B and C (nftables rules
+// between their group addresses): each side keeps serving with what it
+// knows, A's manager says it is alone, a change on each side applies there
+// only, and after the cut heals every instance ends with both changes.
+func TestGroupPartition(t *testing.T) {
+	nf := netfault.New(t)
+	ips := netfault.Addrs(3)
+	nodes := map[string]*groupNode{"n1": newGroupNode(t, "n1"), "n2": newGroupNode(t, "n2"), "n3": newGroupNode(t, "n3")}
+	ins := groupOf(t, []string{"a", "b", "c"}, nodes, ips...)
+	a, b, c := ins[0], ins[1], ins[2]
+
+	nf.Partition(ips[:1], ips[1:])
+	proctest.Eventually(t, 30*time.Second, func() error {
+		if h := a.health(t); h != "alone" {
+			return fmt.Errorf("A's /healthz says %q", h)
+		}
+		if g := c.groupView(t); g.health("a") != "down" {
+			return fmt.Errorf("C sees A %s", g.health("a"))
+		}
+		return nil
+	})
+	if g := a.groupView(t); g.health("b") != "down" || g.health("c") != "down" || !g.Alone {
+		t.Errorf("A's group view %+v: want B and C down, alone", g)
+	}
+	if got := (&browser{}).get(t, a.front, "/login"); got == "" {
+		t.Errorf("A cut off does not serve")
+	}
+
+	// A change on each side applies on that side only.
+	if s := c.api(t, "PATCH", "/api/v1/balancers/shop/members/n2", map[string]any{"weight": 9}, nil); s != http.StatusOK {
+		t.Fatalf("weight through C: %d", s)
+	}
+	if s := a.api(t, "PATCH", "/api/v1/balancers/shop/members/n3", map[string]any{"state": "draining"}, nil); s != http.StatusOK {
+		t.Fatalf("drain through A: %d", s)
+	}
+	proctest.Eventually(t, 5*time.Second, func() error {
+		if w := b.member(t, "n2").Weight; w != 9 {
+			return fmt.Errorf("B: n2 weight %d", w)
+		}
+		return nil
+	})
+	if w := a.member(t, "n2").Weight; w != 1 {
+		t.Errorf("A, cut off, has n2's weight %d from C", w)
+	}
+	if s := b.member(t, "n3").State; s != "active" {
+		t.Errorf("B, cut off from A, has n3 %s", s)
+	}
+
+	nf.Heal()
+	proctest.Eventually(t, 30*time.Second, func() error {
+		for _, in := range ins {
+			if w, s := in.member(t, "n2").Weight, in.member(t, "n3").State; w != 9 || s != "draining" {
+				return fmt.Errorf("%s: n2 weight %d, n3 %s", in.name, w, s)
+			}
+			if h := in.health(t); h != "synced" {
+				return fmt.Errorf("%s: /healthz says %q", in.name, h)
+			}
+		}
+		return nil
+	})
 }
