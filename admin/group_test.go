@@ -290,6 +290,13 @@ func TestGroupInTheUI(t *testing.T) {
 	b.WaitText(t, "#group-summary", "synced")
 	b.WaitText(t, `#group-instances tr[data-health="down"]`, "b")
 	b.WaitText(t, "#audit tbody tr", "through b")
+	var title string
+	must(t, b.Execute(&title, `return document.querySelector('tr[data-route="n1"] .m-live').title`))
+	if !strings.Contains(title, "seen by this instance") {
+		t.Errorf("live sessions' title %q", title)
+	}
+	saveScreenshot(t, b, false)
+	checkConsole(t, b)
 }
 
 // FuzzSharedRecord: no record from the group makes the manager panic, and

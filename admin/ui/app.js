@@ -19,6 +19,7 @@
   const st = {
     token: sessionStorage.getItem(TOKEN_KEY) || '',
     role: '',
+    group: null,        // the group this instance is in (snapshot.group), if any
     stream: null,       // AbortController of the live feed
     retries: 0,
     lastAudit: 0,
@@ -178,6 +179,7 @@
   // renderGroup shows the group of instances this one is in, if any:
   // who is reachable, and whether this instance has the group's state.
   function renderGroup(g) {
+    st.group = g || null;
     $('#group').hidden = !g;
     if (!g) return;
     let summary = 'this is ' + g.instance + ' · ';
@@ -193,7 +195,9 @@
       tr.dataset.health = i.health;
       const since = i.since ? new Date(i.since).toLocaleTimeString() : '';
       const counts = i.self ? 'this instance' : (i.last_tallies ? 'received ' + new Date(i.last_tallies).toLocaleTimeString() : 'none yet');
-      tr.append(el('td', '', i.name + (i.self ? ' (this one)' : '')), el('td', 'muted', i.addr), el('td', 'health', i.health), el('td', 'muted', since), el('td', 'muted', counts));
+      const health = el('td', 'health', i.health);
+      health.dataset.health = i.health;
+      tr.append(el('td', '', i.name + (i.self ? ' (this one)' : '')), el('td', 'muted', i.addr), health, el('td', 'muted', since), el('td', 'muted', counts));
       tbody.append(tr);
     }
   }
@@ -326,6 +330,8 @@
     if (rate !== null) $('.m-rps', row).textContent = nf1.format(rate);
     $('.m-requests', row).textContent = nf.format(m.requests);
     $('.m-live', row).textContent = nf.format(m.live_sessions);
+    // In a group the count is the group's; say how many this instance sees.
+    $('.m-live', row).title = st.group ? nf.format(m.local_sessions || 0) + ' seen by this instance, ' + nf.format(m.live_sessions) + ' by the group' : '';
 
     const bar = $('.bar', row);
     const text = $('.m-drain', row);
