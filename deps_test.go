@@ -53,7 +53,7 @@ func rel(path string) string {
 func under(p, dir string) bool { return p == dir || strings.HasPrefix(p, dir+"/") }
 
 func TestDependencyRules(t *testing.T) {
-	libraries := []string{"route", "config", "balancer", "session", "cluster", "ajp"}
+	libraries := []string{"route", "config", "balancer", "session", "cluster", "ajp", "group"}
 	for _, p := range listPackages(t) {
 		me := rel(p.ImportPath)
 		var mine []string
@@ -66,9 +66,9 @@ func TestDependencyRules(t *testing.T) {
 			switch {
 			// 1. route and config import nothing from tether; nor do the
 			// leaf protocol and health packages.
-			case under(me, "route") || under(me, "config") || under(me, "ajp") ||
+			case under(me, "route") || under(me, "config") || under(me, "ajp") || under(me, "group") ||
 				under(me, "balancer/h1") || under(me, "balancer/health") || under(me, "balancer/proxyproto"):
-				t.Errorf("%s imports %s: route, config, ajp, balancer/h1, balancer/health and balancer/proxyproto import nothing from tether", me, d)
+				t.Errorf("%s imports %s: route, config, ajp, group, balancer/h1, balancer/health and balancer/proxyproto import nothing from tether", me, d)
 			// 2. balancer, session and cluster never import each other;
 			// session/clusterstore is the one place sessions meet the cluster.
 			case under(me, "balancer") && (under(d, "session") || under(d, "cluster")),

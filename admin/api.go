@@ -33,9 +33,7 @@ type apiFunc func(w http.ResponseWriter, r *http.Request, c caller) error
 
 func (m *Manager) routes() {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
+	mux.HandleFunc("GET /healthz", m.healthz)
 	m.uiRoutes(mux)
 	m.api(mux, "GET /api/v1/balancers", roleReadOnly, m.listBalancers)
 	m.api(mux, "GET /api/v1/balancers/{name}", roleReadOnly, m.getBalancer)
@@ -45,6 +43,7 @@ func (m *Manager) routes() {
 	m.api(mux, "POST /api/v1/balancers/{name}/members", roleReadWrite, m.addMember)
 	m.api(mux, "GET /api/v1/whoami", roleReadOnly, whoami)
 	m.api(mux, "GET /api/v1/audit", roleReadOnly, m.getAudit)
+	m.api(mux, "GET /api/v1/group", roleReadOnly, m.getGroup)
 	m.api(mux, "GET /api/v1/events", roleReadOnly, m.events)
 	m.api(mux, "GET /metrics", roleReadOnly, m.metrics)
 	// The same paths with other methods: a JSON 405 naming the allowed ones.
@@ -54,6 +53,7 @@ func (m *Manager) routes() {
 		"/api/v1/balancers/{name}/members/{route}": "GET, PATCH, DELETE",
 		"/api/v1/balancers/{name}/members":         "POST",
 		"/api/v1/audit":                            "GET",
+		"/api/v1/group":                            "GET",
 		"/api/v1/whoami":                           "GET",
 		"/api/v1/events":                           "GET",
 		"/metrics":                                 "GET",
@@ -151,10 +151,10 @@ func decodeJSON(body []byte, v any) error {
 }
 
 func (m *Manager) snapshot() Snapshot {
-	s := Snapshot{Time: m.o.Now(), Balancers: []BalancerView{}}
+	s := Snapshot{Time: m.o.Now(), Balancers: []BalancerView{}, Group: m.groupView()}
 	for _, b := range m.o.Source.Balancers() {
 		if b != nil {
-			s.Balancers = append(s.Balancers, viewBalancer(b))
+			s.Balancers = append(s.Balancers, m.viewBalancer(b))
 		}
 	}
 	return s
@@ -206,7 +206,7 @@ func (m *Manager) getBalancer(w http.ResponseWriter, r *http.Request, _ caller) 
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, viewBalancer(b))
+	writeJSON(w, http.StatusOK, m.viewBalancer(b))
 	return nil
 }
 
@@ -215,7 +215,7 @@ func (m *Manager) getMember(w http.ResponseWriter, r *http.Request, _ caller) er
 	if err != nil {
 		return err
 	}
-	v, ok := findMember(b, r.PathValue("route"))
+	v, ok := m.findMember(b, r.PathValue("route"))
 	if !ok {
 		return fmt.Errorf("%w: %q in balancer %q", balancer.ErrNoSuchMember, r.PathValue("route"), b.Name())
 	}
@@ -291,7 +291,13 @@ func (m *Manager) patchMember(w http.ResponseWriter, r *http.Request, c caller) 
 	e := m.audit.add(c.entry(AuditEntry{
 		Balancer: name, Member: rt, Action: strings.Join(actions, ","), Before: before, After: after, Reason: ch.Reason,
 	}))
-	v, _ := findMember(b, rt)
+	if ch.State != nil {
+		m.share(kindState, name, rt, sharedChange{State: st.String(), Audit: e})
+	}
+	if ch.Weight != nil {
+		m.share(kindWeight, name, rt, sharedChange{Weight: *ch.Weight, Audit: e})
+	}
+	v, _ := m.findMember(b, rt)
 	writeJSON(w, http.StatusOK, ChangeResult{Member: v, Audit: e})
 	return nil
 }
@@ -366,7 +372,8 @@ func (m *Manager) addMember(w http.ResponseWriter, r *http.Request, c caller) er
 		Balancer: name, Member: spec.Route, Action: "add",
 		After: &AuditValue{URL: mc.URL.String(), State: n.State, Weight: n.Weight}, Reason: nm.Reason,
 	}))
-	v, _ := findMember(b, spec.Route)
+	m.share(kindMember, name, spec.Route, sharedChange{Member: &n, Audit: e})
+	v, _ := m.findMember(b, spec.Route)
 	w.Header().Set("Location", "/api/v1/balancers/"+url.PathEscape(name)+"/members/"+url.PathEscape(spec.Route))
 	writeJSON(w, http.StatusCreated, ChangeResult{Member: v, Audit: e})
 	return nil
@@ -388,7 +395,7 @@ func (m *Manager) removeMember(w http.ResponseWriter, r *http.Request, c caller)
 	}
 	defer unlock()
 	name, rt := b.Name(), r.PathValue("route")
-	v, ok := findMember(b, rt)
+	v, ok := m.findMember(b, rt)
 	if !ok {
 		return fmt.Errorf("%w: %q in balancer %q", balancer.ErrNoSuchMember, rt, name)
 	}
@@ -409,6 +416,7 @@ func (m *Manager) removeMember(w http.ResponseWriter, r *http.Request, c caller)
 		Balancer: name, Member: rt, Action: "remove",
 		Before: &AuditValue{URL: v.URL, State: v.State, Weight: v.Weight}, Reason: reason,
 	}))
+	m.share(kindMember, name, rt, sharedChange{Audit: e})
 	writeJSON(w, http.StatusOK, ChangeResult{Member: v, Audit: e})
 	return nil
 }

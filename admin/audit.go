@@ -34,6 +34,12 @@ type AuditEntry struct {
 	After  *AuditValue `json:"after,omitempty"`
 	// Reason is the client's reason, or what made an automatic change.
 	Reason string `json:"reason,omitempty"`
+	// Instance is the instance of the group the change was made through
+	// (group.name). Empty outside a group.
+	Instance string `json:"instance,omitempty"`
+	// OriginID is the entry's id on Instance, when that is another
+	// instance: the change was made there and applied here.
+	OriginID uint64 `json:"origin_id,omitempty"`
 }
 
 // AuditValue is the part of a member an audit entry is about.
@@ -89,9 +95,11 @@ func (e AuditEntry) Summary() string {
 // auditLog keeps the latest entries in memory, writes each to the logger,
 // and wakes the live feeds.
 type auditLog struct {
-	logger *slog.Logger
-	now    func() time.Time
-	file   *auditFile // nil: none
+	logger   *slog.Logger
+	now      func() time.Time
+	file     *auditFile // nil: none
+	instance string     // the group instance this is, stamped on entries
+	shared   sharedAudit
 
 	mu      sync.Mutex
 	next    uint64
@@ -107,8 +115,57 @@ func newAuditLog(size int, logger *slog.Logger, now func() time.Time) *auditLog 
 
 // add stamps e with an id and the time, keeps it and logs it.
 func (l *auditLog) add(e AuditEntry) AuditEntry {
+	e.Time = l.now()
+	return l.keep(e)
+}
+
+// addShared keeps e, an entry another instance of the group made (origin,
+// if e names no instance), unless the log has it already. It keeps e's
+// time and gives it an id here.
+func (l *auditLog) addShared(e AuditEntry, origin string) {
+	if e.Instance == "" {
+		e.Instance = origin
+	}
+	if e.OriginID == 0 {
+		e.OriginID = e.ID
+	}
+	if !l.shared.first(auditKey{e.Instance, e.OriginID}) {
+		return
+	}
+	l.keep(e)
+}
+
+// first reports whether k is seen for the first time, and remembers it.
+func (s *sharedAudit) first(k auditKey) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.seen == nil {
+		s.seen = map[auditKey]bool{}
+	}
+	if s.seen[k] {
+		return false
+	}
+	s.seen[k] = true
+	s.fifo = append(s.fifo, k)
+	if len(s.fifo) > maxSharedAudit {
+		delete(s.seen, s.fifo[0])
+		s.fifo = s.fifo[1:]
+	}
+	return true
+}
+
+// keep numbers e, keeps it and logs it.
+func (l *auditLog) keep(e AuditEntry) AuditEntry {
+	if e.Instance == "" {
+		e.Instance = l.instance
+	}
 	l.mu.Lock()
-	e.ID, e.Time = l.next, l.now()
+	e.ID = l.next
+	if e.OriginID == 0 && e.Instance != "" {
+		// Made here: the group may bring it back (after a restart, or as
+		// a change that lost); it is in the log already.
+		l.shared.first(auditKey{e.Instance, e.ID})
+	}
 	l.next++
 	if len(l.entries) < l.size {
 		l.entries = append(l.entries, e)
@@ -145,6 +202,9 @@ func (l *auditLog) add(e AuditEntry) AuditEntry {
 	if e.Reason != "" {
 		attrs = append(attrs, slog.String("reason", e.Reason))
 	}
+	if e.Instance != "" {
+		attrs = append(attrs, slog.String("instance", e.Instance))
+	}
 	l.logger.LogAttrs(context.Background(), slog.LevelInfo, "audit", attrs...)
 	return e
 }
@@ -158,6 +218,14 @@ func (l *auditLog) restore(entries []AuditEntry) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.entries, l.head = append([]AuditEntry(nil), entries...), 0
+	for _, e := range entries {
+		switch {
+		case e.OriginID != 0:
+			l.shared.first(auditKey{e.Instance, e.OriginID})
+		case e.Instance != "":
+			l.shared.first(auditKey{e.Instance, e.ID})
+		}
+	}
 	if n := len(entries); n > 0 {
 		l.next = entries[n-1].ID + 1
 	}

@@ -223,7 +223,8 @@ func (c *Client) Locate(ctx context.Context, rt, bal string) (string, error) {
 }
 
 // WaitDrained polls member rt every interval until it is drained: draining
-// with no live session left, or stopped by drain.done with none left. It
+// with no live session left (in a group: the counts of every reachable
+// instance in), or stopped by drain.done with none left. It
 // calls progress (if not nil) with every reading. It fails with
 // ErrDrainCancelled or ErrDrainCutShort if the drain ends otherwise, and
 // with ctx's error (and the last reading) when ctx ends first.
@@ -244,7 +245,7 @@ func (c *Client) WaitDrained(ctx context.Context, bal, rt string, interval time.
 			progress(v)
 		}
 		switch {
-		case v.State == "draining" && v.Drain != nil && v.Drain.Remaining == 0:
+		case v.State == "draining" && v.Drain != nil && v.Drain.Remaining == 0 && !v.Drain.Partial:
 			return v, nil
 		case v.State == "stopped" && v.LiveSessions == 0:
 			return v, nil

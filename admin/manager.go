@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/tetherlb/tether/balancer"
+	"github.com/tetherlb/tether/group"
 )
 
 // Source gives the manager the running balancers. internal/app's Server
@@ -58,6 +59,10 @@ type Options struct {
 	// own rules (internal/app passes the configuration file's rules). It
 	// should return a *FieldError for a bad field.
 	ValidateMember func(MemberSpec) error
+	// Group, if set, is the group of instances changes are shared with
+	// (see Group). Its Apply must call ApplyShared and its Tallies
+	// Tallies. Default nil: this instance is on its own.
+	Group Group
 	// Metrics, if set, is served at GET /metrics (token required).
 	Metrics http.Handler
 	// Logger receives the audit log and refused requests. Default slog.Default().
@@ -87,6 +92,9 @@ type Manager struct {
 	mu   sync.Mutex // serializes changes, reloads and state file writes
 	doc  *stateDoc  // run-time changes, as in the state file
 	base Baseline   // the configuration file's members
+
+	sketchMu sync.Mutex
+	sketches map[string]group.Tally // this instance's, as last sent to the group
 
 	pendMu  sync.Mutex
 	pending []pendingChange // state changes from the hook, not yet in doc
@@ -146,6 +154,9 @@ func New(o Options) (*Manager, error) {
 	m := &Manager{
 		o: o, audit: newAuditLog(o.AuditSize, o.Logger, o.Now), doc: doc, base: o.Baseline,
 		wake: make(chan struct{}, 1), closing: make(chan struct{}), done: make(chan struct{}),
+	}
+	if o.Group != nil {
+		m.audit.instance = o.Group.Name() // before restore: it names this instance's entries
 	}
 	if o.AuditFile != "" {
 		f, entries, bad, err := openAuditFile(o.AuditFile, o.AuditSize)

@@ -16,6 +16,8 @@ type Snapshot struct {
 	// snapshots' times.
 	Time      time.Time      `json:"time"`
 	Balancers []BalancerView `json:"balancers"`
+	// Group is the group of instances this one is in; absent if none.
+	Group *GroupView `json:"group,omitempty"`
 }
 
 // BalancerView is a balancer with its members.
@@ -69,8 +71,11 @@ type MemberView struct {
 	// than zero means its secret is likely wrong.
 	AJPRefused uint64 `json:"ajp_refused"`
 	// LiveSessions are the sessions seen within the balancer's drain idle
-	// window.
+	// window; in a group, by any instance (a session seen by two counts
+	// once).
 	LiveSessions int64 `json:"live_sessions"`
+	// LocalSessions, in a group, are those this instance sees.
+	LocalSessions int64 `json:"local_sessions,omitempty"`
 	// CreatedWhileDraining counts sessions the member created while
 	// draining: users pinned again (an application that creates a session
 	// on logout or on an expired session).
@@ -116,6 +121,11 @@ type DrainView struct {
 	// bound, and a drain does not end on zero.
 	Exact         bool      `json:"exact"`
 	CountingSince time.Time `json:"counting_since"`
+	// Partial, in a group: the count of a reachable instance has not
+	// arrived lately (it has just joined, or it is frozen and not yet
+	// declared down), so Remaining may be too low; a drain is not over
+	// while it is set.
+	Partial bool `json:"partial,omitempty"`
 }
 
 // Duration is a time.Duration that reads and writes as "1m30s".

@@ -149,11 +149,22 @@ type Options struct {
 	// it, new sessions are not counted (Balancer.Sessions says how many
 	// were left out). Default 1,000,000 (about 60 MB).
 	MaxTrackedSessions int
+	// SessionHash, if set, hashes session ids for the live-session count:
+	// the keys EachSession reports. The instances of a group pass one
+	// keyed hash, so that the sessions each sees can be merged. Default:
+	// maphash with a seed of this process. Only New reads it.
+	SessionHash func(id string) uint64
 	// DrainStop moves a draining member to stopped once it has no live
 	// session, or when DrainDeadline has passed since the drain began.
 	DrainStop bool
 	// DrainDeadline bounds a drain when DrainStop is set. Default 0: none.
 	DrainDeadline time.Duration
+	// LiveElsewhere, if set, says whether sessions of member route are
+	// seen beyond this balancer (other instances of a group): a drain
+	// with DrainStop does not end while it reports true. It is called by
+	// the janitor and must not block. Default nil: only this balancer's
+	// count matters.
+	LiveElsewhere func(route string) bool
 	// OnStateChange, if set, is called after every change of a member's
 	// state, by whoever made it (the API, a reload, a finished drain, the
 	// member's own announcement). It must not block.
@@ -329,7 +340,7 @@ func Prepare(opts Options, members []MemberConfig) (*Balancer, error) {
 	}
 	b.pool = pool
 	pool.slowStart.Store(int64(s.opts.SlowStart))
-	b.tracker = newSessionTracker(s.opts.MaxTrackedSessions, s.opts.Now(), pool.byID)
+	b.tracker = newSessionTracker(s.opts.MaxTrackedSessions, s.opts.Now(), pool.byID, s.opts.SessionHash)
 	b.cur.Store(s)
 	pool.now = func() time.Time { return b.cur.Load().opts.Now() }
 	pool.changed = func(c StateChange) {
@@ -401,7 +412,7 @@ func (b *Balancer) tick(now time.Time) {
 			continue
 		}
 		switch {
-		case m.live.Load() <= 0 && warm:
+		case m.live.Load() <= 0 && warm && (s.opts.LiveElsewhere == nil || !s.opts.LiveElsewhere(m.route)):
 			b.pool.setState(m, Draining, Stopped, "drained: no live session left")
 		case s.opts.DrainDeadline > 0 && now.Sub(time.Unix(0, since)) >= s.opts.DrainDeadline:
 			b.pool.setState(m, Draining, Stopped, fmt.Sprintf("drain deadline of %v passed with %d live sessions", s.opts.DrainDeadline, m.live.Load()))
@@ -426,6 +437,14 @@ func (b *Balancer) Stats() []Stats {
 		}
 	}
 	return out
+}
+
+// EachSession calls f with the member's route and the hash
+// (Options.SessionHash) of every session counted live. It holds one shard
+// of the tracker at a time: f must be quick and must not call the
+// balancer.
+func (b *Balancer) EachSession(f func(route string, hash uint64)) {
+	b.tracker.each(f)
 }
 
 // SessionCounts says how many sessions are tracked, and how many were

@@ -2,6 +2,8 @@ package balancer
 
 import (
 	"fmt"
+	"hash/fnv"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -408,4 +410,53 @@ func FuzzStickyCookie(f *testing.F) {
 			t.Fatalf("value %q not in %q", v, line)
 		}
 	})
+}
+
+// TestEachSessionReportsTheTrackedSessionsWithTheGivenHash: the keys a
+// group merges are Options.SessionHash of the ids, on their members.
+func TestEachSessionReportsTheTrackedSessionsWithTheGivenHash(t *testing.T) {
+	hash := func(id string) uint64 {
+		h := fnv.New64a()
+		h.Write([]byte("test key " + id))
+		return h.Sum64()
+	}
+	bal, base, _, _ := drainSetup(t, native, false, func(o *Options) { o.SessionHash = hash })
+	want := map[uint64]string{}
+	for range 4 {
+		u := &user{t: t, c: &http.Client{}, base: base}
+		u.get("/login")
+		id, _, _ := strings.Cut(u.cookie, ".")
+		want[hash(id)] = u.member
+	}
+	if len(want) != 4 {
+		t.Fatalf("4 logins gave %d sessions", len(want))
+	}
+	got := map[uint64]string{}
+	bal.EachSession(func(route string, h uint64) { got[h] = route })
+	if !maps.Equal(got, want) {
+		t.Errorf("EachSession reported %v, want %v", got, want)
+	}
+}
+
+// TestDrainWaitsForSessionsSeenElsewhere: with DrainStop, a member empty
+// here stays draining while LiveElsewhere says other instances still see
+// its sessions.
+func TestDrainWaitsForSessionsSeenElsewhere(t *testing.T) {
+	var elsewhere atomic.Bool
+	elsewhere.Store(true)
+	var asked atomic.Value
+	bal, _, clk, log := drainSetup(t, native, false, func(o *Options) {
+		o.SessionIdle = time.Minute
+		o.LiveElsewhere = func(route string) bool { asked.Store(route); return elsewhere.Load() }
+	})
+	bal.Pool().SetState("n2", Draining, "")
+	bal.tick(clk.Add(2 * time.Minute)) // warm, and nothing seen here
+	if s := bal.Pool().Lookup("n2").State(); s != Draining || asked.Load() != "n2" {
+		t.Fatalf("n2 is %v (asked about %v) while sessions are seen elsewhere", s, asked.Load())
+	}
+	elsewhere.Store(false)
+	bal.tick(clk.Add(time.Second))
+	if s := bal.Pool().Lookup("n2").State(); s != Stopped || !strings.Contains(log.last().Reason, "drained") {
+		t.Fatalf("n2 is %v, change %+v, once no instance sees a session", s, log.last())
+	}
 }

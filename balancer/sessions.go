@@ -27,7 +27,7 @@ const trackerShards = 64
 
 type sessionTracker struct {
 	limit  int64
-	seed   maphash.Seed
+	hash   func(id string) uint64
 	epoch  time.Time
 	member func(id uint32) *Member // finds a member by number; nil if gone
 
@@ -47,8 +47,14 @@ type tracked struct {
 	seen   uint32 // seconds since the tracker's epoch
 }
 
-func newSessionTracker(limit int, now time.Time, member func(uint32) *Member) *sessionTracker {
-	t := &sessionTracker{limit: int64(limit), seed: maphash.MakeSeed(), epoch: now, member: member}
+// newSessionTracker returns a tracker of at most limit sessions; hash
+// keys them (nil: maphash with a seed of its own).
+func newSessionTracker(limit int, now time.Time, member func(uint32) *Member, hash func(string) uint64) *sessionTracker {
+	if hash == nil {
+		seed := maphash.MakeSeed()
+		hash = func(id string) uint64 { return maphash.String(seed, id) }
+	}
+	t := &sessionTracker{limit: int64(limit), hash: hash, epoch: now, member: member}
 	for i := range t.shards {
 		t.shards[i].m = map[uint64]tracked{}
 	}
@@ -60,7 +66,7 @@ func (t *sessionTracker) stamp(now time.Time) uint32 {
 }
 
 func (t *sessionTracker) shard(id string) (*trackerShard, uint64) {
-	k := maphash.String(t.seed, id)
+	k := t.hash(id)
 	return &t.shards[k%trackerShards], k
 }
 
@@ -110,6 +116,20 @@ func (t *sessionTracker) forget(id string) {
 func (t *sessionTracker) left(id uint32) {
 	if m := t.member(id); m != nil {
 		m.live.Add(-1)
+	}
+}
+
+// each calls f with the route and key of every tracked session.
+func (t *sessionTracker) each(f func(route string, key uint64)) {
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		for k, e := range s.m {
+			if m := t.member(e.member); m != nil {
+				f(m.route, k)
+			}
+		}
+		s.mu.Unlock()
 	}
 }
 

@@ -60,6 +60,9 @@ type Config struct {
 	// Metrics, when set, serves GET /metrics on a listener of its own.
 	// Omitted: the metrics are only on the manager's /metrics.
 	Metrics *Metrics `yaml:"metrics"`
+	// Group makes several instances act as one (see Group). Omitted: this
+	// instance is on its own.
+	Group *Group `yaml:"group"`
 	// Balancers are the balancers served. At least one is required.
 	Balancers []Balancer `yaml:"balancers"`
 }

@@ -100,6 +100,7 @@ func (c *Config) Validate() error {
 	}
 	v.log(&c.Log)
 	v.metrics(c)
+	v.group(c)
 	if len(c.Balancers) == 0 {
 		v.add("balancers", "at least one balancer is required")
 	}

@@ -19,6 +19,7 @@
   const st = {
     token: sessionStorage.getItem(TOKEN_KEY) || '',
     role: '',
+    group: null,        // the group this instance is in (snapshot.group), if any
     stream: null,       // AbortController of the live feed
     retries: 0,
     lastAudit: 0,
@@ -175,7 +176,34 @@
 
   // ---- balancers ---------------------------------------------------------
 
+  // renderGroup shows the group of instances this one is in, if any:
+  // who is reachable, and whether this instance has the group's state.
+  function renderGroup(g) {
+    st.group = g || null;
+    $('#group').hidden = !g;
+    if (!g) return;
+    let summary = 'this is ' + g.instance + ' · ';
+    if (g.alone) summary += 'alone: no other instance reachable, serving with the state it has';
+    else if (g.synced) summary += "synced: changes through any instance apply on every one; session counts are the group's";
+    else summary += "not synced yet: the group's state has not arrived";
+    $('#group-summary').textContent = summary;
+    $('#group').dataset.state = g.alone ? 'alone' : (g.synced ? 'synced' : 'syncing');
+    const tbody = $('#group-instances tbody');
+    tbody.replaceChildren();
+    for (const i of g.instances) {
+      const tr = el('tr');
+      tr.dataset.health = i.health;
+      const since = i.since ? new Date(i.since).toLocaleTimeString() : '';
+      const counts = i.self ? 'this instance' : (i.last_tallies ? 'received ' + new Date(i.last_tallies).toLocaleTimeString() : 'none yet');
+      const health = el('td', 'health', i.health);
+      health.dataset.health = i.health;
+      tr.append(el('td', '', i.name + (i.self ? ' (this one)' : '')), el('td', 'muted', i.addr), health, el('td', 'muted', since), el('td', 'muted', counts));
+      tbody.append(tr);
+    }
+  }
+
   function renderSnapshot(snap) {
+    renderGroup(snap.group);
     const t = Date.parse(snap.time) / 1000;
     const seen = new Set();
     for (const b of snap.balancers) {
@@ -302,6 +330,8 @@
     if (rate !== null) $('.m-rps', row).textContent = nf1.format(rate);
     $('.m-requests', row).textContent = nf.format(m.requests);
     $('.m-live', row).textContent = nf.format(m.live_sessions);
+    // In a group the count is the group's; say how many this instance sees.
+    $('.m-live', row).title = st.group ? nf.format(m.local_sessions || 0) + ' seen by this instance, ' + nf.format(m.live_sessions) + ' by the group' : '';
 
     const bar = $('.bar', row);
     const text = $('.m-drain', row);
@@ -441,6 +471,7 @@
     when.title = e.time;
     const who = el('td', 'who');
     who.append(el('div', '', e.actor + (e.operator ? ' · ' + e.operator : '')));
+    if (e.instance) who.append(el('div', 'muted', 'through ' + e.instance));
     if (e.remote) who.append(el('div', 'muted', e.remote));
     tr.append(when, who, el('td', '', e.balancer + (e.member ? '/' + e.member : '')), el('td', 'change', change(e)), el('td', 'muted', e.reason || ''));
     const tbody = $('#audit tbody');

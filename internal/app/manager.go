@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/tetherlb/tether/admin"
 	"github.com/tetherlb/tether/balancer"
 	"github.com/tetherlb/tether/config"
+	"github.com/tetherlb/tether/group"
 )
 
 // TokenEnv is the environment variable holding the manager's token when
@@ -29,6 +31,11 @@ const minTokenBytes = 16
 type hooks struct {
 	observer      balancer.Observer
 	onStateChange func(string, balancer.StateChange)
+	// sessionHash keys the balancers' session tracking (a group's hash).
+	sessionHash func(string) uint64
+	// liveElsewhere says whether a group's other instances see sessions
+	// of a member (balancer name, route).
+	liveElsewhere func(bal, rt string) bool
 	// getenv reads the environment (AJP secrets). Default os.Getenv.
 	getenv func(string) string
 }
@@ -37,13 +44,16 @@ type hooks struct {
 // UI on a listener of their own, the metrics and the state file. A nil
 // *managed is no manager; its methods then do nothing.
 type managed struct {
-	mgr    *admin.Manager
-	src    *serverSource
-	cfg    config.Manager
-	http   *http.Server
-	ln     net.Listener
-	done   chan struct{}
-	logger *slog.Logger
+	mgr   *admin.Manager
+	group *group.Group // nil: not in a group
+	src   *serverSource
+	cfg   config.Manager
+	// groupCfg is the group section the instance started with.
+	groupCfg *config.Group
+	http     *http.Server
+	ln       net.Listener
+	done     chan struct{}
+	logger   *slog.Logger
 }
 
 // serverSource gives the manager and the metrics the server's balancers
@@ -80,8 +90,17 @@ func newManaged(cfg config.Config, o ServeOptions, tel *telemetry) (*managed, er
 		o.Logger.Warn("manager: the token is short; use at least 16 random bytes, e.g. openssl rand -hex 32")
 	}
 	src := tel.src
-	mgr, err := admin.New(admin.Options{
-		Source: src, Token: rw, ReadOnlyToken: ro, AllowedOrigins: cfg.Manager.AllowedOrigins,
+	var mgr *admin.Manager
+	g, err := newGroup(cfg, &mgr, o.Logger)
+	if err != nil {
+		return nil, err
+	}
+	var shared admin.Group
+	if g != nil {
+		shared = g
+	}
+	mgr, err = admin.New(admin.Options{
+		Source: src, Token: rw, ReadOnlyToken: ro, AllowedOrigins: cfg.Manager.AllowedOrigins, Group: shared,
 		StateFile: cfg.Manager.StateFile, AuditFile: cfg.Manager.AuditFile, Baseline: baselineOf(cfg), ValidateMember: validateMember,
 		Metrics: tel.handler,
 		Logger:  o.Logger,
@@ -89,7 +108,14 @@ func newManaged(cfg config.Config, o ServeOptions, tel *telemetry) (*managed, er
 	if err != nil {
 		return nil, fmt.Errorf("manager: %w", err)
 	}
-	return &managed{mgr: mgr, src: src, cfg: *cfg.Manager, logger: o.Logger}, nil
+	// The group's state is taken before the balancers are built: they
+	// start with it.
+	if err := startGroup(g, mgr, cfg, tel.reg, o.Logger); err != nil {
+		mgr.Close()
+		g.Close()
+		return nil, fmt.Errorf("group: %w", err)
+	}
+	return &managed{mgr: mgr, group: g, groupCfg: cfg.Group, src: src, cfg: *cfg.Manager, logger: o.Logger}, nil
 }
 
 // managerTokens reads the read-write token (manager.token, else
@@ -193,7 +219,11 @@ func (m *managed) hooks() hooks {
 	if m == nil {
 		return hooks{}
 	}
-	return hooks{onStateChange: m.mgr.OnStateChange}
+	h := hooks{onStateChange: m.mgr.OnStateChange}
+	if m.group != nil {
+		h.sessionHash, h.liveElsewhere = m.group.SessionHash, m.mgr.LiveElsewhere
+	}
+	return h
 }
 
 // start serves the manager for srv.
@@ -247,6 +277,9 @@ func (m *managed) reload(next config.Config, o ServeOptions, apply func(config.C
 	if err != nil {
 		return err
 	}
+	if !reflect.DeepEqual(next.Group, m.groupCfg) {
+		m.logger.Warn("group: a changed group section takes effect at the next restart")
+	}
 	if next.Manager.Listen != m.cfg.Listen || next.Manager.StateFile != m.cfg.StateFile || next.Manager.AuditFile != m.cfg.AuditFile {
 		m.logger.Warn("manager: a new listen address, state file or audit file takes effect at the next restart")
 	}
@@ -261,6 +294,11 @@ func (m *managed) reload(next config.Config, o ServeOptions, apply func(config.C
 func (m *managed) shutdown(timeout time.Duration) {
 	if m == nil {
 		return
+	}
+	if m.group != nil {
+		if err := m.group.Close(); err != nil {
+			m.logger.Warn("group: leaving", "err", err)
+		}
 	}
 	m.mgr.Close()
 	if m.http == nil {

@@ -52,7 +52,10 @@ func (s *Server) plan(cfg config.Config, bind bool) (c *change, err error) {
 		if err != nil {
 			return c, err
 		}
-		o.Observer, o.OnStateChange = s.hooks.observer, s.hooks.onStateChange
+		o.Observer, o.OnStateChange, o.SessionHash = s.hooks.observer, s.hooks.onStateChange, s.hooks.sessionHash
+		if le, name := s.hooks.liveElsewhere, b.Name; le != nil {
+			o.LiveElsewhere = func(rt string) bool { return le(name, rt) }
+		}
 		ms, err := memberConfigs(b, s.hooks.getenv)
 		if err != nil {
 			return c, err

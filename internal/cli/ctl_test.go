@@ -6,11 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -24,22 +22,10 @@ const (
 )
 
 // sessionNode is a member that creates a session "<n>.<route>" on /login
-// and expires it on /logout.
+// and expires it on /logout (see groupNode).
 func sessionNode(t *testing.T, rt string) string {
 	t.Helper()
-	var n atomic.Int64
-	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("X-Member", rt)
-		switch r.URL.Path {
-		case "/login":
-			w.Header().Add("Set-Cookie", fmt.Sprintf("JSESSIONID=%016x%016x.%s; Path=/", n.Add(1), time.Now().UnixNano(), rt))
-		case "/logout":
-			w.Header().Add("Set-Cookie", "JSESSIONID=; Path=/; Max-Age=0")
-		}
-		io.WriteString(w, rt)
-	}))
-	t.Cleanup(s.Close)
-	return s.URL
+	return newGroupNode(t, rt).url
 }
 
 // managedServe is a `tether serve` process with a manager.
