@@ -95,9 +95,18 @@ func (n *Node) local(id string) (Record, copyState) {
 // (or it was deleted or expired). Find changes no ownership: Claim does.
 // On the owner, Find waits until the copy it returns is acknowledged by
 // the peers as Options.Ack requires (re-sending it if a write to it was
-// not), so that no read returns a write a takeover could lose.
+// not), so that no read returns a write a takeover could lose. A copy
+// under this node's name that its past incarnation owned is claimed again
+// first, as a write would (the only case in which Find changes ownership).
 func (n *Node) Find(ctx context.Context, id string) (Record, error) {
 	r, st := n.local(id)
+	if st == copyLive && r.Owner == n.name && n.own.mustReclaim(id) {
+		// A copy under this node's name that this incarnation may not
+		// serve as is (its past incarnation owned it): claim it again, as
+		// a write would, so that the read is of the newest copy and can
+		// be confirmed.
+		return n.Claim(ctx, id)
+	}
 	if st == copyLive && r.Owner == n.name {
 		// The owner's copy may hold writes not acknowledged yet: a read
 		// returns only what a takeover would keep.

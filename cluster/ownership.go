@@ -154,6 +154,17 @@ func (o *ownership) reclaimable(e *entry) bool {
 	return time.Now().UnixNano()-e.raisedAt > int64(o.opts.ClaimTimeout)
 }
 
+// mustReclaim reports whether session id is recorded under this node's
+// name but must be claimed again before this node serves it (reclaimable).
+func (o *ownership) mustReclaim(id string) bool {
+	e := o.store.lock(id, false, 0)
+	if e == nil {
+		return false
+	}
+	defer e.mu.Unlock()
+	return o.reclaimable(e)
+}
+
 // ownerCheck verifies that this node owns the locked entry's session and
 // has not promised a takeover to another node.
 func (o *ownership) ownerCheck(e *entry, id string) error {
@@ -187,9 +198,13 @@ func (o *ownership) sameOwnershipLocked(e *entry, r Record) error {
 	switch cur := e.rec; {
 	case cur == nil || cur.deleted:
 		return ErrNotFound
-	case !e.owned(o.self) || cur.bal != (ballot{n: r.Epoch, node: r.Owner}):
-		return fmt.Errorf("%w: the copy read (epoch %d of %s) is no longer this node's (epoch %d of %s, promised to %s)",
-			ErrFenced, r.Epoch, r.Owner, cur.bal.n, cur.bal.node, e.promised.node)
+	case cur.bal != (ballot{n: r.Epoch, node: r.Owner}):
+		return fmt.Errorf("%w: the copy read (epoch %d of %s) was superseded by epoch %d of %s",
+			ErrFenced, r.Epoch, r.Owner, cur.bal.n, cur.bal.node)
+	case !e.mine:
+		return fmt.Errorf("%w: the copy read (epoch %d of %s) belongs to this node's past incarnation", ErrFenced, r.Epoch, r.Owner)
+	case !e.owned(o.self):
+		return fmt.Errorf("%w: %s is taking the session over", ErrFenced, e.promised.node)
 	}
 	return nil
 }

@@ -67,6 +67,9 @@ func TestFindSeesTheOwnersLatestAccess(t *testing.T) {
 // TestRestartedNodeReclaimsBeforeWriting: a node that restarts finds its
 // past incarnation's sessions, owned by its name, and must win them again
 // (a new epoch) before writing.
+// TestRestartedNodeReclaimsBeforeWriting: a restarted node holds, from its
+// peers, copies its past incarnation owned; it claims them again before it
+// serves them, for a read as for a write.
 func TestRestartedNodeReclaimsBeforeWriting(t *testing.T) {
 	h := clustertest.New(t, clustertest.Config{Nodes: 3})
 	created, err := h.Node(0).Create(bg, cluster.NewSession{ID: "s", Values: vals("v", "1")})
@@ -81,6 +84,16 @@ func TestRestartedNodeReclaimsBeforeWriting(t *testing.T) {
 	if err != nil || r.Owner != "n1" {
 		t.Fatalf("restarted node's copy: %+v %v", r, err)
 	}
+	// A read claims it again too, and can then be confirmed (it would
+	// be refused forever if Find served the past incarnation's copy).
+	read, err := h.Node(0).Find(bg, "s")
+	if err != nil || read.Epoch <= created.Epoch {
+		t.Fatalf("read on the restarted node: epoch %d (the past incarnation's %d), %v", read.Epoch, created.Epoch, err)
+	}
+	if err := h.Node(0).Confirm(bg, read); err != nil {
+		t.Fatalf("confirming the read: %v", err)
+	}
+	r = read
 	res, err := h.Node(0).Update(bg, cluster.Delta{ID: "s", Base: r.Version, Set: vals("v", "2")})
 	if err != nil {
 		t.Fatal(err)
