@@ -100,7 +100,7 @@ func (a *attempt) forwardOf(in priorHeaders) *ajp.Forward {
 	if a.in != nil {
 		f = ajp.ForwardOf(a.in)
 	} else {
-		f = ajp.ForwardFor(a.req.remoteAddr, a.req.host, a.x.c.NetConn().LocalAddr(), nil)
+		f = ajp.ForwardFor(a.req.remoteAddr, a.req.host, a.x.c.NetConn().LocalAddr(), a.x.c.TLSState())
 	}
 	if !a.req.clientKnown || !a.trusted() {
 		return f

@@ -83,6 +83,7 @@ func (a *attempt) fromWire() {
 	a.req = request{
 		method: unsafeString(req.Method), target: unsafeString(req.Target), query: unsafeString(req.Query),
 		host: unsafeString(req.Host), cookies: a.cookies, remoteAddr: x.c.RemoteAddr(), clientIP: x.c.ClientIP(),
+		tls: x.c.IsTLS(),
 	}
 	a.req.client, a.req.clientKnown = x.c.ClientAddr()
 	switch req.BodyFraming() {

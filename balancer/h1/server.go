@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -45,11 +46,22 @@ type ServerOptions struct {
 	ReadBufferSize, WriteBufferSize int
 	// Logger receives accept errors. Default slog.Default().
 	Logger *slog.Logger
+	// TLS, if set, makes every connection TLS with this configuration
+	// (its NextProtos should offer "http/1.1"). The handshake must end
+	// within HeaderTimeout. Default nil: plaintext.
+	TLS *tls.Config
+	// NextProto takes over a TLS connection whose client negotiated one
+	// of its protocols by ALPN (for HTTP/2: "h2"), as
+	// http.Server.TLSNextProto does; the server then forgets the
+	// connection. Other protocols, or none, are served as HTTP/1.1.
+	// Default nil.
+	NextProto map[string]func(*tls.Conn)
 }
 
 // Server serves HTTP/1.x on listeners, one goroutine per connection.
 // While a keep-alive connection waits for its next request it holds no
-// buffers (on Linux). Its methods are safe for concurrent use.
+// buffers (on Linux), over TLS too. Its methods are safe for concurrent
+// use.
 type Server struct {
 	h    Handler
 	opts ServerOptions
@@ -166,7 +178,7 @@ func (s *Server) Close() error {
 	defer s.mu.Unlock()
 	for c := range s.conns {
 		c.state.Store(stateClosed)
-		c.nc.Close()
+		c.raw.Close() // over TLS: no close_notify, which could wait for the client
 	}
 	return nil
 }
@@ -188,7 +200,7 @@ func (s *Server) closeIdle() int {
 	defer s.mu.Unlock()
 	for c := range s.conns {
 		if c.state.CompareAndSwap(stateIdle, stateClosed) {
-			c.nc.Close()
+			c.raw.Close()
 		}
 	}
 	return len(s.conns)
@@ -204,8 +216,11 @@ const (
 // ServerConn is one client connection as a Handler sees it.
 type ServerConn struct {
 	srv   *Server
-	nc    net.Conn
-	rc    syscall.RawConn // nil: wait for requests with the buffers held
+	nc    net.Conn        // the connection requests are read from: raw, or tc
+	raw   net.Conn        // the accepted connection
+	tc    *tls.Conn       // set on TLS connections
+	probe *probeConn      // under tc
+	rc    syscall.RawConn // raw's; nil: wait for requests with the buffers held
 	br    *bufio.Reader
 	bw    *bufio.Writer
 	req   *Request
@@ -224,10 +239,18 @@ type ServerConn struct {
 	waited   bool
 	peekBuf  [1]byte
 	readable func(fd uintptr) bool
+
+	first    time.Time            // TLS: the first request head's deadline
+	tlsState *tls.ConnectionState // TLS: made by TLSState
 }
 
 func (s *Server) newConn(nc net.Conn) *ServerConn {
-	c := &ServerConn{srv: s, nc: nc, remote: nc.RemoteAddr().String()}
+	c := &ServerConn{srv: s, nc: nc, raw: nc, remote: nc.RemoteAddr().String()}
+	if s.opts.TLS != nil {
+		c.probe = &probeConn{Conn: nc}
+		c.tc = tls.Server(c.probe, s.opts.TLS)
+		c.nc = c.tc
+	}
 	if ta, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
 		c.addr, c.addrOK = ta.AddrPort().Addr().Unmap(), true
 	}
@@ -247,8 +270,8 @@ func (c *ServerConn) Reader() *bufio.Reader { return c.br }
 // Writer returns the buffered writer for the response.
 func (c *ServerConn) Writer() *bufio.Writer { return c.bw }
 
-// NetConn returns the client connection, for a handler that writes to
-// it directly after flushing the writer.
+// NetConn returns the client connection (a *tls.Conn over TLS), for a
+// handler that writes to it directly after flushing the writer.
 func (c *ServerConn) NetConn() net.Conn { return c.nc }
 
 // RemoteAddr returns the client's "ip:port".
@@ -304,6 +327,9 @@ func (c *ServerConn) serve() {
 			c.srv.opts.Logger.Error("panic serving a connection", "remote", c.remote, "panic", fmt.Sprint(r), "stack", string(buf))
 		}
 	}()
+	if c.tc != nil && !c.handshake() {
+		return
+	}
 	for c.next() {
 		// The first head's time counts from the accept, as net/http's. A
 		// head that is already whole in the buffer needs no deadline.
@@ -331,6 +357,9 @@ func (c *ServerConn) serve() {
 // readable: this does not wait) and reports whether a whole request head
 // is in the buffer, so that reading it cannot wait for the client.
 func (c *ServerConn) headBuffered() bool {
+	if c.br.Buffered() == 0 && c.tc != nil {
+		return false // a readable socket may hold part of a record only
+	}
 	if c.br.Buffered() == 0 {
 		if _, err := c.br.Peek(1); err != nil {
 			return false // Read meets the error again
@@ -352,9 +381,15 @@ func (c *ServerConn) next() bool {
 	if c.br != nil && c.br.Buffered() > 0 {
 		return true
 	}
-	wait := c.srv.opts.IdleTimeout
+	if c.tc != nil && c.tlsPending() {
+		return true
+	}
+	deadline := time.Now().Add(c.srv.opts.IdleTimeout)
 	if c.served == 0 {
-		wait = c.srv.opts.HeaderTimeout
+		deadline = c.first // from the accept: set for a TLS handshake
+		if deadline.IsZero() {
+			deadline = time.Now().Add(c.srv.opts.HeaderTimeout)
+		}
 	}
 	if c.rc != nil {
 		c.release()
@@ -365,7 +400,7 @@ func (c *ServerConn) next() bool {
 	if c.srv.closing.Load() {
 		return false
 	}
-	c.nc.SetReadDeadline(time.Now().Add(wait))
+	c.nc.SetReadDeadline(deadline)
 	var err error
 	if c.rc != nil {
 		c.waited = false

@@ -54,8 +54,11 @@ type listener struct {
 	ln     net.Listener
 	mux    atomic.Pointer[balancer.Mux]
 	certs  atomic.Pointer[[]tls.Certificate] // the default first; see certificate
-	proxy  *proxyproto.Listener              // set when the PROXY protocol is on
-	done   chan struct{}
+	// tlsConfig is the TLS listener's configuration, one for its life:
+	// certificates come from certs, session tickets stay valid.
+	tlsConfig *tls.Config
+	proxy     *proxyproto.Listener // set when the PROXY protocol is on
+	done      chan struct{}
 }
 
 // server is what both engines' servers do: *http.Server and
@@ -71,10 +74,10 @@ func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // engineOf returns the engine serving a listener: the configured one, with
-// auto meaning native for plaintext listeners and nethttp for TLS ones
-// (which offer HTTP/2).
-func engineOf(cfg *config.Config, tls bool) string {
-	if cfg.Engine == "nethttp" || tls {
+// auto meaning native (whose TLS listeners hand HTTP/2 clients to
+// net/http).
+func engineOf(cfg *config.Config) string {
+	if cfg.Engine == "nethttp" {
 		return "nethttp"
 	}
 	return "native"
@@ -156,7 +159,7 @@ func (s *Server) apply(cfg config.Config) error {
 		if l, ok := s.listeners[addr]; ok && (l.tls == nil) != (t == nil) {
 			return fmt.Errorf("listener %s: turning tls on or off needs a restart", addr)
 		}
-		if l, ok := s.listeners[addr]; ok && l.engine != engineOf(&cfg, t != nil) {
+		if l, ok := s.listeners[addr]; ok && l.engine != engineOf(&cfg) {
 			return fmt.Errorf("listener %s: changing the engine needs a restart", addr)
 		}
 	}
@@ -289,14 +292,25 @@ func (s *Server) probes(cfg *config.Config) *balancer.Probes {
 func (s *Server) BeginShutdown() { s.stopping.Store(true) }
 
 func (s *Server) newListener(cfg config.Config, addr string, t *config.TLS) *listener {
-	l := &listener{addr: addr, tls: t, engine: engineOf(&cfg, t != nil), done: make(chan struct{})}
+	l := &listener{addr: addr, tls: t, engine: engineOf(&cfg), done: make(chan struct{})}
 	lim := cfg.Limits
+	if t != nil {
+		l.tlsConfig = &tls.Config{
+			MinVersion:     tls.VersionTLS12,
+			NextProtos:     []string{"h2", "http/1.1"},
+			GetCertificate: l.certificate,
+			// Session tickets: on, with keys crypto/tls makes and rotates
+			// itself (a new one every day, each valid for a week), kept
+			// across reloads since the listener and its Config stay.
+		}
+	}
 	if l.engine == "native" {
 		l.native = balancer.NewServer(balancer.ServerOptions{
 			MaxHeaderBytes: orDefault(lim.MaxHeaderBytes, defaultMaxHeaderBytes),
 			HeaderTimeout:  orDefault(lim.HeaderTimeout, defaultHeaderTimeout),
 			IdleTimeout:    orDefault(lim.IdleTimeout, defaultIdleTimeout),
 			Logger:         s.logger,
+			TLS:            l.tlsConfig,
 		}, nil)
 		l.srv = l.native
 		return l
@@ -309,13 +323,7 @@ func (s *Server) newListener(cfg config.Config, addr string, t *config.TLS) *lis
 		ErrorLog:          log.New(io.Discard, "", 0), // TLS handshake noise from scanners
 	}
 	l.srv = hs
-	if t != nil {
-		hs.TLSConfig = &tls.Config{
-			MinVersion:     tls.VersionTLS12,
-			NextProtos:     []string{"h2", "http/1.1"},
-			GetCertificate: l.certificate,
-		}
-	}
+	hs.TLSConfig = l.tlsConfig
 	return l
 }
 
@@ -351,8 +359,8 @@ func (s *Server) startListeners() error {
 			})
 			ln = l.proxy
 		}
-		if l.tls != nil {
-			ln = tls.NewListener(ln, l.srv.(*http.Server).TLSConfig)
+		if l.tls != nil && l.native == nil {
+			ln = tls.NewListener(ln, l.tlsConfig)
 		}
 		go func(l *listener, ln net.Listener) {
 			defer close(l.done)
