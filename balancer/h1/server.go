@@ -220,6 +220,8 @@ type ServerConn struct {
 	raw   net.Conn        // the accepted connection
 	tc    *tls.Conn       // set on TLS connections
 	probe *probeConn      // under tc
+	tr    tlsReader       // over tc: what br reads
+	src   io.Reader       // what br reads: nc or &tr
 	rc    syscall.RawConn // raw's; nil: wait for requests with the buffers held
 	br    *bufio.Reader
 	bw    *bufio.Writer
@@ -240,8 +242,9 @@ type ServerConn struct {
 	peekBuf  [1]byte
 	readable func(fd uintptr) bool
 
-	first    time.Time            // TLS: the first request head's deadline
-	tlsState *tls.ConnectionState // TLS: made by TLSState
+	first     time.Time            // TLS: the first request head's deadline
+	tlsState  *tls.ConnectionState // TLS: made by TLSState
+	mustProbe bool                 // TLS: tlsPending must probe
 }
 
 func (s *Server) newConn(nc net.Conn) *ServerConn {
@@ -250,6 +253,11 @@ func (s *Server) newConn(nc net.Conn) *ServerConn {
 		c.probe = &probeConn{Conn: nc}
 		c.tc = tls.Server(c.probe, s.opts.TLS)
 		c.nc = c.tc
+		c.tr.tc = c.tc
+	}
+	c.src = c.nc
+	if c.tc != nil {
+		c.src = &c.tr
 	}
 	if ta, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
 		c.addr, c.addrOK = ta.AddrPort().Addr().Unmap(), true
@@ -429,7 +437,7 @@ func (c *ServerConn) peekReadable(fd uintptr) bool {
 func (c *ServerConn) acquire() {
 	if c.br == nil {
 		c.br = c.srv.readers.Get().(*bufio.Reader)
-		c.br.Reset(c.nc)
+		c.br.Reset(c.src)
 	}
 	if c.bw == nil {
 		c.bw = c.srv.writers.Get().(*bufio.Writer)

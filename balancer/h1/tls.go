@@ -12,10 +12,13 @@ import (
 // (HTTP/2) is handed over; the others are served as HTTP/1.1 over the
 // *tls.Conn, with the same buffers as plaintext connections.
 //
-// An idle TLS connection holds no buffers of the server either: before
-// it waits on the socket, a read that cannot reach the socket (see
-// probeConn) tells whether crypto/tls still holds a decrypted request
-// (pipelining, or a record larger than the read buffer). What crypto/tls
+// An idle TLS connection holds no buffers of the server either. Before
+// it waits on the socket it must know that crypto/tls holds no request
+// bytes (pipelining, or a record larger than the read buffer): it does
+// when every record read from the socket was drained by a read that
+// asked for more than it got (counted by probeConn and tlsReader), else
+// a read that cannot reach the socket (a probe, see probeConn) tells. The
+// count spares most requests the probe, and its allocation in crypto/tls. What crypto/tls
 // keeps itself between records (its raw input buffer, sized by the
 // largest record read so far) it does not let go of; see
 // docs/benchmarks.md for the measured figure.
@@ -33,6 +36,7 @@ func (c *ServerConn) handshake() bool {
 		return false
 	}
 	c.raw.SetWriteDeadline(time.Time{})
+	c.mustProbe = true // the client's first request may have come with its Finished
 	proto := c.tc.ConnectionState().NegotiatedProtocol
 	if next := c.srv.opts.NextProto[proto]; next != nil {
 		c.raw.SetReadDeadline(time.Time{})
@@ -48,11 +52,38 @@ func (c *ServerConn) handshake() bool {
 // read from the socket, taking the buffers to look. Reading without
 // touching the socket: probeConn fails the read crypto/tls would make.
 func (c *ServerConn) tlsPending() bool {
+	p := c.probe
+	if !c.mustProbe && p.hdrN == 0 && p.records == c.tr.drained {
+		p.records, c.tr.drained = 0, 0
+		return false
+	}
 	c.acquire()
-	c.probe.on = true
+	p.on = true
 	_, err := c.br.Peek(1)
-	c.probe.on = false
-	return err != errProbe // data, or an error the request's read meets again
+	p.on = false
+	if err != errProbe {
+		return true // data, or an error the request's read meets again
+	}
+	c.mustProbe = false
+	p.records, c.tr.drained = 0, 0
+	return false
+}
+
+// tlsReader is the *tls.Conn as the connection's read buffer sees it: it
+// counts the reads that drained a record (each read returns the
+// plaintext of one record at most; it drained it if it returned less
+// than asked).
+type tlsReader struct {
+	tc      *tls.Conn
+	drained int
+}
+
+func (r *tlsReader) Read(p []byte) (int, error) {
+	n, err := r.tc.Read(p)
+	if n > 0 && n < len(p) {
+		r.drained++
+	}
+	return n, err
 }
 
 // IsTLS reports whether the client connection is TLS.
@@ -78,13 +109,51 @@ func (c *ServerConn) TLSState() *tls.ConnectionState {
 type probeConn struct {
 	net.Conn
 	on bool
+
+	// The framing of what was read: the header of the record in
+	// progress, how many of its bytes came (0: at a record boundary),
+	// how many payload bytes are still to come, and how many records
+	// came whole since the count was last reset.
+	hdr     [recordHeaderLen]byte
+	hdrN    int
+	left    int
+	records int
 }
+
+// recordHeaderLen is the length of a TLS record header: type, version,
+// payload length.
+const recordHeaderLen = 5
 
 func (p *probeConn) Read(b []byte) (int, error) {
 	if p.on {
 		return 0, errProbe
 	}
-	return p.Conn.Read(b)
+	n, err := p.Conn.Read(b)
+	p.frame(b[:n])
+	return n, err
+}
+
+// frame follows the record framing over b, just read.
+func (p *probeConn) frame(b []byte) {
+	for len(b) > 0 {
+		if p.hdrN < recordHeaderLen {
+			k := copy(p.hdr[p.hdrN:], b)
+			p.hdrN += k
+			b = b[k:]
+			if p.hdrN < recordHeaderLen {
+				return
+			}
+			p.left = int(p.hdr[3])<<8 | int(p.hdr[4])
+		} else {
+			k := min(p.left, len(b))
+			p.left -= k
+			b = b[k:]
+		}
+		if p.left == 0 {
+			p.records++
+			p.hdrN = 0
+		}
+	}
 }
 
 // errProbe is probeConn's read error: temporary, so crypto/tls reads
