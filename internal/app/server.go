@@ -512,14 +512,25 @@ func loadCertificates(t *config.TLS) ([]tls.Certificate, error) {
 	return out, nil
 }
 
-// certificate chooses the certificate for a TLS handshake: the first
-// other certificate whose names match the client's server name (SNI),
-// else the default one.
+// certificate chooses the certificate for a TLS handshake, in the
+// listener's order (the default first, then the others in file order):
+// the first whose names match the client's server name (SNI) and whose
+// key and signature the client supports, so that an ECDSA and an RSA
+// certificate for the same names give each client the one it can use;
+// else the first the client supports whatever its names; else the
+// default one.
 func (l *listener) certificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	cs := *l.certs.Load()
+	for i := range cs {
+		if hello.SupportsCertificate(&cs[i]) == nil {
+			return &cs[i], nil
+		}
+	}
 	if hello.ServerName != "" {
-		for i := 1; i < len(cs); i++ {
-			if hello.SupportsCertificate(&cs[i]) == nil {
+		anyName := *hello
+		anyName.ServerName = ""
+		for i := range cs {
+			if anyName.SupportsCertificate(&cs[i]) == nil {
 				return &cs[i], nil
 			}
 		}
