@@ -65,7 +65,7 @@ func newFuzzFronts(tb testing.TB) *fuzzFronts {
 	f.plain, f.native, f.nethttp = ln1.Addr().String(), ln2.Addr().String(), ln3.Addr().String()
 	go plain.Serve(ln1)
 	go native.Serve(ln2)
-	hs := &http.Server{Handler: mux, TLSConfig: sc}
+	hs := &http.Server{Handler: mux, TLSConfig: sc.Clone()}
 	go hs.Serve(tls.NewListener(ln3, sc))
 	tb.Cleanup(func() { plain.Close(); native.Close(); hs.Close(); bal.Close() })
 	return f

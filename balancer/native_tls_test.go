@@ -93,8 +93,7 @@ func TestNativeTLS(t *testing.T) {
 			t.Fatal(err)
 		}
 		f := serveNativeTLS(t, bal, false)
-		_, cc := tlsPair(t)
-		c, err := tls.Dial("tcp", f.Addr, cc)
+		c, err := tls.Dial("tcp", f.Addr, f.Client().Transport.(*http.Transport).TLSClientConfig)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -78,7 +78,7 @@ func NewServer(o ServerOptions, mux *Mux) *Server {
 		s.h2conn = newConnQueue()
 		s.h2 = &http.Server{
 			Handler:           http.HandlerFunc(s.serveHTTP),
-			TLSConfig:         o.TLS, // makes Serve set up HTTP/2
+			TLSConfig:         o.TLS.Clone(), // makes Serve set up HTTP/2 (and changes it)
 			ReadHeaderTimeout: o.HeaderTimeout,
 			IdleTimeout:       o.IdleTimeout,
 			MaxHeaderBytes:    o.MaxHeaderBytes,

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -41,6 +42,11 @@ type ServerOptions struct {
 	// IdleTimeout closes a keep-alive connection that sends no new request
 	// for that long. Default 120s.
 	IdleTimeout time.Duration
+	// ParkAfter is how long an idle keep-alive connection waits for its
+	// next request on its goroutine; then (on Linux) the goroutine ends
+	// and the connection waits in the server's epoll instance, costing no
+	// stack, until the client sends again. Default 100ms; negative: never.
+	ParkAfter time.Duration
 	// ReadBufferSize and WriteBufferSize size the buffers a connection
 	// holds while it serves a request. Default 4096 each.
 	ReadBufferSize, WriteBufferSize int
@@ -72,6 +78,7 @@ type Server struct {
 	conns     map[*ServerConn]struct{}
 
 	readers, writers, requests sync.Pool
+	parker                     *parker // made by the first Serve; nil: no parking
 }
 
 // NewServer returns a Server that hands requests to h.
@@ -87,6 +94,9 @@ func NewServer(h Handler, o ServerOptions) *Server {
 	}
 	if o.WriteBufferSize <= 0 {
 		o.WriteBufferSize = 4096
+	}
+	if o.ParkAfter == 0 {
+		o.ParkAfter = 100 * time.Millisecond
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -108,6 +118,9 @@ func (s *Server) Serve(ln net.Listener) error {
 		return ErrServerClosed
 	}
 	s.listeners[ln] = struct{}{}
+	if s.parker == nil && canPeek && canPark && s.opts.ParkAfter > 0 {
+		s.parker = newParker(s)
+	}
 	s.mu.Unlock()
 	var backoff time.Duration
 	for {
@@ -187,6 +200,9 @@ func (s *Server) closeListeners() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closing.Store(true)
+	if s.parker != nil {
+		s.parker.close()
+	}
 	for ln := range s.listeners {
 		ln.Close()
 		delete(s.listeners, ln)
@@ -202,6 +218,10 @@ func (s *Server) closeIdle() int {
 		if c.state.CompareAndSwap(stateIdle, stateClosed) {
 			c.raw.Close()
 		}
+		if c.state.CompareAndSwap(stateParked, stateClosed) {
+			c.raw.Close() // no goroutine ends it: forget it here
+			delete(s.conns, c)
+		}
 	}
 	return len(s.conns)
 }
@@ -211,6 +231,16 @@ const (
 	stateActive int32 = iota // reading or serving a request
 	stateIdle                // waiting for a request
 	stateClosed              // closed by Shutdown or Close
+	stateParked              // waiting for a request in the parker, without goroutine
+)
+
+// What a connection does next.
+type step int
+
+const (
+	serveNext step = iota // a request is coming: buffers taken
+	closeConn             // the connection ends
+	parked                // the parker has it: its goroutine must end
 )
 
 // ServerConn is one client connection as a Handler sees it.
@@ -242,9 +272,11 @@ type ServerConn struct {
 	peekBuf  [1]byte
 	readable func(fd uintptr) bool
 
-	first     time.Time            // TLS: the first request head's deadline
-	tlsState  *tls.ConnectionState // TLS: made by TLSState
-	mustProbe bool                 // TLS: tlsPending must probe
+	shaken       bool                 // the TLS handshake was done
+	parkDeadline time.Time            // when a parked connection is closed
+	first        time.Time            // the first request head's deadline
+	tlsState     *tls.ConnectionState // TLS: made by TLSState
+	mustProbe    bool                 // TLS: tlsPending must probe
 }
 
 func (s *Server) newConn(nc net.Conn) *ServerConn {
@@ -324,8 +356,17 @@ func (c *ServerConn) Hijack() (net.Conn, *bufio.Reader, *bufio.Writer) {
 	return c.nc, c.br, c.bw
 }
 
+// serve serves the connection until it ends, or until it is parked: the
+// parker calls serve again when the client sends.
 func (c *ServerConn) serve() {
-	defer c.end()
+	if c.run() == parked {
+		return // c is the parker's now (or another goroutine's): hands off
+	}
+	c.end()
+}
+
+// run serves requests until the connection ends or is parked.
+func (c *ServerConn) run() (last step) {
 	defer func() {
 		// A handler's bug costs its connection, not the process (as net/http).
 		if r := recover(); r != nil {
@@ -333,30 +374,42 @@ func (c *ServerConn) serve() {
 			buf := make([]byte, 16<<10)
 			buf = buf[:runtime.Stack(buf, false)]
 			c.srv.opts.Logger.Error("panic serving a connection", "remote", c.remote, "panic", fmt.Sprint(r), "stack", string(buf))
+			last = closeConn
 		}
 	}()
-	if c.tc != nil && !c.handshake() {
-		return
+	if c.tc != nil && !c.shaken {
+		c.shaken = true
+		if !c.handshake() {
+			return closeConn
+		}
 	}
-	for c.next() {
+	for {
+		if last = c.next(); last != serveNext {
+			return last
+		}
 		// The first head's time counts from the accept, as net/http's. A
-		// head that is already whole in the buffer needs no deadline.
-		if c.served++; c.served > 1 && !c.headBuffered() {
-			c.nc.SetReadDeadline(time.Now().Add(c.srv.opts.HeaderTimeout))
+		// head that is already whole in the buffer needs no deadline (the
+		// one of the wait may have passed: reading would fail at once).
+		if c.served++; !c.headBuffered() {
+			d := c.first
+			if c.served > 1 {
+				d = time.Now().Add(c.srv.opts.HeaderTimeout)
+			}
+			c.nc.SetReadDeadline(d)
 		}
 		if err := c.req.Read(c.br, c.srv.opts.Limits); err != nil {
 			c.refuse(err)
-			return
+			return closeConn
 		}
 		if c.req.BodyFraming() != NoBody || c.req.Upgrade != nil {
 			c.nc.SetReadDeadline(time.Time{}) // no limit on reading a body
 		}
 		c.srv.h.ServeHTTP1(c, c.req)
 		if c.hijacked {
-			return
+			return closeConn
 		}
 		if err := c.bw.Flush(); err != nil || c.Closing() {
-			return
+			return closeConn
 		}
 	}
 }
@@ -381,23 +434,24 @@ var crlfcrlf = []byte("\r\n\r\n")
 
 // next waits for the next request: at once if its bytes are buffered
 // (pipelining), else without buffers until the connection is readable.
-// It reports false when the connection should close.
-func (c *ServerConn) next() bool {
+// It says whether to serve the request (buffers taken), end the
+// connection, or leave it parked.
+func (c *ServerConn) next() step {
 	if c.srv.closing.Load() && c.served > 0 {
-		return false
+		return closeConn
 	}
 	if c.br != nil && c.br.Buffered() > 0 {
-		return true
+		return serveNext
 	}
 	if c.tc != nil && c.tlsPending() {
-		return true
+		return serveNext
 	}
 	deadline := time.Now().Add(c.srv.opts.IdleTimeout)
 	if c.served == 0 {
-		deadline = c.first // from the accept: set for a TLS handshake
-		if deadline.IsZero() {
-			deadline = time.Now().Add(c.srv.opts.HeaderTimeout)
+		if c.first.IsZero() { // else set for a TLS handshake
+			c.first = time.Now().Add(c.srv.opts.HeaderTimeout)
 		}
+		deadline = c.first
 	}
 	if c.rc != nil {
 		c.release()
@@ -406,21 +460,48 @@ func (c *ServerConn) next() bool {
 	}
 	c.state.Store(stateIdle)
 	if c.srv.closing.Load() {
-		return false
+		return closeConn
 	}
-	c.nc.SetReadDeadline(deadline)
-	var err error
-	if c.rc != nil {
-		c.waited = false
-		err = c.rc.Read(c.readable)
-	} else {
-		_, err = c.br.Peek(1)
+	err := c.wait(deadline)
+	if err == errParked {
+		return parked
 	}
 	if !c.state.CompareAndSwap(stateIdle, stateActive) || err != nil {
-		return false
+		return closeConn
 	}
 	c.acquire()
-	return true
+	return serveNext
+}
+
+// errParked: wait handed the connection to the parker.
+var errParked = errors.New("h1: parked")
+
+// wait waits until the connection is readable or deadline; after
+// ParkAfter it parks the connection (and returns errParked) if it can.
+// The read deadline it leaves may be earlier than deadline: reading the
+// head sets its own (see run).
+func (c *ServerConn) wait(deadline time.Time) error {
+	if c.rc == nil {
+		c.nc.SetReadDeadline(deadline)
+		_, err := c.br.Peek(1)
+		return err
+	}
+	if p := c.srv.parker; p != nil {
+		if grace := time.Now().Add(c.srv.opts.ParkAfter); grace.Before(deadline) {
+			c.nc.SetReadDeadline(grace)
+			c.waited = false
+			err := c.rc.Read(c.readable)
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				return err
+			}
+			if p.park(c, deadline) {
+				return errParked
+			}
+		}
+	}
+	c.nc.SetReadDeadline(deadline)
+	c.waited = false
+	return c.rc.Read(c.readable)
 }
 
 // peekReadable is the callback of the wait for a request: the first call

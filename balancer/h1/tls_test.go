@@ -162,13 +162,14 @@ func TestTLSIdleHoldsNoBuffers(t *testing.T) {
 			defer srv.mu.Unlock()
 			for sc := range srv.conns {
 				// The state is stored after the buffers went back.
-				if sc.state.Load() != stateIdle {
+				if st := sc.state.Load(); st != stateIdle && st != stateParked {
 					return errors.New("not idle yet")
 				}
 				held := sc.br != nil || sc.bw != nil || sc.req != nil
 				// An atomic write after the reads orders them before the
 				// connection's next CompareAndSwap (for the race detector).
 				sc.state.CompareAndSwap(stateIdle, stateIdle)
+				sc.state.CompareAndSwap(stateParked, stateParked)
 				if held {
 					return fmt.Errorf("idle after request %d with buffers held", i)
 				}
