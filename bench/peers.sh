@@ -311,8 +311,9 @@ verify() {
 verify_tls() {
 	local name=$1 url=$2 i out
 	for ((i = 0; i < 4; i++)); do
-		out=$(curl -sfk --no-alpn --max-time 5 -H "Cookie: $TARGET_COOKIE" -w ' %{http_version}' "$url/") ||
+		out=$(curl -sfk --no-alpn --max-time 5 -H "Cookie: $TARGET_COOKIE" -o "$WORK/body" -w '%{http_version}' "$url/") ||
 			die "$name: TLS request to $url failed"
+		out="$(<"$WORK/body") $out"
 		[[ $out == "node n2 1.1" ]] || die "$name over TLS: '$out', want 'node n2' over HTTP/1.1"
 	done
 }

@@ -20,11 +20,17 @@ import (
 // and h2 offered; h2 connections go to handover.
 func tlsServer(t *testing.T, h Handler, o ServerOptions, handover func(*tls.Conn)) (*Server, string, *tls.Config) {
 	t.Helper()
-	ca := testpki.NewCA(t, "h1")
-	o.TLS = &tls.Config{Certificates: []tls.Certificate{ca.IssueTLS(t, "127.0.0.1")}, NextProtos: []string{"h2", "http/1.1"}}
 	if handover != nil {
 		o.NextProto = map[string]func(*tls.Conn){"h2": handover}
 	}
+	return tlsServerTB(t, h, o)
+}
+
+// tlsServerTB is tlsServer without handover, for benchmarks too.
+func tlsServerTB(t testing.TB, h Handler, o ServerOptions) (*Server, string, *tls.Config) {
+	t.Helper()
+	ca := testpki.NewCA(t, "h1")
+	o.TLS = &tls.Config{Certificates: []tls.Certificate{ca.IssueTLS(t, "127.0.0.1")}, NextProtos: []string{"h2", "http/1.1"}}
 	srv := NewServer(h, o)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
