@@ -6,7 +6,9 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"os/exec"
 	"strings"
 	"testing"
@@ -122,5 +124,37 @@ func TestTLSResumptionAndReload(t *testing.T) {
 		if st, member := tlsGet(t, addr, cc); !st.DidResume || member != "b" {
 			t.Errorf("%s after the reload: resumed %v, member %q", tls.VersionName(v), st.DidResume, member)
 		}
+	}
+}
+
+// TestTLSAfterProxyHeader: on a native TLS listener with proxy_protocol,
+// the PROXY header comes before the handshake and names the client the
+// member is told of.
+func TestTLSAfterProxyHeader(t *testing.T) {
+	member := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%s %s", r.Header.Get("X-Forwarded-For"), r.Header.Get("X-Forwarded-Proto"))
+	}))
+	t.Cleanup(member.Close)
+	ca := testpki.NewCA(t, "test")
+	cert, key := ca.Issue(t, "localhost")
+	cfg := parse(t, fmt.Sprintf("listen: 127.0.0.1:0\nproxy_protocol: {from: [127.0.0.1]}\ntls: {cert: %s, key: %s}\nbalancers:\n  - {name: b, members: [{url: %q, route: n1}]}\n",
+		cert, key, member.URL))
+	s, _ := start(t, cfg)
+	raw, err := net.Dial("tcp", s.Addr("127.0.0.1:0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	raw.SetDeadline(time.Now().Add(20 * time.Second))
+	io.WriteString(raw, "PROXY TCP4 203.0.113.7 127.0.0.1 40000 443\r\n")
+	c := tls.Client(raw, &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"})
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if string(body) != "203.0.113.7 https" {
+		t.Fatalf("the member was told %q, want the PROXY header's client over https", body)
 	}
 }
