@@ -1,6 +1,7 @@
 package balancer
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -20,12 +21,12 @@ import (
 
 // The native engine: Tether's own HTTP/1.1 server and client, for
 // plaintext and TLS listeners (HTTP/2 clients of a TLS listener are
-// handed to net/http's server). It reads each request head into a reused buffer,
-// routes on it with the same code as the net/http engine, writes the head
-// to a pooled member connection and relays the response, streaming bodies
-// in both directions, with one goroutine per client connection and no
-// other per request (a WebSocket or other upgraded connection gets one
-// more for its tunnel).
+// handed to net/http's server). It reads each request head into a reused
+// buffer, routes on it with the same code as the net/http engine, writes
+// the head to a pooled member connection and relays the response,
+// streaming bodies in both directions, with one goroutine per busy client
+// connection (none for an idle one, on Linux) and no other per request (a
+// WebSocket or other upgraded connection gets one more for its tunnel).
 
 // ServerOptions configures a Server. Zero values mean the defaults.
 type ServerOptions struct {
@@ -81,8 +82,8 @@ func NewServer(o ServerOptions, mux *Mux) *Server {
 			TLSConfig:         o.TLS.Clone(), // makes Serve set up HTTP/2 (and changes it)
 			ReadHeaderTimeout: o.HeaderTimeout,
 			IdleTimeout:       o.IdleTimeout,
-			MaxHeaderBytes:    o.MaxHeaderBytes,
-			ErrorLog:          log.New(io.Discard, "", 0), // protocol noise from clients
+			MaxHeaderBytes:    cmp.Or(o.MaxHeaderBytes, 64<<10), // h1's default too
+			ErrorLog:          log.New(io.Discard, "", 0),       // protocol noise from clients
 		}
 		h.NextProto = map[string]func(*tls.Conn){"h2": s.h2conn.put}
 	}
