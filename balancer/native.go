@@ -39,7 +39,7 @@ func (x *exchange) reset() {
 func (x *exchange) localAddr() net.Addr { return x.c.NetConn().LocalAddr() }
 
 func (x *exchange) ajpForward() *ajp.Forward {
-	return ajp.ForwardFor(x.a.req.remoteAddr, x.a.req.host, x.localAddr(), nil)
+	return ajp.ForwardFor(x.a.req.remoteAddr, x.a.req.host, x.localAddr(), x.c.TLSState())
 }
 
 func (x *exchange) bodyRead() int64 { return x.body.N() }
@@ -102,7 +102,7 @@ func (a *attempt) fromWire() {
 	a.req = request{
 		method: unsafeString(req.Method), target: unsafeString(req.Target), query: unsafeString(req.Query),
 		host: unsafeString(req.Host), cookies: x.cookies, remoteAddr: x.c.RemoteAddr(), clientIP: x.c.ClientIP(),
-		userAgent: userAgent, referer: referer,
+		userAgent: userAgent, referer: referer, tls: x.c.IsTLS(),
 	}
 	a.req.client, a.req.clientKnown = x.c.ClientAddr()
 	switch req.BodyFraming() {

@@ -1,12 +1,17 @@
 package balancer
 
 import (
+	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
+	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -15,12 +20,13 @@ import (
 )
 
 // The native engine: Tether's own HTTP/1.1 server and client, for
-// plaintext listeners. It reads each request head into a reused buffer,
-// routes on it with the same code as the net/http engine, writes the head
-// to a pooled member connection and relays the response, streaming bodies
-// in both directions, with one goroutine per client connection and no
-// other per request (a WebSocket or other upgraded connection gets one
-// more for its tunnel).
+// plaintext and TLS listeners (HTTP/2 clients of a TLS listener are
+// handed to net/http's server). It reads each request head into a reused
+// buffer, routes on it with the same code as the net/http engine, writes
+// the head to a pooled member connection and relays the response,
+// streaming bodies in both directions, with one goroutine per busy client
+// connection (none for an idle one, on Linux) and no other per request (a
+// WebSocket or other upgraded connection gets one more for its tunnel).
 
 // ServerOptions configures a Server. Zero values mean the defaults.
 type ServerOptions struct {
@@ -37,28 +43,61 @@ type ServerOptions struct {
 	IdleTimeout time.Duration
 	// Logger receives accept errors. Default slog.Default().
 	Logger *slog.Logger
+	// TLS, if set, makes the listener TLS with this configuration: its
+	// NextProtos decide what clients may negotiate by ALPN. HTTP/1.1
+	// (negotiated, or no ALPN) is served by the native engine over
+	// crypto/tls; "h2" by net/http's HTTP/2 server, with the same Mux.
+	// Default nil: plaintext.
+	TLS *tls.Config
 }
 
 // Server serves HTTP/1.x clients with the native engine, dispatching each
-// request to a balancer through a Mux. Use it for plaintext listeners;
-// TLS listeners (HTTP/2) use the net/http engine: an http.Server with the
-// Mux as its handler. Its methods are safe for concurrent use.
+// request to a balancer through a Mux; on a TLS listener, clients that
+// negotiate HTTP/2 are served by net/http's server with the Mux as its
+// handler. Its methods are safe for concurrent use.
 type Server struct {
 	srv *h1.Server
 	mux atomic.Pointer[Mux]
+
+	h2     *http.Server // TLS only: serves the clients that negotiate h2
+	h2conn *connQueue   // the h2 connections handed over, h2's listener
+	h2once sync.Once    // starts h2's Serve
 }
 
 // NewServer returns a Server dispatching through mux.
 func NewServer(o ServerOptions, mux *Mux) *Server {
 	s := &Server{}
 	s.mux.Store(mux)
-	s.srv = h1.NewServer(dispatcher{s}, h1.ServerOptions{
+	h := h1.ServerOptions{
 		Limits:        h1.Limits{MaxHeadBytes: o.MaxHeaderBytes, MaxFields: o.MaxHeaderFields},
 		HeaderTimeout: o.HeaderTimeout,
 		IdleTimeout:   o.IdleTimeout,
 		Logger:        o.Logger,
-	})
+		TLS:           o.TLS,
+	}
+	if o.TLS != nil {
+		s.h2conn = newConnQueue()
+		s.h2 = &http.Server{
+			Handler:           http.HandlerFunc(s.serveHTTP),
+			TLSConfig:         o.TLS.Clone(), // makes Serve set up HTTP/2 (and changes it)
+			ReadHeaderTimeout: o.HeaderTimeout,
+			IdleTimeout:       o.IdleTimeout,
+			MaxHeaderBytes:    cmp.Or(o.MaxHeaderBytes, 64<<10), // h1's default too
+			ErrorLog:          log.New(io.Discard, "", 0),       // protocol noise from clients
+		}
+		h.NextProto = map[string]func(*tls.Conn){"h2": s.h2conn.put}
+	}
+	s.srv = h1.NewServer(dispatcher{s}, h)
 	return s
+}
+
+// serveHTTP serves a request net/http read (HTTP/2).
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if m := s.mux.Load(); m != nil {
+		m.ServeHTTP(w, r)
+		return
+	}
+	http.NotFound(w, r)
 }
 
 // SetMux replaces the Mux, for a configuration reload. Requests read
@@ -68,6 +107,9 @@ func (s *Server) SetMux(m *Mux) { s.mux.Store(m) }
 // Serve accepts connections on ln until Shutdown or Close, then returns
 // http.ErrServerClosed.
 func (s *Server) Serve(ln net.Listener) error {
+	if s.h2 != nil {
+		s.h2once.Do(func() { go s.h2.Serve(s.h2conn) })
+	}
 	err := s.srv.Serve(ln)
 	if errors.Is(err, h1.ErrServerClosed) {
 		return http.ErrServerClosed
@@ -78,10 +120,26 @@ func (s *Server) Serve(ln net.Listener) error {
 // Shutdown stops accepting connections, closes idle ones and waits for
 // requests in flight until ctx is done. Upgraded (WebSocket) connections
 // are not waited for.
-func (s *Server) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx) }
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.h2 == nil {
+		return s.srv.Shutdown(ctx)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- s.h2.Shutdown(ctx) }()
+	err := s.srv.Shutdown(ctx)
+	s.h2conn.Close() // h2 may not have started: handovers must not wait
+	return errors.Join(err, <-errc)
+}
 
 // Close closes the listeners and every connection at once.
-func (s *Server) Close() error { return s.srv.Close() }
+func (s *Server) Close() error {
+	err := s.srv.Close()
+	if s.h2 != nil {
+		s.h2.Close()
+		s.h2conn.Close()
+	}
+	return err
+}
 
 // dispatcher hands each request to the balancer serving its host and path.
 type dispatcher struct{ s *Server }

@@ -14,6 +14,13 @@ export PATH="$PATH:/usr/local/go/bin"
 # proxy alone on the other. Override with BENCH_CLIENT_CPU / BENCH_PROXY_CPU.
 CLIENT_CPU=${BENCH_CLIENT_CPU:-0}
 PROXY_CPU=${BENCH_PROXY_CPU:-1}
+# The proxy's cores (bench/compare --proxy-cpus N: PROXY_CPU and the next
+# N-1 cores, wrapping) and how many: GOMAXPROCS, HAProxy's nbthread and
+# nginx's worker_processes. The backends' cores (--placement shared: the
+# proxy's first core).
+PROXY_CPUS=$PROXY_CPU
+PROXY_NCPU=1
+BACKEND_CPU=$CLIENT_CPU
 PORT_BASE=${BENCH_PORT_BASE:-18080}
 # Ports: backends n1..n3, the direct backend, and one per proxy.
 BACKEND_PORTS=($((PORT_BASE + 11)) $((PORT_BASE + 12)) $((PORT_BASE + 13)))
@@ -155,12 +162,13 @@ wait_http() {
 	die "$name did not answer $url with 2xx within $((limit / 10)) s (last status $code)"
 }
 
-# start_backends: the three members n1..n3 on the client core.
+# start_backends: the three members n1..n3 on BACKEND_CPU (the client's
+# core, or with --placement shared the proxy's).
 start_backends() {
 	local i
 	for i in 0 1 2; do
 		port_free "${BACKEND_PORTS[i]}" || die "port ${BACKEND_PORTS[i]} is in use; set BENCH_PORT_BASE"
-		start_proc "backend-n$((i + 1))" "$CLIENT_CPU" env GOMAXPROCS=1 "$WORK/bin/backend" \
+		start_proc "backend-n$((i + 1))" "$BACKEND_CPU" env GOMAXPROCS=1 "$WORK/bin/backend" \
 			--listen "127.0.0.1:${BACKEND_PORTS[i]}" --route "n$((i + 1))"
 		BACKEND_PIDS[i]=$LAST_PID
 		wait_http "backend-n$((i + 1))" "$LAST_PID" "http://127.0.0.1:${BACKEND_PORTS[i]}/"
@@ -170,7 +178,9 @@ start_backends() {
 # write_tether_config FILE PORT [MANAGER_PORT] [ENGINE] [MAX_CONNS]: the
 # Tether configuration over n1..n3, with the manager (token bench-token) if
 # a port is given, the engine if one is (default: auto, the native engine),
-# and a per-member limit with a 30 s queue if MAX_CONNS is given.
+# and a per-member limit with a 30 s queue if MAX_CONNS is given. With
+# TLS_PORT set, a second balancer over the same members listens there with
+# the certificate of $WORK/tls.
 write_tether_config() {
 	cat >"$1" <<-YAML
 		listen: 127.0.0.1:$2
@@ -184,6 +194,39 @@ write_tether_config() {
 		      - { url: http://127.0.0.1:${BACKEND_PORTS[1]}, route: n2 }
 		      - { url: http://127.0.0.1:${BACKEND_PORTS[2]}, route: n3 }
 	YAML
+	[[ -n ${TLS_PORT:-} ]] || return 0
+	cat >>"$1" <<-YAML
+		  - name: bench-tls
+		    listen: 127.0.0.1:$TLS_PORT
+		    tls: { cert: $WORK/tls/cert.pem, key: $WORK/tls/key.pem }
+		    members:
+		      - { url: http://127.0.0.1:${BACKEND_PORTS[0]}, route: n1 }
+		      - { url: http://127.0.0.1:${BACKEND_PORTS[1]}, route: n2 }
+		      - { url: http://127.0.0.1:${BACKEND_PORTS[2]}, route: n3 }
+	YAML
+}
+
+# set_proxy_cpus N: the proxy gets N cores, PROXY_CPU first.
+set_proxy_cpus() {
+	local n=$1 total i cpus=()
+	total=$(nproc)
+	((n >= 1 && n <= total)) || die "--proxy-cpus $n: this machine has $total cores"
+	for ((i = 0; i < n; i++)); do cpus+=($(((PROXY_CPU + i) % total))); done
+	PROXY_NCPU=$n
+	PROXY_CPUS=$(
+		IFS=,
+		echo "${cpus[*]}"
+	)
+}
+
+# write_bench_cert DIR: an ECDSA P-256 certificate for 127.0.0.1 (cert.pem,
+# key.pem, and both in haproxy.pem), the same for every TLS target.
+write_bench_cert() {
+	mkdir -p "$1"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=127.0.0.1 \
+		-addext subjectAltName=IP:127.0.0.1 -keyout "$1/key.pem" -out "$1/cert.pem" 2>/dev/null ||
+		die "openssl could not make the benchmark certificate"
+	cat "$1/cert.pem" "$1/key.pem" >"$1/haproxy.pem"
 }
 
 # write_wrk_script FILE: a wrk script that prints one machine-readable line.
@@ -200,12 +243,14 @@ write_wrk_script() {
 	LUA
 }
 
-# run_wrk CONNS SECONDS URL [COOKIE]: wrk pinned to the client core; prints
-# the RESULT line.
+# run_wrk CONNS SECONDS URL [COOKIE] [HEADER]: wrk pinned to the client
+# core; prints the RESULT line. HEADER is one more request header
+# ("Connection: close": a new connection per request).
 run_wrk() {
-	local conns=$1 secs=$2 url=$3 cookie=${4:-} out
+	local conns=$1 secs=$2 url=$3 cookie=${4:-} header=${5:-} out
 	local args=(-t1 "-c$conns" "-d${secs}s" --timeout 10s -s "$WORK/report.lua")
 	[[ -n $cookie ]] && args+=(-H "Cookie: $cookie")
+	[[ -n $header ]] && args+=(-H "$header")
 	out=$(taskset -c "$CLIENT_CPU" wrk "${args[@]}" "$url" 2>&1) || { echo "$out" >&2; die "wrk $url failed"; }
 	grep '^RESULT ' <<<"$out" || { echo "$out" >&2; die "wrk printed no result for $url"; }
 }

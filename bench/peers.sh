@@ -22,6 +22,14 @@ PORT_tether_maxconns=$((PORT_BASE + 9))
 # insert (a signed cookie) and HAProxy's cookie SERVERID insert.
 PORT_tether_insert=$((PORT_BASE + 15)) PORT_haproxy_insert=$((PORT_BASE + 16))
 PEERS="direct tether haproxy nginx httpd"
+# TLS listeners (modes tls and tls-handshake, and the TLS memory figure):
+# Tether, HAProxy and nginx, each with the ECDSA P-256 certificate of
+# write_bench_cert, TLS 1.2 and 1.3, session tickets on, and the same TLS
+# 1.3 cipher (TLS_AES_128_GCM_SHA256, the one Go's server picks on CPUs
+# with AES instructions; OpenSSL's servers would pick AES-256). Clients
+# that offer no ALPN (wrk) get HTTP/1.1 from all three.
+TLS_TARGETS="tether haproxy nginx"
+TLS_PORT_tether=$((PORT_BASE + 21)) TLS_PORT_haproxy=$((PORT_BASE + 22)) TLS_PORT_nginx=$((PORT_BASE + 23))
 # BENCH_GOENV adds environment to the Go targets (Tether, protoproxy and the
 # direct backends), e.g. BENCH_GOENV="GOGC=400" to try a GC setting.
 GOENV=${BENCH_GOENV:-}
@@ -30,7 +38,8 @@ P1=${BACKEND_PORTS[0]} P2=${BACKEND_PORTS[1]} P3=${BACKEND_PORTS[2]}
 
 # write_peer_configs: every target's configuration into $WORK.
 write_peer_configs() {
-	write_tether_config "$WORK/tether.yaml" "$PORT_tether"
+	write_bench_cert "$WORK/tls"
+	TLS_PORT=$TLS_PORT_tether write_tether_config "$WORK/tether.yaml" "$PORT_tether"
 	write_tether_config "$WORK/tether-nethttp.yaml" "$PORT_tether_nethttp" "" nethttp
 	write_tether_config "$WORK/tether-maxconns.yaml" "$PORT_tether_maxconns" "" "" 64
 	write_tether_insert_config
@@ -68,11 +77,16 @@ write_haproxy_config() {
 	server n2 127.0.0.1:$P2 cookie n2
 	server n3 127.0.0.1:$P3 cookie n3"
 	fi
+	local tls=""
+	[[ ${1:-} == insert ]] || tls="frontend fe-tls
+	bind 127.0.0.1:$TLS_PORT_haproxy ssl crt $WORK/tls/haproxy.pem ssl-min-ver TLSv1.2
+	default_backend members"
 	cat >"$file" <<EOF
 global
-	nbthread 1
+	nbthread $PROXY_NCPU
 	maxconn 12000
 	no strict-limits
+	ssl-default-bind-ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256
 defaults
 	mode http
 	option http-keep-alive
@@ -85,6 +99,7 @@ defaults
 frontend fe
 	bind 127.0.0.1:$port
 	default_backend members
+$tls
 backend members
 	balance roundrobin
 $sticky
@@ -110,7 +125,7 @@ write_nginx_config() {
 	mkdir -p "$WORK/nginx/tmp"
 	cat >"$WORK/nginx/nginx.conf" <<EOF
 daemon off;
-worker_processes 1;
+worker_processes $PROXY_NCPU;
 worker_rlimit_nofile $nofile;
 pid $WORK/nginx/nginx.pid;
 error_log $WORK/nginx/error.log warn;
@@ -139,6 +154,24 @@ $(nginx_upstream n3 "$P3")
 $(nginx_upstream roundrobin "$P1" "$P2" "$P3")
 	server {
 		listen 127.0.0.1:$PORT_nginx backlog=4096;
+		location / {
+			proxy_pass http://\$members;
+			proxy_http_version 1.1;
+			proxy_set_header Connection "";
+			proxy_set_header Host \$host;
+			proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+			proxy_set_header X-Forwarded-Host \$host;
+			proxy_set_header X-Forwarded-Proto \$scheme;
+		}
+	}
+	server {
+		listen 127.0.0.1:$TLS_PORT_nginx ssl backlog=4096;
+		ssl_certificate $WORK/tls/cert.pem;
+		ssl_certificate_key $WORK/tls/key.pem;
+		ssl_protocols TLSv1.2 TLSv1.3;
+		ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256;
+		ssl_prefer_server_ciphers on;
+		ssl_session_tickets on;
 		location / {
 			proxy_pass http://\$members;
 			proxy_http_version 1.1;
@@ -208,8 +241,8 @@ ProxyPass "/" "balancer://members/"
 EOF
 }
 
-# start_target NAME: start it pinned to the proxy core; sets TARGET_PID and
-# TARGET_URL.
+# start_target NAME: start it pinned to the proxy's cores; sets TARGET_PID,
+# TARGET_URL and TARGET_TLS_URL ("" for a target without TLS listener).
 start_target() {
 	local name=$1 port members
 	port=PORT_${name//-/_}
@@ -221,15 +254,20 @@ start_target() {
 	direct) start_proc direct "$PROXY_CPU" env GOMAXPROCS=1 $GOENV "$WORK/bin/backend" --listen "127.0.0.1:$port" --route n2 ;;
 	direct-nethttp) start_proc "$name" "$PROXY_CPU" env GOMAXPROCS=1 $GOENV "$WORK/bin/backend" --nethttp --listen "127.0.0.1:$port" --route n2 ;;
 	proto-*) start_proc "$name" "$PROXY_CPU" env GOMAXPROCS=1 $GOENV "$WORK/bin/protoproxy" --engine "${name#proto-}" --listen "127.0.0.1:$port" --members "$members" ;;
-	tether | tether-nethttp | tether-maxconns | tether-insert) start_proc "$name" "$PROXY_CPU" env GOMAXPROCS=1 $GOENV "$WORK/bin/tether" serve --config "$WORK/$name.yaml" ;;
-	haproxy) start_proc haproxy "$PROXY_CPU" haproxy -db -f "$WORK/haproxy.cfg" ;;
-	haproxy-insert) start_proc haproxy-insert "$PROXY_CPU" haproxy -db -f "$WORK/haproxy-insert.cfg" ;;
-	nginx) start_proc nginx "$PROXY_CPU" nginx -p "$WORK/nginx" -e "$WORK/nginx/error.log" -c "$WORK/nginx/nginx.conf" ;;
+	tether | tether-nethttp | tether-maxconns | tether-insert) start_proc "$name" "$PROXY_CPUS" env GOMAXPROCS="$PROXY_NCPU" $GOENV "$WORK/bin/tether" serve --config "$WORK/$name.yaml" ;;
+	haproxy) start_proc haproxy "$PROXY_CPUS" haproxy -db -f "$WORK/haproxy.cfg" ;;
+	haproxy-insert) start_proc haproxy-insert "$PROXY_CPUS" haproxy -db -f "$WORK/haproxy-insert.cfg" ;;
+	nginx) start_proc nginx "$PROXY_CPUS" nginx -p "$WORK/nginx" -e "$WORK/nginx/error.log" -c "$WORK/nginx/nginx.conf" ;;
 	httpd) start_proc httpd "$PROXY_CPU" apache2 -d "$WORK/httpd" -f "$WORK/httpd/httpd.conf" -DFOREGROUND ;;
 	esac
 	TARGET_PID=$LAST_PID
 	TARGET_URL="http://127.0.0.1:$port"
 	wait_http "$name" "$TARGET_PID" "$TARGET_URL/"
+	TARGET_TLS_URL=""
+	if [[ " $TLS_TARGETS " == *" $name "* ]]; then
+		port=TLS_PORT_$name
+		TARGET_TLS_URL="https://127.0.0.1:${!port}"
+	fi
 	TARGET_COOKIE=$STICKY_COOKIE
 	case $name in
 	tether-insert) TARGET_COOKIE="$STICKY_COOKIE; TETHERID=$(insert_cookie "$name" "$TARGET_URL" TETHERID)" ;;
@@ -266,6 +304,18 @@ verify() {
 	body=$(curl -sf --max-time 5 -H "Cookie: $TARGET_COOKIE" -o /dev/null -w '%{size_download}' "$url/big") ||
 		die "$name: /big failed"
 	[[ $body == 65536 ]] || die "$name: /big returned $body bytes, want 65536"
+}
+
+# verify_tls NAME URL: over TLS (HTTP/1.1, no ALPN as wrk), sticky
+# requests reach n2.
+verify_tls() {
+	local name=$1 url=$2 i out
+	for ((i = 0; i < 4; i++)); do
+		out=$(curl -sfk --no-alpn --max-time 5 -H "Cookie: $TARGET_COOKIE" -o "$WORK/body" -w '%{http_version}' "$url/") ||
+			die "$name: TLS request to $url failed"
+		out="$(<"$WORK/body") $out"
+		[[ $out == "node n2 1.1" ]] || die "$name over TLS: '$out', want 'node n2' over HTTP/1.1"
+	done
 }
 
 # verify_new NAME URL: six requests without a cookie reach every member and

@@ -34,11 +34,11 @@ type Config struct {
 	// AccessLog is where the access log goes: "" or "off" (default: none),
 	// "stdout", "stderr" or a file path (appended to).
 	AccessLog string `yaml:"access_log"`
-	// Engine is the HTTP engine that serves clients: "auto" (default:
-	// Tether's own HTTP/1.1 engine on plaintext listeners, net/http's
-	// server on TLS ones, which offer HTTP/2), "native" (the same, but a
-	// TLS listener is an error) or "nethttp" (net/http's server on every
-	// listener).
+	// Engine is the HTTP engine that serves clients: "auto" (default) or
+	// "native": Tether's own HTTP/1.1 engine on every listener, over
+	// crypto/tls on TLS ones, where clients that negotiate HTTP/2 by ALPN
+	// are served by net/http's server; "nethttp": net/http's server on
+	// every listener.
 	Engine string `yaml:"engine"`
 	// ShutdownTimeout is how long a graceful shutdown (SIGTERM) waits for
 	// requests in flight. Default 30s.

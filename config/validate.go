@@ -234,22 +234,9 @@ func (v *checker) file(field, path, missing string) bool {
 	return true
 }
 
-// engine checks the engine: "native" serves plaintext listeners only.
+// engine checks the engine.
 func (v *checker) engine(c *Config) {
 	v.oneOf("engine", c.Engine, Engines)
-	if c.Engine != "native" {
-		return
-	}
-	if c.TLS != nil {
-		v.add("engine", "native serves plaintext listeners only, and listen %s has tls: use auto or nethttp", c.Listen)
-		return
-	}
-	for i := range c.Balancers {
-		if b := &c.Balancers[i]; b.TLS != nil {
-			v.add("engine", "native serves plaintext listeners only, and balancers[%d] (listen %s) has tls: use auto or nethttp", i, b.Listen)
-			return
-		}
-	}
 }
 
 func (v *checker) limits(l *Limits) {

@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -40,16 +42,32 @@ type ServerOptions struct {
 	// IdleTimeout closes a keep-alive connection that sends no new request
 	// for that long. Default 120s.
 	IdleTimeout time.Duration
+	// ParkAfter is how long an idle keep-alive connection waits for its
+	// next request on its goroutine; then (on Linux) the goroutine ends
+	// and the connection waits in the server's epoll instance, costing no
+	// stack, until the client sends again. Default 100ms; negative: never.
+	ParkAfter time.Duration
 	// ReadBufferSize and WriteBufferSize size the buffers a connection
 	// holds while it serves a request. Default 4096 each.
 	ReadBufferSize, WriteBufferSize int
 	// Logger receives accept errors. Default slog.Default().
 	Logger *slog.Logger
+	// TLS, if set, makes every connection TLS with this configuration
+	// (its NextProtos should offer "http/1.1"). The handshake must end
+	// within HeaderTimeout. Default nil: plaintext.
+	TLS *tls.Config
+	// NextProto takes over a TLS connection whose client negotiated one
+	// of its protocols by ALPN (for HTTP/2: "h2"), as
+	// http.Server.TLSNextProto does; the server then forgets the
+	// connection. Other protocols, or none, are served as HTTP/1.1.
+	// Default nil.
+	NextProto map[string]func(*tls.Conn)
 }
 
 // Server serves HTTP/1.x on listeners, one goroutine per connection.
 // While a keep-alive connection waits for its next request it holds no
-// buffers (on Linux). Its methods are safe for concurrent use.
+// buffers (on Linux), over TLS too. Its methods are safe for concurrent
+// use.
 type Server struct {
 	h    Handler
 	opts ServerOptions
@@ -60,6 +78,11 @@ type Server struct {
 	conns     map[*ServerConn]struct{}
 
 	readers, writers, requests sync.Pool
+	// parker is made when the first connection would park (so a server
+	// with no idle connection holds no epoll descriptor); nil until then,
+	// and for good once closing or when it could not be made (noPark).
+	parker atomic.Pointer[parker]
+	noPark atomic.Bool
 }
 
 // NewServer returns a Server that hands requests to h.
@@ -75,6 +98,9 @@ func NewServer(h Handler, o ServerOptions) *Server {
 	}
 	if o.WriteBufferSize <= 0 {
 		o.WriteBufferSize = 4096
+	}
+	if o.ParkAfter == 0 {
+		o.ParkAfter = 100 * time.Millisecond
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -166,7 +192,7 @@ func (s *Server) Close() error {
 	defer s.mu.Unlock()
 	for c := range s.conns {
 		c.state.Store(stateClosed)
-		c.nc.Close()
+		c.raw.Close() // over TLS: no close_notify, which could wait for the client
 	}
 	return nil
 }
@@ -175,6 +201,9 @@ func (s *Server) closeListeners() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closing.Store(true)
+	if p := s.parker.Load(); p != nil {
+		p.close()
+	}
 	for ln := range s.listeners {
 		ln.Close()
 		delete(s.listeners, ln)
@@ -188,7 +217,11 @@ func (s *Server) closeIdle() int {
 	defer s.mu.Unlock()
 	for c := range s.conns {
 		if c.state.CompareAndSwap(stateIdle, stateClosed) {
-			c.nc.Close()
+			c.raw.Close()
+		}
+		if c.state.CompareAndSwap(stateParked, stateClosed) {
+			c.raw.Close() // no goroutine ends it: forget it here
+			delete(s.conns, c)
 		}
 	}
 	return len(s.conns)
@@ -199,13 +232,28 @@ const (
 	stateActive int32 = iota // reading or serving a request
 	stateIdle                // waiting for a request
 	stateClosed              // closed by Shutdown or Close
+	stateParked              // waiting for a request in the parker, without goroutine
+)
+
+// What a connection does next.
+type step int
+
+const (
+	serveNext step = iota // a request is coming: buffers taken
+	closeConn             // the connection ends
+	parked                // the parker has it: its goroutine must end
 )
 
 // ServerConn is one client connection as a Handler sees it.
 type ServerConn struct {
 	srv   *Server
-	nc    net.Conn
-	rc    syscall.RawConn // nil: wait for requests with the buffers held
+	nc    net.Conn        // the connection requests are read from: raw, or tc
+	raw   net.Conn        // the accepted connection
+	tc    *tls.Conn       // set on TLS connections
+	probe *probeConn      // under tc
+	tr    tlsReader       // over tc: what br reads
+	src   io.Reader       // what br reads: nc or &tr
+	rc    syscall.RawConn // raw's; nil: wait for requests with the buffers held
 	br    *bufio.Reader
 	bw    *bufio.Writer
 	req   *Request
@@ -224,10 +272,26 @@ type ServerConn struct {
 	waited   bool
 	peekBuf  [1]byte
 	readable func(fd uintptr) bool
+
+	shaken       bool                 // the TLS handshake was done
+	parkDeadline time.Time            // when a parked connection is closed
+	first        time.Time            // the first request head's deadline
+	tlsState     *tls.ConnectionState // TLS: made by TLSState
+	mustProbe    bool                 // TLS: tlsPending must probe
 }
 
 func (s *Server) newConn(nc net.Conn) *ServerConn {
-	c := &ServerConn{srv: s, nc: nc, remote: nc.RemoteAddr().String()}
+	c := &ServerConn{srv: s, nc: nc, raw: nc, remote: nc.RemoteAddr().String()}
+	if s.opts.TLS != nil {
+		c.probe = &probeConn{Conn: nc}
+		c.tc = tls.Server(c.probe, s.opts.TLS)
+		c.nc = c.tc
+		c.tr.tc = c.tc
+	}
+	c.src = c.nc
+	if c.tc != nil {
+		c.src = &c.tr
+	}
 	if ta, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
 		c.addr, c.addrOK = ta.AddrPort().Addr().Unmap(), true
 	}
@@ -247,8 +311,8 @@ func (c *ServerConn) Reader() *bufio.Reader { return c.br }
 // Writer returns the buffered writer for the response.
 func (c *ServerConn) Writer() *bufio.Writer { return c.bw }
 
-// NetConn returns the client connection, for a handler that writes to
-// it directly after flushing the writer.
+// NetConn returns the client connection (a *tls.Conn over TLS), for a
+// handler that writes to it directly after flushing the writer.
 func (c *ServerConn) NetConn() net.Conn { return c.nc }
 
 // RemoteAddr returns the client's "ip:port".
@@ -293,8 +357,17 @@ func (c *ServerConn) Hijack() (net.Conn, *bufio.Reader, *bufio.Writer) {
 	return c.nc, c.br, c.bw
 }
 
+// serve serves the connection until it ends, or until it is parked: the
+// parker calls serve again when the client sends.
 func (c *ServerConn) serve() {
-	defer c.end()
+	if c.run() == parked {
+		return // c is the parker's now (or another goroutine's): hands off
+	}
+	c.end()
+}
+
+// run serves requests until the connection ends or is parked.
+func (c *ServerConn) run() (last step) {
 	defer func() {
 		// A handler's bug costs its connection, not the process (as net/http).
 		if r := recover(); r != nil {
@@ -302,27 +375,42 @@ func (c *ServerConn) serve() {
 			buf := make([]byte, 16<<10)
 			buf = buf[:runtime.Stack(buf, false)]
 			c.srv.opts.Logger.Error("panic serving a connection", "remote", c.remote, "panic", fmt.Sprint(r), "stack", string(buf))
+			last = closeConn
 		}
 	}()
-	for c.next() {
+	if c.tc != nil && !c.shaken {
+		c.shaken = true
+		if !c.handshake() {
+			return closeConn
+		}
+	}
+	for {
+		if last = c.next(); last != serveNext {
+			return last
+		}
 		// The first head's time counts from the accept, as net/http's. A
-		// head that is already whole in the buffer needs no deadline.
-		if c.served++; c.served > 1 && !c.headBuffered() {
-			c.nc.SetReadDeadline(time.Now().Add(c.srv.opts.HeaderTimeout))
+		// head that is already whole in the buffer needs no deadline (the
+		// one of the wait may have passed: reading would fail at once).
+		if c.served++; !c.headBuffered() {
+			d := c.first
+			if c.served > 1 {
+				d = time.Now().Add(c.srv.opts.HeaderTimeout)
+			}
+			c.nc.SetReadDeadline(d)
 		}
 		if err := c.req.Read(c.br, c.srv.opts.Limits); err != nil {
 			c.refuse(err)
-			return
+			return closeConn
 		}
 		if c.req.BodyFraming() != NoBody || c.req.Upgrade != nil {
 			c.nc.SetReadDeadline(time.Time{}) // no limit on reading a body
 		}
 		c.srv.h.ServeHTTP1(c, c.req)
 		if c.hijacked {
-			return
+			return closeConn
 		}
 		if err := c.bw.Flush(); err != nil || c.Closing() {
-			return
+			return closeConn
 		}
 	}
 }
@@ -331,6 +419,9 @@ func (c *ServerConn) serve() {
 // readable: this does not wait) and reports whether a whole request head
 // is in the buffer, so that reading it cannot wait for the client.
 func (c *ServerConn) headBuffered() bool {
+	if c.br.Buffered() == 0 && c.tc != nil {
+		return false // a readable socket may hold part of a record only
+	}
 	if c.br.Buffered() == 0 {
 		if _, err := c.br.Peek(1); err != nil {
 			return false // Read meets the error again
@@ -344,17 +435,24 @@ var crlfcrlf = []byte("\r\n\r\n")
 
 // next waits for the next request: at once if its bytes are buffered
 // (pipelining), else without buffers until the connection is readable.
-// It reports false when the connection should close.
-func (c *ServerConn) next() bool {
+// It says whether to serve the request (buffers taken), end the
+// connection, or leave it parked.
+func (c *ServerConn) next() step {
 	if c.srv.closing.Load() && c.served > 0 {
-		return false
+		return closeConn
 	}
 	if c.br != nil && c.br.Buffered() > 0 {
-		return true
+		return serveNext
 	}
-	wait := c.srv.opts.IdleTimeout
+	if c.tc != nil && c.tlsPending() {
+		return serveNext
+	}
+	deadline := time.Now().Add(c.srv.opts.IdleTimeout)
 	if c.served == 0 {
-		wait = c.srv.opts.HeaderTimeout
+		if c.first.IsZero() { // else set for a TLS handshake
+			c.first = time.Now().Add(c.srv.opts.HeaderTimeout)
+		}
+		deadline = c.first
 	}
 	if c.rc != nil {
 		c.release()
@@ -363,21 +461,71 @@ func (c *ServerConn) next() bool {
 	}
 	c.state.Store(stateIdle)
 	if c.srv.closing.Load() {
-		return false
+		return closeConn
 	}
-	c.nc.SetReadDeadline(time.Now().Add(wait))
-	var err error
-	if c.rc != nil {
-		c.waited = false
-		err = c.rc.Read(c.readable)
-	} else {
-		_, err = c.br.Peek(1)
+	err := c.wait(deadline)
+	if err == errParked {
+		return parked
 	}
 	if !c.state.CompareAndSwap(stateIdle, stateActive) || err != nil {
-		return false
+		return closeConn
 	}
 	c.acquire()
-	return true
+	return serveNext
+}
+
+// errParked: wait handed the connection to the parker.
+var errParked = errors.New("h1: parked")
+
+// parkerFor returns the server's parker, made at the first call; nil when
+// connections cannot be parked here, or once the server closes.
+func (s *Server) parkerFor() *parker {
+	if !canPeek || !canPark || s.opts.ParkAfter <= 0 || s.noPark.Load() {
+		return nil
+	}
+	if p := s.parker.Load(); p != nil {
+		return p
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.parker.Load(); p != nil || s.closing.Load() {
+		return p
+	}
+	p := newParker(s)
+	if p == nil {
+		s.noPark.Store(true)
+		return nil
+	}
+	s.parker.Store(p)
+	return p
+}
+
+// wait waits until the connection is readable or deadline; after
+// ParkAfter it parks the connection (and returns errParked) if it can.
+// The read deadline it leaves may be earlier than deadline: reading the
+// head sets its own (see run).
+func (c *ServerConn) wait(deadline time.Time) error {
+	if c.rc == nil {
+		c.nc.SetReadDeadline(deadline)
+		_, err := c.br.Peek(1)
+		return err
+	}
+	if p := c.srv.parkerFor(); p != nil {
+		if grace := time.Now().Add(c.srv.opts.ParkAfter); grace.Before(deadline) {
+			c.nc.SetReadDeadline(grace)
+			c.waited = false
+			err := c.rc.Read(c.readable)
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				return err
+			}
+			if p.park(c, deadline) {
+				return errParked
+			}
+		}
+	}
+	c.nc.SetReadDeadline(deadline)
+	c.waited = false
+	return c.rc.Read(c.readable)
 }
 
 // peekReadable is the callback of the wait for a request: the first call
@@ -394,7 +542,7 @@ func (c *ServerConn) peekReadable(fd uintptr) bool {
 func (c *ServerConn) acquire() {
 	if c.br == nil {
 		c.br = c.srv.readers.Get().(*bufio.Reader)
-		c.br.Reset(c.nc)
+		c.br.Reset(c.src)
 	}
 	if c.bw == nil {
 		c.bw = c.srv.writers.Get().(*bufio.Writer)

@@ -1,10 +1,12 @@
 // Command idleconns measures what idle keep-alive client connections cost
 // a proxy in resident memory: it reads the proxy's memory, opens --conns
 // connections that each send one request and read the whole response, then
-// leaves them all open and idle, and reads the memory again. Last it sends
-// a second request on every connection to prove the proxy kept them.
+// leaves them all open and idle for --settle, and reads the memory again.
+// Last it sends a second request on every connection to prove the proxy
+// kept them. With --tls the connections are TLS (HTTP/1.1, no ALPN, the
+// proxy's certificate not verified: a benchmark's own).
 //
-//	idleconns --addr 127.0.0.1:8080 --pid 1234 --conns 10000
+//	idleconns --addr 127.0.0.1:8080 --pid 1234 --conns 10000 [--tls] [--settle 3s]
 //
 // Memory is the sum over the process and all its descendants (nginx and
 // httpd work in child processes) of VmRSS and of Pss, from
@@ -18,6 +20,7 @@ package main
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -39,12 +42,18 @@ func main() {
 	parallel := flag.Int("parallel", 64, "connections opened at the same time")
 	cookie := flag.String("cookie", "", "Cookie header of each request, if any")
 	path := flag.String("path", "/", "request path")
+	overTLS := flag.Bool("tls", false, "connect with TLS")
+	settle := flag.Duration("settle", 3*time.Second, "how long the connections stay idle before the memory is read")
 	flag.Parse()
 	if *addr == "" || *pid <= 0 || *conns <= 0 || *parallel <= 0 || flag.NArg() > 0 {
 		flag.Usage()
 		os.Exit(2)
 	}
-	if err := run(*addr, *pid, *conns, *parallel, request(*addr, *path, *cookie)); err != nil {
+	dial := dialTCP
+	if *overTLS {
+		dial = dialTLS
+	}
+	if err := run(*addr, *pid, *conns, *parallel, request(*addr, *path, *cookie), dial, *settle); err != nil {
 		fmt.Fprintln(os.Stderr, "idleconns:", err)
 		os.Exit(1)
 	}
@@ -58,13 +67,21 @@ func request(addr, path, cookie string) []byte {
 	return []byte(r + "\r\n")
 }
 
-func run(addr string, pid, n, parallel int, req []byte) error {
+// dialTCP and dialTLS open a connection to addr.
+func dialTCP(addr string) (net.Conn, error) { return net.DialTimeout("tcp", addr, 10*time.Second) }
+
+func dialTLS(addr string) (net.Conn, error) {
+	d := &net.Dialer{Timeout: 10 * time.Second}
+	return tls.DialWithDialer(d, "tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // the benchmark's own certificate
+}
+
+func run(addr string, pid, n, parallel int, req []byte, dial func(string) (net.Conn, error), settle time.Duration) error {
 	before, err := procmem.Of(pid)
 	if err != nil {
 		return err
 	}
 	start := time.Now()
-	cs, err := open(addr, n, parallel, req)
+	cs, err := open(addr, n, parallel, req, dial)
 	defer func() {
 		for _, c := range cs {
 			if c != nil {
@@ -76,6 +93,7 @@ func run(addr string, pid, n, parallel int, req []byte) error {
 		return err
 	}
 	opened := time.Since(start)
+	time.Sleep(settle) // idle for that long: a benchmark, not a test
 	after, err := procmem.Of(pid)
 	if err != nil {
 		return err
@@ -118,7 +136,7 @@ func (c *conn) roundTrip(req []byte) error {
 }
 
 // open opens n connections, parallel at a time, each after one request.
-func open(addr string, n, parallel int, req []byte) ([]*conn, error) {
+func open(addr string, n, parallel int, req []byte, dial func(string) (net.Conn, error)) ([]*conn, error) {
 	cs := make([]*conn, n)
 	var next atomic.Int64
 	var mu sync.Mutex
@@ -131,7 +149,7 @@ func open(addr string, n, parallel int, req []byte) ([]*conn, error) {
 				if i >= n {
 					return
 				}
-				c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+				c, err := dial(addr)
 				if err == nil {
 					cs[i] = &conn{Conn: c, br: bufio.NewReaderSize(c, 4096)}
 					err = cs[i].roundTrip(req)

@@ -26,7 +26,7 @@ func TestOpenAndRecheck(t *testing.T) {
 			defer srv.Close()
 			addr := strings.TrimPrefix(srv.URL, "http://")
 			req := request(addr, "/", "JSESSIONID=a.n2")
-			cs, err := open(addr, 40, 8, req)
+			cs, err := open(addr, 40, 8, req, dialTCP)
 			defer func() {
 				for _, c := range cs {
 					if c != nil {
@@ -47,5 +47,27 @@ func TestOpenAndRecheck(t *testing.T) {
 				t.Errorf("%d connections alive, want %d", alive, tc.wantAlive)
 			}
 		})
+	}
+}
+
+// TestOpenTLS: the same over TLS.
+func TestOpenTLS(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "https://")
+	req := request(addr, "/", "")
+	cs, err := open(addr, 20, 4, req, dialTLS)
+	defer func() {
+		for _, c := range cs {
+			if c != nil {
+				c.Close()
+			}
+		}
+	}()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if alive := recheck(cs, 4, req); alive != 20 {
+		t.Errorf("%d connections alive, want 20", alive)
 	}
 }

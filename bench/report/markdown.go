@@ -15,7 +15,12 @@ var targetNames = map[string]string{
 	"tether-insert":   "Tether, sticky.mode: insert", "haproxy-insert": "HAProxy, cookie SERVERID insert",
 }
 
+// targetName is how tables name target t; "NAME/tls" is NAME's TLS
+// listener (memory rows).
 func targetName(t string) string {
+	if base, ok := strings.CutSuffix(t, "/tls"); ok {
+		return targetName(base) + ", TLS"
+	}
 	if n, ok := targetNames[t]; ok {
 		return n
 	}
@@ -33,6 +38,10 @@ func modeName(r result) string {
 		return "64 KiB sticky, " + c + " conns"
 	case "c1000":
 		return "sticky, " + c + " conns"
+	case "tls":
+		return "TLS keep-alive, sticky, " + c + " conns"
+	case "tls-handshake":
+		return "TLS handshake per request, " + c + " conns"
 	}
 	return r.mode + ", " + c + " conns"
 }

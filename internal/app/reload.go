@@ -111,7 +111,7 @@ func (s *Server) planListeners(c *change) error {
 		if l, ok := s.listeners[addr]; ok && (l.tls == nil) != (t == nil) {
 			return fmt.Errorf("listener %s: turning tls on or off needs a restart", addr)
 		}
-		if l, ok := s.listeners[addr]; ok && l.engine != engineOf(cfg, t != nil) {
+		if l, ok := s.listeners[addr]; ok && l.engine != engineOf(cfg) {
 			return fmt.Errorf("listener %s: changing the engine needs a restart", addr)
 		}
 	}

@@ -55,6 +55,9 @@ type listener struct {
 	mux    atomic.Pointer[balancer.Mux]
 	certs  atomic.Pointer[[]tls.Certificate] // the default first; see certificate
 	proxy  *proxyproto.Listener              // set when the PROXY protocol is on
+	// tlsConfig is the TLS listener's configuration, one for its life:
+	// certificates come from certs, session tickets stay valid.
+	tlsConfig *tls.Config
 	// serving is set once Serve runs on ln; done is closed when it returns.
 	serving bool
 	done    chan struct{}
@@ -73,10 +76,10 @@ func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // engineOf returns the engine serving a listener: the configured one, with
-// auto meaning native for plaintext listeners and nethttp for TLS ones
-// (which offer HTTP/2).
-func engineOf(cfg *config.Config, tls bool) string {
-	if cfg.Engine == "nethttp" || tls {
+// auto meaning native (whose TLS listeners hand HTTP/2 clients to
+// net/http).
+func engineOf(cfg *config.Config) string {
+	if cfg.Engine == "nethttp" {
 		return "nethttp"
 	}
 	return "native"
@@ -132,14 +135,25 @@ func (s *Server) probes(cfg *config.Config) *balancer.Probes {
 func (s *Server) BeginShutdown() { s.stopping.Store(true) }
 
 func (s *Server) newListener(cfg config.Config, addr string, t *config.TLS) *listener {
-	l := &listener{addr: addr, tls: t, engine: engineOf(&cfg, t != nil), done: make(chan struct{})}
+	l := &listener{addr: addr, tls: t, engine: engineOf(&cfg), done: make(chan struct{})}
 	lim := cfg.Limits
+	if t != nil {
+		l.tlsConfig = &tls.Config{
+			MinVersion:     tls.VersionTLS12,
+			NextProtos:     []string{"h2", "http/1.1"},
+			GetCertificate: l.certificate,
+			// Session tickets: on, with keys crypto/tls makes and rotates
+			// itself (a new one every day, each valid for a week), kept
+			// across reloads since the listener and its Config stay.
+		}
+	}
 	if l.engine == "native" {
 		l.native = balancer.NewServer(balancer.ServerOptions{
 			MaxHeaderBytes: orDefault(lim.MaxHeaderBytes, defaultMaxHeaderBytes),
 			HeaderTimeout:  orDefault(lim.HeaderTimeout, defaultHeaderTimeout),
 			IdleTimeout:    orDefault(lim.IdleTimeout, defaultIdleTimeout),
 			Logger:         s.logger,
+			TLS:            l.tlsConfig,
 		}, nil)
 		l.srv = l.native
 		return l
@@ -152,13 +166,7 @@ func (s *Server) newListener(cfg config.Config, addr string, t *config.TLS) *lis
 		ErrorLog:          log.New(io.Discard, "", 0), // TLS handshake noise from scanners
 	}
 	l.srv = hs
-	if t != nil {
-		hs.TLSConfig = &tls.Config{
-			MinVersion:     tls.VersionTLS12,
-			NextProtos:     []string{"h2", "http/1.1"},
-			GetCertificate: l.certificate,
-		}
-	}
+	hs.TLSConfig = l.tlsConfig
 	return l
 }
 
@@ -223,8 +231,8 @@ func (s *Server) serve(l *listener) {
 	if l.proxy != nil {
 		ln = l.proxy
 	}
-	if l.tls != nil {
-		ln = tls.NewListener(ln, l.srv.(*http.Server).TLSConfig)
+	if l.tls != nil && l.native == nil {
+		ln = tls.NewListener(ln, l.tlsConfig)
 	}
 	go func() {
 		defer close(l.done)
@@ -374,14 +382,25 @@ func loadCertificates(t *config.TLS) ([]tls.Certificate, error) {
 	return out, nil
 }
 
-// certificate chooses the certificate for a TLS handshake: the first
-// other certificate whose names match the client's server name (SNI),
-// else the default one.
+// certificate chooses the certificate for a TLS handshake, in the
+// listener's order (the default first, then the others in file order):
+// the first whose names match the client's server name (SNI) and whose
+// key and signature the client supports, so that an ECDSA and an RSA
+// certificate for the same names give each client the one it can use;
+// else the first the client supports whatever its names; else the
+// default one.
 func (l *listener) certificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	cs := *l.certs.Load()
+	for i := range cs {
+		if hello.SupportsCertificate(&cs[i]) == nil {
+			return &cs[i], nil
+		}
+	}
 	if hello.ServerName != "" {
-		for i := 1; i < len(cs); i++ {
-			if hello.SupportsCertificate(&cs[i]) == nil {
+		anyName := *hello
+		anyName.ServerName = ""
+		for i := range cs {
+			if anyName.SupportsCertificate(&cs[i]) == nil {
 				return &cs[i], nil
 			}
 		}

@@ -230,8 +230,8 @@ func TestTomcatOverHTTPAndAJP(t *testing.T) {
 			}
 
 			// A large upload (with a length, and chunked) and a streamed
-			// download keep their digests, through both engines (plaintext:
-			// Tether's own; TLS: net/http's).
+			// download keep their digests, over plaintext and over TLS
+			// (HTTP/1.1: the native engine over crypto/tls).
 			n, digest := sha(pattern(tomcatBigBody))
 			wantN, wantSHA := sha(&downloadPattern{size: tomcatBigBody})
 			for _, base := range []string{plain, secure} {

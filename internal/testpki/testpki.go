@@ -4,9 +4,11 @@
 package testpki
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -59,10 +61,25 @@ func (ca *CA) Pool() *x509.CertPool {
 }
 
 // Issue makes a certificate for names (DNS names or IP addresses), usable
-// by servers and clients, and returns its PEM files.
+// by servers and clients, with an ECDSA P-256 key, and returns its PEM
+// files.
 func (ca *CA) Issue(t testing.TB, names ...string) (certFile, keyFile string) {
 	t.Helper()
-	k := newKey(t)
+	return ca.issue(t, newKey(t), names)
+}
+
+// IssueRSA is Issue with a 2048-bit RSA key.
+func (ca *CA) IssueRSA(t testing.TB, names ...string) (certFile, keyFile string) {
+	t.Helper()
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca.issue(t, k, names)
+}
+
+func (ca *CA) issue(t testing.TB, k crypto.Signer, names []string) (certFile, keyFile string) {
+	t.Helper()
 	n := ca.serial.Add(1)
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(n), Subject: pkix.Name{CommonName: names[0]},
@@ -77,18 +94,21 @@ func (ca *CA) Issue(t testing.TB, names ...string) (certFile, keyFile string) {
 			tmpl.DNSNames = append(tmpl.DNSNames, name)
 		}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &k.PublicKey, ca.key)
+	if _, ok := k.(*rsa.PrivateKey); ok {
+		tmpl.KeyUsage |= x509.KeyUsageKeyEncipherment // TLS 1.2's RSA key exchange
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, k.Public(), ca.key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	kb, err := x509.MarshalECPrivateKey(k)
+	kb, err := x509.MarshalPKCS8PrivateKey(k)
 	if err != nil {
 		t.Fatal(err)
 	}
 	base := filepath.Join(ca.dir, "cert-"+big.NewInt(n).String())
 	certFile, keyFile = base+".pem", base+"-key.pem"
 	writePEM(t, certFile, "CERTIFICATE", der)
-	writePEM(t, keyFile, "EC PRIVATE KEY", kb)
+	writePEM(t, keyFile, "PRIVATE KEY", kb)
 	return certFile, keyFile
 }
 

@@ -1,0 +1,163 @@
+//go:build linux
+
+package h1
+
+import (
+	"bufio"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/tetherlb/tether/internal/proctest"
+)
+
+// parkedCount returns how many of srv's connections are parked.
+func parkedCount(srv *Server) int {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	n := 0
+	for c := range srv.conns {
+		if c.state.Load() == stateParked {
+			n++
+		}
+	}
+	return n
+}
+
+// plainServer serves h on a new plaintext listener.
+func plainServer(t *testing.T, h Handler, o ServerOptions) (*Server, string) {
+	t.Helper()
+	srv := NewServer(h, o)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return srv, ln.Addr().String()
+}
+
+// TestParkedConnections: idle connections, plaintext and TLS, are parked
+// (their goroutines end) and served again when their clients send; the
+// goroutines of 200 parked connections are gone.
+func TestParkedConnections(t *testing.T) {
+	o := ServerOptions{ParkAfter: time.Millisecond}
+	plain, plainAddr := plainServer(t, echoPath, o)
+	secure, secureAddr, cc := tlsServer(t, echoPath, o, nil)
+	for _, tc := range []struct {
+		name string
+		srv  *Server
+		dial func() (net.Conn, error)
+		tls  bool
+	}{
+		{"plaintext", plain, func() (net.Conn, error) { return net.Dial("tcp", plainAddr) }, false},
+		{"TLS", secure, func() (net.Conn, error) { return tls.Dial("tcp", secureAddr, cc) }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := tc.dial()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(30 * time.Second))
+			br := bufio.NewReader(c)
+			for i := range 3 {
+				proctest.Eventually(t, 10*time.Second, func() error {
+					if parkedCount(tc.srv) != 1 {
+						return errors.New("not parked")
+					}
+					return nil
+				})
+				io.WriteString(c, fmt.Sprintf("GET /%d HTTP/1.1\r\nHost: a\r\n\r\n", i))
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatalf("request %d after parking: %v", i, err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				if want := fmt.Sprintf("/%d tls=%v", i, tc.tls); string(b) != want {
+					t.Fatalf("got %q, want %q", b, want)
+				}
+			}
+		})
+	}
+	t.Run("goroutines", func(t *testing.T) {
+		before := runtime.NumGoroutine()
+		var cs []net.Conn
+		for range 200 {
+			c, err := net.Dial("tcp", plainAddr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+			if _, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil {
+				t.Fatal(err)
+			}
+			cs = append(cs, c)
+		}
+		proctest.Eventually(t, 10*time.Second, func() error {
+			if n := parkedCount(plain); n != len(cs) {
+				return fmt.Errorf("%d of %d parked", n, len(cs))
+			}
+			return nil
+		})
+		if n := runtime.NumGoroutine(); n > before+20 {
+			t.Fatalf("%d goroutines with %d parked connections, %d before them", n, len(cs), before)
+		}
+	})
+}
+
+// TestParkedDeadlinesAndShutdown: a parked connection is closed at its
+// idle deadline; Shutdown closes parked connections at once.
+func TestParkedDeadlinesAndShutdown(t *testing.T) {
+	srv, addr := plainServer(t, echoPath, ServerOptions{ParkAfter: time.Millisecond, IdleTimeout: 300 * time.Millisecond})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("idle parked connection: %v, want EOF", err)
+	}
+
+	srv, addr = plainServer(t, echoPath, ServerOptions{ParkAfter: time.Millisecond})
+	c2, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	c2.SetDeadline(time.Now().Add(30 * time.Second))
+	io.WriteString(c2, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	br = bufio.NewReader(c2)
+	resp, err = http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	proctest.Eventually(t, 10*time.Second, func() error {
+		if parkedCount(srv) != 1 {
+			return errors.New("not parked")
+		}
+		return nil
+	})
+	if err := srv.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("parked connection after Shutdown: %v, want EOF", err)
+	}
+}
