@@ -24,6 +24,7 @@ import (
 type parker struct {
 	srv   *Server
 	epfd  int
+	wake  [2]int // a pipe whose read end is in the epoll set (id 0): close wakes run
 	stop  atomic.Bool
 	mu    sync.Mutex
 	conns map[uint64]*ServerConn // by registration id
@@ -44,6 +45,19 @@ func newParker(s *Server) *parker {
 		return nil
 	}
 	p := &parker{srv: s, epfd: fd, conns: map[uint64]*ServerConn{}, done: make(chan struct{})}
+	if err := syscall.Pipe2(p.wake[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
+		syscall.Close(fd)
+		s.opts.Logger.Warn("idle connections keep their goroutines: pipe2 failed", "err", err)
+		return nil
+	}
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN} // Fd and Pad 0: id 0, never a connection's
+	if err := syscall.EpollCtl(fd, syscall.EPOLL_CTL_ADD, p.wake[0], &ev); err != nil {
+		syscall.Close(fd)
+		syscall.Close(p.wake[0])
+		syscall.Close(p.wake[1])
+		s.opts.Logger.Warn("idle connections keep their goroutines: epoll_ctl failed", "err", err)
+		return nil
+	}
 	go p.run()
 	return p
 }
@@ -79,7 +93,11 @@ func (p *parker) park(c *ServerConn, deadline time.Time) bool {
 
 func (p *parker) run() {
 	defer close(p.done)
-	defer syscall.Close(p.epfd)
+	defer func() {
+		syscall.Close(p.epfd)
+		syscall.Close(p.wake[0])
+		syscall.Close(p.wake[1])
+	}()
 	events := make([]syscall.EpollEvent, 128)
 	last := time.Now()
 	for !p.stop.Load() {
@@ -90,6 +108,9 @@ func (p *parker) run() {
 		}
 		for i := range n {
 			id := uint64(uint32(events[i].Fd)) | uint64(uint32(events[i].Pad))<<32
+			if id == 0 {
+				continue // woken by close: the loop checks stop
+			}
 			p.mu.Lock()
 			c := p.conns[id]
 			delete(p.conns, id)
@@ -139,6 +160,15 @@ func (p *parker) expire(now time.Time) {
 	}
 }
 
-// close stops the parker within parkScan; parked connections are closed
-// by the server.
-func (p *parker) close() { p.stop.Store(true) }
+// close stops the parker: it wakes its goroutine, which releases the epoll
+// instance and returns (wait for it with wait). Parked connections are
+// closed by the server.
+func (p *parker) close() {
+	if !p.stop.Swap(true) {
+		syscall.Write(p.wake[1], []byte{1})
+	}
+}
+
+// wait returns once the parker's goroutine has returned and its
+// descriptors are closed.
+func (p *parker) wait() { <-p.done }

@@ -199,14 +199,18 @@ func (s *Server) Close() error {
 
 func (s *Server) closeListeners() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.closing.Store(true)
-	if p := s.parker.Load(); p != nil {
+	p := s.parker.Load()
+	if p != nil {
 		p.close()
 	}
 	for ln := range s.listeners {
 		ln.Close()
 		delete(s.listeners, ln)
+	}
+	s.mu.Unlock()
+	if p != nil {
+		p.wait() // its descriptors are closed when Shutdown or Close returns
 	}
 }
 

@@ -161,7 +161,9 @@ func TestFailedReloadsKeepNoDescriptor(t *testing.T) {
 			t.Fatalf("%s: the reload was accepted", fault)
 		}
 	}
-	if after := openFiles(t); after != before {
+	// More descriptors is a leak; fewer is an earlier test's connection
+	// closing meanwhile (they share the process).
+	if after := openFiles(t); after > before {
 		t.Errorf("100 failed reloads: %d descriptors open, %d before", after, before)
 	}
 }
