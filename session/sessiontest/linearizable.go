@@ -80,7 +80,7 @@ func checkLinearizable(t *testing.T, o LinearOptions) (bool, string) {
 	}
 	handlerOf := handlersFor(o)
 	var (
-		jar     cookieJar
+		jar     CookieJar
 		mu      sync.Mutex
 		history []porcupine.Operation
 		epoch   = time.Now()
@@ -96,7 +96,7 @@ func checkLinearizable(t *testing.T, o LinearOptions) (bool, string) {
 				if o.Think > 0 {
 					time.Sleep(time.Duration(rnd.Int64N(int64(o.Think)))) // a user's pace, not a wait for a condition
 				}
-				in := drawOp(rnd, jar.get(), fmt.Sprintf("c%di%d", c, i))
+				in := drawOp(rnd, jar.Get(), fmt.Sprintf("c%di%d", c, i))
 				h := handlerOf(rnd)
 				call := time.Since(epoch).Nanoseconds()
 				out := send(h, in)
@@ -110,10 +110,10 @@ func checkLinearizable(t *testing.T, o LinearOptions) (bool, string) {
 					}
 				case OutcomeOK:
 					if out.Cookie != "" {
-						jar.set(out.Cookie, "")
+						jar.Set(out.Cookie, "")
 					}
 				case OutcomeNone:
-					jar.set("", in.Cookie)
+					jar.Set("", in.Cookie)
 				}
 				mu.Lock()
 				history = append(history, porcupine.Operation{ClientId: c, Input: in, Call: call, Output: out, Return: ret})
@@ -166,20 +166,24 @@ func handlersFor(o LinearOptions) func(*rand.Rand) http.Handler {
 	}
 }
 
-// cookieJar is the session cookie the clients share, as a browser's tabs do.
-type cookieJar struct {
+// CookieJar is the session cookie a group of clients shares, as a
+// browser's tabs do. The zero value holds no cookie; it is safe for
+// concurrent use.
+type CookieJar struct {
 	mu sync.Mutex
 	v  string
 }
 
-func (j *cookieJar) get() string {
+// Get returns the cookie's value, "" for none.
+func (j *CookieJar) Get() string {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	return j.v
 }
 
-// set sets the cookie to v; with old non-empty, only if it is still old.
-func (j *cookieJar) set(v, old string) {
+// Set sets the cookie to v; with old non-empty, only if it is still old
+// (a cookie another tab has replaced meanwhile stays).
+func (j *CookieJar) Set(v, old string) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if old == "" || j.v == old {

@@ -72,7 +72,7 @@ func TestNemesis(t *testing.T) {
 			stop := make(chan struct{})
 			var wg sync.WaitGroup
 			for g := range groups {
-				jar := &cookieJar{}
+				jar := &sessiontest.CookieJar{}
 				for c := range tabs {
 					wg.Add(1)
 					go func() {
@@ -130,28 +130,6 @@ func nemesisKnobs(t *testing.T) (uint64, time.Duration, []string) {
 	return seed, d, levels
 }
 
-// cookieJar is the session cookie a group of clients shares.
-type cookieJar struct {
-	mu sync.Mutex
-	v  string
-}
-
-func (j *cookieJar) get() string {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return j.v
-}
-
-// set sets the cookie to v; with old non-empty, only if it is still old
-// (a cookie another tab has replaced meanwhile stays).
-func (j *cookieJar) set(v, old string) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if old == "" || j.v == old {
-		j.v = v
-	}
-}
-
 // recorder sends the clients' requests and records them.
 type recorder struct {
 	s      *system
@@ -164,14 +142,14 @@ type recorder struct {
 // client1 is one client (a tab of a group sharing jar): until stop, it
 // draws a request — an add (half of them), a read, or a logout (one in
 // twenty) — and a node, sends it, and keeps the cookie it is given.
-func (r *recorder) client1(rnd *rand.Rand, id int, jar *cookieJar, stop <-chan struct{}) {
+func (r *recorder) client1(rnd *rand.Rand, id int, jar *sessiontest.CookieJar, stop <-chan struct{}) {
 	for i := 0; ; i++ {
 		select {
 		case <-stop:
 			return
 		case <-time.After(time.Duration(rnd.IntN(150)) * time.Millisecond): // a user's pace, not a wait for a condition
 		}
-		op := sessiontest.Op{Client: id, Cookie: jar.get(), Key: "cart"}
+		op := sessiontest.Op{Client: id, Cookie: jar.Get(), Key: "cart"}
 		switch x := rnd.IntN(20); {
 		case x < 10 || op.Cookie == "":
 			op.Kind, op.Item = "append", fmt.Sprintf("c%di%d", id, i)
@@ -184,9 +162,9 @@ func (r *recorder) client1(rnd *rand.Rand, id int, jar *cookieJar, stop <-chan s
 		r.send(n, &op)
 		switch {
 		case op.Outcome == sessiontest.OutcomeOK && op.NewCookie != "":
-			jar.set(op.NewCookie, "")
+			jar.Set(op.NewCookie, "")
 		case op.Outcome == sessiontest.OutcomeOK, op.Outcome == sessiontest.OutcomeNone:
-			jar.set("", op.Cookie) // logged out (the cookie expired), or the session is gone
+			jar.Set("", op.Cookie) // logged out (the cookie expired), or the session is gone
 		}
 	}
 }
