@@ -218,8 +218,13 @@ const (
 // client sending req.
 func nativeBench(tb testing.TB, req, resp string) *benchClient {
 	member := benchMember(tb, resp)
-	opts := fastOptions()
-	bal, err := New(opts, []MemberConfig{{URL: member, Route: "n1"}, {URL: member, Route: "n2"}, {URL: member, Route: "n3"}})
+	return nativeBenchOver(tb, req, []MemberConfig{{URL: member, Route: "n1"}, {URL: member, Route: "n2"}, {URL: member, Route: "n3"}})
+}
+
+// nativeBenchOver is a native engine over members, and a client sending
+// req.
+func nativeBenchOver(tb testing.TB, req string, members []MemberConfig) *benchClient {
+	bal, err := New(fastOptions(), members)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -334,18 +339,7 @@ func benchAJPMember(tb testing.TB) *url.URL {
 // BenchmarkNativeAJP is BenchmarkNative/sticky with ajp:// members.
 func BenchmarkNativeAJP(b *testing.B) {
 	member := benchAJPMember(b)
-	bal, err := New(fastOptions(), []MemberConfig{{URL: member, Route: "n1"}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := NewServer(ServerOptions{}, NewMux(map[string]*Balancer{"/": bal}))
-	go srv.Serve(ln)
-	b.Cleanup(func() { srv.Close(); bal.Close() })
-	bc := newBenchClient(b, ln.Addr().String(), strings.Replace(benchRequest, ".n2", ".n1", 1), 8)
+	bc := nativeBenchOver(b, strings.Replace(benchRequest, ".n2", ".n1", 1), []MemberConfig{{URL: member, Route: "n1"}})
 	b.ReportAllocs()
 	for b.Loop() {
 		if err := bc.do(); err != nil {
