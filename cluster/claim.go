@@ -145,13 +145,14 @@ func (o *ownership) claimRound(ctx context.Context, id string, floor *uint64, st
 		return Record{}, true, nil
 	}
 	best := newest(e.rec, answers)
-	if best == nil || best.deleted {
-		if best != nil && best != e.rec {
-			e.applyRecord(best, true)
-		}
+	if best == nil {
 		e.mu.Unlock()
 		return Record{}, false, ErrNotFound
 	}
+	// The newest copy is written under the new ballot even when it is a
+	// tombstone: one that its owner failed to get acknowledged may be held
+	// by a minority only, and a later claim by another majority must not
+	// find the session alive after this one answered it was gone.
 	r := best.clone()
 	r.bal, r.promised = b, b
 	if e.rec != nil && e.rec.bal == best.bal { // touches make no versions: keep the latest access
@@ -174,6 +175,9 @@ func (o *ownership) claimRound(ctx context.Context, id string, floor *uint64, st
 		}
 		return Record{}, false, err
 	}
+	if r.deleted {
+		return Record{}, false, ErrNotFound
+	}
 	o.log.Debug("cluster: session claimed", "id", short(id), "epoch", b.n, "from", owner)
 	return out, false, nil
 }
@@ -187,7 +191,10 @@ func (o *ownership) prepareLocal(id string, floor uint64) (b ballot, owner strin
 	if e.owned(o.self) {
 		return b, "", nil, &claimCall{rec: r.public()}
 	}
-	if r != nil && r.deleted {
+	if r != nil && r.deleted && (!o.opts.byMajority() || e.holds(o.self) && e.unsure == 0) {
+		// At the majority levels, only a tombstone this node holds as its
+		// acknowledged owner is known to be what a majority holds; any
+		// other runs a round, which writes it to a majority.
 		return b, "", nil, &claimCall{err: ErrNotFound}
 	}
 	prep = &prepareMsg{id: id}

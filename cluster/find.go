@@ -35,24 +35,21 @@ func (n *Node) Get(id string) (Record, error) {
 // that cannot confirm it (cut off from the majority) and serves it marked
 // stale: a replica's copy, or the owner's as long as it holds no write its
 // peers have not acknowledged. It returns ErrNotAcknowledged for an owner's
-// copy that does (a write in flight, or one that failed: the majority may
-// never have seen it, and the user was not told it was saved).
+// copy that does (a write or delete in flight, or one that failed: the
+// majority may never have seen it, and the user was not told it was saved).
 func (n *Node) LastKnown(id string) (Record, error) {
-	r, err := n.Get(id)
-	if err != nil || r.Owner != n.name {
-		return r, err
-	}
-	if len(n.waits.pending(id)) > 0 {
-		return Record{}, fmt.Errorf("%w: a write to the session is in flight", ErrNotAcknowledged)
-	}
 	if e := n.store.lock(id, false, 0); e != nil {
-		unsure := e.unsure
+		holds, unsure := e.holds(n.name), e.unsure
 		e.mu.Unlock()
-		if unsure != 0 {
+		switch {
+		case !holds: // a replica's copy
+		case len(n.waits.pending(id)) > 0:
+			return Record{}, fmt.Errorf("%w: a write to the session is in flight", ErrNotAcknowledged)
+		case unsure != 0: // a write, or a delete, that failed
 			return Record{}, fmt.Errorf("%w: this copy holds a write no peer acknowledged", ErrNotAcknowledged)
 		}
 	}
-	return r, nil
+	return n.Get(id)
 }
 
 // local reads the local copy of id, expiring it if this node owns it and
@@ -119,7 +116,7 @@ func (n *Node) Find(ctx context.Context, id string) (Record, error) {
 	case copyLive:
 		return r, nil
 	case copyDeleted, copyExpiring:
-		return Record{}, ErrNotFound
+		return n.gone(ctx, id)
 	}
 	best, err := n.ask(ctx, id)
 	if err != nil {
@@ -140,10 +137,34 @@ func (n *Node) Find(ctx context.Context, id string) (Record, error) {
 	}
 	e.mu.Unlock()
 	n.settle(settled)
+	if !live && best.deleted {
+		return n.gone(ctx, id) // a peer's tombstone: as this node's own replica's
+	}
 	if !live {
 		return Record{}, ErrNotFound
 	}
 	return r2, nil
+}
+
+// gone answers Find for a session this node holds a tombstone of:
+// ErrNotFound, once that is what a takeover would keep. A delete is a write
+// like any other: the owner's tombstone must hold no delete its peers may
+// lack (durable; a node cut off from the majority that failed to delete a
+// session refuses to say it is gone). At the majority levels a tombstone
+// this node does not hold as its acknowledged owner (a replica's, which the
+// majority may never have received if its owner failed to get it
+// acknowledged) is claimed: the claim writes the newest copy a majority
+// knows, tombstone or live, under this node's ownership, so that no other
+// node can later find the session alive (or, if the majority holds a newer
+// live copy, Find returns that, now owned here).
+func (n *Node) gone(ctx context.Context, id string) (Record, error) {
+	if err := n.durable(ctx, id); err != nil {
+		return Record{}, err
+	}
+	if !n.opts.byMajority() || n.own.holdsAcknowledged(id) {
+		return Record{}, ErrNotFound
+	}
+	return n.Claim(ctx, id)
 }
 
 // answerFrom is a query answer with its sender.

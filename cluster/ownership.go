@@ -165,6 +165,18 @@ func (o *ownership) mustReclaim(id string) bool {
 	return o.reclaimable(e)
 }
 
+// holdsAcknowledged reports whether this node holds session id's record,
+// live or a tombstone, as its owner (entry.holds) with every write to it
+// acknowledged: a copy a takeover would keep.
+func (o *ownership) holdsAcknowledged(id string) bool {
+	e := o.store.lock(id, false, 0)
+	if e == nil {
+		return false
+	}
+	defer e.mu.Unlock()
+	return e.holds(o.self) && e.unsure == 0
+}
+
 // ownerCheck verifies that this node owns the locked entry's session and
 // has not promised a takeover to another node.
 func (o *ownership) ownerCheck(e *entry, id string) error {

@@ -58,8 +58,15 @@ const (
 // restarted node re-claims what its past self owned), and no takeover has
 // been promised since.
 func (e *entry) owned(self string) bool {
+	return e.holds(self) && !e.rec.deleted
+}
+
+// holds reports whether the entry's record, live or a tombstone, is node
+// self's under the ballot this very incarnation won, with no takeover
+// promised since: what self must make durable before a read trusts it.
+func (e *entry) holds(self string) bool {
 	r := e.rec
-	return r != nil && !r.deleted && e.mine && r.bal.node == self && e.promised == r.bal
+	return r != nil && e.mine && r.bal.node == self && e.promised == r.bal
 }
 
 // ack returns the acknowledgement entry for status s of session id.

@@ -400,7 +400,7 @@ func (n *Node) durable(ctx context.Context, id string) error {
 	if e == nil {
 		return nil
 	}
-	if e.unsure == 0 && !failed || !e.owned(n.name) {
+	if e.unsure == 0 && !failed || !e.holds(n.name) { // a tombstone too: a delete is a write
 		e.mu.Unlock()
 		return nil
 	}

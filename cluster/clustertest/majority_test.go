@@ -241,3 +241,86 @@ func TestLastKnownNeverShowsAnUnacknowledgedWrite(t *testing.T) {
 		t.Fatalf("a replica's last known copy: %v %v", got.Values, err)
 	}
 }
+
+// TestMajorityMinorityOwnerDeleteIsNotRead: an owner cut off from the
+// majority that fails to delete a session keeps a tombstone no peer
+// acknowledged; it must not answer later reads that the session is gone
+// (the majority takes the live session over), nor give the tombstone as
+// its last known copy.
+func TestMajorityMinorityOwnerDeleteIsNotRead(t *testing.T) {
+	h := clustertest.New(t, clustertest.Config{Nodes: 3, Options: func(_ int, o *cluster.Options) {
+		o.Ack = cluster.AckMajority
+		o.AckTimeout = 500 * time.Millisecond
+	}})
+	n1, n2 := h.Node(0), h.Node(1)
+	if _, err := n1.Create(bg, cluster.NewSession{ID: "s", Values: vals("k", "1")}); err != nil {
+		t.Fatal(err)
+	}
+	h.Net.Isolate(h.Addr(0))
+	if err := n1.Delete(bg, "s"); err == nil {
+		t.Fatal("the cut-off owner acknowledged a delete")
+	}
+	if _, err := n1.Get("s"); !errors.Is(err, cluster.ErrNotFound) {
+		t.Fatalf("the failed delete left no tombstone on the owner (%v): the test did not cut it off in time", err)
+	}
+	if _, err := n1.Find(bg, "s"); err == nil || errors.Is(err, cluster.ErrNotFound) {
+		t.Fatalf("the cut-off owner's read after its failed delete: %v, want a refusal", err)
+	}
+	if _, err := n1.LastKnown("s"); !errors.Is(err, cluster.ErrNotAcknowledged) {
+		t.Fatalf("the cut-off owner's last known copy after its failed delete: %v, want ErrNotAcknowledged", err)
+	}
+	c, err := n2.Claim(bg, "s")
+	if err != nil || string(c.Values["k"]) != "1" {
+		t.Fatalf("the majority's takeover: %v %v, want the live session", c.Values, err)
+	}
+	h.Net.Heal(h.Addr(0))
+	clustertest.Eventually(t, 20*time.Second, func() error {
+		for i := range 3 {
+			if r, err := h.Node(i).Get("s"); err != nil || r.Owner != "n2" {
+				return fmt.Errorf("%s: %v owned by %s", h.Name(i), err, r.Owner)
+			}
+		}
+		return nil
+	})
+}
+
+// TestMajorityReplicaTombstoneIsClaimed: five nodes; the owner n1, cut off
+// from n3, n4 and n5, fails to delete a session, and only n2 receives the
+// tombstone. n2 may answer that the session is gone only once a majority
+// holds the tombstone: then no other majority can take the live session
+// over after that answer, even with n2 and n1 cut off.
+func TestMajorityReplicaTombstoneIsClaimed(t *testing.T) {
+	h := clustertest.New(t, clustertest.Config{Nodes: 5, Options: func(_ int, o *cluster.Options) {
+		o.Ack = cluster.AckMajority
+		o.AckTimeout = 500 * time.Millisecond
+	}})
+	n1, n2, n3 := h.Node(0), h.Node(1), h.Node(2)
+	if _, err := n1.Create(bg, cluster.NewSession{ID: "s", Values: vals("k", "1")}); err != nil {
+		t.Fatal(err)
+	}
+	clustertest.Eventually(t, 10*time.Second, func() error {
+		for i := range 5 {
+			if _, err := h.Node(i).Get("s"); err != nil {
+				return fmt.Errorf("%s: %v", h.Name(i), err)
+			}
+		}
+		return nil
+	})
+	for _, b := range []int{2, 3, 4} {
+		h.Net.Partition(h.Addr(0), h.Addr(b))
+	}
+	if err := n1.Delete(bg, "s"); err == nil {
+		t.Fatal("an owner that reaches one peer of four acknowledged a delete")
+	}
+	if _, err := n2.Get("s"); !errors.Is(err, cluster.ErrNotFound) {
+		t.Fatalf("n2 holds no tombstone (%v): the test did not cut n1 off in time", err)
+	}
+	if _, err := n2.Find(bg, "s"); !errors.Is(err, cluster.ErrNotFound) {
+		t.Fatalf("n2's read of the session it holds a tombstone of: %v, want ErrNotFound", err)
+	}
+	h.Net.Isolate(h.Addr(1))
+	h.WaitMembers(10*time.Second, 2, 2, 3, 4)
+	if r, err := n3.Claim(bg, "s"); !errors.Is(err, cluster.ErrNotFound) {
+		t.Fatalf("n3's takeover after n2 answered the session was gone: %v %v, want ErrNotFound", r.Values, err)
+	}
+}
