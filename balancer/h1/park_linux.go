@@ -3,6 +3,8 @@
 package h1
 
 import (
+	"errors"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -17,14 +19,18 @@ import (
 // parked connection then costs its ServerConn, Go's net.Conn and what
 // crypto/tls keeps, no stack: about 1 KiB instead of 4–8 KiB.
 //
-// One goroutine waits on the epoll instance (a blocking epoll_wait in its
-// own thread) and, once a second, closes the parked connections whose
-// idle (or header) deadline has passed: their runtime deadline timers
-// went with their goroutines.
+// One goroutine waits for the epoll instance to have events, through Go's
+// netpoller (the epoll descriptor is itself in the runtime's epoll set,
+// as a socket is), never in a blocking epoll_wait: a goroutine blocked in
+// a system call keeps its P until sysmon takes it back, up to 10 ms
+// later, and with GOMAXPROCS=1 the whole proxy would stall each time the
+// parker went back to wait. It also closes, once a second, the parked
+// connections whose idle (or header) deadline has passed: their runtime
+// deadline timers went with their goroutines.
 type parker struct {
 	srv   *Server
-	epfd  int
-	wake  [2]int // a pipe whose read end is in the epoll set (id 0): close wakes run
+	ep    *os.File        // the epoll instance, non-blocking, in Go's netpoller
+	rc    syscall.RawConn // ep's: epoll_ctl and epoll_wait run under its reference, never on a closed descriptor
 	stop  atomic.Bool
 	mu    sync.Mutex
 	conns map[uint64]*ServerConn // by registration id
@@ -44,20 +50,22 @@ func newParker(s *Server) *parker {
 		s.opts.Logger.Warn("idle connections keep their goroutines: epoll_create1 failed", "err", err)
 		return nil
 	}
-	p := &parker{srv: s, epfd: fd, conns: map[uint64]*ServerConn{}, done: make(chan struct{})}
-	if err := syscall.Pipe2(p.wake[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
+	if err := syscall.SetNonblock(fd, true); err != nil {
 		syscall.Close(fd)
-		s.opts.Logger.Warn("idle connections keep their goroutines: pipe2 failed", "err", err)
+		s.opts.Logger.Warn("idle connections keep their goroutines: cannot make the epoll descriptor non-blocking", "err", err)
 		return nil
 	}
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN} // Fd and Pad 0: id 0, never a connection's
-	if err := syscall.EpollCtl(fd, syscall.EPOLL_CTL_ADD, p.wake[0], &ev); err != nil {
-		syscall.Close(fd)
-		syscall.Close(p.wake[0])
-		syscall.Close(p.wake[1])
-		s.opts.Logger.Warn("idle connections keep their goroutines: epoll_ctl failed", "err", err)
+	ep := os.NewFile(uintptr(fd), "h1-parker")
+	rc, err := ep.SyscallConn()
+	if err == nil {
+		err = ep.SetReadDeadline(time.Time{}) // fails unless the netpoller took the descriptor
+	}
+	if err != nil {
+		ep.Close()
+		s.opts.Logger.Warn("idle connections keep their goroutines: the epoll descriptor cannot be polled", "err", err)
 		return nil
 	}
+	p := &parker{srv: s, ep: ep, rc: rc, conns: map[uint64]*ServerConn{}, done: make(chan struct{})}
 	go p.run()
 	return p
 }
@@ -77,11 +85,13 @@ func (p *parker) park(c *ServerConn, deadline time.Time) bool {
 	p.conns[id] = c
 	p.mu.Unlock()
 	var err error
-	cerr := c.rc.Control(func(fd uintptr) {
-		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: int32(uint32(id)), Pad: int32(uint32(id >> 32))}
-		err = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, int(fd), &ev)
+	perr := p.rc.Control(func(epfd uintptr) {
+		err = c.rc.Control(func(fd uintptr) {
+			ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: int32(uint32(id)), Pad: int32(uint32(id >> 32))}
+			err = syscall.EpollCtl(int(epfd), syscall.EPOLL_CTL_ADD, int(fd), &ev)
+		})
 	})
-	if cerr == nil && err == nil {
+	if perr == nil && err == nil {
 		return true
 	}
 	p.mu.Lock()
@@ -91,36 +101,37 @@ func (p *parker) park(c *ServerConn, deadline time.Time) bool {
 	return false
 }
 
+// run waits for parked connections to become readable and serves them
+// again, until close.
 func (p *parker) run() {
 	defer close(p.done)
-	defer func() {
-		syscall.Close(p.epfd)
-		syscall.Close(p.wake[0])
-		syscall.Close(p.wake[1])
-	}()
 	events := make([]syscall.EpollEvent, 128)
+	var n int
+	var werr error
+	ready := func(epfd uintptr) bool { // takes the events waiting, never blocks
+		n, werr = syscall.EpollWait(int(epfd), events, 0)
+		if werr == syscall.EINTR {
+			n, werr = 0, nil
+		}
+		return n > 0 || werr != nil
+	}
 	last := time.Now()
 	for !p.stop.Load() {
-		n, err := syscall.EpollWait(p.epfd, events, int(parkScan/time.Millisecond))
-		if err != nil && err != syscall.EINTR {
-			p.srv.opts.Logger.Error("parked connections: epoll_wait failed", "err", err)
-			return
+		n, werr = 0, nil
+		err := p.ep.SetReadDeadline(time.Now().Add(parkScan))
+		if err == nil {
+			err = p.rc.Read(ready)
 		}
-		for i := range n {
-			id := uint64(uint32(events[i].Fd)) | uint64(uint32(events[i].Pad))<<32
-			if id == 0 {
-				continue // woken by close: the loop checks stop
-			}
-			p.mu.Lock()
-			c := p.conns[id]
-			delete(p.conns, id)
-			p.mu.Unlock()
-			if c != nil {
-				p.unregister(c)
-				if c.state.CompareAndSwap(stateParked, stateIdle) {
-					go c.serve()
-				}
-			}
+		switch {
+		case p.stop.Load():
+			return
+		case errors.Is(err, os.ErrDeadlineExceeded):
+		case err == nil && werr == nil:
+			p.dispatch(events[:n])
+		default:
+			p.srv.opts.Logger.Error("parked connections: waiting for them failed; idle connections keep their goroutines from now on", "err", errors.Join(err, werr))
+			p.abandon()
+			return
 		}
 		if now := time.Now(); now.Sub(last) >= parkScan {
 			last = now
@@ -129,10 +140,47 @@ func (p *parker) run() {
 	}
 }
 
+// dispatch serves again the connections of the events.
+func (p *parker) dispatch(events []syscall.EpollEvent) {
+	for _, ev := range events {
+		id := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
+		p.mu.Lock()
+		c := p.conns[id]
+		delete(p.conns, id)
+		p.mu.Unlock()
+		if c != nil {
+			p.unregister(c)
+			if c.state.CompareAndSwap(stateParked, stateIdle) {
+				go c.serve()
+			}
+		}
+	}
+}
+
+// abandon stops parking and hands every parked connection back to a
+// goroutine of its own, after the epoll instance failed.
+func (p *parker) abandon() {
+	p.srv.noPark.Store(true)
+	p.stop.Store(true)
+	p.mu.Lock()
+	conns := p.conns
+	p.conns = map[uint64]*ServerConn{}
+	p.mu.Unlock()
+	for _, c := range conns {
+		p.unregister(c)
+		if c.state.CompareAndSwap(stateParked, stateIdle) {
+			go c.serve()
+		}
+	}
+	p.ep.Close()
+}
+
 // unregister removes c's socket from the epoll instance, if still open.
 func (p *parker) unregister(c *ServerConn) {
-	c.rc.Control(func(fd uintptr) {
-		syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, int(fd), nil)
+	p.rc.Control(func(epfd uintptr) {
+		c.rc.Control(func(fd uintptr) {
+			syscall.EpollCtl(int(epfd), syscall.EPOLL_CTL_DEL, int(fd), nil)
+		})
 	})
 }
 
@@ -160,15 +208,16 @@ func (p *parker) expire(now time.Time) {
 	}
 }
 
-// close stops the parker: it wakes its goroutine, which releases the epoll
-// instance and returns (wait for it with wait). Parked connections are
-// closed by the server.
+// close stops the parker: closing the epoll instance wakes its goroutine,
+// which returns (wait for it with wait); the descriptor is closed once no
+// call uses it. Parked connections are closed by the server.
 func (p *parker) close() {
 	if !p.stop.Swap(true) {
-		syscall.Write(p.wake[1], []byte{1})
+		p.ep.Close()
 	}
 }
 
-// wait returns once the parker's goroutine has returned and its
-// descriptors are closed.
+// wait returns once the parker's goroutine has returned; its epoll
+// descriptor is closed then, or as soon as a park still running at close
+// returns.
 func (p *parker) wait() { <-p.done }

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,7 +32,7 @@ func parkedCount(srv *Server) int {
 }
 
 // plainServer serves h on a new plaintext listener.
-func plainServer(t *testing.T, h Handler, o ServerOptions) (*Server, string) {
+func plainServer(t testing.TB, h Handler, o ServerOptions) (*Server, string) {
 	t.Helper()
 	srv := NewServer(h, o)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -160,4 +161,75 @@ func TestParkedDeadlinesAndShutdown(t *testing.T) {
 	if _, err := br.ReadByte(); err != io.EOF {
 		t.Fatalf("parked connection after Shutdown: %v, want EOF", err)
 	}
+}
+
+// TestParkerWaitsInTheNetpoller: the parker's goroutine waits for parked
+// connections through Go's netpoller ("IO wait"), not in a blocking
+// epoll_wait ("syscall"), which would keep its P until sysmon took it back
+// and, with one P, stall every other connection each time it went back to
+// wait. And if its epoll instance fails, parked connections are served
+// again by goroutines of their own.
+func TestParkerWaitsInTheNetpoller(t *testing.T) {
+	srv, addr := plainServer(t, echoPath, ServerOptions{ParkAfter: time.Millisecond})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	br := bufio.NewReader(c)
+	get := func(i int) {
+		t.Helper()
+		io.WriteString(c, fmt.Sprintf("GET /%d HTTP/1.1\r\nHost: a\r\n\r\n", i))
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		if b, _ := io.ReadAll(resp.Body); string(b) != fmt.Sprintf("/%d tls=false", i) {
+			t.Fatalf("request %d: got %q", i, b)
+		}
+	}
+	parked := func() error {
+		if parkedCount(srv) != 1 {
+			return errors.New("not parked")
+		}
+		return nil
+	}
+	get(0)
+	proctest.Eventually(t, 10*time.Second, parked)
+	proctest.Eventually(t, 10*time.Second, func() error { // the parker's goroutine is back waiting
+		state := parkerState()
+		if state == "" {
+			return errors.New("no parker goroutine")
+		}
+		if state != "IO wait" {
+			return fmt.Errorf("the parker's goroutine is in state %q, want \"IO wait\"", state)
+		}
+		return nil
+	})
+	get(1)
+	proctest.Eventually(t, 10*time.Second, parked)
+	srv.parker.Load().abandon()
+	get(2) // served by a goroutine of its own
+	if parkedCount(srv) != 0 || srv.parkerFor() != nil {
+		t.Fatal("connections are parked after the parker was abandoned")
+	}
+}
+
+// parkerState returns the state of the goroutine running parker.run, as
+// a goroutine dump shows it ("IO wait", "syscall", …), "" when none does.
+func parkerState() string {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if !strings.Contains(g, "h1.(*parker).run(") {
+			continue
+		}
+		head, _, _ := strings.Cut(g, "\n")
+		_, state, _ := strings.Cut(head, "[")
+		state, _, _ = strings.Cut(state, "]")
+		state, _, _ = strings.Cut(state, ",")
+		return state
+	}
+	return ""
 }
