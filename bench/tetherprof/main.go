@@ -7,7 +7,10 @@
 // GET /debug/runtime on the pprof address answers exact counters from
 // runtime/metrics as "name value" lines: heap allocations (objects and
 // bytes), GC cycles and the CPU time of GC and of everything, so that a
-// script can divide them by the requests served between two readings.
+// script can divide them by the requests served between two readings; and
+// the histogram of scheduling latencies (how long runnable goroutines
+// waited for a P) as "name@upper-bound count" lines, one per non-empty
+// bucket, which two readings turn into the percentiles of a run.
 //
 // --mutex-rate and --block-rate turn on the mutex and blocking profiles
 // (runtime.SetMutexProfileFraction, runtime.SetBlockProfileRate); both are
@@ -88,6 +91,7 @@ var counters = []string{
 	"/cpu/classes/idle:cpu-seconds",
 	"/sched/goroutines:goroutines",
 	"/memory/classes/heap/objects:bytes",
+	"/sched/latencies:seconds", // how long goroutines waited, runnable, for a P
 }
 
 func runtimeCounters(w http.ResponseWriter, _ *http.Request) {
@@ -103,6 +107,13 @@ func runtimeCounters(w http.ResponseWriter, _ *http.Request) {
 			fmt.Fprintf(w, "%s %d\n", s.Name, s.Value.Uint64())
 		case metrics.KindFloat64:
 			fmt.Fprintf(w, "%s %g\n", s.Name, s.Value.Float64())
+		case metrics.KindFloat64Histogram: // a line per non-empty bucket: "name@upper-bound count"
+			h := s.Value.Float64Histogram()
+			for i, n := range h.Counts {
+				if n > 0 {
+					fmt.Fprintf(w, "%s@%g %d\n", s.Name, h.Buckets[i+1], n)
+				}
+			}
 		}
 	}
 }
