@@ -120,7 +120,17 @@ func dial(s *settings, m *Member, hdr []byte) (*h1.Conn, error) {
 func (x *exchange) roundTrip(mc *h1.Conn, m *Member) error {
 	x.writeHead(mc.W, m)
 	inline := x.inlineBody(mc.W)
-	if err := mc.W.Flush(); err != nil {
+	timeout := x.a.s.opts.ResponseTimeout
+	var err error
+	if (inline > 0 || x.body.Done()) && !x.expect {
+		// The whole request goes out at once: the wait for the response
+		// can begin before it (see h1.Conn.FlushAndWait).
+		mc.SetReadDeadline(time.Now().Add(timeout))
+		err = mc.FlushAndWait()
+	} else {
+		err = mc.W.Flush()
+	}
+	if err != nil {
 		return &headWriteError{err}
 	}
 	if inline > 0 {
@@ -137,7 +147,7 @@ func (x *exchange) roundTrip(mc *h1.Conn, m *Member) error {
 			return err
 		}
 	}
-	return x.readResponse(mc, x.a.s.opts.ResponseTimeout)
+	return x.readResponse(mc, timeout)
 }
 
 // inlineBody writes a Content-Length body that is wholly in the client's

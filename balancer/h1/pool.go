@@ -26,6 +26,11 @@ type Conn struct {
 
 	pool      *ConnPool
 	rc        syscall.RawConn
+	plain     bool // the connection is the socket (not TLS over it)
+	fresh     bool // FlushAndWait may skip the read before its wait
+	sent      bool // FlushAndWait: the request went out
+	werr      error
+	waitFn    func(uintptr) bool // c.flushThenWait
 	idleSince time.Time
 	peekBuf   [1]byte
 }
@@ -62,6 +67,11 @@ type ConnPoolOptions struct {
 	// ReadBufferSize and WriteBufferSize size each connection's buffers.
 	// Default 16384 and 4096.
 	ReadBufferSize, WriteBufferSize int
+	// FreshFor is how long after its last use an idle connection is
+	// presumed still open (servers keep idle connections for seconds),
+	// so that a request sent on it with FlushAndWait waits for the
+	// response without first reading for it. Default 1s; negative: never.
+	FreshFor time.Duration
 }
 
 // ConnPool keeps the idle connections to one origin, the most recently
@@ -101,6 +111,9 @@ func (p *ConnPool) SetOptions(o ConnPoolOptions) {
 	if o.WriteBufferSize <= 0 {
 		o.WriteBufferSize = 4 << 10
 	}
+	if o.FreshFor == 0 {
+		o.FreshFor = time.Second
+	}
 	p.mu.Lock()
 	if o.ReadBufferSize != p.opts.ReadBufferSize || o.WriteBufferSize != p.opts.WriteBufferSize {
 		p.readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, o.ReadBufferSize) }}
@@ -116,10 +129,62 @@ func (p *ConnPool) NewConn(nc net.Conn) *Conn {
 	if sc, ok := rawConnOf(nc); ok && canPeek {
 		if rc, err := sc.SyscallConn(); err == nil {
 			c.rc = rc
+			_, c.plain = nc.(syscall.Conn)
+			c.fresh = c.plain && p.freshFor() >= 0
+			c.waitFn = c.flushThenWait
 		}
 	}
 	c.acquire()
 	return c
+}
+
+func (p *ConnPool) freshFor() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.opts.FreshFor
+}
+
+// FlushAndWait sends the request buffered in W, which must be whole (the
+// connection is not written again before the response), and waits until
+// the connection is readable — its response begins, or it ended — or its
+// read deadline, which the caller sets first. The usual write-then-read
+// reads once before it waits and finds nothing, since the response cannot
+// have come yet; that read exists because Go's poller forgets a readiness
+// reported before a wait begins, so a wait without a try could miss data
+// that arrived in between. Here the wait begins before the request goes
+// out, and only the response (or the end of the connection) can follow,
+// so the try is skipped: one system call fewer per request. It is skipped
+// only on a plaintext connection opened or last used less than FreshFor
+// ago: one idle for longer may hold its server's close, which arrived
+// before the wait began, and would then wait for its deadline; it is sent
+// as usual, and the read that follows finds the close at once. (A server
+// that closed a fresh connection resets it when the request arrives,
+// which wakes the wait.) werr is the write's error; an error of the wait
+// itself is met again by the read that follows.
+func (c *Conn) FlushAndWait() error {
+	if !c.fresh {
+		return c.W.Flush()
+	}
+	c.sent, c.werr = false, nil
+	c.rc.Read(c.waitFn)
+	if !c.sent { // the wait could not begin (deadline passed, closed)
+		return c.W.Flush()
+	}
+	err := c.werr
+	c.werr = nil
+	return err
+}
+
+// flushThenWait is FlushAndWait's callback (a method value made once, so
+// that a request allocates nothing): the first call sends the request and
+// declines, so that the poller waits; the next, once woken, ends the wait.
+func (c *Conn) flushThenWait(uintptr) bool {
+	if c.sent {
+		return true // woken: the read that follows finds what came
+	}
+	c.sent = true
+	c.werr = c.W.Flush()
+	return c.werr != nil
 }
 
 func (c *Conn) acquire() {
@@ -163,7 +228,8 @@ func (p *ConnPool) Get() *Conn {
 		c := p.idle[n-1]
 		p.idle[n-1] = nil
 		p.idle = p.idle[:n-1]
-		if now.Sub(c.idleSince) < p.opts.IdleTimeout {
+		if idle := now.Sub(c.idleSince); idle < p.opts.IdleTimeout {
+			c.fresh = c.plain && idle < p.opts.FreshFor
 			p.mu.Unlock()
 			c.Reused = true
 			c.acquire()
