@@ -165,7 +165,7 @@ func (o *ownership) claimRound(ctx context.Context, id string, floor *uint64, st
 	}
 	e.rec, e.mine, e.heldUntil = r, true, 0
 	settled := e.drain()
-	out := r.public()
+	out, deleted := r.public(), r.deleted // r is the entry's now: read under its lock
 	w := o.w.commitLocked(id, b, r.version, targets, msgRecord, encodeBody(&recordMsg{rec: r}))
 	e.mu.Unlock()
 	o.w.settle(settled)
@@ -175,7 +175,7 @@ func (o *ownership) claimRound(ctx context.Context, id string, floor *uint64, st
 		}
 		return Record{}, false, err
 	}
-	if r.deleted {
+	if deleted {
 		return Record{}, false, ErrNotFound
 	}
 	o.log.Debug("cluster: session claimed", "id", short(id), "epoch", b.n, "from", owner)
