@@ -122,7 +122,8 @@ func (x *exchange) roundTrip(mc *h1.Conn, m *Member) error {
 	inline := x.inlineBody(mc.W)
 	timeout := x.a.s.opts.ResponseTimeout
 	var err error
-	if (inline > 0 || x.body.Done()) && !x.expect {
+	whole := (inline > 0 || x.body.Done()) && !x.expect
+	if whole {
 		// The whole request goes out at once: the wait for the response
 		// can begin before it (see h1.Conn.FlushAndWait).
 		mc.SetReadDeadline(time.Now().Add(timeout))
@@ -146,6 +147,9 @@ func (x *exchange) roundTrip(mc *h1.Conn, m *Member) error {
 		if err := x.sendBody(mc); err != nil {
 			return err
 		}
+	}
+	if whole {
+		return x.readResponse(mc, 0) // its deadline is set
 	}
 	return x.readResponse(mc, timeout)
 }
@@ -248,11 +252,14 @@ func (x *exchange) continue100() error {
 	return nil
 }
 
-// readResponse reads the member's response head within timeout, passing
-// interim (1xx) responses to the client. It stops at the final response,
+// readResponse reads the member's response head within timeout (0: by
+// the read deadline the caller set), passing interim (1xx) responses to
+// the client. It stops at the final response,
 // or after a 100 Continue when the request's body is still to be sent.
 func (x *exchange) readResponse(mc *h1.Conn, timeout time.Duration) error {
-	mc.SetReadDeadline(time.Now().Add(timeout))
+	if timeout > 0 { // else the caller set the deadline
+		mc.SetReadDeadline(time.Now().Add(timeout))
+	}
 	for n := 0; ; n++ {
 		if _, err := mc.R.Peek(1); err != nil {
 			return noResponse(err)
