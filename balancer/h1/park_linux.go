@@ -80,6 +80,11 @@ func (p *parker) park(c *ServerConn, deadline time.Time) bool {
 	}
 	c.parkDeadline = deadline
 	p.mu.Lock()
+	if p.stop.Load() { // abandon, under the same lock, takes only what it finds
+		p.mu.Unlock()
+		c.state.CompareAndSwap(stateParked, stateIdle)
+		return false
+	}
 	p.ids++
 	id := p.ids
 	p.conns[id] = c
@@ -97,8 +102,10 @@ func (p *parker) park(c *ServerConn, deadline time.Time) bool {
 	p.mu.Lock()
 	delete(p.conns, id)
 	p.mu.Unlock()
-	c.state.CompareAndSwap(stateParked, stateIdle)
-	return false
+	if c.state.CompareAndSwap(stateParked, stateIdle) || c.state.Load() == stateClosed {
+		return false
+	}
+	return true // abandon took it meanwhile and serves it on a goroutine of its own
 }
 
 // run waits for parked connections to become readable and serves them
@@ -161,8 +168,8 @@ func (p *parker) dispatch(events []syscall.EpollEvent) {
 // goroutine of its own, after the epoll instance failed.
 func (p *parker) abandon() {
 	p.srv.noPark.Store(true)
-	p.stop.Store(true)
 	p.mu.Lock()
+	p.stop.Store(true)
 	conns := p.conns
 	p.conns = map[uint64]*ServerConn{}
 	p.mu.Unlock()
