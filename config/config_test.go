@@ -42,6 +42,26 @@ func TestDefaultsApplyToMinimalFile(t *testing.T) {
 	}
 }
 
+// TestSecretForAJPInAnyCase: URL schemes are case-insensitive, so an
+// AJP:// member (as an httpd configuration may spell it, and tether import
+// copies it) takes a secret; an http member still does not.
+func TestSecretForAJPInAnyCase(t *testing.T) {
+	for _, tc := range []struct {
+		url string
+		ok  bool
+	}{
+		{"ajp://10.0.0.11:8009", true},
+		{"AJP://10.0.0.11:8009", true},
+		{"Ajp://10.0.0.11:8009", true},
+		{"HTTP://10.0.0.11:8009", false},
+	} {
+		_, err := Parse("f.yaml", []byte("balancers:\n  - name: b\n    members:\n      - {url: '"+tc.url+"', route: n1, secret_env: AJP_SECRET}\n"))
+		if (err == nil) != tc.ok {
+			t.Errorf("%s with a secret: %v, want accepted %v", tc.url, err, tc.ok)
+		}
+	}
+}
+
 // TestErrors checks that each mistake is reported on the right line with a
 // message naming the problem.
 func TestErrors(t *testing.T) {

@@ -362,6 +362,13 @@ func (v *checker) balancer(f string, b *Balancer) {
 	}
 }
 
+// isAJP reports whether raw is an ajp:// URL (schemes are
+// case-insensitive: "AJP://h" is one, as url.Parse reads it).
+func isAJP(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && u.Scheme == "ajp"
+}
+
 // ValidateMember checks one member on its own (the manager uses it for
 // members added at run time). It returns FieldErrors with fields relative
 // to the member ("url", "route", …), or nil.
@@ -393,7 +400,7 @@ func ValidateMember(m *Member) error {
 	v.oneOf("state", m.State, States)
 	v.nonNegativeInt("max_conns", int64(m.MaxConns))
 	v.secret("", m.SecretFile, m.SecretEnv)
-	if (m.SecretFile != "" || m.SecretEnv != "") && !strings.HasPrefix(m.URL, "ajp://") {
+	if (m.SecretFile != "" || m.SecretEnv != "") && !isAJP(m.URL) {
 		v.add("url", "%q: a secret is for ajp:// members only", m.URL)
 	}
 	if len(v.errs) == 0 {
