@@ -192,6 +192,14 @@ func (c *Client) Audit(ctx context.Context, after uint64, limit int) ([]AuditEnt
 	return p.Entries, err
 }
 
+// Group returns the group as the manager's instance sees it; a 404
+// *APIError when the instance is in no group.
+func (c *Client) Group(ctx context.Context) (GroupView, error) {
+	var v GroupView
+	err := c.do(ctx, http.MethodGet, "/api/v1/group", nil, &v)
+	return v, err
+}
+
 // Locate returns the balancer holding member rt: bal if given (checking
 // it exists), else the one balancer with such a member. It fails with
 // ErrAmbiguous when several have one, and with a 404 *APIError when none.

@@ -52,6 +52,7 @@ commands:
                                   add a member (give --balancer if there are several)
   remove ROUTE [--force]          remove a stopped or drained member (--force: any)
   audit [--limit N]               the latest changes, oldest first
+  group                           the instances of this instance's group, as it sees them
 
 Every change takes --reason TEXT, kept in the audit log.
 The manager URL and token also come from TETHER_MANAGER_URL and TETHER_MANAGER_TOKEN.
@@ -101,6 +102,8 @@ func runCtl(ctx context.Context, env Env, args []string) int {
 		return c.remove(ctx, rest)
 	case "audit":
 		return c.audit(ctx, rest)
+	case "group":
+		return c.group(ctx, rest)
 	}
 	fmt.Fprintf(env.Stderr, "tether ctl: unknown command %q\n", cmd)
 	fs.Usage()
@@ -501,6 +504,50 @@ func (c *ctl) audit(ctx context.Context, args []string) int {
 	}
 	tw.Flush()
 	return ExitOK
+}
+
+// group prints the instances of the manager's group (exit 5 when the
+// instance is in none).
+func (c *ctl) group(ctx context.Context, args []string) int {
+	fs := newFlags(c.env, "ctl group", "")
+	if _, code := c.subFlags(fs, args, 0); code >= 0 {
+		return code
+	}
+	g, err := c.client.Group(ctx)
+	if err != nil {
+		return c.fail(err)
+	}
+	if c.json {
+		c.printJSON(g)
+		return ExitOK
+	}
+	sync := "not synced yet"
+	if g.SyncedAt != nil {
+		sync = "synced at " + g.SyncedAt.Local().Format(time.DateTime)
+	}
+	if g.Alone {
+		sync += ", alone: no other instance reachable"
+	}
+	fmt.Fprintf(c.env.Stdout, "instance %s, %s\n", g.Instance, sync)
+	tw := tabwriter.NewWriter(c.env.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "INSTANCE\tADDRESS\tHEALTH\tSINCE\tCOUNTS RECEIVED")
+	for _, in := range g.Instances {
+		name := in.Name
+		if in.Self {
+			name += " (this one)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", name, in.Addr, in.Health, stamp(in.Since), stamp(in.LastTallies))
+	}
+	tw.Flush()
+	return ExitOK
+}
+
+// stamp formats t in local time, "-" when zero.
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Local().Format(time.DateTime)
 }
 
 // progress shows how many sessions a drain has left: a bar redrawn in

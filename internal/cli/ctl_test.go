@@ -174,6 +174,9 @@ func TestCtlAgainstARealManager(t *testing.T) {
 	if code != ExitOK || !strings.Contains(out, "alice@") || !strings.Contains(out, "bigger box") || strings.Count(out, "read-write token") != 5 {
 		t.Errorf("audit: exit %d\n%s", code, out)
 	}
+	if code, _, errOut := ctlRun(t, env, "group"); code != ExitNotFound || !strings.Contains(errOut, "in no group") {
+		t.Errorf("group, on an instance in no group: exit %d, %q", code, errOut)
+	}
 
 	// drain --wait: two users on n2 go idle; the drain ends when their
 	// sessions time out (drain.idle 5s: long enough that both are still live

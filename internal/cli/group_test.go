@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -287,6 +288,23 @@ func TestGroupOfThreeInstances(t *testing.T) {
 		return nil
 	})
 
+	t.Run("ctl group", func(t *testing.T) {
+		env := map[string]string{"TETHER_MANAGER_URL": "http://" + c.manager, "TETHER_MANAGER_TOKEN": ctlToken}
+		code, out, errOut := ctlRun(t, env, "group")
+		if code != ExitOK || !strings.HasPrefix(out, "instance c, synced at ") {
+			t.Fatalf("ctl group: exit %d %s\n%s", code, errOut, out)
+		}
+		for _, name := range []string{"a ", "b ", "c (this one) "} {
+			if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `\s*\S+\s+up\s`).MatchString(out) {
+				t.Errorf("ctl group shows no line for %q up:\n%s", name, out)
+			}
+		}
+		code, out, _ = ctlRun(t, env, "--json", "group")
+		var g admin.GroupView
+		if err := json.Unmarshal([]byte(out), &g); code != ExitOK || err != nil || g.Instance != "c" || len(g.Instances) != 3 {
+			t.Fatalf("ctl --json group: exit %d, %v\n%s", code, err, out)
+		}
+	})
 	t.Run("drain through A", func(t *testing.T) { testGroupDrain(t, ins, users) })
 	t.Run("B killed and restarted", func(t *testing.T) { testGroupRestart(t, outer, ins) })
 	t.Run("concurrent weights", func(t *testing.T) { testGroupConcurrentWeights(t, ins) })
