@@ -1,13 +1,10 @@
 package app
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"log"
 	"log/slog"
 	"net"
-	"net/http"
 	"reflect"
 	"strings"
 	"sync/atomic"
@@ -50,9 +47,8 @@ type managed struct {
 	cfg   config.Manager
 	// groupCfg is the group section the instance started with.
 	groupCfg *config.Group
-	http     *http.Server
+	srv      *sideServer // nil until the manager listens
 	ln       net.Listener
-	done     chan struct{}
 	logger   *slog.Logger
 }
 
@@ -241,22 +237,8 @@ func (m *managed) start(srv *Server) error {
 	if err != nil {
 		return fmt.Errorf("manager: listen %s: %w", addr, err)
 	}
-	m.ln, m.done = ln, make(chan struct{})
-	m.http = &http.Server{
-		Handler:           m.mgr,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second, // the live feed extends it per write
-		IdleTimeout:       60 * time.Second,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          log.New(discard{}, "", 0),
-	}
-	go func() {
-		defer close(m.done)
-		if err := m.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			m.logger.Error("manager stopped", "err", err)
-		}
-	}()
+	m.ln = ln
+	m.srv = startSide(ln, m.mgr, 30*time.Second, 16<<10, m.logger, "manager")
 	m.logger.Info("manager listening", "url", "http://"+ln.Addr().String()+"/")
 	return nil
 }
@@ -301,15 +283,7 @@ func (m *managed) shutdown(timeout time.Duration) {
 		}
 	}
 	m.mgr.Close()
-	if m.http == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	if err := m.http.Shutdown(ctx); err != nil {
-		m.http.Close()
-	}
-	<-m.done
+	m.srv.stop(timeout)
 }
 
 // ManagerAddr returns the address the manager listens on, or "" if none.
@@ -319,7 +293,3 @@ func (s *Server) ManagerAddr() string {
 	}
 	return s.mgr.ln.Addr().String()
 }
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }

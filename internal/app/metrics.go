@@ -1,11 +1,8 @@
 package app
 
 import (
-	"context"
 	"crypto/subtle"
-	"errors"
 	"fmt"
-	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -40,10 +37,9 @@ type telemetry struct {
 	cfg    config.Metrics // zero without metrics.listen
 	token  string         // "" for none
 	allow  []netip.Prefix
-	open   bool // no token and a loopback listen: every request is served
-	http   *http.Server
+	open   bool        // no token and a loopback listen: every request is served
+	srv    *sideServer // nil without metrics.listen
 	ln     net.Listener
-	done   chan struct{}
 	logger *slog.Logger
 }
 
@@ -111,22 +107,8 @@ func (t *telemetry) start(srv *Server) error {
 	if err != nil {
 		return fmt.Errorf("metrics: listen %s: %w", t.cfg.Listen, err)
 	}
-	t.ln, t.done = ln, make(chan struct{})
-	t.http = &http.Server{
-		Handler:           t,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       60 * time.Second,
-		MaxHeaderBytes:    8 << 10,
-		ErrorLog:          log.New(discard{}, "", 0),
-	}
-	go func() {
-		defer close(t.done)
-		if err := t.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			t.logger.Error("metrics listener stopped", "err", err)
-		}
-	}()
+	t.ln = ln
+	t.srv = startSide(ln, t, 10*time.Second, 8<<10, t.logger, "metrics listener")
 	t.logger.Info("metrics listening", "url", "http://"+ln.Addr().String()+"/metrics",
 		"token", t.token != "", "allow", t.cfg.Allow)
 	return nil
@@ -191,13 +173,7 @@ func (t *telemetry) reload(next config.Config, logger *slog.Logger) {
 
 // shutdown stops the metrics listener.
 func (t *telemetry) shutdown(timeout time.Duration) {
-	if t == nil || t.http == nil {
-		return
+	if t != nil {
+		t.srv.stop(timeout)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	if err := t.http.Shutdown(ctx); err != nil {
-		t.http.Close()
-	}
-	<-t.done
 }
