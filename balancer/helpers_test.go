@@ -215,6 +215,13 @@ func (e engine) front(t *testing.T, opts Options, members ...MemberConfig) (*Bal
 // serveNative serves bal with a native Server on a new listener.
 func serveNative(t *testing.T, bal *Balancer, o ServerOptions) *frontend {
 	t.Helper()
+	return serveNativeOver(t, bal, o, &http.Transport{})
+}
+
+// serveNativeOver serves bal with a native Server on a new listener (TLS
+// if o.TLS is set), with a frontend whose client uses tr.
+func serveNativeOver(t *testing.T, bal *Balancer, o ServerOptions, tr *http.Transport) *frontend {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -222,7 +229,6 @@ func serveNative(t *testing.T, bal *Balancer, o ServerOptions) *frontend {
 	srv := NewServer(o, NewMux(map[string]*Balancer{"/": bal}))
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
-	tr := &http.Transport{}
 	t.Cleanup(func() {
 		srv.Close()
 		if err := <-done; err != http.ErrServerClosed {
@@ -231,8 +237,11 @@ func serveNative(t *testing.T, bal *Balancer, o ServerOptions) *frontend {
 		tr.CloseIdleConnections()
 		bal.Close()
 	})
-	addr := ln.Addr().String()
-	return &frontend{URL: "http://" + addr, Addr: addr, client: &http.Client{Transport: tr}}
+	scheme, addr := "http://", ln.Addr().String()
+	if o.TLS != nil {
+		scheme = "https://"
+	}
+	return &frontend{URL: scheme + addr, Addr: addr, client: &http.Client{Transport: tr}}
 }
 
 type result struct {

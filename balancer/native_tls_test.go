@@ -28,27 +28,11 @@ func tlsPair(tb testing.TB) (server, client *tls.Config) {
 func serveNativeTLS(t *testing.T, bal *Balancer, h2 bool) *frontend {
 	t.Helper()
 	sc, cc := tlsPair(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := NewServer(ServerOptions{TLS: sc}, NewMux(map[string]*Balancer{"/": bal}))
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
 	tr := &http.Transport{TLSClientConfig: cc, ForceAttemptHTTP2: h2}
 	if !h2 {
 		tr.TLSClientConfig.NextProtos = []string{"http/1.1"}
 	}
-	t.Cleanup(func() {
-		srv.Close()
-		if err := <-done; err != http.ErrServerClosed {
-			t.Errorf("Serve: %v", err)
-		}
-		tr.CloseIdleConnections()
-		bal.Close()
-	})
-	addr := ln.Addr().String()
-	return &frontend{URL: "https://" + addr, Addr: addr, client: &http.Client{Transport: tr}}
+	return serveNativeOver(t, bal, ServerOptions{TLS: sc}, tr)
 }
 
 // TestNativeTLS: HTTP/1.1 and HTTP/2 clients of one TLS listener are
