@@ -122,6 +122,21 @@ nginx_upstream() {
 write_nginx_config() {
 	local nofile
 	nofile=$(ulimit -n)
+	# the same proxying on both listeners, plaintext and TLS
+	local location
+	location=$(
+		cat <<'EOF'
+		location / {
+			proxy_pass http://$members;
+			proxy_http_version 1.1;
+			proxy_set_header Connection "";
+			proxy_set_header Host $host;
+			proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+			proxy_set_header X-Forwarded-Host $host;
+			proxy_set_header X-Forwarded-Proto $scheme;
+		}
+EOF
+	)
 	mkdir -p "$WORK/nginx/tmp"
 	cat >"$WORK/nginx/nginx.conf" <<EOF
 daemon off;
@@ -154,15 +169,7 @@ $(nginx_upstream n3 "$P3")
 $(nginx_upstream roundrobin "$P1" "$P2" "$P3")
 	server {
 		listen 127.0.0.1:$PORT_nginx backlog=4096;
-		location / {
-			proxy_pass http://\$members;
-			proxy_http_version 1.1;
-			proxy_set_header Connection "";
-			proxy_set_header Host \$host;
-			proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-			proxy_set_header X-Forwarded-Host \$host;
-			proxy_set_header X-Forwarded-Proto \$scheme;
-		}
+$location
 	}
 	server {
 		listen 127.0.0.1:$TLS_PORT_nginx ssl backlog=4096;
@@ -172,15 +179,7 @@ $(nginx_upstream roundrobin "$P1" "$P2" "$P3")
 		ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256;
 		ssl_prefer_server_ciphers on;
 		ssl_session_tickets on;
-		location / {
-			proxy_pass http://\$members;
-			proxy_http_version 1.1;
-			proxy_set_header Connection "";
-			proxy_set_header Host \$host;
-			proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-			proxy_set_header X-Forwarded-Host \$host;
-			proxy_set_header X-Forwarded-Proto \$scheme;
-		}
+$location
 	}
 }
 EOF
