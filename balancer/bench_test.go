@@ -253,22 +253,28 @@ func TestNativeAllocations(t *testing.T) {
 		maxNativeAllocs = 8
 	}
 	for name, req := range map[string][2]string{"sticky": {benchRequest, benchResponse}, "new": {benchNewRequest, benchNewResponse}} {
-		bc := nativeBench(t, req[0], req[1])
-		for range 100 { // warm up pools and buffers
-			if err := bc.do(); err != nil {
-				t.Fatal(err)
-			}
-		}
-		n := testing.AllocsPerRun(500, func() {
-			if err := bc.do(); err != nil {
-				t.Fatal(err)
-			}
-		})
+		n := allocsPerRequest(t, nativeBench(t, req[0], req[1]))
 		if n > maxNativeAllocs {
 			t.Errorf("%s: %v allocations per proxied request, want at most %v", name, n, maxNativeAllocs)
 		}
 		t.Logf("%s: %v allocations per proxied request", name, n)
 	}
+}
+
+// allocsPerRequest returns the average allocations of one of bc's
+// requests, after 100 to warm up pools and buffers.
+func allocsPerRequest(t *testing.T, bc *benchClient) float64 {
+	t.Helper()
+	for range 100 {
+		if err := bc.do(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return testing.AllocsPerRun(500, func() {
+		if err := bc.do(); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 // BenchmarkNative is one whole proxied request through the native engine

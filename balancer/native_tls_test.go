@@ -136,17 +136,7 @@ func TestNativeTLSAllocations(t *testing.T) {
 	}
 	for _, version := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
 		for name, req := range map[string][2]string{"sticky": {benchRequest, benchResponse}, "new": {benchNewRequest, benchNewResponse}} {
-			bc := nativeTLSBench(t, req[0], req[1], version)
-			for range 100 {
-				if err := bc.do(); err != nil {
-					t.Fatal(err)
-				}
-			}
-			n := testing.AllocsPerRun(500, func() {
-				if err := bc.do(); err != nil {
-					t.Fatal(err)
-				}
-			})
+			n := allocsPerRequest(t, nativeTLSBench(t, req[0], req[1], version))
 			if n > maxNativeAllocs {
 				t.Errorf("%s %s: %v allocations per proxied request, want at most %v", tls.VersionName(version), name, n, maxNativeAllocs)
 			}
