@@ -14,9 +14,10 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/tetherlb/tether/internal/proctest"
 )
 
 // wire builds AJP13 data the way mod_jk does.
@@ -269,34 +270,16 @@ func (c *client) response(more ...[]byte) resp {
 	}
 }
 
-// logBuffer collects what a Server logs.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 const testSecret = "test-secret-0123456789"
 
 // serve starts a Server for h on a loopback port (Secret testSecret unless
 // o says otherwise) and returns it, its address and its log.
-func serve(t *testing.T, h http.Handler, o Options) (*Server, string, *logBuffer) {
+func serve(t *testing.T, h http.Handler, o Options) (*Server, string, *proctest.Buffer) {
 	t.Helper()
 	if o.Secret == "" && !o.AllowNoSecret {
 		o.Secret = testSecret
 	}
-	logs := &logBuffer{}
+	logs := &proctest.Buffer{}
 	o.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s, err := NewServer(h, o)
 	if err != nil {

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/tetherlb/tether/internal/proctest"
 )
 
 func TestAccessLogFieldsAndRedaction(t *testing.T) {
@@ -17,7 +19,7 @@ func TestAccessLogFieldsAndRedaction(t *testing.T) {
 // user agent, the referer and the duration in seconds, and no session id.
 func testAccessLogFieldsAndRedaction(t *testing.T, e engine) {
 	n1 := newBackend(t, "n1")
-	var buf lockedBuffer
+	var buf proctest.Buffer
 	opts := fastOptions()
 	opts.AccessLog = slog.New(slog.NewJSONHandler(&buf, nil))
 	opts.StickyNames = []string{"SID"}
@@ -36,7 +38,7 @@ func testAccessLogFieldsAndRedaction(t *testing.T, e engine) {
 	}
 	resp.Body.Close()
 
-	line := strings.TrimSpace(buf.b.String())
+	line := strings.TrimSpace(buf.String())
 	if strings.Contains(line, secret) {
 		t.Fatalf("the access log holds a session id: %s", line)
 	}

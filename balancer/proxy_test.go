@@ -1,7 +1,6 @@
 package balancer
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,9 +10,10 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/tetherlb/tether/internal/proctest"
 )
 
 func TestMemberConnectionsAreReused(t *testing.T) { eachEngine(t, testMemberConnectionsAreReused) }
@@ -42,25 +42,13 @@ func testMemberConnectionsAreReused(t *testing.T, e engine) {
 	}
 }
 
-// lockedBuffer is an io.Writer safe for the access log's concurrent use.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
 func TestAccessLogRecordsMemberAndStickyOutcome(t *testing.T) {
 	eachEngine(t, testAccessLogRecordsMemberAndStickyOutcome)
 }
 
 func testAccessLogRecordsMemberAndStickyOutcome(t *testing.T, e engine) {
 	n1 := newBackend(t, "n1")
-	var buf lockedBuffer
+	var buf proctest.Buffer
 	opts := fastOptions()
 	opts.AccessLog = slog.New(slog.NewJSONHandler(&buf, nil))
 	opts.NoFailover = true
@@ -70,7 +58,7 @@ func testAccessLogRecordsMemberAndStickyOutcome(t *testing.T, e engine) {
 	do(t, srv.Client(), "GET", srv.URL+"/c", "S.n2", nil)
 
 	var got []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(buf.b.String()), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
 		var rec map[string]any
 		if err := json.Unmarshal([]byte(line), &rec); err != nil {
 			t.Fatalf("access log line %q: %v", line, err)

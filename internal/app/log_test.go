@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -88,7 +87,7 @@ func TestReloadSetsLogLevel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var buf lockedBuffer
+	var buf proctest.Buffer
 	logger, level := NewLogger(&buf, cfg.Log)
 	reload := make(chan struct{})
 	serveInTest(t, cfg, ServeOptions{ConfigPath: path, Reload: reload, Logger: logger, LogLevel: level})
@@ -106,22 +105,4 @@ func TestReloadSetsLogLevel(t *testing.T) {
 	if strings.Contains(buf.String(), `"msg":"listening"`) {
 		t.Errorf("an info record written at level warn:\n%s", buf.String())
 	}
-}
-
-// lockedBuffer is a log destination safe for concurrent use.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

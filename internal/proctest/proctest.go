@@ -94,7 +94,7 @@ func FreeAddr(t testing.TB) string {
 type Proc struct {
 	Name string
 	Cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *Buffer
 	done chan struct{}
 	err  error
 }
@@ -110,7 +110,7 @@ func Start(t testing.TB, name string, args ...string) *Proc {
 // group and is killed (SIGKILL) if the test process dies.
 func StartCmd(t testing.TB, name string, cmd *exec.Cmd) *Proc {
 	t.Helper()
-	p := &Proc{Name: name, Cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
+	p := &Proc{Name: name, Cmd: cmd, out: &Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -250,18 +250,20 @@ func WaitHTTP(t testing.TB, url string, status int, timeout time.Duration) {
 	})
 }
 
-type syncBuffer struct {
+// Buffer is a bytes.Buffer safe for concurrent writers: the output of a
+// process, or the log of a server under test, read while it still writes.
+type Buffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *Buffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *Buffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
