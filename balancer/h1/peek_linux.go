@@ -3,6 +3,7 @@
 package h1
 
 import (
+	"io"
 	"syscall"
 	"unsafe"
 )
@@ -27,3 +28,25 @@ func peek(fd uintptr, b []byte) (ready bool) {
 		return true
 	}
 }
+
+// rawRead reads the socket fd once without waiting: errWouldBlock when it
+// is empty, io.EOF at its end.
+func rawRead(fd uintptr, p []byte) (int, error) {
+	for {
+		n, err := syscall.Read(int(fd), p)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			return 0, errWouldBlock
+		case err != nil:
+			return 0, err
+		case n == 0 && len(p) > 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
+}
+
+// shutdownFD ends both directions of the socket fd.
+func shutdownFD(fd uintptr) { syscall.Shutdown(int(fd), syscall.SHUT_RDWR) }

@@ -7,3 +7,7 @@ package h1
 const canPeek = false
 
 func peek(fd uintptr, b []byte) bool { return true }
+
+func rawRead(fd uintptr, p []byte) (int, error) { return 0, errWouldBlock }
+
+func shutdownFD(fd uintptr) {}

@@ -83,6 +83,8 @@ type Server struct {
 	// and for good once closing or when it could not be made (noPark).
 	parker atomic.Pointer[parker]
 	noPark atomic.Bool
+
+	emptyReads atomic.Int64 // reads of polled connections that found nothing (for tests)
 }
 
 // NewServer returns a Server that hands requests to h.
@@ -192,9 +194,23 @@ func (s *Server) Close() error {
 	defer s.mu.Unlock()
 	for c := range s.conns {
 		c.state.Store(stateClosed)
-		c.raw.Close() // over TLS: no close_notify, which could wait for the client
+		c.closeRaw() // over TLS: no close_notify, which could wait for the client
 	}
 	return nil
+}
+
+// closeRaw closes the accepted connection. A polled connection's
+// descriptor is only closed once the request served from within the
+// poller's wait returns, and Close waits for that: the socket is shut
+// down at once (the client sees the end, the handler's writes fail) and
+// closed on another goroutine.
+func (c *ServerConn) closeRaw() {
+	if !c.polled {
+		c.raw.Close()
+		return
+	}
+	c.rc.Control(shutdownFD)
+	go c.raw.Close()
 }
 
 func (s *Server) closeListeners() {
@@ -221,7 +237,7 @@ func (s *Server) closeIdle() int {
 	defer s.mu.Unlock()
 	for c := range s.conns {
 		if c.state.CompareAndSwap(stateIdle, stateClosed) {
-			c.raw.Close()
+			c.closeRaw()
 		}
 		if c.state.CompareAndSwap(stateParked, stateClosed) {
 			c.raw.Close() // no goroutine ends it: forget it here
@@ -246,6 +262,8 @@ const (
 	serveNext step = iota // a request is coming: buffers taken
 	closeConn             // the connection ends
 	parked                // the parker has it: its goroutine must end
+	headRead              // polled: a request's head is read, to serve outside the poller's wait
+	noStep                // polled: nothing decided yet (wait for input)
 )
 
 // ServerConn is one client connection as a Handler sees it.
@@ -282,6 +300,17 @@ type ServerConn struct {
 	first        time.Time            // the first request head's deadline
 	tlsState     *tls.ConnectionState // TLS: made by TLSState
 	mustProbe    bool                 // TLS: tlsPending must probe
+
+	// Plaintext connections on Linux are polled: served from within one
+	// RawConn.Read (inpoll.go).
+	polled   bool
+	fdr      fdReader           // polled: what br reads
+	polledFn func(uintptr) bool // c.polledReady, made once
+	verdict  step               // why the callback ended the RawConn.Read
+	inPoll   bool               // a handler runs inside the callback
+	parks    *parker            // the parker to use when the grace ends
+	grace    bool               // the read deadline set is ParkAfter's
+	wdead    time.Time          // the idle wait's own deadline
 }
 
 func (s *Server) newConn(nc net.Conn) *ServerConn {
@@ -303,6 +332,12 @@ func (s *Server) newConn(nc net.Conn) *ServerConn {
 		if rc, err := sc.SyscallConn(); err == nil {
 			c.rc = rc
 			c.readable = c.peekReadable
+			if c.tc == nil {
+				c.polled = true
+				c.fdr.c = c
+				c.src = &c.fdr
+				c.polledFn = c.polledReady
+			}
 		}
 	}
 	return c
@@ -355,7 +390,14 @@ func (c *ServerConn) Closing() bool {
 // from it, nor close it, nor wait for it in Shutdown. The reader holds any
 // bytes the client sent beyond the request head. The reader and writer
 // stay valid until the handler returns.
+//
+// Only a request with a body or an Upgrade field may be hijacked: the
+// others may be served from within the poller's wait on the client's
+// connection, where reading it would never return, and Hijack panics.
 func (c *ServerConn) Hijack() (net.Conn, *bufio.Reader, *bufio.Writer) {
+	if c.inPoll {
+		panic("h1: Hijack of a request without body or Upgrade")
+	}
 	c.hijacked = true
 	c.srv.track(c, false)
 	return c.nc, c.br, c.bw
@@ -376,6 +418,7 @@ func (c *ServerConn) run() (last step) {
 		// A handler's bug costs its connection, not the process (as net/http).
 		if r := recover(); r != nil {
 			c.closeAfter = true
+			c.fdr.live, c.inPoll = false, false // it may have panicked inside the poller's wait
 			buf := make([]byte, 16<<10)
 			buf = buf[:runtime.Stack(buf, false)]
 			c.srv.opts.Logger.Error("panic serving a connection", "remote", c.remote, "panic", fmt.Sprint(r), "stack", string(buf))
@@ -389,22 +432,29 @@ func (c *ServerConn) run() (last step) {
 		}
 	}
 	for {
-		if last = c.next(); last != serveNext {
+		if c.polled {
+			last = c.servePolled()
+		} else {
+			last = c.next()
+		}
+		if last != serveNext && last != headRead {
 			return last
 		}
-		// The first head's time counts from the accept, as net/http's. A
-		// head that is already whole in the buffer needs no deadline (the
-		// one of the wait may have passed: reading would fail at once).
-		if c.served++; !c.headBuffered() {
-			d := c.first
-			if c.served > 1 {
-				d = time.Now().Add(c.srv.opts.HeaderTimeout)
+		if last == serveNext {
+			// The first head's time counts from the accept, as net/http's.
+			// A head that is already whole in the buffer needs no deadline
+			// (the one of the wait may have passed: reading would fail).
+			if c.served++; !c.headBuffered() {
+				d := c.first
+				if c.served > 1 {
+					d = time.Now().Add(c.srv.opts.HeaderTimeout)
+				}
+				c.nc.SetReadDeadline(d)
 			}
-			c.nc.SetReadDeadline(d)
-		}
-		if err := c.req.Read(c.br, c.srv.opts.Limits); err != nil {
-			c.refuse(err)
-			return closeConn
+			if err := c.req.Read(c.br, c.srv.opts.Limits); err != nil {
+				c.refuse(err)
+				return closeConn
+			}
 		}
 		if c.req.BodyFraming() != NoBody || c.req.Upgrade != nil {
 			c.nc.SetReadDeadline(time.Time{}) // no limit on reading a body
