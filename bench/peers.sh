@@ -102,6 +102,10 @@ frontend fe
 $tls
 backend members
 	balance roundrobin
+	# the forwarding fields Tether sends by default (2.6 has no option forwarded)
+	http-request set-header Forwarded "for=%[src];host=\"%[req.hdr(host)]\";proto=%[ssl_fc,iif(https,http)]"
+	http-request set-header X-Forwarded-Host %[req.hdr(host)]
+	http-request set-header X-Forwarded-Proto %[ssl_fc,iif(https,http)]
 $sticky
 EOF
 }
@@ -134,6 +138,7 @@ write_nginx_config() {
 			proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
 			proxy_set_header X-Forwarded-Host $host;
 			proxy_set_header X-Forwarded-Proto $scheme;
+			proxy_set_header Forwarded "for=$remote_addr;host=\"$http_host\";proto=$scheme";
 		}
 EOF
 	)

@@ -2,7 +2,6 @@ package h1
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -193,19 +192,20 @@ func (s *Server) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for c := range s.conns {
-		c.state.Store(stateClosed)
-		c.closeRaw() // over TLS: no close_notify, which could wait for the client
+		// Over TLS: no close_notify, which could wait for the client.
+		c.closeRaw(c.state.Swap(stateClosed) == stateParked)
 	}
 	return nil
 }
 
 // closeRaw closes the accepted connection. A polled connection's
 // descriptor is only closed once the request served from within the
-// poller's wait returns, and Close waits for that: the socket is shut
-// down at once (the client sees the end, the handler's writes fail) and
-// closed on another goroutine.
-func (c *ServerConn) closeRaw() {
-	if !c.polled {
+// poller's wait returns, and net.Conn.Close waits for that: unless it is
+// parked (out of the poller's wait), the socket is shut down at once (the
+// client sees the end, the handler's writes fail) and closed on another
+// goroutine.
+func (c *ServerConn) closeRaw(parked bool) {
+	if !c.polled || parked {
 		c.raw.Close()
 		return
 	}
@@ -237,7 +237,7 @@ func (s *Server) closeIdle() int {
 	defer s.mu.Unlock()
 	for c := range s.conns {
 		if c.state.CompareAndSwap(stateIdle, stateClosed) {
-			c.closeRaw()
+			c.closeRaw(false)
 		}
 		if c.state.CompareAndSwap(stateParked, stateClosed) {
 			c.raw.Close() // no goroutine ends it: forget it here
@@ -482,10 +482,8 @@ func (c *ServerConn) headBuffered() bool {
 		}
 	}
 	b, _ := c.br.Peek(c.br.Buffered())
-	return bytes.Contains(b, crlfcrlf)
+	return wholeHead(b)
 }
-
-var crlfcrlf = []byte("\r\n\r\n")
 
 // next waits for the next request: at once if its bytes are buffered
 // (pipelining), else without buffers until the connection is readable.
