@@ -61,18 +61,18 @@ func (c *ServerConn) servePolled() step {
 		}
 		c.parks = c.srv.parkerFor() // before the callback: it takes s.mu the first time
 		c.verdict = noStep
-		err := c.rc.Read(c.polledFn)
+		err := c.rc.Read(c.readable)
 		if c.verdict != noStep {
 			return c.verdict
 		}
 		if !c.grace || !errors.Is(err, os.ErrDeadlineExceeded) {
 			return closeConn // the idle or head deadline, the client's end, or Close
 		}
-		if c.parks != nil && c.parks.park(c, c.wdead) {
+		if c.parks != nil && c.parks.park(c, c.parkDeadline) {
 			return parked
 		}
 		c.grace = false // could not park: wait on here until the deadline
-		c.nc.SetReadDeadline(c.wdead)
+		c.nc.SetReadDeadline(c.parkDeadline)
 	}
 }
 
@@ -160,8 +160,8 @@ func (c *ServerConn) idle() step {
 		return closeConn // Shutdown may have looked before it was idle
 	}
 	now := time.Now()
-	c.wdead = c.idleDeadline(now)
-	d := c.wdead
+	c.parkDeadline = c.idleDeadline(now)
+	d := c.parkDeadline
 	c.grace = false
 	if c.parks != nil {
 		if g := now.Add(c.srv.opts.ParkAfter); g.Before(d) {

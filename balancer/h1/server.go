@@ -256,7 +256,7 @@ const (
 )
 
 // What a connection does next.
-type step int
+type step uint8
 
 const (
 	serveNext step = iota // a request is coming: buffers taken
@@ -293,24 +293,22 @@ type ServerConn struct {
 
 	waited   bool
 	peekBuf  [1]byte
-	readable func(fd uintptr) bool
+	readable func(fd uintptr) bool // RawConn.Read's callback: peekReadable, or polledReady when polled
 
 	shaken       bool                 // the TLS handshake was done
-	parkDeadline time.Time            // when a parked connection is closed
+	mustProbe    bool                 // TLS: tlsPending must probe
+	parkDeadline time.Time            // when a parked, or polled and idle, connection is closed
 	first        time.Time            // the first request head's deadline
 	tlsState     *tls.ConnectionState // TLS: made by TLSState
-	mustProbe    bool                 // TLS: tlsPending must probe
 
 	// Plaintext connections on Linux are polled: served from within one
 	// RawConn.Read (inpoll.go).
-	polled   bool
-	fdr      fdReader           // polled: what br reads
-	polledFn func(uintptr) bool // c.polledReady, made once
-	verdict  step               // why the callback ended the RawConn.Read
-	inPoll   bool               // a handler runs inside the callback
-	parks    *parker            // the parker to use when the grace ends
-	grace    bool               // the read deadline set is ParkAfter's
-	wdead    time.Time          // the idle wait's own deadline
+	polled  bool
+	inPoll  bool     // a handler runs inside the callback
+	grace   bool     // the read deadline set is ParkAfter's
+	verdict step     // why the callback ended the RawConn.Read
+	fdr     fdReader // polled: what br reads
+	parks   *parker  // the parker to use when the grace ends
 }
 
 func (s *Server) newConn(nc net.Conn) *ServerConn {
@@ -331,12 +329,13 @@ func (s *Server) newConn(nc net.Conn) *ServerConn {
 	if sc, ok := nc.(syscall.Conn); ok && canPeek {
 		if rc, err := sc.SyscallConn(); err == nil {
 			c.rc = rc
-			c.readable = c.peekReadable
 			if c.tc == nil {
 				c.polled = true
 				c.fdr.c = c
 				c.src = &c.fdr
-				c.polledFn = c.polledReady
+				c.readable = c.polledReady
+			} else {
+				c.readable = c.peekReadable
 			}
 		}
 	}
