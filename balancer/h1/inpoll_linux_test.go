@@ -4,12 +4,16 @@ package h1
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -225,5 +229,85 @@ func TestHijackOutsideUpgradePanics(t *testing.T) {
 	}
 	if !strings.Contains(logged.String(), "Hijack of a request without body or Upgrade") {
 		t.Fatalf("log: %q", logged.String())
+	}
+}
+
+// TestShutdownWhilePolledClientsLoop: Shutdown while 16 keep-alive
+// clients send requests as fast as they can. Every request the handler
+// began is answered, whole and right; each connection then ends cleanly
+// (EOF, or a reset for a request sent after the server closed), never in
+// the middle of a response; and Shutdown returns.
+func TestShutdownWhilePolledClientsLoop(t *testing.T) {
+	var mu sync.Mutex
+	began := map[string]bool{}
+	srv, addr := plainServer(t, handlerFunc(func(c *ServerConn, r *Request) {
+		mu.Lock()
+		began[string(r.Path)] = true
+		mu.Unlock()
+		echoRequest(c, r)
+	}), ServerOptions{})
+	const clients = 16
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	started := make(chan struct{}, clients)
+	answered := make([]int, clients) // requests answered, per client
+	for i := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(20 * time.Second))
+			br := bufio.NewReader(c)
+			for n := 0; ; n++ {
+				if _, err := fmt.Fprintf(c, "GET /%d/%d HTTP/1.1\r\nHost: a\r\n\r\n", i, n); err != nil {
+					return // the server closed first
+				}
+				if _, err := br.Peek(1); err != nil { // (ReadResponse calls a clean end unexpected)
+					if n == 0 || !(errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
+						errs <- fmt.Errorf("client %d, request %d: %v", i, n, err)
+					}
+					return
+				}
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					errs <- fmt.Errorf("client %d, request %d: a response cut short: %v", i, n, err)
+					return
+				}
+				body, err := io.ReadAll(resp.Body)
+				if want := fmt.Sprintf("GET /%d/%d \"\"", i, n); err != nil || string(body) != want {
+					errs <- fmt.Errorf("client %d, request %d: %q %v, want %q", i, n, body, err, want)
+					return
+				}
+				answered[i] = n + 1
+				if n == 0 {
+					started <- struct{}{}
+				}
+			}
+		}()
+	}
+	for range clients {
+		<-started
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i, n := range answered {
+		if path := fmt.Sprintf("/%d/%d", i, n); began[path] {
+			t.Errorf("client %d: request %s was begun but not answered", i, path)
+		}
 	}
 }
