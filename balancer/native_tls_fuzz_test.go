@@ -175,8 +175,10 @@ func FuzzNativeTLS(f *testing.F) {
 
 // asNetHTTP rewrites the request target of a member's "seen:" line as the
 // net/http engine forwards it: re-escaped by net/url ("/\"" becomes
-// "/%22"), where the native engine forwards it byte for byte, as HAProxy
-// does (docs/config.md, "Where the two engines differ").
+// "/%22"), and a query with a ';' or a bad '%' escape re-encoded from what
+// url.ParseQuery makes of it (httputil.ReverseProxy's cleanQueryParams:
+// "/a?%" becomes "/a"), where the native engine forwards it byte for
+// byte, as HAProxy does (docs/config.md, "Where the two engines differ").
 func asNetHTTP(line []byte) []byte {
 	rest, ok := bytes.CutPrefix(line, []byte("seen:"))
 	method, after, ok2 := bytes.Cut(rest, []byte(" "))
@@ -188,7 +190,28 @@ func asNetHTTP(line []byte) []byte {
 	if err != nil {
 		return line
 	}
+	if unclean(u.RawQuery) {
+		v, _ := url.ParseQuery(u.RawQuery)
+		u.RawQuery = v.Encode()
+	}
 	return fmt.Appendf(nil, "seen:%s %s host=%s", method, u.RequestURI(), tail)
+}
+
+// unclean: httputil.ReverseProxy re-encodes query q (cleanQueryParams).
+func unclean(q string) bool {
+	for i := 0; i < len(q); i++ {
+		switch {
+		case q[i] == ';':
+			return true
+		case q[i] == '%' && (i+2 >= len(q) || !isHexDigit(q[i+1]) || !isHexDigit(q[i+2])):
+			return true
+		}
+	}
+	return false
+}
+
+func isHexDigit(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
 // withoutEmptyLines returns in without the empty lines before each
