@@ -55,6 +55,7 @@ func (r *fdReader) Read(p []byte) (int, error) {
 // read; serveNext: its head begun in the buffer).
 func (c *ServerConn) servePolled() step {
 	c.nc.SetReadDeadline(c.idleDeadline(time.Now()))
+	c.rewait = false
 	for {
 		if c.srv.closing.Load() && c.served > 0 {
 			return closeConn
@@ -71,7 +72,7 @@ func (c *ServerConn) servePolled() step {
 		if c.parks != nil && c.parks.park(c, c.parkDeadline) {
 			return parked
 		}
-		c.grace = false // could not park: wait on here until the deadline
+		c.rewait = true // could not park: wait on here until the same deadline
 		c.nc.SetReadDeadline(c.parkDeadline)
 	}
 }
@@ -133,6 +134,7 @@ func (c *ServerConn) polledTurn() step {
 			return serveNext // run reads the rest of the head, with its deadline
 		}
 		c.served++
+		c.rewait = false
 		if err := c.req.Read(c.br, c.srv.opts.Limits); err != nil {
 			c.refuse(err)
 			return closeConn
@@ -159,10 +161,14 @@ func (c *ServerConn) idle() step {
 	if c.srv.closing.Load() {
 		return closeConn // Shutdown may have looked before it was idle
 	}
+	c.grace = false
+	if c.rewait { // the wait goes on after a failed park: same deadline, no grace
+		c.nc.SetReadDeadline(c.parkDeadline)
+		return noStep
+	}
 	now := time.Now()
 	c.parkDeadline = c.idleDeadline(now)
 	d := c.parkDeadline
-	c.grace = false
 	if c.parks != nil {
 		if g := now.Add(c.srv.opts.ParkAfter); g.Before(d) {
 			d, c.grace = g, true

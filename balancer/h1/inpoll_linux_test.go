@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tetherlb/tether/internal/proctest"
 )
 
 // echoRequest answers with the method, path and body it read.
@@ -309,5 +311,60 @@ func TestShutdownWhilePolledClientsLoop(t *testing.T) {
 		if path := fmt.Sprintf("/%d/%d", i, n); began[path] {
 			t.Errorf("client %d: request %s was begun but not answered", i, path)
 		}
+	}
+}
+
+// TestPolledIdleTimeoutWhenParkingFails: a connection the parker cannot
+// take (here: its socket is already in the epoll set, so EPOLL_CTL_ADD
+// fails, as it would once max_user_watches is reached) keeps waiting on
+// its goroutine: it is served when its client sends again, and closed at
+// its idle deadline, not given a new one each time parking fails.
+func TestPolledIdleTimeoutWhenParkingFails(t *testing.T) {
+	srv, addr := plainServer(t, echoRequest, ServerOptions{ParkAfter: 500 * time.Millisecond, IdleTimeout: 2 * time.Second})
+	p := srv.parkerFor()
+	if p == nil {
+		t.Fatal("no parker")
+	}
+	c, br := dialPlain(t, addr)
+	var sc *ServerConn
+	proctest.Eventually(t, 10*time.Second, func() error {
+		srv.mu.Lock()
+		defer srv.mu.Unlock()
+		for k := range srv.conns {
+			sc = k
+		}
+		if sc == nil {
+			return errors.New("not accepted yet")
+		}
+		return nil
+	})
+	var err error
+	p.rc.Control(func(epfd uintptr) { // before the first wait's grace ends
+		sc.rc.Control(func(fd uintptr) {
+			ev := syscall.EpollEvent{} // no events asked; id 0 is nobody's
+			err = syscall.EpollCtl(int(epfd), syscall.EPOLL_CTL_ADD, int(fd), &ev)
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "GET /a HTTP/1.1\r\nHost: a\r\n\r\n")
+	readAnswers(t, br, 1)
+	// After the grace, the park fails and the goroutine waits on: it
+	// reads the socket once more (finding nothing) when its wait resumes.
+	tries := srv.emptyReads.Load()
+	proctest.Eventually(t, 10*time.Second, func() error {
+		if srv.emptyReads.Load() == tries {
+			return errors.New("the connection did not wait on after its park failed")
+		}
+		return nil
+	})
+	io.WriteString(c, "GET /b HTTP/1.1\r\nHost: a\r\n\r\n")
+	if got := readAnswers(t, br, 1)[0]; got != `GET /b ""` {
+		t.Fatalf("after the failed park: %q", got)
+	}
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if b, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("the idle connection: %q %v, want it closed at its idle deadline", b, err)
 	}
 }

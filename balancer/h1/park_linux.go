@@ -91,10 +91,11 @@ func (p *parker) park(c *ServerConn, deadline time.Time) bool {
 	p.mu.Unlock()
 	var err error
 	perr := p.rc.Control(func(epfd uintptr) {
-		err = c.rc.Control(func(fd uintptr) {
+		cerr := c.rc.Control(func(fd uintptr) {
 			ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: int32(uint32(id)), Pad: int32(uint32(id >> 32))}
 			err = syscall.EpollCtl(int(epfd), syscall.EPOLL_CTL_ADD, int(fd), &ev)
 		})
+		err = errors.Join(err, cerr) // the connection's Control must not hide epoll_ctl's error
 	})
 	if perr == nil && err == nil {
 		return true

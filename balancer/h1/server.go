@@ -306,6 +306,7 @@ type ServerConn struct {
 	polled  bool
 	inPoll  bool     // a handler runs inside the callback
 	grace   bool     // the read deadline set is ParkAfter's
+	rewait  bool     // a park failed: the wait goes on to parkDeadline
 	verdict step     // why the callback ended the RawConn.Read
 	fdr     fdReader // polled: what br reads
 	parks   *parker  // the parker to use when the grace ends
