@@ -3,6 +3,7 @@ package h1
 import (
 	"bytes"
 	"errors"
+	"net"
 	"os"
 	"time"
 )
@@ -35,7 +36,7 @@ var errWouldBlock = errors.New("h1: would block")
 // fdReader is what br reads on a polled connection: the socket itself
 // while inside the callback, the net.Conn outside it.
 type fdReader struct {
-	c       *ServerConn
+	conn    net.Conn // outside the callback
 	fd      uintptr
 	live    bool // inside the callback: read fd with read(2)
 	drained bool // the last raw read emptied the socket
@@ -43,7 +44,7 @@ type fdReader struct {
 
 func (r *fdReader) Read(p []byte) (int, error) {
 	if !r.live {
-		return r.c.raw.Read(p)
+		return r.conn.Read(p)
 	}
 	n, err := rawRead(r.fd, p)
 	r.drained = err == errWouldBlock || (err == nil && n < len(p))
@@ -75,18 +76,6 @@ func (c *ServerConn) servePolled() step {
 		c.rewait = true // could not park: wait on here until the same deadline
 		c.nc.SetReadDeadline(c.parkDeadline)
 	}
-}
-
-// idleDeadline is when a connection waiting for a request is closed: the
-// first head's deadline, then IdleTimeout after the last response.
-func (c *ServerConn) idleDeadline(now time.Time) time.Time {
-	if c.served == 0 {
-		if c.first.IsZero() {
-			c.first = now.Add(c.srv.opts.HeaderTimeout)
-		}
-		return c.first
-	}
-	return now.Add(c.srv.opts.IdleTimeout)
 }
 
 // polledReady is the callback of servePolled's RawConn.Read: it reports

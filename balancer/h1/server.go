@@ -332,7 +332,7 @@ func (s *Server) newConn(nc net.Conn) *ServerConn {
 			c.rc = rc
 			if c.tc == nil {
 				c.polled = true
-				c.fdr.c = c
+				c.fdr.conn = nc
 				c.src = &c.fdr
 				c.readable = c.polledReady
 			} else {
@@ -499,13 +499,7 @@ func (c *ServerConn) next() step {
 	if c.tc != nil && c.tlsPending() {
 		return serveNext
 	}
-	deadline := time.Now().Add(c.srv.opts.IdleTimeout)
-	if c.served == 0 {
-		if c.first.IsZero() { // else set for a TLS handshake
-			c.first = time.Now().Add(c.srv.opts.HeaderTimeout)
-		}
-		deadline = c.first
-	}
+	deadline := c.idleDeadline(time.Now())
 	if c.rc != nil {
 		c.release()
 	} else {
@@ -524,6 +518,19 @@ func (c *ServerConn) next() step {
 	}
 	c.acquire()
 	return serveNext
+}
+
+// idleDeadline is when a connection waiting for a request is closed: the
+// first head's deadline (HeaderTimeout from the accept, unless a TLS
+// handshake set it), then IdleTimeout after the last response.
+func (c *ServerConn) idleDeadline(now time.Time) time.Time {
+	if c.served == 0 {
+		if c.first.IsZero() {
+			c.first = now.Add(c.srv.opts.HeaderTimeout)
+		}
+		return c.first
+	}
+	return now.Add(c.srv.opts.IdleTimeout)
 }
 
 // errParked: wait handed the connection to the parker.
