@@ -216,7 +216,8 @@ func (o *ownership) prepareLocal(id string, floor uint64) (b ballot, owner strin
 // collectPromises sends the prepare to every live peer and gathers the
 // answers: all of them except the believed owner's, which is awaited for
 // OwnerWait only if gossip lists that owner as alive. Peers that die while
-// it waits stop being waited for.
+// it waits stop being waited for; at every membership change, those that
+// have not answered are asked again (askAgain).
 func (o *ownership) collectPromises(ctx context.Context, id, owner string, prep *prepareMsg) (map[string]*promiseMsg, error) {
 	prep.req = o.reqID.Add(1)
 	ch := make(chan promiseFrom, 64)
@@ -289,6 +290,7 @@ func (o *ownership) collectPromises(ctx context.Context, id, owner string, prep 
 				}
 			}
 		case <-changed:
+			askAgain(sent, answers)
 		case <-ownerWait:
 			if enough() {
 				return answers, nil
@@ -342,6 +344,21 @@ func (o *ownership) waitLeases(ctx context.Context, id string, answers map[strin
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("%w: waiting %v for the owner's lease to end: %w", ErrClaimTimeout, wait, ctx.Err())
+	}
+}
+
+// askAgain forgets that a request was sent to the peers that have not
+// answered it, so that it is sent to them again: an answer is lost when
+// its sender believed this node dead as it answered (its link to this
+// node was closed: link.enqueue drops the message), and the peer's link
+// coming back is a membership change here (its handshake), after which
+// the answer gets through. Prepares and queries are idempotent: a peer
+// that promised a ballot promises it again.
+func askAgain[T any](sent map[string]bool, answers map[string]T) {
+	for p := range sent {
+		if _, ok := answers[p]; !ok {
+			delete(sent, p)
+		}
 	}
 }
 

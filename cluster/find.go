@@ -225,6 +225,7 @@ func (n *Node) ask(ctx context.Context, id string) (*record, error) {
 				}
 			}
 		case <-changed:
+			askAgain(sent, answered)
 		case <-grace:
 			return best, nil
 		case <-ctx.Done():

@@ -112,7 +112,10 @@ func (n *Network) Listen(addr string) (*Endpoint, error) {
 // another; "" stands for any address. The most specific rule applies.
 func (n *Network) SetFaults(from, to string, f Faults) { n.setFaults(n.faultsBy, from, to, f) }
 
-// SetGossipFaults sets the faults on gossip packets, as SetFaults.
+// SetGossipFaults sets the faults on gossip packets, as SetFaults; Drop
+// also refuses gossip's stream connections (push/pull, joins, TCP probes)
+// with that probability, so that Drop 1 cuts gossip between two endpoints
+// while their replication channel stays up.
 func (n *Network) SetGossipFaults(from, to string, f Faults) { n.setFaults(n.gossipBy, from, to, f) }
 
 func (n *Network) setFaults(m map[[2]string]Faults, from, to string, f Faults) {
@@ -264,6 +267,9 @@ func (n *Network) dial(from *Endpoint, addr string, timeout time.Duration, kind 
 	to, ok := n.reachable(from.addr, addr)
 	if !ok {
 		return nil, fmt.Errorf("dial %s: %w", addr, errRefused)
+	}
+	if kind == "gossip" && n.chance(n.lookup(n.gossipBy, from.addr, addr).Drop) {
+		return nil, fmt.Errorf("dial %s: %w", addr, errRefused) // cut, as far as memberlist can tell
 	}
 	ab, ba := newPipe(to), newPipe(from)
 	local := &conn{local: from, remote: to, in: ba, out: ab, kind: kind}
