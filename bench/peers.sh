@@ -21,6 +21,9 @@ PORT_tether_maxconns=$((PORT_BASE + 9))
 # Balancer cookies for applications without routes: Tether's sticky.mode:
 # insert (a signed cookie) and HAProxy's cookie SERVERID insert.
 PORT_tether_insert=$((PORT_BASE + 15)) PORT_haproxy_insert=$((PORT_BASE + 16))
+# Tether with GOMAXPROCS=1 on all the proxy's cores (with --proxy-cpus 2: one
+# P whose thread the kernel may run on either core), plaintext and TLS.
+PORT_tether_1p=$((PORT_BASE + 17))
 PEERS="direct tether haproxy nginx httpd"
 # TLS listeners (modes tls and tls-handshake, and the TLS memory figure):
 # Tether, HAProxy and nginx, each with the ECDSA P-256 certificate of
@@ -28,18 +31,20 @@ PEERS="direct tether haproxy nginx httpd"
 # 1.3 cipher (TLS_AES_128_GCM_SHA256, the one Go's server picks on CPUs
 # with AES instructions; OpenSSL's servers would pick AES-256). Clients
 # that offer no ALPN (wrk) get HTTP/1.1 from all three.
-TLS_TARGETS="tether haproxy nginx"
+TLS_TARGETS="tether haproxy nginx tether-1p"
 TLS_PORT_tether=$((PORT_BASE + 21)) TLS_PORT_haproxy=$((PORT_BASE + 22)) TLS_PORT_nginx=$((PORT_BASE + 23))
+TLS_PORT_tether_1p=$((PORT_BASE + 24))
 # BENCH_GOENV adds environment to the Go targets (Tether, protoproxy and the
 # direct backends), e.g. BENCH_GOENV="GOGC=400" to try a GC setting.
 GOENV=${BENCH_GOENV:-}
-EXPERIMENTS="tether-nethttp tether-maxconns tether-insert haproxy-insert direct-nethttp proto-nethttp proto-raw"
+EXPERIMENTS="tether-nethttp tether-maxconns tether-insert tether-1p haproxy-insert direct-nethttp proto-nethttp proto-raw"
 P1=${BACKEND_PORTS[0]} P2=${BACKEND_PORTS[1]} P3=${BACKEND_PORTS[2]}
 
 # write_peer_configs: every target's configuration into $WORK.
 write_peer_configs() {
 	write_bench_cert "$WORK/tls"
 	TLS_PORT=$TLS_PORT_tether write_tether_config "$WORK/tether.yaml" "$PORT_tether"
+	TLS_PORT=$TLS_PORT_tether_1p write_tether_config "$WORK/tether-1p.yaml" "$PORT_tether_1p"
 	write_tether_config "$WORK/tether-nethttp.yaml" "$PORT_tether_nethttp" "" nethttp
 	write_tether_config "$WORK/tether-maxconns.yaml" "$PORT_tether_maxconns" "" "" 64
 	write_tether_insert_config
@@ -259,6 +264,7 @@ start_target() {
 	direct-nethttp) start_proc "$name" "$PROXY_CPU" env GOMAXPROCS=1 $GOENV "$WORK/bin/backend" --nethttp --listen "127.0.0.1:$port" --route n2 ;;
 	proto-*) start_proc "$name" "$PROXY_CPU" env GOMAXPROCS=1 $GOENV "$WORK/bin/protoproxy" --engine "${name#proto-}" --listen "127.0.0.1:$port" --members "$members" ;;
 	tether | tether-nethttp | tether-maxconns | tether-insert) start_proc "$name" "$PROXY_CPUS" env GOMAXPROCS="$PROXY_NCPU" $GOENV "$WORK/bin/tether" serve --config "$WORK/$name.yaml" ;;
+	tether-1p) start_proc "$name" "$PROXY_CPUS" env GOMAXPROCS=1 $GOENV "$WORK/bin/tether" serve --config "$WORK/$name.yaml" ;;
 	haproxy) start_proc haproxy "$PROXY_CPUS" haproxy -db -f "$WORK/haproxy.cfg" ;;
 	haproxy-insert) start_proc haproxy-insert "$PROXY_CPUS" haproxy -db -f "$WORK/haproxy-insert.cfg" ;;
 	nginx) start_proc nginx "$PROXY_CPUS" nginx -p "$WORK/nginx" -e "$WORK/nginx/error.log" -c "$WORK/nginx/nginx.conf" ;;
@@ -269,7 +275,7 @@ start_target() {
 	wait_http "$name" "$TARGET_PID" "$TARGET_URL/"
 	TARGET_TLS_URL=""
 	if [[ " $TLS_TARGETS " == *" $name "* ]]; then
-		port=TLS_PORT_$name
+		port=TLS_PORT_${name//-/_}
 		TARGET_TLS_URL="https://127.0.0.1:${!port}"
 	fi
 	TARGET_COOKIE=$STICKY_COOKIE
