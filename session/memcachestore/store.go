@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -26,6 +27,11 @@ var ErrCorrupt = errors.New("memcachestore: not a session record")
 type Store struct {
 	c *memcache.Client
 	o Options
+
+	// sleep and randN are retry's pause and random source: sleepCtx and
+	// rand.Int64N, replaced by tests.
+	sleep func(context.Context, time.Duration) error
+	randN func(int64) int64
 }
 
 // New returns a Store over the memcached servers (host:port).
@@ -40,7 +46,7 @@ func New(servers []string, o Options) (*Store, error) {
 	c := memcache.New(servers...)
 	c.Timeout = o.Timeout
 	c.MaxIdleConns = 64
-	return &Store{c: c, o: o}, nil
+	return &Store{c: c, o: o, sleep: sleepCtx, randN: rand.Int64N}, nil
 }
 
 // Ping checks that every server answers.
@@ -138,19 +144,43 @@ func (s *Store) put(r *record, it *memcache.Item) error {
 }
 
 // retry runs one read-change-write attempt until it does not meet a
-// concurrent writer, at most Options.Retries more times.
+// concurrent writer, at most Options.Retries more times, each after a
+// random pause: uniform in [0, w), w from Options.RetryBackoff doubling up
+// to Options.RetryBackoffMax. Tried again at once, the writers that run
+// first would win every race and starve the others.
 func (s *Store) retry(ctx context.Context, attempt func() error) error {
+	w := min(s.o.RetryBackoff, s.o.RetryBackoffMax)
 	for i := 0; ; i++ {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		err := attempt()
-		if !errors.Is(err, memcache.ErrCASConflict) && !errors.Is(err, memcache.ErrNotStored) || i == s.o.Retries {
-			if errors.Is(err, memcache.ErrCASConflict) || errors.Is(err, memcache.ErrNotStored) {
-				return fmt.Errorf("memcachestore: %d writers in a row came first: %w", i+1, session.ErrConflict)
-			}
+		if !errors.Is(err, memcache.ErrCASConflict) && !errors.Is(err, memcache.ErrNotStored) {
 			return err
 		}
+		if i == s.o.Retries {
+			return fmt.Errorf("memcachestore: %d writers in a row came first: %w", i+1, session.ErrConflict)
+		}
+		if err := s.sleep(ctx, time.Duration(s.randN(int64(w)))); err != nil {
+			return err
+		}
+		if w > s.o.RetryBackoffMax/2 {
+			w = s.o.RetryBackoffMax
+		} else {
+			w *= 2
+		}
+	}
+}
+
+// sleepCtx waits d, or returns ctx's error as soon as ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }
 
