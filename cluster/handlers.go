@@ -41,7 +41,7 @@ func (n *Node) handle(in *inbound, peer string, m message) error {
 			}
 		}
 	case *syncRequestMsg:
-		n.spawn(func() { n.streamState(peer, m.req) })
+		n.spawn(func() { n.streamState(peer, in, m.req) })
 	case *syncChunkMsg:
 		n.onSyncChunk(peer, m)
 	case *statusMsg:

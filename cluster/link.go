@@ -53,6 +53,7 @@ type link struct {
 	lastAck   time.Time
 	ackLag    time.Duration
 	connected bool
+	drops     uint64 // times messages were lost: the queue dropped, or one burnt while the peer was dead
 }
 
 type outMsg struct {
@@ -76,18 +77,26 @@ func (l *link) signal() {
 
 // enqueue queues a message; false when the peer is not alive.
 func (l *link) enqueue(t MessageType, body []byte) bool {
+	_, ok := l.enqueueSeq(t, body)
+	return ok
+}
+
+// enqueueSeq is enqueue, and returns the message's sequence number.
+func (l *link) enqueueSeq(t MessageType, body []byte) (uint64, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
-		return false
+		return 0, false
 	}
 	if !l.alive {
 		// The message is lost for this peer: burn its sequence number, so
 		// that if the peer comes back it sees the gap and re-synchronizes.
 		l.next++
 		l.first, l.sendAt = l.next, l.next
-		return false
+		l.drops++
+		return 0, false
 	}
+	seq := l.next
 	l.q = append(l.q, outMsg{seq: l.next, t: t, body: body})
 	l.next++
 	l.bytes += len(body)
@@ -97,12 +106,13 @@ func (l *link) enqueue(t MessageType, body []byte) bool {
 		l.dropLocked()
 	}
 	l.signal()
-	return true
+	return seq, true
 }
 
 // dropLocked empties the queue and breaks the connection, so that the peer
 // notices the gap when it reconnects.
 func (l *link) dropLocked() {
+	l.drops++
 	clear(l.q)
 	l.q = nil
 	l.bytes = 0
@@ -124,6 +134,35 @@ func (l *link) setAlive(alive bool, addr string) {
 	}
 	l.alive = alive
 	l.signal()
+}
+
+// dropCount returns how many times the link lost messages so far.
+func (l *link) dropCount() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.drops
+}
+
+// awaitAcked waits until the peer has acknowledged the message seq, and
+// reports true, or until the link loses messages after its drop count was
+// drops (the message may be among them), the link closes or the node
+// does, and reports false.
+func (l *link) awaitAcked(seq, drops uint64) bool {
+	delay := time.Millisecond
+	for {
+		l.mu.Lock()
+		lost, acked := l.drops != drops || l.closed, l.first > seq
+		l.mu.Unlock()
+		if lost || acked {
+			return acked && !lost
+		}
+		select {
+		case <-l.n.closing:
+			return false
+		case <-time.After(delay): // polling the acknowledgements, as waitWindow does
+		}
+		delay = min(2*delay, 50*time.Millisecond)
+	}
 }
 
 // isAlive reports whether gossip lists the peer and the link is open.

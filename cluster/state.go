@@ -17,25 +17,47 @@ const (
 	syncWindow = 8 << 20   // queued bytes above which the streamer waits
 )
 
-// streamState answers a sync request from peer.
-func (n *Node) streamState(peer string, req uint64) {
-	p, l := n.awaitLink(peer)
-	if l == nil {
-		n.log.Warn("cluster: state requested by a peer this node cannot reach", "peer", peer)
-		return
+// streamState answers a sync request from peer, sent by the incarnation
+// of it that in receives from. The state is delivered, not just sent: the
+// transfer starts again whenever its link loses messages before the peer
+// has acknowledged the last chunk (gossip declared the peer dead and the
+// link dropped its queue, or the queue overflowed), since the chunks lost
+// with them may be the peer's only copy of this node's state — a joiner
+// whose first connection from this node is the one that comes back sees no
+// gap in it, and would wait for them until its JoinTimeout. It ends once
+// delivered, when that incarnation of the peer is gone, or at Close.
+func (n *Node) streamState(peer string, in *inbound, req uint64) {
+	for {
+		p, l := n.awaitLink(peer, in)
+		if l == nil {
+			return
+		}
+		drops := l.dropCount()
+		last, ok := n.streamOnce(p, l, req)
+		if ok && l.awaitAcked(last, drops) {
+			return
+		}
+		n.log.Debug("cluster: state transfer lost with the link; sending it again", "peer", peer, "req", req)
 	}
+}
+
+// streamOnce sends this node's state to p on l, under p.streaming, and
+// returns the sequence number of the last chunk; false when the link
+// refused a chunk or died meanwhile.
+func (n *Node) streamOnce(p *peer, l *link, req uint64) (uint64, bool) {
 	p.streaming.Lock() // a peer asking again waits for the transfer under way
 	defer p.streaming.Unlock()
 	chunk := &syncChunkMsg{req: req}
 	size := 0
-	flush := func(last bool) bool {
+	flush := func(last bool) (uint64, bool) {
 		chunk.last = last
-		if !l.enqueue(msgSyncChunk, encodeBody(chunk)) {
-			return false
+		seq, ok := l.enqueueSeq(msgSyncChunk, encodeBody(chunk))
+		if !ok {
+			return 0, false
 		}
-		n.obs.Transferred(peer, true, len(chunk.recs), size)
+		n.obs.Transferred(p.name, true, len(chunk.recs), size)
 		chunk, size = &syncChunkMsg{req: req}, 0
-		return n.waitWindow(l)
+		return seq, n.waitWindow(l)
 	}
 	for _, id := range n.store.ids() {
 		e := n.store.lock(id, false, 0)
@@ -49,37 +71,45 @@ func (n *Node) streamState(peer string, req uint64) {
 			size += r.size
 		}
 		e.mu.Unlock()
-		if size >= chunkBytes && !flush(false) {
-			return
+		if size >= chunkBytes {
+			if _, ok := flush(false); !ok {
+				return 0, false
+			}
 		}
 	}
-	flush(true)
+	return flush(true)
 }
 
 // awaitLink returns peer and its live link. A sync request proves its
 // sender is up, but gossip may not have said so yet: a node restarted just
 // after it was declared dead asks for the state before the news that it is
-// back arrives, and its link is still down. The transfer waits for it (at
-// most JoinTimeout) instead of being dropped, which would stall the
-// joiner's readiness until its own JoinTimeout. l is nil if it never came.
-func (n *Node) awaitLink(peer string) (p *peer, l *link) {
-	timeout := time.NewTimer(n.opts.JoinTimeout)
-	defer timeout.Stop()
+// back arrives, and its link is still down; or gossip here declared it dead
+// while it still sees this node alive. The transfer waits for the link
+// instead of being dropped, which would stall the joiner's readiness until
+// its own JoinTimeout and leave it without this node's state. It waits as
+// long as the incarnation that asked (the one in receives from) may still
+// be running: l is nil once another incarnation of the peer has connected,
+// the peer left, or the node closes. (One that died for good is waited for
+// until Close: a goroutine per request it sent, nothing more.)
+func (n *Node) awaitLink(peer string, in *inbound) (p *peer, l *link) {
 	for {
 		changed := n.waitChanged()
 		n.mu.Lock()
-		if p = n.peers[peer]; p != nil {
+		p, l = n.peers[peer], nil
+		gone := p == nil || p.in != in || p.state == MemberLeft
+		if !gone {
 			l = p.out
 		}
 		n.mu.Unlock()
+		if gone {
+			return nil, nil
+		}
 		if l != nil && l.isAlive() {
 			return p, l
 		}
 		select {
 		case <-changed:
 		case <-n.closing:
-			return nil, nil
-		case <-timeout.C:
 			return nil, nil
 		}
 	}
