@@ -198,7 +198,17 @@ func (s *Server) Start() error {
 // bind opens l's socket (and its PROXY protocol reader when cfg says so),
 // without serving it yet.
 func (s *Server) bind(l *listener, cfg *config.Config) error {
-	ln, err := net.Listen("tcp", l.addr)
+	// Client connections get no TCP keep-alive probes, as in HAProxy (no
+	// clitcpka) and nginx (no so_keepalive): limits.idle_timeout already
+	// ends an idle client, and Go's default, a probe every 15 s on every
+	// accepted connection, costs a timer and two packets per idle
+	// connection for as long as it lives. Sent in bursts (connections
+	// opened together probe together), they also overflow the kernel's
+	// input backlog, and a connection whose probes are all lost that way is
+	// aborted as dead after the ninth: measured with 10,000 idle clients on
+	// loopback (docs/benchmarks.md, "Idle clients and TCP keep-alive").
+	lc := net.ListenConfig{KeepAlive: -1}
+	ln, err := lc.Listen(context.Background(), "tcp", l.addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", l.addr, err)
 	}
