@@ -184,6 +184,7 @@ start_backends() {
 write_tether_config() {
 	cat >"$1" <<-YAML
 		listen: 127.0.0.1:$2
+		limits: { idle_timeout: ${IDLE_TIMEOUT:-120}s }
 		$([[ -n ${3:-} ]] && printf 'manager: { listen: "127.0.0.1:%s", token: bench-token }' "$3")
 		$([[ -n ${4:-} ]] && printf 'engine: %s' "$4")
 		balancers:

@@ -34,6 +34,12 @@ PEERS="direct tether haproxy nginx httpd"
 TLS_TARGETS="tether haproxy nginx tether-1p"
 TLS_PORT_tether=$((PORT_BASE + 21)) TLS_PORT_haproxy=$((PORT_BASE + 22)) TLS_PORT_nginx=$((PORT_BASE + 23))
 TLS_PORT_tether_1p=$((PORT_BASE + 24))
+# The keep-alive timeout of idle client connections, the same for all
+# (Tether's limits.idle_timeout, HAProxy's timeout http-keep-alive and
+# timeout client, which also closes idle connections, nginx's
+# keepalive_timeout, httpd's KeepAliveTimeout); bench/compare raises it when
+# --idle-settle would outlast it.
+IDLE_TIMEOUT=${IDLE_TIMEOUT:-120}
 # BENCH_GOENV adds environment to the Go targets (Tether, protoproxy and the
 # direct backends), e.g. BENCH_GOENV="GOGC=400" to try a GC setting.
 GOENV=${BENCH_GOENV:-}
@@ -97,9 +103,9 @@ defaults
 	option http-keep-alive
 	option forwardfor
 	timeout connect 2s
-	timeout client 30s
+	timeout client ${IDLE_TIMEOUT}s
 	timeout server 30s
-	timeout http-keep-alive 120s
+	timeout http-keep-alive ${IDLE_TIMEOUT}s
 	maxconn 12000
 frontend fe
 	bind 127.0.0.1:$port
@@ -164,7 +170,7 @@ http {
 	fastcgi_temp_path $WORK/nginx/tmp/fastcgi;
 	uwsgi_temp_path $WORK/nginx/tmp/uwsgi;
 	scgi_temp_path $WORK/nginx/tmp/scgi;
-	keepalive_timeout 120s;
+	keepalive_timeout ${IDLE_TIMEOUT}s;
 	keepalive_requests 1000000;
 	# The route is the text after the first dot of JSESSIONID.
 	map \$cookie_JSESSIONID \$members {
@@ -237,7 +243,7 @@ MaxConnectionsPerChild 0
 ListenBacklog 4096
 KeepAlive On
 MaxKeepAliveRequests 0
-KeepAliveTimeout 120
+KeepAliveTimeout $IDLE_TIMEOUT
 Timeout 30
 ProxyRequests Off
 <Proxy "balancer://members">

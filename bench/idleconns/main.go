@@ -67,12 +67,17 @@ func request(addr, path, cookie string) []byte {
 	return []byte(r + "\r\n")
 }
 
+// dialer opens the connections without TCP keep-alive probes, which Go's
+// dialer sends by default every 15 s: the proxy under test is what should
+// decide how long an idle connection lives, and a client's probes would
+// add timers and traffic to the measurement.
+var dialer = &net.Dialer{Timeout: 10 * time.Second, KeepAlive: -1}
+
 // dialTCP and dialTLS open a connection to addr.
-func dialTCP(addr string) (net.Conn, error) { return net.DialTimeout("tcp", addr, 10*time.Second) }
+func dialTCP(addr string) (net.Conn, error) { return dialer.Dial("tcp", addr) }
 
 func dialTLS(addr string) (net.Conn, error) {
-	d := &net.Dialer{Timeout: 10 * time.Second}
-	return tls.DialWithDialer(d, "tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // the benchmark's own certificate
+	return tls.DialWithDialer(dialer, "tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // the benchmark's own certificate
 }
 
 func run(addr string, pid, n, parallel int, req []byte, dial func(string) (net.Conn, error), settle time.Duration) error {
@@ -170,9 +175,9 @@ func open(addr string, n, parallel int, req []byte, dial func(string) (net.Conn,
 }
 
 // recheck sends one more request on every connection and counts those
-// that answer.
+// that answer; the first few failures are written to stderr.
 func recheck(cs []*conn, parallel int, req []byte) int {
-	var next, ok atomic.Int64
+	var next, ok, failed atomic.Int64
 	var wg sync.WaitGroup
 	for range parallel {
 		wg.Go(func() {
@@ -181,8 +186,11 @@ func recheck(cs []*conn, parallel int, req []byte) int {
 				if i >= len(cs) {
 					return
 				}
-				if cs[i].roundTrip(req) == nil {
+				err := cs[i].roundTrip(req)
+				if err == nil {
 					ok.Add(1)
+				} else if failed.Add(1) <= 5 {
+					fmt.Fprintf(os.Stderr, "idleconns: connection %d (%s): %v\n", i, cs[i].LocalAddr(), err)
 				}
 			}
 		})
