@@ -33,16 +33,7 @@ func TestJoinSurvivesStateLostToADeadLink(t *testing.T) {
 			o.JoinTimeout = time.Hour
 		}
 	}})
-	for i := range 3 {
-		for j := range 2 {
-			if _, err := h.Node(j).Create(bg, cluster.NewSession{ID: fmt.Sprint("s", i, j), Values: vals("k", "v")}); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	h.Crash(2)
-	h.WaitMembers(10*time.Second, 0, 0, 1)
-	h.WaitMembers(10*time.Second, 1, 0, 1)
+	seedAndCrashThird(t, h)
 
 	block.arm()
 	h.Start(2)
@@ -121,16 +112,7 @@ func TestJoinSurvivesStateAskedWhileDeclaredDead(t *testing.T) {
 			o.JoinTimeout = time.Millisecond
 		}
 	}})
-	for i := range 3 {
-		for j := range 2 {
-			if _, err := h.Node(j).Create(bg, cluster.NewSession{ID: fmt.Sprint("s", i, j), Values: vals("k", "v")}); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	h.Crash(2)
-	h.WaitMembers(10*time.Second, 0, 0, 1)
-	h.WaitMembers(10*time.Second, 1, 0, 1)
+	seedAndCrashThird(t, h)
 
 	// n3 starts and joins gossip, but no replication handshake with it
 	// completes: it cannot ask for the state yet.
@@ -162,4 +144,20 @@ func TestJoinSurvivesStateAskedWhileDeclaredDead(t *testing.T) {
 	if got := n3.Info().Sessions; got != 7 {
 		t.Fatalf("n3 ready with %d of 7 sessions", got)
 	}
+}
+
+// seedAndCrashThird gives n1 and n2 three sessions each, crashes n3 and
+// waits until both have seen it go: the state n3 pulls when it restarts.
+func seedAndCrashThird(t *testing.T, h *clustertest.Harness) {
+	t.Helper()
+	for i := range 3 {
+		for j := range 2 {
+			if _, err := h.Node(j).Create(bg, cluster.NewSession{ID: fmt.Sprint("s", i, j), Values: vals("k", "v")}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	h.Crash(2)
+	h.WaitMembers(10*time.Second, 0, 0, 1)
+	h.WaitMembers(10*time.Second, 1, 0, 1)
 }
