@@ -75,10 +75,13 @@ func (n *Node) local(id string) (Record, copyState) {
 		return Record{}, copyExpiring
 	}
 	pub := r.public()
-	if r.bal.node == n.name && e.promised.cmp(r.bal) > 0 {
+	if r.bal.node == n.name && e.promised.cmp(r.bal) > 0 && !n.own.stalled(e) {
 		// This node promised a takeover: its copy may already be behind
 		// the new owner's. Name the claimant, so that a reader claims the
 		// session (and gets the newest copy) instead of trusting this one.
+		// Once the takeover is presumed abandoned, this node is named
+		// again, as its peers name it, and a reader here claims the
+		// session back (Find: mustReclaim), as a write would.
 		pub.Owner = e.promised.node
 	}
 	return pub, copyLive

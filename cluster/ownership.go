@@ -151,6 +151,14 @@ func (o *ownership) reclaimable(e *entry) bool {
 	case !e.mine || e.promised.node == o.self:
 		return true
 	}
+	return o.stalled(e)
+}
+
+// stalled reports whether the locked entry's promise is older than a
+// takeover may take (ClaimTimeout): a takeover by another node that has not
+// completed by then is presumed abandoned (its claimant died half-way, or
+// could not gather its peers), by reclaimable and by the owner it names.
+func (o *ownership) stalled(e *entry) bool {
 	return time.Now().UnixNano()-e.raisedAt > int64(o.opts.ClaimTimeout)
 }
 

@@ -248,25 +248,8 @@ func TestDrainingOwnerHandsOver(t *testing.T) {
 // after the owner and a peer promised its ballot but before it decided.
 // The owner must not stay fenced: its next write takes the session back.
 func TestStalledTakeoverDoesNotBlockTheSession(t *testing.T) {
-	h := clustertest.New(t, clustertest.Config{Nodes: 4, Options: func(_ int, o *cluster.Options) {
-		o.ClaimTimeout = time.Second // how long a promised takeover is presumed to be completing
-	}})
+	h, _ := stallTakeover(t)
 	owner := h.Node(0)
-	if _, err := owner.Create(bg, cluster.NewSession{ID: "s", Values: vals("v", "1")}); err != nil {
-		t.Fatal(err)
-	}
-	converged(t, h, "s", 1, map[string]string{"v": "1"}, 1, 2, 3)
-	// n3 cannot reach n4, whose promise it needs: its claim stops after
-	// phase 1, with n1 and n2 having promised.
-	h.Net.Partition(h.Addr(2), h.Addr(3))
-	go h.Node(2).Claim(bg, "s") //nolint:errcheck // it fails when n3 is crashed below
-	clustertest.Eventually(t, 5*time.Second, func() error {
-		if owner.Info().Owned != 0 {
-			return errors.New("n1 has not promised n3's ballot yet")
-		}
-		return nil
-	})
-	h.Crash(2)
 	// Fenced at first (the takeover might be completing), then taken back.
 	if _, err := owner.Update(bg, cluster.Delta{ID: "s", Set: vals("v", "early")}); !errors.Is(err, cluster.ErrFenced) {
 		t.Fatalf("write right after the promise: %v, want ErrFenced", err)
@@ -280,4 +263,67 @@ func TestStalledTakeoverDoesNotBlockTheSession(t *testing.T) {
 		t.Fatalf("wrote as %s epoch %d: want n1 under an epoch above the stalled claim's", res.Record.Owner, res.Record.Epoch)
 	}
 	converged(t, h, "s", 2, map[string]string{"v": "2"}, 0, 1, 3)
+}
+
+// TestStalledTakeoverIsNotReportedForever: after a claimant died half-way,
+// and with no request for the session, every live node names the same
+// owner once the takeover is presumed abandoned (ClaimTimeout after the
+// promise): the owner stops naming the dead claimant, as its peers, which
+// hold its record, never did. It names the claimant until then (the
+// takeover might be completing).
+func TestStalledTakeoverIsNotReportedForever(t *testing.T) {
+	h, claimed := stallTakeover(t)
+	// The promise came after the claim began: the takeover may be
+	// completing until ClaimTimeout after that at least.
+	if c, err := h.Node(0).Get("s"); err != nil || c.Owner != "n3" && time.Since(claimed) < stalledClaimTimeout {
+		t.Fatalf("n1 right after its promise shows %+v (%v), want the claimant n3", c, err)
+	}
+	clustertest.Eventually(t, 10*time.Second, func() error {
+		for _, i := range []int{0, 1, 3} {
+			if c, err := h.Node(i).Get("s"); err != nil || c.Owner != "n1" || c.Epoch != 1 {
+				return fmt.Errorf("%s shows %+v (%v), want n1 epoch 1", h.Name(i), c, err)
+			}
+		}
+		return nil
+	})
+	if d := time.Since(claimed); d < stalledClaimTimeout {
+		t.Fatalf("n1 stopped naming the claimant %v after the claim began, before ClaimTimeout (%v)", d, stalledClaimTimeout)
+	}
+	// A reader on n1 now claims the session back, as a write would.
+	if c, err := h.Node(0).Find(bg, "s"); err != nil || c.Owner != "n1" || c.Epoch < 3 {
+		t.Fatalf("n1 finds %+v (%v): want it claimed back, under an epoch above the stalled claim's", c, err)
+	}
+}
+
+// stalledClaimTimeout is stallTakeover's ClaimTimeout: how long a promised
+// takeover is presumed to be completing.
+const stalledClaimTimeout = time.Second
+
+// stallTakeover starts four nodes, n1 owning session "s" (epoch 1), and
+// has n3 claim it and die half-way: n1 and n2 promised its ballot, n4
+// (which n3 cannot reach) did not, and n3 crashed before it decided. It
+// returns the harness and when the claim began (the promises came later).
+func stallTakeover(t *testing.T) (*clustertest.Harness, time.Time) {
+	t.Helper()
+	h := clustertest.New(t, clustertest.Config{Nodes: 4, Options: func(_ int, o *cluster.Options) {
+		o.ClaimTimeout = stalledClaimTimeout
+	}})
+	owner := h.Node(0)
+	if _, err := owner.Create(bg, cluster.NewSession{ID: "s", Values: vals("v", "1")}); err != nil {
+		t.Fatal(err)
+	}
+	converged(t, h, "s", 1, map[string]string{"v": "1"}, 1, 2, 3)
+	// n3 cannot reach n4, whose promise it needs: its claim stops after
+	// phase 1, with n1 and n2 having promised.
+	h.Net.Partition(h.Addr(2), h.Addr(3))
+	claimed := time.Now()
+	go h.Node(2).Claim(bg, "s") //nolint:errcheck // it fails when n3 is crashed below
+	clustertest.Eventually(t, 5*time.Second, func() error {
+		if owner.Info().Owned != 0 {
+			return errors.New("n1 has not promised n3's ballot yet")
+		}
+		return nil
+	})
+	h.Crash(2)
+	return h, claimed
 }
