@@ -350,6 +350,15 @@ func (d *stateDoc) remove(base Baseline, bal, r string) {
 // ErrState is wrapped by errors about the state file.
 var ErrState = errors.New("state file")
 
+// CheckStateFile reads and checks the state file at path as New does
+// (a missing file, or no path, is an empty state) and writes nothing. It
+// returns the error New would about the file's content, or nil; whether
+// the file can be written is found only by New, which writes it.
+func CheckStateFile(path string) error {
+	_, err := loadState(path)
+	return err
+}
+
 // loadState reads the state file at path; a missing file is an empty
 // state. A file that cannot be read or parsed is an error: the manager
 // does not start rather than forget the operator's changes.

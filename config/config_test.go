@@ -256,3 +256,24 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestLocate: the problems found beyond the file's text are put at the
+// lines of their fields, in line order; another error has no line.
+func TestLocate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "t.yaml")
+	os.WriteFile(path, []byte("manager:\n  listen: 127.0.0.1:0\nbalancers:\n  - name: b\n    ajp: {secret_env: S}\n    members: [{url: 'ajp://h:1', route: n1}]\n"), 0o600)
+	got := Locate(path, FieldErrors{
+		{Field: "balancers[0].ajp.secret_env", Msg: "the environment variable S is not set"},
+		{Field: "manager", Msg: "no token"},
+	})
+	want := path + ":1: manager: no token\n" + path + ":5: balancers[0].ajp.secret_env: the environment variable S is not set"
+	if got.Error() != want {
+		t.Errorf("got\n%v\nwant\n%s", got, want)
+	}
+	if got := Locate(path, errors.New("boom")); got.Error() != path+": boom" {
+		t.Errorf("a plain error: %v", got)
+	}
+	if Locate(path, nil) != nil {
+		t.Error("nil: not nil")
+	}
+}

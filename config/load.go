@@ -117,6 +117,43 @@ func Parse(name string, data []byte) (Config, error) {
 	return cfg, nil
 }
 
+// Locate returns err, the problems that loading the configuration file
+// at path for serving found beyond its text (in the files it names, in
+// the environment), as Errors in line order: each FieldError of err (a
+// FieldErrors, or a FieldError) at the line of its field, found in the
+// file as it is now; any other error, and every one if the file no
+// longer parses, without a line. It returns nil for a nil err.
+func Locate(path string, err error) Errors {
+	if err == nil {
+		return nil
+	}
+	var fes FieldErrors
+	var fe FieldError
+	switch {
+	case errors.As(err, &fes):
+	case errors.As(err, &fe):
+		fes = FieldErrors{fe}
+	default:
+		return Errors{{File: path, Msg: err.Error()}}
+	}
+	var root yaml.Node
+	if data, rerr := os.ReadFile(path); rerr == nil {
+		if yaml.Unmarshal(data, &root) != nil {
+			root = yaml.Node{}
+		}
+	}
+	out := make(Errors, 0, len(fes))
+	for _, fe := range fes {
+		line := 0
+		if root.Kind != 0 {
+			line, _ = lineOf(&root, fe.Field)
+		}
+		out = append(out, &Error{File: path, Line: line, Msg: fe.Error()})
+	}
+	slices.SortStableFunc(out, func(a, b *Error) int { return a.Line - b.Line })
+	return out
+}
+
 // valuesOnly reports whether every error of te is about one value (an
 // unknown key, a value of the wrong type): yaml.v3 leaves such a value at
 // its default and decodes the rest, which is then worth validating. Any

@@ -65,22 +65,24 @@ func (v *checker) stickyCookie(f string, c *StickyCookie) {
 		v.add(f+".key_env", "give key_file or key_env, not both")
 	case c.KeyFile == "" && c.KeyEnv == "":
 		v.add(f, "key_file or key_env is required: the key that signs Tether's cookie")
-	default:
-		if _, err := CookieKeys(c); err != nil {
-			field := f + ".key_file"
-			if c.KeyEnv != "" {
-				field = f + ".key_env"
-			}
-			v.add(field, "%v", err)
+	case c.KeyFile != "":
+		if _, err := CookieKeys(c, nil); err != nil {
+			v.add(f+".key_file", "%v", err)
 		}
+	case !isEnvName(c.KeyEnv):
+		v.add(f+".key_env", "%q is not an environment variable name", c.KeyEnv)
 	}
+	// The variable's value is read where the other secrets given by
+	// environment variables are (internal/app, for serve and check),
+	// through the environment they are given.
 }
 
-// CookieKeys reads the keys of Tether's cookie from c's KeyFile or KeyEnv:
-// one per line, surrounding white space trimmed, blank lines and lines
+// CookieKeys reads the keys of Tether's cookie from c's KeyFile or else
+// the environment variable KeyEnv through getenv (os.Getenv if nil): one
+// per line, surrounding white space trimmed, blank lines and lines
 // starting with # ignored; at least one, each at least MinCookieKeyLen
 // bytes. Errors never quote a key.
-func CookieKeys(c *StickyCookie) ([][]byte, error) {
+func CookieKeys(c *StickyCookie, getenv func(string) string) ([][]byte, error) {
 	var data []byte
 	switch {
 	case c.KeyFile != "":
@@ -90,8 +92,11 @@ func CookieKeys(c *StickyCookie) ([][]byte, error) {
 		}
 		data = b
 	case c.KeyEnv != "":
-		s, ok := os.LookupEnv(c.KeyEnv)
-		if !ok {
+		if getenv == nil {
+			getenv = os.Getenv
+		}
+		s := getenv(c.KeyEnv)
+		if strings.TrimSpace(s) == "" {
 			return nil, fmt.Errorf("environment variable %s is not set", c.KeyEnv)
 		}
 		data = []byte(s)

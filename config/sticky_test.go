@@ -16,7 +16,6 @@ func TestStickyErrors(t *testing.T) {
 	short := filepath.Join(dir, "short.key")
 	os.WriteFile(keys, []byte("# rotated 2026-12-01\n"+goodKey+"\n\n"), 0o600)
 	os.WriteFile(short, []byte("tooshort\n"), 0o600)
-	t.Setenv("TETHER_TEST_COOKIE_KEY", goodKey)
 	const members = "    members: [{url: 'http://h:1', route: n1}]\n"
 	tests := []struct {
 		name, sticky string // the balancer's sticky section, from line 3
@@ -32,7 +31,8 @@ func TestStickyErrors(t *testing.T) {
 		{"both keys", "    sticky:\n      mode: insert\n      cookie: {key_file: " + keys + ", key_env: X}\n", []string{`5: balancers[0].sticky.cookie.key_env: give key_file or key_env, not both`}},
 		{"missing key file", "    sticky:\n      mode: insert\n      cookie:\n        key_file: /nonexistent/cookie.key\n", []string{`6: balancers[0].sticky.cookie.key_file: open /nonexistent/cookie.key`}},
 		{"short key", "    sticky:\n      mode: insert\n      cookie:\n        key_file: " + short + "\n", []string{`6: balancers[0].sticky.cookie.key_file: the key on line 1 is 8 characters: at least 32`}},
-		{"unset env", "    sticky:\n      mode: insert\n      cookie:\n        key_env: TETHER_TEST_UNSET_KEY\n", []string{`6: balancers[0].sticky.cookie.key_env: environment variable TETHER_TEST_UNSET_KEY is not set`}},
+		{"unset env: read by check and serve, not Validate", "    sticky:\n      mode: insert\n      cookie:\n        key_env: TETHER_TEST_UNSET_KEY\n", nil},
+		{"bad env name", "    sticky:\n      mode: insert\n      cookie:\n        key_env: 'KEY-1'\n", []string{`6: balancers[0].sticky.cookie.key_env: "KEY-1" is not an environment variable name`}},
 		{"bad attributes", "    sticky:\n      mode: insert\n      cookie:\n        key_file: " + keys + "\n        name: 'a b'\n        path: shop\n        domain: 'a;b'\n        secure: sometimes\n        same_site: loose\n        max_idle: -1s\n",
 			[]string{`7: balancers[0].sticky.cookie.name: "a b" is not a valid cookie name`, `8: balancers[0].sticky.cookie.path: "shop" must start with /`,
 				`9: balancers[0].sticky.cookie.domain: "a;b" is not a domain name`, `10: balancers[0].sticky.cookie.secure: unknown value "sometimes"`,
@@ -74,6 +74,24 @@ func wantErrors(t *testing.T, yaml string, want []string) error {
 		}
 	}
 	return err
+}
+
+// TestCookieKeysFromEnvironment: key_env is read through the getenv
+// given, never os.Getenv, and a variable not set is an error that names
+// it.
+func TestCookieKeysFromEnvironment(t *testing.T) {
+	t.Setenv("TETHER_TEST_COOKIE_KEY", "from os.Getenv, not to be read")
+	env := map[string]string{"TETHER_TEST_COOKIE_KEY": goodKey, "BLANK": "  \n"}
+	getenv := func(k string) string { return env[k] }
+	keys, err := CookieKeys(&StickyCookie{KeyEnv: "TETHER_TEST_COOKIE_KEY"}, getenv)
+	if err != nil || len(keys) != 1 || string(keys[0]) != goodKey {
+		t.Fatalf("keys %q, %v", keys, err)
+	}
+	for _, name := range []string{"UNSET", "BLANK"} {
+		if _, err := CookieKeys(&StickyCookie{KeyEnv: name}, getenv); err == nil || err.Error() != "environment variable "+name+" is not set" {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
 }
 
 func TestCookieKeys(t *testing.T) {

@@ -51,14 +51,16 @@ func (c *checker) add(field, format string, args ...any) {
 }
 
 // Validate checks every value and returns FieldErrors listing all problems,
-// or nil. It loads what serving the configuration loads, so that a file
-// it accepts starts and reloads: the TLS certificates and keys, the token
-// and secret files, the cookie keys of insert mode (files or environment
-// variables); and it checks that the log files can be opened for
-// appending (an existing file is opened and closed, a new one's directory
-// must exist: nothing is created). It reads no other environment variable
-// (the AJP secrets and manager token given that way): those are checked
-// when serve starts, in the service's own environment.
+// or nil. It loads the files that serving the configuration loads, so
+// that a file it accepts starts and reloads: the TLS certificates and
+// keys, the member TLS files, the token and secret files, the cookie key
+// files; and it checks that the log files can be opened for appending (an
+// existing file is opened and closed, a new one's directory must exist:
+// nothing is created). It reads no environment variable: the secrets
+// given that way (secret_env, key_env, TETHER_MANAGER_TOKEN,
+// TETHER_METRICS_TOKEN) are read, with what else depends on them, by
+// internal/app for `tether serve` and `tether check`, through the
+// environment those are given.
 func (c *Config) Validate() error {
 	v := &checker{}
 	v.listen("listen", c.Listen)

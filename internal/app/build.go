@@ -15,8 +15,13 @@ import (
 	"github.com/tetherlb/tether/config"
 )
 
-// balancerOptions maps one balancer of the file onto balancer.Options.
-func balancerOptions(cfg *config.Config, b *config.Balancer, logger, access *slog.Logger) (balancer.Options, error) {
+// balancerOptions maps balancer i of the file onto balancer.Options,
+// reading its cookie keys (through getenv for key_env) and member TLS
+// files. Its error is config.FieldErrors: every problem found.
+func balancerOptions(cfg *config.Config, i int, logger, access *slog.Logger, getenv func(string) string) (balancer.Options, error) {
+	b := &cfg.Balancers[i]
+	f := fmt.Sprintf("balancers[%d]", i)
+	var ps problems
 	o := balancer.Options{
 		Name:            b.Name,
 		StickyNames:     b.Sticky.Names,
@@ -43,13 +48,9 @@ func balancerOptions(cfg *config.Config, b *config.Balancer, logger, access *slo
 		AJPPacketSize:   b.AJP.PacketSize,
 		AJPPingIdle:     b.AJP.PingIdle,
 	}
-	if err := stickyOptions(&o, b); err != nil {
-		return o, err
-	}
+	ps.add("", stickyOptions(&o, b, f, getenv))
 	mt, err := config.ClientTLS(b.MemberTLS)
-	if err != nil {
-		return o, fmt.Errorf("balancer %s: member_tls: %w", b.Name, err)
-	}
+	ps.add(f+".member_tls", err)
 	o.MemberTLS = mt
 	if h := b.Health; h != nil {
 		o.Health.Path = h.Path
@@ -58,43 +59,55 @@ func balancerOptions(cfg *config.Config, b *config.Balancer, logger, access *slo
 		}
 		o.Health.Interval, o.Health.Timeout, o.Health.Rise, o.Health.Fall = h.Interval, h.Timeout, h.Rise, h.Fall
 	}
-	for _, p := range cfg.TrustedProxies {
+	for j, p := range cfg.TrustedProxies {
 		prefix, err := config.ParsePrefix(p)
 		if err != nil {
-			return o, err
+			ps.add(fmt.Sprintf("trusted_proxies[%d]", j), err)
+			continue
 		}
 		o.TrustedProxies = append(o.TrustedProxies, prefix)
 	}
-	return o, nil
+	return o, ps.err()
 }
 
-// memberConfigs maps the members of one balancer of the file, with the
-// AJP secrets read from their files or getenv (os.Getenv if nil).
-func memberConfigs(b *config.Balancer, getenv func(string) string) ([]balancer.MemberConfig, error) {
+// memberConfigs maps the members of one balancer of the file, whose field
+// there is f ("balancers[0]"), with the AJP secrets read from their files
+// or through getenv (os.Getenv if nil). Its error is config.FieldErrors:
+// every problem found.
+func memberConfigs(b *config.Balancer, f string, getenv func(string) string) ([]balancer.MemberConfig, error) {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
+	var ps problems
 	out := make([]balancer.MemberConfig, 0, len(b.Members))
-	for _, m := range b.Members {
+	for j, m := range b.Members {
+		mf := fmt.Sprintf("%s.members[%d]", f, j)
 		mc, err := MemberConfig(m)
 		if err != nil {
-			return nil, err
+			ps.add(mf+".url", err)
+			continue
 		}
 		if mc.URL.Scheme == "ajp" {
-			file, env := m.SecretFile, m.SecretEnv
+			file, env, field := m.SecretFile, m.SecretEnv, mf+"."
 			if file == "" && env == "" {
-				file, env = b.AJP.SecretFile, b.AJP.SecretEnv
+				file, env, field = b.AJP.SecretFile, b.AJP.SecretEnv, f+".ajp."
 			}
-			if mc.Secret, err = config.ReadSecret(file, env, getenv); err != nil {
-				return nil, fmt.Errorf("balancer %q, member %q: ajp secret: %w", b.Name, m.Route, err)
+			if file != "" {
+				field += "secret_file"
+			} else {
+				field += "secret_env"
 			}
+			mc.Secret, err = config.ReadSecret(file, env, getenv)
+			ps.add(field, err)
 		}
 		if m.TLS != nil { // else the balancer's member_tls
-			if mc.TLS, err = config.ClientTLS(config.MergeTLS(b.MemberTLS, m.TLS)); err != nil {
-				return nil, fmt.Errorf("member %q: tls: %w", m.Route, err)
-			}
+			mc.TLS, err = config.ClientTLS(config.MergeTLS(b.MemberTLS, m.TLS))
+			ps.add(mf+".tls", err)
 		}
 		out = append(out, mc)
+	}
+	if err := ps.err(); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -25,7 +25,7 @@ func TestBalancerOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o, err := balancerOptions(&cfg, &cfg.Balancers[0], slog.New(slog.DiscardHandler), nil)
+	o, err := balancerOptions(&cfg, 0, slog.New(slog.DiscardHandler), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func TestMemberMaxConns(t *testing.T) {
 		t.Fatal(err)
 	}
 	eff := withMembers(cfg, baselineOf(cfg))
-	mcs, err := memberConfigs(&eff.Balancers[0], func(string) string { return "s" })
+	mcs, err := memberConfigs(&eff.Balancers[0], "balancers[0]", func(string) string { return "s" })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func TestAJPSecrets(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			mcs, err := memberConfigs(&cfg.Balancers[0], func(k string) string { return env[k] })
+			mcs, err := memberConfigs(&cfg.Balancers[0], "balancers[0]", func(k string) string { return env[k] })
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("err %v, want %q", err, tt.err)

@@ -18,8 +18,9 @@ import (
 )
 
 // newGroup returns this instance's side of the group cfg.Group names (nil
-// if none), not started. Its records are applied by the manager *mgr,
-// which must be set before the group starts.
+// if none), made from its key file and not started: it binds nothing
+// until Start. Its records are applied by the manager *mgr, which must be
+// set before the group starts. Its error is a config.FieldError.
 func newGroup(cfg config.Config, mgr **admin.Manager, logger *slog.Logger) (*group.Group, error) {
 	gc := cfg.Group
 	if gc == nil {
@@ -27,18 +28,22 @@ func newGroup(cfg config.Config, mgr **admin.Manager, logger *slog.Logger) (*gro
 	}
 	data, err := os.ReadFile(gc.KeyFile)
 	if err != nil {
-		return nil, fmt.Errorf("group.key_file: %w", err)
+		return nil, config.FieldError{Field: "group.key_file", Msg: err.Error()}
 	}
 	secret := []byte(strings.TrimSpace(string(data)))
 	if len(secret) < group.MinSecret {
-		return nil, fmt.Errorf("group.key_file %s: %d bytes, want at least %d (openssl rand -hex 32)", gc.KeyFile, len(secret), group.MinSecret)
+		return nil, config.FieldError{Field: "group.key_file", Msg: fmt.Sprintf("%s: %d bytes, want at least %d (openssl rand -hex 32)", gc.KeyFile, len(secret), group.MinSecret)}
 	}
-	return group.New(group.Options{
+	g, err := group.New(group.Options{
 		Name: gc.Name, Listen: gc.Listen, Peers: slices.Clone(gc.Peers), Secret: secret,
 		Apply:   func(r group.Record, won bool) { (*mgr).ApplyShared(r, won) },
 		Tallies: func() map[string]group.Tally { return (*mgr).Tallies() },
 		Logger:  logger.With("part", "group"),
 	})
+	if err != nil {
+		return nil, config.FieldError{Field: "group", Msg: err.Error()}
+	}
+	return g, nil
 }
 
 // startGroup starts g and takes the group's state, waiting at most

@@ -70,40 +70,35 @@ func (s *serverSource) Balancer(name string) *balancer.Balancer {
 	return nil
 }
 
-// newManaged reads the manager's tokens and state file; it serves tel's
-// metrics. It returns nil if the configuration has no manager (tel may
-// then be nil), and an error if it has one but no token: the manager
-// never runs open.
-func newManaged(cfg config.Config, o ServeOptions, tel *telemetry) (*managed, error) {
+// newManaged makes the manager with the tokens, metrics and group that
+// load made (reading and writing its state file, opening its audit
+// file), then starts the group and takes its state. It returns nil if the
+// configuration has no manager (ld.tel may then be nil). On error, ld's
+// group is closed.
+func newManaged(cfg config.Config, o ServeOptions, ld *loaded) (*managed, error) {
 	if cfg.Manager == nil {
 		return nil, nil
 	}
-	rw, ro, err := managerTokens(cfg.Manager, o.getenv)
-	if err != nil {
-		return nil, err
-	}
+	rw, ro, g, tel := ld.rw, ld.ro, ld.group, ld.tel
 	if len(rw) < minTokenBytes {
 		o.Logger.Warn("manager: the token is short; use at least 16 random bytes, e.g. openssl rand -hex 32")
 	}
 	src := tel.src
-	var mgr *admin.Manager
-	g, err := newGroup(cfg, &mgr, o.Logger)
-	if err != nil {
-		return nil, err
-	}
 	var shared admin.Group
 	if g != nil {
 		shared = g
 	}
-	mgr, err = admin.New(admin.Options{
+	mgr, err := admin.New(admin.Options{
 		Source: src, Token: rw, ReadOnlyToken: ro, AllowedOrigins: cfg.Manager.AllowedOrigins, Group: shared,
 		StateFile: cfg.Manager.StateFile, AuditFile: cfg.Manager.AuditFile, Baseline: baselineOf(cfg), ValidateMember: validateMember,
 		Metrics: tel.handler,
 		Logger:  o.Logger,
 	})
 	if err != nil {
+		ld.close()
 		return nil, fmt.Errorf("manager: %w", err)
 	}
+	ld.mgr = mgr // the group's records are applied from now on
 	// The group's state is taken before the balancers are built: they
 	// start with it.
 	if err := startGroup(g, mgr, cfg, tel.reg, o.Logger); err != nil {
@@ -115,8 +110,9 @@ func newManaged(cfg config.Config, o ServeOptions, tel *telemetry) (*managed, er
 }
 
 // managerTokens reads the read-write token (manager.token, else
-// manager.token_file, else the TETHER_MANAGER_TOKEN environment variable)
-// and the read-only one.
+// manager.token_file, else the TETHER_MANAGER_TOKEN environment variable
+// through getenv) and the read-only one. Its error is a
+// config.FieldError; it never quotes a token.
 func managerTokens(m *config.Manager, getenv func(string) string) (rw, ro string, err error) {
 	rw, err = tokenOf("token", m.Token, m.TokenFile)
 	if err != nil {
@@ -126,14 +122,18 @@ func managerTokens(m *config.Manager, getenv func(string) string) (rw, ro string
 		rw = strings.TrimSpace(getenv(TokenEnv))
 	}
 	if rw == "" {
-		return "", "", fmt.Errorf("manager: no token: set manager.token, manager.token_file or the %s environment variable (the manager never runs without one)", TokenEnv)
+		return "", "", config.FieldError{Field: "manager", Msg: fmt.Sprintf("no token: set manager.token, manager.token_file or the %s environment variable (the manager never runs without one)", TokenEnv)}
 	}
 	ro, err = tokenOf("read_only_token", m.ReadOnlyToken, m.ReadOnlyTokenFile)
 	if err != nil {
 		return "", "", err
 	}
 	if ro == rw {
-		return "", "", errors.New("manager: read_only_token must differ from the token")
+		field := "manager.read_only_token"
+		if m.ReadOnlyTokenFile != "" {
+			field += "_file"
+		}
+		return "", "", config.FieldError{Field: field, Msg: "the read-only token must differ from the token"}
 	}
 	return rw, ro, nil
 }
@@ -144,7 +144,7 @@ func tokenOf(field, value, file string) (string, error) {
 	}
 	tok, err := config.ReadSecret(file, "", nil)
 	if err != nil {
-		return "", fmt.Errorf("manager.%s_file: %w", field, err)
+		return "", config.FieldError{Field: "manager." + field + "_file", Msg: err.Error()}
 	}
 	return tok, nil
 }

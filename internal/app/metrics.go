@@ -66,30 +66,31 @@ func newTelemetry(cfg config.Config, o ServeOptions) (*telemetry, error) {
 	return t, nil
 }
 
-// access reads the metrics listener's token and networks, and refuses a
-// listener that would serve anyone.
+// access reads the metrics listener's token (from metrics.token_file,
+// else TETHER_METRICS_TOKEN through getenv) and networks, and refuses a
+// listener that would serve anyone. Its error is a config.FieldError.
 func (t *telemetry) access(m config.Metrics, getenv func(string) string) error {
 	t.cfg = m
 	if m.TokenFile != "" {
 		tok, err := config.ReadSecret(m.TokenFile, "", nil)
 		if err != nil {
-			return fmt.Errorf("metrics.token_file: %w", err)
+			return config.FieldError{Field: "metrics.token_file", Msg: err.Error()}
 		}
 		t.token = tok
 	} else {
 		t.token = strings.TrimSpace(getenv(MetricsTokenEnv))
 	}
-	for _, a := range m.Allow {
+	for i, a := range m.Allow {
 		p, err := config.ParsePrefix(a)
 		if err != nil {
-			return fmt.Errorf("metrics.allow: %q: %w", a, err)
+			return config.FieldError{Field: fmt.Sprintf("metrics.allow[%d]", i), Msg: fmt.Sprintf("%q: %v", a, err)}
 		}
 		t.allow = append(t.allow, p)
 	}
 	loopback := config.IsLoopback(m.Listen)
 	t.open = t.token == "" && loopback
 	if t.token == "" && !loopback && len(t.allow) == 0 {
-		return fmt.Errorf("metrics.listen %s is not a loopback address: give metrics.token_file (or $%s) or metrics.allow, so that not everyone can read the metrics", m.Listen, MetricsTokenEnv)
+		return config.FieldError{Field: "metrics.listen", Msg: fmt.Sprintf("%s is not a loopback address: give metrics.token_file (or $%s) or metrics.allow, so that not everyone can read the metrics", m.Listen, MetricsTokenEnv)}
 	}
 	return nil
 }

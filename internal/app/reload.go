@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/netip"
 
 	"github.com/tetherlb/tether/balancer"
@@ -25,12 +26,24 @@ type change struct {
 	listeners map[string]*listener               // new addresses (bound when planned for a running server)
 }
 
+// planMode says what plan does besides building.
+type planMode int
+
+const (
+	planStart  planMode = iota // a new server: the access log opened, nothing bound
+	planReload                 // a running server: the access log opened, new addresses bound
+	planCheck                  // load and Check: no file opened for writing, nothing bound
+)
+
 // plan builds everything cfg needs, in this order, changing nothing the
-// server runs: the access log, every balancer's options and members, the
-// listeners' TLS certificates, the new balancers (prepared, idle) and the
-// changes to those that stay, and, when bind is set, the sockets of new
-// listen addresses. On error everything it made is closed again.
-func (s *Server) plan(cfg config.Config, bind bool) (c *change, err error) {
+// server runs: the access log (not for planCheck), every balancer's
+// options and members, the listeners' TLS certificates, the new balancers
+// (prepared, idle) and the changes to those that stay, and, for
+// planReload, the sockets of new listen addresses. The problems of cfg
+// are reported all at once, as config.FieldErrors; the sockets' errors
+// (an address in use) are not the file's and come alone. On error
+// everything it made is closed again.
+func (s *Server) plan(cfg config.Config, mode planMode) (c *change, err error) {
 	c = &change{cfg: cfg, fresh: map[string]*balancer.Balancer{}, updates: map[string]*balancer.Change{},
 		members: map[string][]balancer.MemberConfig{}, certs: map[string][]tls.Certificate{},
 		listeners: map[string]*listener{}}
@@ -40,48 +53,53 @@ func (s *Server) plan(cfg config.Config, bind bool) (c *change, err error) {
 			c = nil
 		}
 	}()
-	access, accessFile, err := s.accessLogger(cfg.AccessLog)
-	if err != nil {
-		return c, err
+	var ps problems
+	var access *slog.Logger
+	if mode != planCheck { // config.Validate checked that it can be opened
+		var accessFile io.WriteCloser
+		access, accessFile, err = s.accessLogger(cfg.AccessLog)
+		ps.add("access_log", err)
+		c.access = accessFile
 	}
-	c.access = accessFile
 	opts := map[string]balancer.Options{}
 	for i := range cfg.Balancers {
 		b := &cfg.Balancers[i]
-		o, err := balancerOptions(&cfg, b, s.logger, access)
-		if err != nil {
-			return c, err
-		}
+		o, err := balancerOptions(&cfg, i, s.logger, access, s.hooks.getenv)
+		ps.add("", err)
 		o.Observer, o.OnStateChange, o.SessionHash = s.hooks.observer, s.hooks.onStateChange, s.hooks.sessionHash
 		if le, name := s.hooks.liveElsewhere, b.Name; le != nil {
 			o.LiveElsewhere = func(rt string) bool { return le(name, rt) }
 		}
-		ms, err := memberConfigs(b, s.hooks.getenv)
-		if err != nil {
-			return c, err
-		}
+		ms, err := memberConfigs(b, fmt.Sprintf("balancers[%d]", i), s.hooks.getenv)
+		ps.add("", err)
 		opts[b.Name], c.members[b.Name] = o, ms
 	}
-	if err := s.planListeners(c); err != nil {
-		return c, err
+	ps.add("", s.planListeners(c))
+	if err := ps.err(); err != nil {
+		return c, err // the balancers are built from complete options only
 	}
 	for i := range cfg.Balancers {
-		name := cfg.Balancers[i].Name
+		name, f := cfg.Balancers[i].Name, fmt.Sprintf("balancers[%d]", i)
 		if b, ok := s.balancers[name]; ok {
 			u, err := b.Plan(opts[name], s.members[name], c.members[name])
 			if err != nil {
-				return c, fmt.Errorf("balancer %q: %w", name, err)
+				ps.add(f, err)
+				continue
 			}
 			c.updates[name] = u
 			continue
 		}
 		b, err := balancer.Prepare(opts[name], c.members[name])
 		if err != nil {
-			return c, fmt.Errorf("balancer %q: %w", name, err)
+			ps.add(f, err)
+			continue
 		}
 		c.fresh[name] = b
 	}
-	if bind {
+	if err := ps.err(); err != nil {
+		return c, err
+	}
+	if mode == planReload {
 		for _, l := range c.listeners {
 			if err := s.bind(l, &cfg); err != nil {
 				return c, err
@@ -93,51 +111,55 @@ func (s *Server) plan(cfg config.Config, bind bool) (c *change, err error) {
 
 // planListeners checks what the listeners of c.cfg can become without a
 // restart, loads their certificates, and makes (unbound) listeners for
-// the new addresses.
+// the new addresses. Its error is config.FieldErrors: every problem
+// found.
 func (s *Server) planListeners(c *change) error {
 	cfg := &c.cfg
+	var ps problems
 	c.tlsOf = map[string]*config.TLS{}
+	tlsField := map[string]string{} // listen address → the field of its tls
 	for i := range cfg.Balancers {
 		b := &cfg.Balancers[i]
+		f := fmt.Sprintf("balancers[%d]", i)
 		addr := cfg.ListenOf(b)
-		t := cfg.TLS
+		t, tf := cfg.TLS, "tls"
 		if b.Listen != "" {
-			t = b.TLS
+			t, tf = b.TLS, f+".tls"
 		}
 		if prev, ok := c.tlsOf[addr]; ok && (prev == nil) != (t == nil) {
-			return fmt.Errorf("balancer %q: listener %s is shared with a balancer that has different tls settings", b.Name, addr)
+			ps.add(f+".listen", fmt.Errorf("listener %s is shared with a balancer that has different tls settings", addr))
+			continue
 		}
-		c.tlsOf[addr] = t
+		c.tlsOf[addr], tlsField[addr] = t, tf
 		if l, ok := s.listeners[addr]; ok && (l.tls == nil) != (t == nil) {
-			return fmt.Errorf("listener %s: turning tls on or off needs a restart", addr)
+			ps.add(f+".listen", fmt.Errorf("listener %s: turning tls on or off needs a restart", addr))
 		}
 		if l, ok := s.listeners[addr]; ok && l.engine != engineOf(cfg) {
-			return fmt.Errorf("listener %s: changing the engine needs a restart", addr)
+			ps.add("engine", fmt.Errorf("listener %s: changing the engine needs a restart", addr))
 		}
 	}
 	if rd := cfg.RedirectHTTPS; rd != nil {
 		if l, ok := s.listeners[rd.Listen]; ok && l.tls != nil {
-			return fmt.Errorf("listener %s: turning tls off needs a restart", rd.Listen)
+			ps.add("redirect_https.listen", fmt.Errorf("listener %s: turning tls off needs a restart", rd.Listen))
 		}
 	}
 	from, err := proxySources(cfg)
-	if err != nil {
-		return err
-	}
+	ps.add("proxy_protocol.from", err)
 	c.from = from
 	for addr, l := range s.listeners {
 		if l.ln != nil && (l.proxy != nil) != (from != nil) {
-			return fmt.Errorf("listener %s: turning proxy_protocol on or off needs a restart", addr)
+			ps.add("proxy_protocol", fmt.Errorf("listener %s: turning proxy_protocol on or off needs a restart", addr))
 		}
 	}
 	for addr, t := range c.tlsOf {
 		if t != nil {
-			cs, err := loadCertificates(t)
-			if err != nil {
-				return fmt.Errorf("listener %s: %w", addr, err)
-			}
+			cs, err := loadCertificates(t, tlsField[addr])
+			ps.add(tlsField[addr], err)
 			c.certs[addr] = cs
 		}
+	}
+	if err := ps.err(); err != nil {
+		return err
 	}
 	for addr, t := range c.tlsOf {
 		if _, ok := s.listeners[addr]; !ok {

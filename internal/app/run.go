@@ -25,7 +25,9 @@ type ServeOptions struct {
 	// Hurry, when it receives during the shutdown delay, ends the delay
 	// at once (a second SIGTERM). Default nil: the delay runs its course.
 	Hurry <-chan struct{}
-	// Getenv reads the environment (TETHER_MANAGER_TOKEN). Default os.Getenv.
+	// Getenv reads the environment: the secrets given as variables
+	// (secret_env, key_env, TETHER_MANAGER_TOKEN, TETHER_METRICS_TOKEN),
+	// at start and at each reload. Default os.Getenv.
 	Getenv func(string) string
 	// LogLevel, if set, is Logger's level (NewLogger's): a reload sets it
 	// to the new file's log.level. Default nil: a reload leaves the level.
@@ -46,12 +48,20 @@ var ErrConfig = errors.New("configuration")
 
 // Serve runs the configuration at o.ConfigPath until ctx is done, then
 // shuts down gracefully within the configured shutdown timeout.
+//
+// It starts in two phases. The first (load, all of Check) reads and
+// checks everything cfg names, from files and the environment, and
+// fails with every problem found, as config.FieldErrors wrapped in
+// ErrConfig, before anything is bound, written or started. The second
+// makes the manager (its state and audit files), joins the group, builds
+// and binds the listeners and serves.
 func Serve(ctx context.Context, cfg config.Config, o ServeOptions) error {
-	tel, err := newTelemetry(cfg, o)
+	ld, err := load(cfg, o)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	mg, err := newManaged(cfg, o, tel)
+	tel := ld.tel
+	mg, err := newManaged(cfg, o, ld)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}

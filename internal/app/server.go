@@ -92,7 +92,7 @@ func NewServer(cfg config.Config, logger *slog.Logger) (*Server, error) {
 
 func newServer(cfg config.Config, logger *slog.Logger, h hooks) (*Server, error) {
 	s := &Server{logger: logger, hooks: h, balancers: map[string]*balancer.Balancer{}, members: map[string][]balancer.MemberConfig{}, listeners: map[string]*listener{}}
-	c, err := s.plan(cfg, false)
+	c, err := s.plan(cfg, planStart)
 	if err != nil {
 		return nil, err
 	}
@@ -295,7 +295,7 @@ func (s *Server) Balancers() []*balancer.Balancer {
 func (s *Server) Reload(cfg config.Config, timeout time.Duration) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c, err := s.plan(cfg, true)
+	c, err := s.plan(cfg, planReload)
 	if err != nil {
 		return err
 	}
@@ -378,16 +378,27 @@ func proxySources(cfg *config.Config) ([]netip.Prefix, error) {
 }
 
 // loadCertificates loads a listener's certificates: the default first,
-// then the others in file order.
-func loadCertificates(t *config.TLS) ([]tls.Certificate, error) {
+// then the others in file order. field is t's in the file ("tls",
+// "balancers[0].tls"); the error is config.FieldErrors, one for each pair
+// that does not load.
+func loadCertificates(t *config.TLS, field string) ([]tls.Certificate, error) {
 	files := append([]config.Certificate{{Cert: t.Cert, Key: t.Key}}, t.Certificates...)
 	out := make([]tls.Certificate, 0, len(files))
-	for _, f := range files {
+	var ps problems
+	for i, f := range files {
 		c, err := tls.LoadX509KeyPair(f.Cert, f.Key)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", f.Cert, err)
+			at := field + ".cert"
+			if i > 0 {
+				at = fmt.Sprintf("%s.certificates[%d].cert", field, i-1)
+			}
+			ps.add(at, fmt.Errorf("%s: %w", f.Cert, err))
+			continue
 		}
 		out = append(out, c)
+	}
+	if err := ps.err(); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

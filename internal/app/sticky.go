@@ -1,7 +1,6 @@
 package app
 
 import (
-	"fmt"
 	"net/http"
 
 	"github.com/tetherlb/tether/balancer"
@@ -9,13 +8,14 @@ import (
 )
 
 // stickyOptions maps a balancer's sticky section onto o, reading the
-// cookie keys of insert mode (again at each reload: that is how keys
-// rotate).
-func stickyOptions(o *balancer.Options, b *config.Balancer) error {
+// cookie keys of insert mode from their file or through getenv (again at
+// each reload: that is how keys rotate). f is the balancer's field in the
+// file ("balancers[0]"); an error is a config.FieldError.
+func stickyOptions(o *balancer.Options, b *config.Balancer, f string, getenv func(string) string) error {
 	s := &b.Sticky
 	mode, err := balancer.ParseStickyMode(s.Mode)
 	if err != nil {
-		return err
+		return config.FieldError{Field: f + ".sticky.mode", Msg: err.Error()}
 	}
 	o.Sticky = mode
 	if s.Separator != "" {
@@ -25,9 +25,13 @@ func stickyOptions(o *balancer.Options, b *config.Balancer) error {
 	if mode != balancer.StickyInsert || c == nil {
 		return nil
 	}
-	keys, err := config.CookieKeys(c)
+	keys, err := config.CookieKeys(c, getenv)
 	if err != nil {
-		return fmt.Errorf("balancer %s: sticky.cookie: %w", b.Name, err)
+		field := f + ".sticky.cookie.key_file"
+		if c.KeyFile == "" {
+			field = f + ".sticky.cookie.key_env"
+		}
+		return config.FieldError{Field: field, Msg: err.Error()}
 	}
 	o.Cookie = balancer.InsertCookie{
 		Name: c.Name, Keys: keys, Path: c.Path, Domain: c.Domain,

@@ -22,7 +22,7 @@ var (
 func TestStickyOptions(t *testing.T) {
 	keys := filepath.Join(t.TempDir(), "cookie.key")
 	os.WriteFile(keys, []byte(keyB+"\n"+keyA+"\n"), 0o600)
-	t.Setenv("TETHER_TEST_KEY", keyA)
+	getenv := func(k string) string { return map[string]string{"TETHER_TEST_KEY": keyA}[k] }
 	const m = "    members: [{url: 'http://127.0.0.1:1', route: n1}]\n"
 	tests := []struct {
 		name, yaml string
@@ -55,7 +55,7 @@ func TestStickyOptions(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := parse(t, "balancers:\n"+tt.yaml)
-			o, err := balancerOptions(&cfg, &cfg.Balancers[0], slog.New(slog.DiscardHandler), nil)
+			o, err := balancerOptions(&cfg, 0, slog.New(slog.DiscardHandler), nil, getenv)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -10,7 +10,8 @@ import (
 )
 
 // TestImportThenCheck: tether import prints a tether.yaml that tether
-// check accepts, and the notes on stderr as FILE:LINE: message.
+// check accepts once the secrets it names by variable are set, and the
+// notes on stderr as FILE:LINE: message.
 func TestImportThenCheck(t *testing.T) {
 	dir := "../importer/testdata/"
 	tests := []struct {
@@ -32,8 +33,11 @@ func TestImportThenCheck(t *testing.T) {
 			}
 			conf := filepath.Join(t.TempDir(), "tether.yaml")
 			os.WriteFile(conf, out.Bytes(), 0o600)
+			// check reads the secrets the file names by variable (never
+			// copied by import): the operator has set them all.
+			secrets := func(string) string { return "an-operator-secret-0123456789abcdef" }
 			var checkOut, checkErr bytes.Buffer
-			if code := Run(context.Background(), []string{"check", "--config", conf}, Env{Stdout: &checkOut, Stderr: &checkErr}); code != ExitOK {
+			if code := Run(context.Background(), []string{"check", "--config", conf}, Env{Stdout: &checkOut, Stderr: &checkErr, Getenv: secrets}); code != ExitOK {
 				t.Fatalf("check: exit %d: %s\n%s", code, checkErr.String(), out.String())
 			}
 		})

@@ -65,9 +65,14 @@ func runServe(ctx context.Context, env Env, args []string) int {
 	logger, level := app.NewLogger(env.Stderr, cfg.Log)
 	bi, _ := debug.ReadBuildInfo()
 	logger.Info("tether serve starting", "version", versionLine(Version, bi, runtime.GOOS+"/"+runtime.GOARCH), "config", *path)
-	err = app.Serve(ctx, cfg, app.ServeOptions{ConfigPath: *path, Logger: logger, LogLevel: level, Reload: reload, Hurry: hurry})
+	err = app.Serve(ctx, cfg, app.ServeOptions{ConfigPath: *path, Logger: logger, LogLevel: level, Reload: reload, Hurry: hurry, Getenv: env.getenv})
 	if err != nil {
-		fmt.Fprintln(env.Stderr, "tether serve:", err)
+		var fes config.FieldErrors
+		if errors.As(err, &fes) { // what `tether check` reports, as it does
+			printConfigErrors(env, config.Locate(*path, fes))
+		} else {
+			fmt.Fprintln(env.Stderr, "tether serve:", err)
+		}
 		if errors.Is(err, app.ErrConfig) {
 			return ExitUsage
 		}
@@ -76,7 +81,8 @@ func runServe(ctx context.Context, env Env, args []string) int {
 	return ExitOK
 }
 
-// printConfigErrors prints config.Load's errors one per line.
+// printConfigErrors prints config.Load's (or config.Locate's) errors one
+// per line.
 func printConfigErrors(env Env, err error) {
 	var es config.Errors
 	if errors.As(err, &es) {

@@ -1,0 +1,131 @@
+package app
+
+import (
+	"errors"
+	"log/slog"
+	"slices"
+
+	"github.com/tetherlb/tether/admin"
+	"github.com/tetherlb/tether/balancer"
+	"github.com/tetherlb/tether/config"
+	"github.com/tetherlb/tether/group"
+)
+
+// problems collects the problems found while loading a configuration for
+// serving, each at the field of the file it is about, so that all of them
+// are reported at once, each with its line (config.Locate).
+type problems config.FieldErrors
+
+// add records err at field; an err that is a config.FieldError or
+// config.FieldErrors already names its fields and is recorded as it is.
+// A nil err, and a problem already recorded, add nothing.
+func (ps *problems) add(field string, err error) {
+	if err == nil {
+		return
+	}
+	var fes config.FieldErrors
+	var fe config.FieldError
+	switch {
+	case errors.As(err, &fes):
+	case errors.As(err, &fe):
+		fes = config.FieldErrors{fe}
+	default:
+		fes = config.FieldErrors{{Field: field, Msg: err.Error()}}
+	}
+	for _, fe := range fes {
+		if !slices.Contains(*ps, fe) {
+			*ps = append(*ps, fe)
+		}
+	}
+}
+
+// err returns the problems as config.FieldErrors, or nil if none.
+func (ps problems) err() error {
+	if len(ps) == 0 {
+		return nil
+	}
+	return config.FieldErrors(ps)
+}
+
+// loaded is what the first phase of Serve read, for the second (listen
+// and run) to use.
+type loaded struct {
+	tel *telemetry
+	// rw and ro are the manager's tokens ("" without a manager).
+	rw, ro string
+	// group is this instance's side of the group, made and not started;
+	// nil if none. Its records are applied by *mgr, set once the
+	// manager exists.
+	group *group.Group
+	mgr   *admin.Manager
+}
+
+// load is the first phase of Serve, and the whole of Check: it reads
+// and checks everything cfg makes Serve read at start, from files and
+// from the environment (o.getenv), and reports every problem at once:
+// the metrics listener's token (TETHER_METRICS_TOKEN) and whether that
+// listener may run without one; the manager's tokens (from their files
+// or TETHER_MANAGER_TOKEN); the group's key file; the manager's state
+// file; and, for every balancer and listener, what Server.plan loads
+// (cookie keys, AJP secrets, member TLS files, the listeners'
+// certificates and keys) with the balancers built and dropped again.
+//
+// It binds no port, creates or writes no file, starts nothing and
+// contacts no peer: the access log, the audit file and the state file's
+// writing are left to the second phase (config.Validate checks that they
+// can be opened). Its error is config.FieldErrors, each problem at its
+// field in the file; on error nothing is returned.
+func load(cfg config.Config, o ServeOptions) (*loaded, error) {
+	var ps problems
+	ld := &loaded{}
+	tel, err := newTelemetry(cfg, o)
+	ps.add("metrics", err)
+	ld.tel = tel
+	if m := cfg.Manager; m != nil {
+		ld.rw, ld.ro, err = managerTokens(m, o.getenv)
+		ps.add("manager", err)
+		ps.add("manager.state_file", admin.CheckStateFile(m.StateFile))
+		ld.group, err = newGroup(cfg, &ld.mgr, o.Logger)
+		ps.add("group", err)
+	}
+	s := &Server{logger: o.Logger, hooks: hooks{getenv: o.getenv},
+		balancers: map[string]*balancer.Balancer{}, members: map[string][]balancer.MemberConfig{}, listeners: map[string]*listener{}}
+	c, err := s.plan(cfg, planCheck)
+	ps.add("", err)
+	if c != nil {
+		c.discard()
+	}
+	if err := ps.err(); err != nil {
+		ld.close()
+		return nil, err
+	}
+	return ld, nil
+}
+
+// close drops what load made and the second phase did not take.
+func (ld *loaded) close() {
+	if ld.group != nil {
+		ld.group.Close() // not started: nothing to leave
+	}
+}
+
+// Check reads and checks everything that serving cfg reads at start, as
+// Serve does (the same code), from files and from the environment
+// o.Getenv gives: the tokens and secrets, the cookie keys, the group's
+// key, the state file, the TLS certificates, keys and CA files. It
+// returns every problem found as config.FieldErrors (config.Locate puts
+// each at its line of the file), or nil when Serve would start with cfg
+// unless an address is taken, a peer misbehaves, or a file changes. It
+// binds no port, creates or writes no file, starts nothing, contacts no
+// peer, and its errors never quote a secret. o.Logger may be nil.
+func Check(cfg config.Config, o ServeOptions) error {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	ld, err := load(cfg, o)
+	if err != nil {
+		return err
+	}
+	ld.close()
+	return nil
+}

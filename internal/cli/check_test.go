@@ -1,0 +1,220 @@
+package cli
+
+import (
+	"fmt"
+	"maps"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tetherlb/tether/internal/proctest"
+	"github.com/tetherlb/tether/internal/testpki"
+)
+
+// Secrets of TestCheckLoadsWhatServeLoads: none may appear in any output.
+const (
+	cookieKey     = "cookie-key-0123456789abcdef0123456789"
+	shortKey      = "short-cookie-secret"
+	ajpEnvSecret  = "ajp-secret-from-the-environment"
+	ajpFileSecret = "ajp-secret-from-a-file"
+	managerToken  = "manager-token-0123456789abcdef"
+	metricsToken  = "metrics-token-0123456789abcdef"
+	groupKey      = "group-key-0123456789abcdef0123456789"
+)
+
+// checkSetup is one configuration of TestCheckLoadsWhatServeLoads: its
+// file's text, the files it names and the environment.
+type checkSetup struct {
+	dir   string
+	yaml  string
+	files map[string]string // name in dir → content
+	env   map[string]string
+}
+
+// TestCheckLoadsWhatServeLoads: `tether check` reads what `tether serve`
+// reads at start, from files and from its environment (Env.Getenv), and
+// reports each problem as FILE:LINE: message: cookie keys, TLS
+// certificates, member CA files, AJP secrets, the manager's and the
+// metrics' tokens, the group's key, the state file. It binds nothing (the
+// listen address is taken by the test), creates no file (the access log,
+// the state file) and never prints a secret; and
+// `tether serve` refuses the same files with the same lines.
+func TestCheckLoadsWhatServeLoads(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	ca := testpki.NewCA(t, "members")
+	cert, key := ca.Issue(t, "localhost")
+	groupListen := proctest.FreeAddr(t)
+	base := func(t *testing.T) *checkSetup {
+		dir := t.TempDir()
+		return &checkSetup{
+			dir: dir,
+			yaml: fmt.Sprintf(`listen: %s
+access_log: DIR/access.log
+tls: {cert: %s, key: %s}
+manager:
+  listen: 127.0.0.1:0
+  state_file: DIR/state.json
+metrics: {listen: '0.0.0.0:0'}
+group: {listen: '%s', key_file: DIR/group.key}
+balancers:
+  - name: shop
+    sticky:
+      mode: insert
+      cookie: {key_env: SHOP_COOKIE_KEY}
+    member_tls: {ca: %s}
+    members:
+      - {url: 'https://10.0.0.1:8443', route: n1}
+  - name: legacy
+    path: /legacy
+    ajp:
+      secret_env: LEGACY_AJP_SECRET
+    members:
+      - {url: 'ajp://10.0.0.2:8009', route: n2}
+      - {url: 'ajp://10.0.0.3:8009', route: n3, secret_file: DIR/ajp.secret}
+`, busy.Addr(), cert, key, groupListen, ca.CertFile),
+			files: map[string]string{
+				"group.key":  groupKey + "\n",
+				"ajp.secret": ajpFileSecret + "\n",
+				// No state.json: a missing state file is an empty state.
+			},
+			env: map[string]string{
+				"SHOP_COOKIE_KEY":      cookieKey,
+				"LEGACY_AJP_SECRET":    ajpEnvSecret,
+				"TETHER_MANAGER_TOKEN": managerToken,
+				"TETHER_METRICS_TOKEN": metricsToken,
+			},
+		}
+	}
+	replace := func(old, new string) func(*checkSetup) {
+		return func(s *checkSetup) {
+			if !strings.Contains(s.yaml, old) {
+				panic("no " + old + " in the test's file")
+			}
+			s.yaml = strings.Replace(s.yaml, old, new, 1)
+		}
+	}
+	unset := func(names ...string) func(*checkSetup) {
+		return func(s *checkSetup) {
+			for _, n := range names {
+				delete(s.env, n)
+			}
+		}
+	}
+	file := func(name, content string) func(*checkSetup) {
+		return func(s *checkSetup) { s.files[name] = content }
+	}
+	// want: the line holding the marker, and the message there.
+	type want struct{ marker, msg string }
+	tests := []struct {
+		name  string
+		setup func(*checkSetup)
+		want  []want
+	}{
+		{"good: secrets in the environment and in files", func(*checkSetup) {}, nil},
+		{"cookie key variable not set", unset("SHOP_COOKIE_KEY"),
+			[]want{{"key_env: SHOP_COOKIE_KEY", "balancers[0].sticky.cookie.key_env: environment variable SHOP_COOKIE_KEY is not set"}}},
+		{"cookie key variable too short", func(s *checkSetup) { s.env["SHOP_COOKIE_KEY"] = shortKey },
+			[]want{{"key_env: SHOP_COOKIE_KEY", "balancers[0].sticky.cookie.key_env: the key on line 1 is 19 characters: at least 32 are required"}}},
+		{"cookie key file missing", replace("key_env: SHOP_COOKIE_KEY", "key_file: DIR/cookie.key"),
+			[]want{{"key_file: DIR/cookie.key", "balancers[0].sticky.cookie.key_file: open DIR/cookie.key: no such file or directory"}}},
+		{"TLS certificate invalid", replace("tls: {cert: "+cert, "tls: {cert: DIR/garbage.pem"),
+			[]want{{"tls: {cert:", "tls.cert: tls: failed to find any PEM data in certificate input"}}},
+		{"TLS certificate unreadable", replace("tls: {cert: "+cert, "tls: {cert: DIR"),
+			[]want{{"tls: {cert:", "tls.cert: read DIR: is a directory"}}},
+		{"member CA not a certificate", replace("ca: "+ca.CertFile, "ca: DIR/garbage.pem"),
+			[]want{{"member_tls:", "balancers[0].member_tls.ca: DIR/garbage.pem holds no PEM certificate"}}},
+		{"AJP secret variable not set", unset("LEGACY_AJP_SECRET"),
+			[]want{{"secret_env: LEGACY_AJP_SECRET", "balancers[1].ajp.secret_env: the environment variable LEGACY_AJP_SECRET is not set"}}},
+		{"AJP secret file missing", func(s *checkSetup) { delete(s.files, "ajp.secret") },
+			[]want{{"secret_file: DIR/ajp.secret", "balancers[1].members[1].secret_file: stat DIR/ajp.secret: no such file or directory"}}},
+		{"manager token not set", unset("TETHER_MANAGER_TOKEN"),
+			[]want{{"manager:", "manager: no token: set manager.token, manager.token_file or the TETHER_MANAGER_TOKEN environment variable"}}},
+		{"metrics token not set for a public listener", unset("TETHER_METRICS_TOKEN"),
+			[]want{{"metrics:", "metrics.listen: 0.0.0.0:0 is not a loopback address"}}},
+		{"group key too short", file("group.key", "short\n"),
+			[]want{{"group:", "group.key_file: DIR/group.key: 5 bytes, want at least 16"}}},
+		{"state file corrupt", file("state.json", "{"),
+			[]want{{"state_file:", "manager.state_file: state file DIR/state.json: unexpected EOF"}}},
+		{"every problem at once in line order", unset("SHOP_COOKIE_KEY", "LEGACY_AJP_SECRET", "TETHER_MANAGER_TOKEN"),
+			[]want{
+				{"manager:", "manager: no token"},
+				{"key_env: SHOP_COOKIE_KEY", "balancers[0].sticky.cookie.key_env: environment variable SHOP_COOKIE_KEY is not set"},
+				{"secret_env: LEGACY_AJP_SECRET", "balancers[1].ajp.secret_env: the environment variable LEGACY_AJP_SECRET is not set"},
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := base(t)
+			s.files["garbage.pem"] = "not a certificate\n"
+			tt.setup(s)
+			for name, content := range s.files {
+				if err := os.WriteFile(filepath.Join(s.dir, name), []byte(content), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			path := filepath.Join(s.dir, "tether.yaml")
+			text := strings.ReplaceAll(s.yaml, "DIR", s.dir)
+			if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			env := maps.Clone(s.env)
+			getenv := func(k string) string { return env[k] }
+			var out, errOut strings.Builder
+			code := Run(t.Context(), []string{"check", "--config", path}, Env{Stdout: &out, Stderr: &errOut, Getenv: getenv})
+			for _, secret := range []string{cookieKey, shortKey, ajpEnvSecret, ajpFileSecret, managerToken, metricsToken, groupKey} {
+				if strings.Contains(out.String()+errOut.String(), secret) {
+					t.Fatalf("the output shows a secret:\n%s%s", out.String(), errOut.String())
+				}
+			}
+			for _, name := range []string{"access.log", "state.json"} {
+				if _, err := os.Stat(filepath.Join(s.dir, name)); err == nil && s.files[name] == "" {
+					t.Fatalf("check created %s", name)
+				}
+			}
+			if len(tt.want) == 0 {
+				if code != ExitOK || errOut.Len() > 0 || !strings.HasPrefix(out.String(), path+": ok (2 balancers, 3 members)") {
+					t.Fatalf("code %d, stdout %q, stderr:\n%s", code, out.String(), errOut.String())
+				}
+				return
+			}
+			lines := strings.Split(text, "\n")
+			var wantLines []string
+			for _, w := range tt.want {
+				n := 0
+				for i, l := range lines {
+					if strings.Contains(l, strings.ReplaceAll(w.marker, "DIR", s.dir)) {
+						n = i + 1
+						break
+					}
+				}
+				if n == 0 {
+					t.Fatalf("no line holds %q", w.marker)
+				}
+				wantLines = append(wantLines, fmt.Sprintf("%s:%d: %s", path, n, strings.ReplaceAll(w.msg, "DIR", s.dir)))
+			}
+			got := strings.Split(strings.TrimSuffix(errOut.String(), "\n"), "\n")
+			if code != ExitUsage || out.Len() > 0 || len(got) != len(wantLines) {
+				t.Fatalf("code %d, stdout %q, stderr:\n%s\nwant:\n%s", code, out.String(), errOut.String(), strings.Join(wantLines, "\n"))
+			}
+			for i := range got {
+				if !strings.HasPrefix(got[i], wantLines[i]) {
+					t.Errorf("line %d:\n got %s\nwant %s…", i+1, got[i], wantLines[i])
+				}
+			}
+
+			// `tether serve` refuses the file with the same lines, before it
+			// binds anything.
+			var sout, serr strings.Builder
+			scode := Run(t.Context(), []string{"serve", "--config", path}, Env{Stdout: &sout, Stderr: &serr, Getenv: getenv})
+			if scode != ExitUsage || !strings.Contains(serr.String(), errOut.String()) {
+				t.Errorf("serve: code %d, stderr:\n%s\nwant check's lines:\n%s", scode, serr.String(), errOut.String())
+			}
+		})
+	}
+}
