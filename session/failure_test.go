@@ -1,10 +1,12 @@
 package session_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -90,6 +92,31 @@ func TestCommitFailureReplacesResponse(t *testing.T) {
 				t.Fatalf("store errors observed: %v", e.obs.errors)
 			}
 		})
+	}
+}
+
+// TestFailureLogLine: the line logged for a commit that failed names the
+// error, and each attribute once: the node's route is the caller's
+// logger's (tether cart's logger says route=), not repeated.
+func TestFailureLogLine(t *testing.T) {
+	st, err := memstore.New(memstore.Options{JanitorInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	fs := &failingStore{Store: st, fail: map[session.Op]error{session.OpSave: errBroken}}
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, nil)).With("route", "n1")
+	e := newEnv(t, session.Options{Store: fs, Logger: log})
+	e.do(put(t, "k", "v"), "POST", "/")
+	line := buf.String()
+	if !strings.Contains(line, "session not committed") || !strings.Contains(line, errBroken.Error()) {
+		t.Fatalf("log %q", line)
+	}
+	for _, attr := range []string{"route=", "path=", "err="} {
+		if n := strings.Count(line, " "+attr); n != 1 {
+			t.Errorf("%s %d times in %q", attr, n, line)
+		}
 	}
 }
 

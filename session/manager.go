@@ -148,7 +148,7 @@ func (m *Manager) Logout(w http.ResponseWriter, r *http.Request, url string) {
 
 // fail writes the error response for err in place of the handler's.
 func (m *Manager) fail(w http.ResponseWriter, r *http.Request, err error) {
-	m.o.Logger.Warn("session not committed", "route", m.o.Route,
+	m.o.Logger.Warn("session not committed",
 		"path", route.RedactTarget(r.URL.Path, []string{m.o.Cookie.Name, "jsessionid"}), "err", err)
 	h := w.Header()
 	for _, k := range [...]string{"Content-Type", "Content-Length", "Content-Encoding",

@@ -138,7 +138,9 @@ type Options struct {
 	// Observer receives events for metrics. Nil means none.
 	Observer Observer
 
-	// Logger logs store failures. Nil means no logging.
+	// Logger logs store failures. Nil means no logging. Its lines do not
+	// name Route: a logger shared by several nodes says which one with
+	// Logger.With (as tether cart's does), once per line.
 	Logger *slog.Logger
 
 	// Now is the clock. Nil means time.Now.
