@@ -117,6 +117,20 @@ func Parse(name string, data []byte) (Config, error) {
 	return cfg, nil
 }
 
+// AsFieldErrors returns the problems of err, a FieldErrors or a
+// FieldError (wrapped or not), as FieldErrors; ok is false for any other
+// error.
+func AsFieldErrors(err error) (fes FieldErrors, ok bool) {
+	var fe FieldError
+	switch {
+	case errors.As(err, &fes):
+		return fes, true
+	case errors.As(err, &fe):
+		return FieldErrors{fe}, true
+	}
+	return nil, false
+}
+
 // Locate returns err, the problems that loading the configuration file
 // at path for serving found beyond its text (in the files it names, in
 // the environment), as Errors in line order: each FieldError of err (a
@@ -127,13 +141,8 @@ func Locate(path string, err error) Errors {
 	if err == nil {
 		return nil
 	}
-	var fes FieldErrors
-	var fe FieldError
-	switch {
-	case errors.As(err, &fes):
-	case errors.As(err, &fe):
-		fes = FieldErrors{fe}
-	default:
+	fes, ok := AsFieldErrors(err)
+	if !ok {
 		return Errors{{File: path, Msg: err.Error()}}
 	}
 	var root yaml.Node

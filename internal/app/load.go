@@ -1,7 +1,6 @@
 package app
 
 import (
-	"errors"
 	"log/slog"
 	"slices"
 
@@ -23,13 +22,8 @@ func (ps *problems) add(field string, err error) {
 	if err == nil {
 		return
 	}
-	var fes config.FieldErrors
-	var fe config.FieldError
-	switch {
-	case errors.As(err, &fes):
-	case errors.As(err, &fe):
-		fes = config.FieldErrors{fe}
-	default:
+	fes, ok := config.AsFieldErrors(err)
+	if !ok {
 		fes = config.FieldErrors{{Field: field, Msg: err.Error()}}
 	}
 	for _, fe := range fes {
