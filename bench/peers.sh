@@ -24,6 +24,10 @@ PORT_tether_insert=$((PORT_BASE + 15)) PORT_haproxy_insert=$((PORT_BASE + 16))
 # Tether with GOMAXPROCS=1 on all the proxy's cores (with --proxy-cpus 2: one
 # P whose thread the kernel may run on either core), plaintext and TLS.
 PORT_tether_1p=$((PORT_BASE + 17))
+# Tether with the environment of BENCH_EXP_ENV added (default GOGC=400), to
+# compare a runtime setting with the default in the same run, e.g.
+# BENCH_EXP_ENV="GOGC=off GODEBUG=gctrace=1"; plaintext and TLS.
+PORT_tether_exp=$((PORT_BASE + 18))
 PEERS="direct tether haproxy nginx httpd"
 # TLS listeners (modes tls and tls-handshake, and the TLS memory figure):
 # Tether, HAProxy and nginx, each with the ECDSA P-256 certificate of
@@ -31,9 +35,9 @@ PEERS="direct tether haproxy nginx httpd"
 # 1.3 cipher (TLS_AES_128_GCM_SHA256, the one Go's server picks on CPUs
 # with AES instructions; OpenSSL's servers would pick AES-256). Clients
 # that offer no ALPN (wrk) get HTTP/1.1 from all three.
-TLS_TARGETS="tether haproxy nginx tether-1p"
+TLS_TARGETS="tether haproxy nginx tether-1p tether-exp"
 TLS_PORT_tether=$((PORT_BASE + 21)) TLS_PORT_haproxy=$((PORT_BASE + 22)) TLS_PORT_nginx=$((PORT_BASE + 23))
-TLS_PORT_tether_1p=$((PORT_BASE + 24))
+TLS_PORT_tether_1p=$((PORT_BASE + 24)) TLS_PORT_tether_exp=$((PORT_BASE + 25))
 # The keep-alive timeout of idle client connections, the same for all
 # (Tether's limits.idle_timeout, HAProxy's timeout http-keep-alive and
 # timeout client, which also closes idle connections, nginx's
@@ -43,7 +47,8 @@ IDLE_TIMEOUT=${IDLE_TIMEOUT:-120}
 # BENCH_GOENV adds environment to the Go targets (Tether, protoproxy and the
 # direct backends), e.g. BENCH_GOENV="GOGC=400" to try a GC setting.
 GOENV=${BENCH_GOENV:-}
-EXPERIMENTS="tether-nethttp tether-maxconns tether-insert tether-1p haproxy-insert direct-nethttp proto-nethttp proto-raw"
+EXPENV=${BENCH_EXP_ENV:-GOGC=400}
+EXPERIMENTS="tether-nethttp tether-maxconns tether-insert tether-1p tether-exp haproxy-insert direct-nethttp proto-nethttp proto-raw"
 P1=${BACKEND_PORTS[0]} P2=${BACKEND_PORTS[1]} P3=${BACKEND_PORTS[2]}
 
 # write_peer_configs: every target's configuration into $WORK.
@@ -51,6 +56,7 @@ write_peer_configs() {
 	write_bench_cert "$WORK/tls"
 	TLS_PORT=$TLS_PORT_tether write_tether_config "$WORK/tether.yaml" "$PORT_tether"
 	TLS_PORT=$TLS_PORT_tether_1p write_tether_config "$WORK/tether-1p.yaml" "$PORT_tether_1p"
+	TLS_PORT=$TLS_PORT_tether_exp write_tether_config "$WORK/tether-exp.yaml" "$PORT_tether_exp"
 	write_tether_config "$WORK/tether-nethttp.yaml" "$PORT_tether_nethttp" "" nethttp
 	write_tether_config "$WORK/tether-maxconns.yaml" "$PORT_tether_maxconns" "" "" 64
 	write_tether_insert_config
@@ -271,6 +277,7 @@ start_target() {
 	proto-*) start_proc "$name" "$PROXY_CPU" env GOMAXPROCS=1 $GOENV "$WORK/bin/protoproxy" --engine "${name#proto-}" --listen "127.0.0.1:$port" --members "$members" ;;
 	tether | tether-nethttp | tether-maxconns | tether-insert) start_proc "$name" "$PROXY_CPUS" env GOMAXPROCS="$PROXY_NCPU" $GOENV "$WORK/bin/tether" serve --config "$WORK/$name.yaml" ;;
 	tether-1p) start_proc "$name" "$PROXY_CPUS" env GOMAXPROCS=1 $GOENV "$WORK/bin/tether" serve --config "$WORK/$name.yaml" ;;
+	tether-exp) start_proc "$name" "$PROXY_CPUS" env GOMAXPROCS="$PROXY_NCPU" $GOENV $EXPENV "$WORK/bin/tether" serve --config "$WORK/$name.yaml" ;;
 	haproxy) start_proc haproxy "$PROXY_CPUS" haproxy -db -f "$WORK/haproxy.cfg" ;;
 	haproxy-insert) start_proc haproxy-insert "$PROXY_CPUS" haproxy -db -f "$WORK/haproxy-insert.cfg" ;;
 	nginx) start_proc nginx "$PROXY_CPUS" nginx -p "$WORK/nginx" -e "$WORK/nginx/error.log" -c "$WORK/nginx/nginx.conf" ;;
