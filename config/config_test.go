@@ -265,8 +265,9 @@ func TestLocate(t *testing.T) {
 	got := Locate(path, FieldErrors{
 		{Field: "balancers[0].ajp.secret_env", Msg: "the environment variable S is not set"},
 		{Field: "manager", Msg: "no token"},
+		{Field: "", Msg: "TETHER_HEAP_FLOOR: want a size"},
 	})
-	want := path + ":1: manager: no token\n" + path + ":5: balancers[0].ajp.secret_env: the environment variable S is not set"
+	want := path + ": TETHER_HEAP_FLOOR: want a size\n" + path + ":1: manager: no token\n" + path + ":5: balancers[0].ajp.secret_env: the environment variable S is not set"
 	if got.Error() != want {
 		t.Errorf("got\n%v\nwant\n%s", got, want)
 	}

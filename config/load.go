@@ -135,8 +135,9 @@ func AsFieldErrors(err error) (fes FieldErrors, ok bool) {
 // at path for serving found beyond its text (in the files it names, in
 // the environment), as Errors in line order: each FieldError of err (a
 // FieldErrors, or a FieldError) at the line of its field, found in the
-// file as it is now; any other error, and every one if the file no
-// longer parses, without a line. It returns nil for a nil err.
+// file as it is now; one without a field (a problem of the environment),
+// any other error, and every one if the file no longer parses, without a
+// line. It returns nil for a nil err.
 func Locate(path string, err error) Errors {
 	if err == nil {
 		return nil
@@ -154,7 +155,7 @@ func Locate(path string, err error) Errors {
 	out := make(Errors, 0, len(fes))
 	for _, fe := range fes {
 		line := 0
-		if root.Kind != 0 {
+		if root.Kind != 0 && fe.Field != "" {
 			line, _ = lineOf(&root, fe.Field)
 		}
 		out = append(out, &Error{File: path, Line: line, Msg: fe.Error()})

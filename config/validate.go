@@ -12,13 +12,19 @@ import (
 )
 
 // FieldError is one invalid value; Field is its path in the file, such as
-// "balancers[0].members[1].weight".
+// "balancers[0].members[1].weight", or "" for a problem outside the file
+// (an environment variable that names itself in Msg).
 type FieldError struct {
 	Field string
 	Msg   string
 }
 
-func (e FieldError) Error() string { return e.Field + ": " + e.Msg }
+func (e FieldError) Error() string {
+	if e.Field == "" {
+		return e.Msg
+	}
+	return e.Field + ": " + e.Msg
+}
 
 // FieldErrors is every invalid value of a Config.
 type FieldErrors []FieldError

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"fmt"
 	"log/slog"
 	"slices"
 
@@ -8,6 +9,7 @@ import (
 	"github.com/tetherlb/tether/balancer"
 	"github.com/tetherlb/tether/config"
 	"github.com/tetherlb/tether/group"
+	"github.com/tetherlb/tether/internal/heapfloor"
 )
 
 // problems collects the problems found while loading a configuration for
@@ -52,6 +54,8 @@ type loaded struct {
 	// manager exists.
 	group *group.Group
 	mgr   *admin.Manager
+	// heapFloor is the heap goal's floor (TETHER_HEAP_FLOOR), 0 for none.
+	heapFloor uint64
 }
 
 // load is the first phase of Serve, and the whole of Check: it reads
@@ -72,6 +76,9 @@ type loaded struct {
 func load(cfg config.Config, o ServeOptions) (*loaded, error) {
 	var ps problems
 	ld := &loaded{}
+	var err error
+	ld.heapFloor, err = heapFloor(o.getenv)
+	ps.add("", err)
 	tel, err := newTelemetry(cfg, o)
 	ps.add("metrics", err)
 	ld.tel = tel
@@ -94,6 +101,25 @@ func load(cfg config.Config, o ServeOptions) (*loaded, error) {
 		return nil, err
 	}
 	return ld, nil
+}
+
+// DefaultHeapFloor is the garbage collector's heap goal floor unless
+// TETHER_HEAP_FLOOR says otherwise (see package heapfloor): a burst of a
+// thousand new connections takes about 30 MiB of buffers at once.
+const DefaultHeapFloor = 64 << 20
+
+// heapFloor reads TETHER_HEAP_FLOOR: a size as GOMEMLIMIT writes it
+// (64MiB), or off; unset, DefaultHeapFloor.
+func heapFloor(getenv func(string) string) (uint64, error) {
+	v := getenv("TETHER_HEAP_FLOOR")
+	if v == "" {
+		return DefaultHeapFloor, nil
+	}
+	n, err := heapfloor.ParseSize(v)
+	if err != nil {
+		return 0, fmt.Errorf("TETHER_HEAP_FLOOR: %w", err)
+	}
+	return n, nil
 }
 
 // close drops what load made and the second phase did not take.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tetherlb/tether/config"
+	"github.com/tetherlb/tether/internal/heapfloor"
 )
 
 // ServeOptions configures Serve.
@@ -27,7 +28,8 @@ type ServeOptions struct {
 	Hurry <-chan struct{}
 	// Getenv reads the environment: the secrets given as variables
 	// (secret_env, key_env, TETHER_MANAGER_TOKEN, TETHER_METRICS_TOKEN),
-	// at start and at each reload. Default os.Getenv.
+	// at start and at each reload, and TETHER_HEAP_FLOOR at start.
+	// Default os.Getenv.
 	Getenv func(string) string
 	// LogLevel, if set, is Logger's level (NewLogger's): a reload sets it
 	// to the new file's log.level. Default nil: a reload leaves the level.
@@ -61,6 +63,9 @@ func Serve(ctx context.Context, cfg config.Config, o ServeOptions) error {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	tel := ld.tel
+	// The collector's heap goal stays at or above the floor while this
+	// process serves (the GC percentage is the process's).
+	defer heapfloor.Keep(ld.heapFloor).Stop()
 	mg, err := newManaged(cfg, o, ld)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)

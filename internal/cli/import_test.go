@@ -34,8 +34,14 @@ func TestImportThenCheck(t *testing.T) {
 			conf := filepath.Join(t.TempDir(), "tether.yaml")
 			os.WriteFile(conf, out.Bytes(), 0o600)
 			// check reads the secrets the file names by variable (never
-			// copied by import): the operator has set them all.
-			secrets := func(string) string { return "an-operator-secret-0123456789abcdef" }
+			// copied by import): the operator has set them all (and left
+			// TETHER_HEAP_FLOOR, a size, unset).
+			secrets := func(k string) string {
+				if k == "TETHER_HEAP_FLOOR" {
+					return ""
+				}
+				return "an-operator-secret-0123456789abcdef"
+			}
 			var checkOut, checkErr bytes.Buffer
 			if code := Run(context.Background(), []string{"check", "--config", conf}, Env{Stdout: &checkOut, Stderr: &checkErr, Getenv: secrets}); code != ExitOK {
 				t.Fatalf("check: exit %d: %s\n%s", code, checkErr.String(), out.String())
