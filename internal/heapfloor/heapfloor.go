@@ -39,13 +39,20 @@ import (
 // percentage.
 const runtimeMinimum = 4 << 20
 
-// Floor keeps the heap goal at or above a number of bytes; Stop ends it.
+// Floor is one holder's floor; Stop ends it. The GC percentage is the
+// process's, so the floors of a process (several servers in one test
+// binary) share it: the highest floor kept applies, and the last Stop
+// gives GOGC back.
 type Floor struct {
-	floor uint64
-	base  int // GOGC when Keep was called
+	bytes uint64
+}
 
-	mu       sync.Mutex
-	stopped  bool
+// process is the state every Floor of the process shares.
+var process struct {
+	sync.Mutex
+	floors   map[*Floor]struct{}
+	base     int  // GOGC when the first floor of the current ones began
+	armed    bool // a cleanup waits for the next collection
 	samples  []metrics.Sample
 	adjusted func(percent int) // tests: called after each adjustment
 }
@@ -55,44 +62,71 @@ type Floor struct {
 // and changes nothing, if floor is 0 or if GOGC is off or 0 (a setting for
 // debugging the collector, left as it is).
 func Keep(floor uint64) *Floor {
-	gogc := []metrics.Sample{{Name: "/gc/gogc:percent"}}
-	metrics.Read(gogc)
-	base := int(int64(gogc[0].Value.Uint64())) // off: -1
-	if floor == 0 || base <= 0 {
+	if floor == 0 {
 		return nil
 	}
-	f := &Floor{floor: floor, base: base, samples: []metrics.Sample{
-		{Name: "/gc/heap/live:bytes"},
-		{Name: "/gc/scan/stack:bytes"},
-		{Name: "/gc/scan/globals:bytes"},
-	}}
-	f.adjust()
-	f.arm()
+	p := &process
+	p.Lock()
+	defer p.Unlock()
+	if len(p.floors) == 0 {
+		gogc := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+		metrics.Read(gogc)
+		p.base = int(int64(gogc[0].Value.Uint64())) // off: -1
+		if p.base <= 0 {
+			return nil
+		}
+		p.floors = map[*Floor]struct{}{}
+		p.samples = []metrics.Sample{
+			{Name: "/gc/heap/live:bytes"},
+			{Name: "/gc/scan/stack:bytes"},
+			{Name: "/gc/scan/globals:bytes"},
+		}
+	}
+	f := &Floor{bytes: floor}
+	p.floors[f] = struct{}{}
+	adjust()
+	if !p.armed {
+		p.armed = true
+		arm()
+	}
 	return f
 }
 
-// Stop gives the collector back the percentage it had when Keep was
-// called. Stop on a nil Floor does nothing.
+// Stop ends f; the last Stop gives the collector back the percentage it
+// had when the first floor began. Stop on a nil Floor does nothing.
 func (f *Floor) Stop() {
 	if f == nil {
 		return
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if !f.stopped {
-		f.stopped = true
-		debug.SetGCPercent(f.base)
+	p := &process
+	p.Lock()
+	defer p.Unlock()
+	if _, ok := p.floors[f]; !ok {
+		return
 	}
+	delete(p.floors, f)
+	if len(p.floors) == 0 {
+		debug.SetGCPercent(p.base)
+		return
+	}
+	adjust()
 }
 
 // arm runs adjust after the next collection: the cleanup of a new object
-// runs once a collection has found it unreachable, and arms the next.
-func (f *Floor) arm() {
-	runtime.AddCleanup(new(sentinel), func(f *Floor) {
-		if f.adjust() {
-			f.arm()
+// runs once a collection has found it unreachable, and arms the next,
+// while any floor is kept.
+func arm() {
+	runtime.AddCleanup(new(sentinel), func(struct{}) {
+		p := &process
+		p.Lock()
+		defer p.Unlock()
+		if len(p.floors) == 0 {
+			p.armed = false
+			return
 		}
-	}, f)
+		adjust()
+		arm()
+	}, struct{}{})
 }
 
 // sentinel is an object of its own: the tiny allocator, whose objects
@@ -101,20 +135,19 @@ func (f *Floor) arm() {
 type sentinel [16]byte
 
 // adjust sets the percentage for the next goal from the collection that
-// just ended. It reports false once stopped.
-func (f *Floor) adjust() bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.stopped {
-		return false
+// ended last and the highest floor. process must be locked, with a floor.
+func adjust() {
+	p := &process
+	var floor uint64
+	for f := range p.floors {
+		floor = max(floor, f.bytes)
 	}
-	metrics.Read(f.samples)
-	p := Percent(f.floor, f.base, f.samples[0].Value.Uint64(), f.samples[1].Value.Uint64()+f.samples[2].Value.Uint64())
-	debug.SetGCPercent(p)
-	if f.adjusted != nil {
-		f.adjusted(p)
+	metrics.Read(p.samples)
+	pct := Percent(floor, p.base, p.samples[0].Value.Uint64(), p.samples[1].Value.Uint64()+p.samples[2].Value.Uint64())
+	debug.SetGCPercent(pct)
+	if p.adjusted != nil {
+		p.adjusted(pct)
 	}
-	return true
 }
 
 // Percent is the GC percentage that puts the next heap goal at floor

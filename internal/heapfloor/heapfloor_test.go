@@ -155,9 +155,8 @@ func TestKeepFollowsTheLiveHeap(t *testing.T) {
 	f := Keep(16 * mib)
 	defer f.Stop()
 	adjusted := make(chan int, 16)
-	f.mu.Lock()
-	f.adjusted = func(p int) { adjusted <- p }
-	f.mu.Unlock()
+	setAdjusted(func(p int) { adjusted <- p })
+	defer setAdjusted(nil)
 	// next runs a collection and returns the percentage its cleanup set.
 	next := func() int {
 		runtime.GC()
@@ -183,6 +182,41 @@ func TestKeepFollowsTheLiveHeap(t *testing.T) {
 	}
 	if got := gogc(); got != 100 {
 		t.Errorf("after Stop, GOGC is %d, want 100", got)
+	}
+}
+
+func setAdjusted(fn func(int)) {
+	process.Lock()
+	process.adjusted = fn
+	process.Unlock()
+}
+
+// TestFloorsShareThePercentage: two floors at once (two servers in one
+// process): the higher applies, and only the last Stop gives GOGC back,
+// not the percentage the first one set.
+func TestFloorsShareThePercentage(t *testing.T) {
+	if gogc() != 100 {
+		t.Skipf("GOGC is %d; this test reads the collector at GOGC=100", gogc())
+	}
+	runtime.GC()
+	a := Keep(32 * mib)
+	b := Keep(64 * mib)
+	if g := goal(); g < 64*mib {
+		t.Errorf("with floors of 32 and 64 MiB, the goal is %d bytes", g)
+	}
+	a.Stop()
+	if g := goal(); g < 64*mib {
+		t.Errorf("after the 32 MiB floor stopped, the goal is %d bytes, want the 64 MiB floor's", g)
+	}
+	c := Keep(16 * mib)
+	b.Stop()
+	if g := goal(); g < 16*mib || g >= 32*mib {
+		t.Errorf("with the 16 MiB floor left, the goal is %d bytes", g)
+	}
+	c.Stop()
+	c.Stop()
+	if got := gogc(); got != 100 {
+		t.Errorf("after the last Stop, GOGC is %d, want 100", got)
 	}
 }
 
