@@ -26,7 +26,9 @@ PORT_tether_insert=$((PORT_BASE + 15)) PORT_haproxy_insert=$((PORT_BASE + 16))
 PORT_tether_1p=$((PORT_BASE + 17))
 # Tether with the environment of BENCH_EXP_ENV added (default GOGC=400), to
 # compare a runtime setting with the default in the same run, e.g.
-# BENCH_EXP_ENV="GOGC=off GODEBUG=gctrace=1"; plaintext and TLS.
+# BENCH_EXP_ENV="GOGC=off GODEBUG=gctrace=1"; plaintext and TLS. With
+# BENCH_EXP_GO=/path/to/go it is built by that Go toolchain instead (a
+# modified runtime next to the stock one).
 PORT_tether_exp=$((PORT_BASE + 18))
 PEERS="direct tether haproxy nginx httpd"
 # TLS listeners (modes tls and tls-handshake, and the TLS memory figure):
@@ -48,8 +50,20 @@ IDLE_TIMEOUT=${IDLE_TIMEOUT:-120}
 # direct backends), e.g. BENCH_GOENV="GOGC=400" to try a GC setting.
 GOENV=${BENCH_GOENV:-}
 EXPENV=${BENCH_EXP_ENV:-GOGC=400}
+EXPGO=${BENCH_EXP_GO:-}
 EXPERIMENTS="tether-nethttp tether-maxconns tether-insert tether-1p tether-exp haproxy-insert direct-nethttp proto-nethttp proto-raw"
 P1=${BACKEND_PORTS[0]} P2=${BACKEND_PORTS[1]} P3=${BACKEND_PORTS[2]}
+
+# build_exp: tether-exp's binary, $WORK/bin/tether-exp: with BENCH_EXP_GO's
+# toolchain, else a copy of $WORK/bin/tether.
+build_exp() {
+	if [[ -z $EXPGO ]]; then
+		cp "$WORK/bin/tether" "$WORK/bin/tether-exp"
+		return
+	fi
+	log "building tether-exp with $EXPGO ($("$EXPGO" version))"
+	(cd "$ROOT" && "$EXPGO" build -o "$WORK/bin/tether-exp" ./cmd/tether) || die "$EXPGO build ./cmd/tether failed"
+}
 
 # write_peer_configs: every target's configuration into $WORK.
 write_peer_configs() {
@@ -277,7 +291,7 @@ start_target() {
 	proto-*) start_proc "$name" "$PROXY_CPU" env GOMAXPROCS=1 $GOENV "$WORK/bin/protoproxy" --engine "${name#proto-}" --listen "127.0.0.1:$port" --members "$members" ;;
 	tether | tether-nethttp | tether-maxconns | tether-insert) start_proc "$name" "$PROXY_CPUS" env GOMAXPROCS="$PROXY_NCPU" $GOENV "$WORK/bin/tether" serve --config "$WORK/$name.yaml" ;;
 	tether-1p) start_proc "$name" "$PROXY_CPUS" env GOMAXPROCS=1 $GOENV "$WORK/bin/tether" serve --config "$WORK/$name.yaml" ;;
-	tether-exp) start_proc "$name" "$PROXY_CPUS" env GOMAXPROCS="$PROXY_NCPU" $GOENV $EXPENV "$WORK/bin/tether" serve --config "$WORK/$name.yaml" ;;
+	tether-exp) start_proc "$name" "$PROXY_CPUS" env GOMAXPROCS="$PROXY_NCPU" $GOENV $EXPENV "$WORK/bin/tether-exp" serve --config "$WORK/$name.yaml" ;;
 	haproxy) start_proc haproxy "$PROXY_CPUS" haproxy -db -f "$WORK/haproxy.cfg" ;;
 	haproxy-insert) start_proc haproxy-insert "$PROXY_CPUS" haproxy -db -f "$WORK/haproxy-insert.cfg" ;;
 	nginx) start_proc nginx "$PROXY_CPUS" nginx -p "$WORK/nginx" -e "$WORK/nginx/error.log" -c "$WORK/nginx/nginx.conf" ;;
