@@ -315,16 +315,39 @@ func TestShutdownWhilePolledClientsLoop(t *testing.T) {
 }
 
 // TestPolledIdleTimeoutWhenParkingFails: a connection the parker cannot
-// take (here: a test hook fails its registration, as EPOLL_CTL_ADD fails
-// once max_user_watches is reached) keeps waiting on its goroutine: it is
-// served when its client sends again, and closed at its idle deadline,
-// not given a new one each time parking fails.
+// take (here: its socket is already in the epoll set, so EPOLL_CTL_ADD
+// fails, as it would once max_user_watches is reached) keeps waiting on
+// its goroutine: it is served when its client sends again, and closed at
+// its idle deadline, not given a new one each time parking fails.
 func TestPolledIdleTimeoutWhenParkingFails(t *testing.T) {
 	srv, addr := plainServer(t, echoRequest, ServerOptions{ParkAfter: 500 * time.Millisecond, IdleTimeout: 2 * time.Second})
-	srv.mu.Lock()
-	srv.onPark = func(*ServerConn) error { return errors.New("test: registration refused") }
-	srv.mu.Unlock()
+	p := srv.parkerFor()
+	if p == nil {
+		t.Fatal("no parker")
+	}
 	c, br := dialPlain(t, addr)
+	var sc *ServerConn
+	proctest.Eventually(t, 10*time.Second, func() error {
+		srv.mu.Lock()
+		defer srv.mu.Unlock()
+		for k := range srv.conns {
+			sc = k
+		}
+		if sc == nil {
+			return errors.New("not accepted yet")
+		}
+		return nil
+	})
+	var err error
+	p.rc.Control(func(epfd uintptr) { // before the first wait's grace ends
+		sc.rc.Control(func(fd uintptr) {
+			ev := syscall.EpollEvent{} // no events asked; id 0 is nobody's
+			err = syscall.EpollCtl(int(epfd), syscall.EPOLL_CTL_ADD, int(fd), &ev)
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	io.WriteString(c, "GET /a HTTP/1.1\r\nHost: a\r\n\r\n")
 	readAnswers(t, br, 1)
 	// After the grace, the park fails and the goroutine waits on: it

@@ -13,6 +13,3 @@ func newParker(*Server) *parker                    { return nil }
 func (p *parker) park(*ServerConn, time.Time) bool { return false }
 func (p *parker) close()                           {}
 func (p *parker) wait()                            {}
-
-// closeParked is never called here: no connection is parked.
-func (c *ServerConn) closeParked() { c.raw.Close() }

@@ -44,9 +44,7 @@ type ServerOptions struct {
 	// ParkAfter is how long an idle keep-alive connection waits for its
 	// next request on its goroutine; then (on Linux) the goroutine ends
 	// and the connection waits in the server's epoll instance, costing no
-	// stack (and, for a *net.TCPConn, no net.Conn: only a duplicate of
-	// its socket is kept), until the client sends again. Default 100ms;
-	// negative: never.
+	// stack, until the client sends again. Default 100ms; negative: never.
 	ParkAfter time.Duration
 	// ReadBufferSize and WriteBufferSize size the buffers a connection
 	// holds while it serves a request. Default 4096 each.
@@ -86,11 +84,6 @@ type Server struct {
 	noPark atomic.Bool
 
 	emptyReads atomic.Int64 // reads of polled connections that found nothing (for tests)
-	// onPark, for tests, runs in park after the connection's epoll
-	// registration, before it is detached and marked parked; an error
-	// fails the park as a failed registration would. Set it under mu,
-	// before the connections it is for are accepted.
-	onPark func(*ServerConn) error
 }
 
 // NewServer returns a Server that hands requests to h.
@@ -193,34 +186,26 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
-// Close stops accepting connections and closes all of them at once (one
-// being parked or woken just then is closed by the goroutine doing so,
-// as soon as it is done).
+// Close stops accepting connections and closes all of them at once.
 func (s *Server) Close() error {
 	s.closeListeners()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for c := range s.conns {
 		// Over TLS: no close_notify, which could wait for the client.
-		switch c.state.Swap(stateClosed) {
-		case stateParked:
-			c.closeParked()
-		case stateClosed, stateMoving:
-			// Closed already, or the goroutine moving it closes it.
-		default:
-			c.closeRaw()
-		}
+		c.closeRaw(c.state.Swap(stateClosed) == stateParked)
 	}
 	return nil
 }
 
-// closeRaw closes the accepted connection, not parked. A polled
-// connection's descriptor is only closed once the request served from
-// within the poller's wait returns, and net.Conn.Close waits for that:
-// the socket is shut down at once (the client sees the end, the
-// handler's writes fail) and closed on another goroutine.
-func (c *ServerConn) closeRaw() {
-	if !c.polled {
+// closeRaw closes the accepted connection. A polled connection's
+// descriptor is only closed once the request served from within the
+// poller's wait returns, and net.Conn.Close waits for that: unless it is
+// parked (out of the poller's wait), the socket is shut down at once (the
+// client sees the end, the handler's writes fail) and closed on another
+// goroutine.
+func (c *ServerConn) closeRaw(parked bool) {
+	if !c.polled || parked {
 		c.raw.Close()
 		return
 	}
@@ -252,25 +237,22 @@ func (s *Server) closeIdle() int {
 	defer s.mu.Unlock()
 	for c := range s.conns {
 		if c.state.CompareAndSwap(stateIdle, stateClosed) {
-			c.closeRaw()
+			c.closeRaw(false)
 		}
 		if c.state.CompareAndSwap(stateParked, stateClosed) {
-			c.closeParked() // no goroutine ends it: forget it here
+			c.raw.Close() // no goroutine ends it: forget it here
 			delete(s.conns, c)
 		}
 	}
 	return len(s.conns)
 }
 
-// Connection states, for Shutdown. The goroutine that moves a
-// connection out of stateParked (or stateMoving) owns its socket: the
-// others neither close it nor touch its fields.
+// Connection states, for Shutdown.
 const (
 	stateActive int32 = iota // reading or serving a request
 	stateIdle                // waiting for a request
 	stateClosed              // closed by Shutdown or Close
 	stateParked              // waiting for a request in the parker, without goroutine
-	stateMoving              // being parked or woken: Close marks it closed, its mover closes it
 )
 
 // What a connection does next.
@@ -304,18 +286,10 @@ type ServerConn struct {
 	hijacked   bool
 	served     int // requests read
 
-	remote string // RemoteAddr's, formatted at its first call ("" while parked)
-	ip     string // the client's address, formatted once ("" while parked)
+	remote string
+	ip     string // the client's address, formatted once
 	addr   netip.Addr
 	addrOK bool
-
-	// A detachable connection (a *net.TCPConn) is parked without its
-	// net.Conn: only pfd, a duplicate of its socket, is kept (detached),
-	// and raw, nc (plaintext), rc, fdr.conn, probe.Conn and readable are
-	// nil until it wakes.
-	detachable bool
-	detached   bool
-	pfd        int
 
 	waited   bool
 	peekBuf  [1]byte
@@ -339,7 +313,7 @@ type ServerConn struct {
 }
 
 func (s *Server) newConn(nc net.Conn) *ServerConn {
-	c := &ServerConn{srv: s, nc: nc, raw: nc}
+	c := &ServerConn{srv: s, nc: nc, raw: nc, remote: nc.RemoteAddr().String()}
 	if s.opts.TLS != nil {
 		c.probe = &probeConn{Conn: nc}
 		c.tc = tls.Server(c.probe, s.opts.TLS)
@@ -356,7 +330,6 @@ func (s *Server) newConn(nc net.Conn) *ServerConn {
 	if sc, ok := nc.(syscall.Conn); ok && canPeek {
 		if rc, err := sc.SyscallConn(); err == nil {
 			c.rc = rc
-			_, c.detachable = nc.(*net.TCPConn) // else wrapped: it keeps its net.Conn when parked
 			if c.tc == nil {
 				c.polled = true
 				c.fdr.conn = nc
@@ -381,14 +354,8 @@ func (c *ServerConn) Writer() *bufio.Writer { return c.bw }
 // handler that writes to it directly after flushing the writer.
 func (c *ServerConn) NetConn() net.Conn { return c.nc }
 
-// RemoteAddr returns the client's "ip:port", formatted once per
-// connection (again after it was parked).
-func (c *ServerConn) RemoteAddr() string {
-	if c.remote == "" {
-		c.remote = c.raw.RemoteAddr().String()
-	}
-	return c.remote
-}
+// RemoteAddr returns the client's "ip:port".
+func (c *ServerConn) RemoteAddr() string { return c.remote }
 
 // ClientAddr returns the client's IP address, and false if it is not a
 // TCP peer.
@@ -454,7 +421,7 @@ func (c *ServerConn) run() (last step) {
 			c.fdr.live, c.inPoll = false, false // it may have panicked inside the poller's wait
 			buf := make([]byte, 16<<10)
 			buf = buf[:runtime.Stack(buf, false)]
-			c.srv.opts.Logger.Error("panic serving a connection", "remote", c.RemoteAddr(), "panic", fmt.Sprint(r), "stack", string(buf))
+			c.srv.opts.Logger.Error("panic serving a connection", "remote", c.remote, "panic", fmt.Sprint(r), "stack", string(buf))
 			last = closeConn
 		}
 	}()
