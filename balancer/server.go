@@ -41,6 +41,10 @@ type ServerOptions struct {
 	// IdleTimeout closes a keep-alive client connection that sends no new
 	// request for that long. Default 120s.
 	IdleTimeout time.Duration
+	// ParkAfter is how long an idle keep-alive connection keeps its
+	// goroutine before it is parked (h1.ServerOptions.ParkAfter). Default
+	// 10ms; negative: never.
+	ParkAfter time.Duration
 	// Logger receives accept errors. Default slog.Default().
 	Logger *slog.Logger
 	// TLS, if set, makes the listener TLS with this configuration: its
@@ -72,6 +76,7 @@ func NewServer(o ServerOptions, mux *Mux) *Server {
 		Limits:        h1.Limits{MaxHeadBytes: o.MaxHeaderBytes, MaxFields: o.MaxHeaderFields},
 		HeaderTimeout: o.HeaderTimeout,
 		IdleTimeout:   o.IdleTimeout,
+		ParkAfter:     o.ParkAfter,
 		Logger:        o.Logger,
 		TLS:           o.TLS,
 	}
@@ -99,6 +104,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	http.NotFound(w, r)
 }
+
+// ParkAfter is how long an idle keep-alive connection keeps its
+// goroutine before it is parked, the default applied.
+func (s *Server) ParkAfter() time.Duration { return s.srv.ParkAfter() }
 
 // SetMux replaces the Mux, for a configuration reload. Requests read
 // after it returns use the new one.

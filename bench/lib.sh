@@ -180,11 +180,12 @@ start_backends() {
 # a port is given, the engine if one is (default: auto, the native engine),
 # and a per-member limit with a 30 s queue if MAX_CONNS is given. With
 # TLS_PORT set, a second balancer over the same members listens there with
-# the certificate of $WORK/tls.
+# the certificate of $WORK/tls. LIMITS_EXTRA adds entries to its limits
+# ("park_after: 100ms").
 write_tether_config() {
 	cat >"$1" <<-YAML
 		listen: 127.0.0.1:$2
-		limits: { idle_timeout: ${IDLE_TIMEOUT:-120}s }
+		limits: { idle_timeout: ${IDLE_TIMEOUT:-120}s${LIMITS_EXTRA:+, $LIMITS_EXTRA} }
 		$([[ -n ${3:-} ]] && printf 'manager: { listen: "127.0.0.1:%s", token: bench-token }' "$3")
 		$([[ -n ${4:-} ]] && printf 'engine: %s' "$4")
 		balancers:

@@ -27,6 +27,8 @@ PORT_tether_1p=$((PORT_BASE + 17))
 # Tether with the environment of BENCH_EXP_ENV added (default GOGC=400), to
 # compare a runtime setting with the default in the same run, e.g.
 # BENCH_EXP_ENV="GOGC=off GODEBUG=gctrace=1"; plaintext and TLS. With
+# BENCH_EXP_LIMITS its configuration's limits get those entries too
+# (BENCH_EXP_LIMITS="park_after: 100ms"). With
 # BENCH_EXP_GO=/path/to/go it is built by that Go toolchain instead (a
 # modified runtime next to the stock one).
 PORT_tether_exp=$((PORT_BASE + 18))
@@ -51,6 +53,7 @@ IDLE_TIMEOUT=${IDLE_TIMEOUT:-120}
 GOENV=${BENCH_GOENV:-}
 EXPENV=${BENCH_EXP_ENV:-GOGC=400}
 EXPGO=${BENCH_EXP_GO:-}
+EXPLIMITS=${BENCH_EXP_LIMITS:-}
 EXPERIMENTS="tether-nethttp tether-maxconns tether-insert tether-1p tether-exp haproxy-insert direct-nethttp proto-nethttp proto-raw"
 P1=${BACKEND_PORTS[0]} P2=${BACKEND_PORTS[1]} P3=${BACKEND_PORTS[2]}
 
@@ -70,7 +73,7 @@ write_peer_configs() {
 	write_bench_cert "$WORK/tls"
 	TLS_PORT=$TLS_PORT_tether write_tether_config "$WORK/tether.yaml" "$PORT_tether"
 	TLS_PORT=$TLS_PORT_tether_1p write_tether_config "$WORK/tether-1p.yaml" "$PORT_tether_1p"
-	TLS_PORT=$TLS_PORT_tether_exp write_tether_config "$WORK/tether-exp.yaml" "$PORT_tether_exp"
+	LIMITS_EXTRA=$EXPLIMITS TLS_PORT=$TLS_PORT_tether_exp write_tether_config "$WORK/tether-exp.yaml" "$PORT_tether_exp"
 	write_tether_config "$WORK/tether-nethttp.yaml" "$PORT_tether_nethttp" "" nethttp
 	write_tether_config "$WORK/tether-maxconns.yaml" "$PORT_tether_maxconns" "" "" 64
 	write_tether_insert_config

@@ -126,6 +126,10 @@ type Limits struct {
 	HeaderTimeout time.Duration `yaml:"header_timeout"`
 	// IdleTimeout closes idle client keep-alive connections. Default 120s.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// ParkAfter is how long an idle keep-alive client connection keeps
+	// its goroutine before it is parked (native engine, Linux). Default
+	// 10ms; at or above IdleTimeout, never.
+	ParkAfter time.Duration `yaml:"park_after"`
 }
 
 // Manager configures the management listener.

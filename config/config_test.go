@@ -100,6 +100,8 @@ func TestErrors(t *testing.T) {
 			[]string{`4: balancers[0].timeouts.connect: -1s must not be negative`}},
 		{"negative max_conns", "balancers:\n  - name: b\n    max_conns: -2\n    timeouts: {queue: -1s}\n    members:\n      - {url: 'http://h:1', route: n1}\n",
 			[]string{`3: balancers[0].max_conns`, `4: balancers[0].timeouts.queue: -1s must not be negative`}},
+		{"negative park_after", "limits:\n  idle_timeout: 60s\n  park_after: -10ms\n" + head + "      - {url: 'http://h:1', route: n1}\n",
+			[]string{`3: limits.park_after: -10ms must not be negative`}},
 		{"not a number", head + "      - {url: 'http://h:1', route: n1, weight: heavy}\n",
 			[]string{`4: "heavy" is not a valid whole number here`}},
 		{"no balancers", "listen: 127.0.0.1:1\n", []string{`1: balancers: at least one balancer is required`}},

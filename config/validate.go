@@ -253,6 +253,7 @@ func (v *checker) limits(l *Limits) {
 	v.nonNegativeInt("limits.max_body_bytes", l.MaxBodyBytes)
 	v.nonNegative("limits.header_timeout", l.HeaderTimeout)
 	v.nonNegative("limits.idle_timeout", l.IdleTimeout)
+	v.nonNegative("limits.park_after", l.ParkAfter)
 }
 
 func (v *checker) manager(m *Manager) {

@@ -70,10 +70,12 @@ func (c *ServerConn) servePolled() step {
 		if !c.grace || !errors.Is(err, os.ErrDeadlineExceeded) {
 			return closeConn // the idle or head deadline, the client's end, or Close
 		}
-		if c.parks != nil && c.parks.park(c, c.parkDeadline) {
-			return parked
+		if !c.inputWaiting() {
+			if c.parks != nil && c.parks.park(c, c.parkDeadline) {
+				return parked
+			}
+			c.rewait = true // could not park: wait on here until the same deadline
 		}
-		c.rewait = true // could not park: wait on here until the same deadline
 		c.nc.SetReadDeadline(c.parkDeadline)
 	}
 }
@@ -159,7 +161,7 @@ func (c *ServerConn) idle() step {
 	c.parkDeadline = c.idleDeadline(now)
 	d := c.parkDeadline
 	if c.parks != nil {
-		if g := now.Add(c.srv.opts.ParkAfter); g.Before(d) {
+		if g := now.Add(c.graceTime()); g.Before(d) {
 			d, c.grace = g, true
 		}
 	}

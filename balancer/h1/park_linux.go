@@ -98,6 +98,7 @@ func (p *parker) park(c *ServerConn, deadline time.Time) bool {
 		err = errors.Join(err, cerr) // the connection's Control must not hide epoll_ctl's error
 	})
 	if perr == nil && err == nil {
+		p.srv.parks.Add(1)
 		return true
 	}
 	p.mu.Lock()

@@ -233,3 +233,107 @@ func parkerState() string {
 	}
 	return ""
 }
+
+// TestNoParkWithInputWaiting: a request that came within the grace but
+// was not yet reported by the network poller when the grace's timer fired
+// is served, not parked and woken again, and the connection's grace
+// doubles; once it is parked for want of input, its grace is ParkAfter
+// again. With one P busy, the runtime polls the network only when it has
+// nothing else to run (or from sysmon, after 10 ms), so the timer wins:
+// the test holds the P past the grace with the request in the socket,
+// then lets the scheduler run.
+func TestNoParkWithInputWaiting(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	const grace = time.Millisecond
+	graces := make(chan time.Duration, 100) // each request's connection's grace, from its goroutine
+	srv, addr := plainServer(t, handlerFunc(func(c *ServerConn, r *Request) {
+		select {
+		case graces <- c.graceTime():
+		default:
+		}
+		echoPath.ServeHTTP1(c, r)
+	}), ServerOptions{ParkAfter: grace})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	br := bufio.NewReader(c)
+	get := func(path string) {
+		t.Helper()
+		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: a\r\n\r\n", path)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if !strings.HasPrefix(string(body), path+" ") {
+			t.Fatalf("GET %s: body %q", path, body)
+		}
+	}
+	get("/first")
+	// Each try: the connection idle in its grace, the request written,
+	// the P held past the grace without a scheduling point, then the
+	// response read. The grace timer fires first in nearly every try;
+	// the test needs it once.
+	parks := srv.parks.Load()
+	for try := 0; try < 50 && srv.lateInput.Load() == 0; try++ {
+		for idleCount(srv) != 1 {
+			runtime.Gosched()
+		}
+		if srv.parks.Load() != parks {
+			// Parked before the request was written (the grace ran out
+			// while this goroutine waited): that park is right; wake
+			// the connection and try again.
+			get("/wake")
+			parks = srv.parks.Load()
+			continue
+		}
+		fmt.Fprintf(c, "GET /%d HTTP/1.1\r\nHost: a\r\n\r\n", try)
+		for start := time.Now(); time.Since(start) < 3*grace; {
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		if n := srv.parks.Load(); n != parks {
+			t.Fatalf("try %d: %d connections parked with their request waiting", try, n-parks)
+		}
+	}
+	if srv.lateInput.Load() == 0 {
+		t.Fatal("in 50 tries the grace never ran out with the request waiting: the case was not tested")
+	}
+	var last time.Duration
+	for len(graces) > 0 {
+		last = <-graces
+	}
+	if last != 2*grace {
+		t.Fatalf("serving the request that waited: grace %v, want %v", last, 2*grace)
+	}
+	proctest.Eventually(t, 10*time.Second, func() error {
+		if parkedCount(srv) != 1 {
+			return errors.New("not parked")
+		}
+		return nil
+	})
+	get("/woken")
+	if g := <-graces; g != grace {
+		t.Fatalf("woken after a park: grace %v, want %v again", g, grace)
+	}
+}
+
+// idleCount returns how many of srv's connections are idle (in their
+// grace or waiting on their goroutine, not parked).
+func idleCount(srv *Server) int {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	n := 0
+	for c := range srv.conns {
+		if c.state.Load() == stateIdle {
+			n++
+		}
+	}
+	return n
+}

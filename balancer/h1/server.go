@@ -89,6 +89,8 @@ type Server struct {
 	noPark atomic.Bool
 
 	emptyReads atomic.Int64 // reads of polled connections that found nothing (for tests)
+	parks      atomic.Int64 // connections parked (for tests)
+	lateInput  atomic.Int64 // grace deadlines that found input to read (for tests)
 }
 
 // NewServer returns a Server that hands requests to h.
@@ -298,6 +300,7 @@ type ServerConn struct {
 
 	waited   bool
 	peekBuf  [1]byte
+	longer   uint8 // the grace is ParkAfter << longer (see graceLonger)
 	readable func(fd uintptr) bool // RawConn.Read's callback: peekReadable, or polledReady when polled
 
 	shaken       bool                 // the TLS handshake was done
@@ -564,6 +567,9 @@ func (s *Server) parkerFor() *parker {
 	return p
 }
 
+// ParkAfter is ServerOptions.ParkAfter with its default applied.
+func (s *Server) ParkAfter() time.Duration { return s.opts.ParkAfter }
+
 // wait waits until the connection is readable or deadline; after
 // ParkAfter it parks the connection (and returns errParked) if it can.
 // The read deadline it leaves may be earlier than deadline: reading the
@@ -575,14 +581,14 @@ func (c *ServerConn) wait(deadline time.Time) error {
 		return err
 	}
 	if p := c.srv.parkerFor(); p != nil {
-		if grace := time.Now().Add(c.srv.opts.ParkAfter); grace.Before(deadline) {
+		if grace := time.Now().Add(c.graceTime()); grace.Before(deadline) {
 			c.nc.SetReadDeadline(grace)
 			c.waited = false
 			err := c.rc.Read(c.readable)
 			if !errors.Is(err, os.ErrDeadlineExceeded) {
 				return err
 			}
-			if p.park(c, deadline) {
+			if !c.inputWaiting() && p.park(c, deadline) {
 				return errParked
 			}
 		}
@@ -590,6 +596,44 @@ func (c *ServerConn) wait(deadline time.Time) error {
 	c.nc.SetReadDeadline(deadline)
 	c.waited = false
 	return c.rc.Read(c.readable)
+}
+
+// inputWaiting reports whether the client's socket has input (or its end)
+// to read once a grace deadline has passed. The deadline's timer can end
+// the wait after the input came: with its P busy the runtime polls the
+// network only between goroutines (or every 10 ms, from sysmon), so under
+// load a request can sit unnoticed past a short grace, and parking the
+// connection then would cost a park and a wake-up for nothing, on every
+// request, just when the proxy has the least time for them. When input
+// was waiting, the connection's grace doubles (up to maxLonger times),
+// so that a loaded proxy stops running out of graces, and with them the
+// timers and this check; when there was none (the connection is parked),
+// it is ParkAfter again.
+func (c *ServerConn) inputWaiting() bool {
+	ready := false
+	c.rc.Control(func(fd uintptr) { ready = peek(fd, c.peekBuf[:]) })
+	if ready {
+		c.srv.lateInput.Add(1)
+		c.longer = min(c.longer+1, maxLonger)
+	} else {
+		c.longer = 0
+	}
+	return ready
+}
+
+// maxLonger bounds the doubling of a connection's grace: ParkAfter × 2^7,
+// 1.28 s at the default 10 ms.
+const maxLonger = 7
+
+// graceTime is how long the connection waits on its goroutine before it
+// is parked: ParkAfter, doubled for each grace in a row that ended with
+// input waiting.
+func (c *ServerConn) graceTime() time.Duration {
+	g := c.srv.opts.ParkAfter << c.longer
+	if g>>c.longer != c.srv.opts.ParkAfter {
+		return c.srv.opts.ParkAfter // a ParkAfter of centuries
+	}
+	return g
 }
 
 // peekReadable is the callback of the wait for a request: the first call

@@ -152,6 +152,7 @@ func (s *Server) newListener(cfg config.Config, addr string, t *config.TLS) *lis
 			MaxHeaderBytes: orDefault(lim.MaxHeaderBytes, defaultMaxHeaderBytes),
 			HeaderTimeout:  orDefault(lim.HeaderTimeout, defaultHeaderTimeout),
 			IdleTimeout:    orDefault(lim.IdleTimeout, defaultIdleTimeout),
+			ParkAfter:      lim.ParkAfter, // 0: h1's default
 			Logger:         s.logger,
 			TLS:            l.tlsConfig,
 		}, nil)
