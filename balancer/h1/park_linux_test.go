@@ -19,12 +19,19 @@ import (
 )
 
 // parkedCount returns how many of srv's connections are parked.
-func parkedCount(srv *Server) int {
+func parkedCount(srv *Server) int { return countState(srv, stateParked) }
+
+// idleCount returns how many of srv's connections are idle (in their
+// grace or waiting on their goroutine, not parked).
+func idleCount(srv *Server) int { return countState(srv, stateIdle) }
+
+// countState returns how many of srv's connections are in state.
+func countState(srv *Server, state int32) int {
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
 	n := 0
 	for c := range srv.conns {
-		if c.state.Load() == stateParked {
+		if c.state.Load() == state {
 			n++
 		}
 	}
@@ -322,18 +329,4 @@ func TestNoParkWithInputWaiting(t *testing.T) {
 	if g := <-graces; g != grace {
 		t.Fatalf("woken after a park: grace %v, want %v again", g, grace)
 	}
-}
-
-// idleCount returns how many of srv's connections are idle (in their
-// grace or waiting on their goroutine, not parked).
-func idleCount(srv *Server) int {
-	srv.mu.Lock()
-	defer srv.mu.Unlock()
-	n := 0
-	for c := range srv.conns {
-		if c.state.Load() == stateIdle {
-			n++
-		}
-	}
-	return n
 }

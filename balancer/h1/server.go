@@ -300,7 +300,7 @@ type ServerConn struct {
 
 	waited   bool
 	peekBuf  [1]byte
-	longer   uint8 // the grace is ParkAfter << longer (see graceLonger)
+	longer   uint8                 // the grace is ParkAfter << longer (see inputWaiting)
 	readable func(fd uintptr) bool // RawConn.Read's callback: peekReadable, or polledReady when polled
 
 	shaken       bool                 // the TLS handshake was done
