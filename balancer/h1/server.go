@@ -49,7 +49,10 @@ type ServerOptions struct {
 	// that waits longer costs no stack (10,000 connections opened in
 	// 0.6 s hold about 170 goroutines in their grace, not 1,700: their
 	// stacks were most of the memory such a burst leaves, measured in
-	// docs/benchmarks.md); negative: never.
+	// docs/benchmarks.md); negative: never. A connection whose grace ran
+	// out with its next request already waiting (the proxy was too busy
+	// to see it) is served, not parked, and its grace doubles, up to 128
+	// times, until it parks.
 	ParkAfter time.Duration
 	// ReadBufferSize and WriteBufferSize size the buffers a connection
 	// holds while it serves a request. Default 4096 each.
