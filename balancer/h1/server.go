@@ -52,7 +52,7 @@ type ServerOptions struct {
 	// docs/benchmarks.md); negative: never. A connection whose grace ran
 	// out with its next request already waiting (the proxy was too busy
 	// to see it) is served, not parked, and its grace doubles, up to 128
-	// times, until it parks.
+	// times ParkAfter, until it parks.
 	ParkAfter time.Duration
 	// ReadBufferSize and WriteBufferSize size the buffers a connection
 	// holds while it serves a request. Default 4096 each.
