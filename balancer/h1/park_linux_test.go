@@ -18,6 +18,17 @@ import (
 	"github.com/tetherlb/tether/internal/proctest"
 )
 
+// waitParked waits until srv's one connection is parked.
+func waitParked(t *testing.T, srv *Server) {
+	t.Helper()
+	proctest.Eventually(t, 10*time.Second, func() error {
+		if parkedCount(srv) != 1 {
+			return errors.New("not parked")
+		}
+		return nil
+	})
+}
+
 // parkedCount returns how many of srv's connections are parked.
 func parkedCount(srv *Server) int { return countState(srv, stateParked) }
 
@@ -156,12 +167,7 @@ func TestParkedDeadlinesAndShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	io.Copy(io.Discard, resp.Body)
-	proctest.Eventually(t, 10*time.Second, func() error {
-		if parkedCount(srv) != 1 {
-			return errors.New("not parked")
-		}
-		return nil
-	})
+	waitParked(t, srv)
 	if err := srv.Shutdown(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -319,12 +325,7 @@ func TestNoParkWithInputWaiting(t *testing.T) {
 	if last != 2*grace {
 		t.Fatalf("serving the request that waited: grace %v, want %v", last, 2*grace)
 	}
-	proctest.Eventually(t, 10*time.Second, func() error {
-		if parkedCount(srv) != 1 {
-			return errors.New("not parked")
-		}
-		return nil
-	})
+	waitParked(t, srv)
 	get("/woken")
 	if g := <-graces; g != grace {
 		t.Fatalf("woken after a park: grace %v, want %v again", g, grace)
