@@ -13,6 +13,7 @@ import (
 	"slices"
 
 	"github.com/tetherlb/tether/balancer"
+	"github.com/tetherlb/tether/config"
 	"github.com/tetherlb/tether/route"
 )
 
@@ -351,12 +352,18 @@ func (d *stateDoc) remove(base Baseline, bal, r string) {
 var ErrState = errors.New("state file")
 
 // CheckStateFile reads and checks the state file at path as New does
-// (a missing file, or no path, is an empty state) and writes nothing. It
-// returns the error New would about the file's content, or nil; whether
-// the file can be written is found only by New, which writes it.
+// (a missing file, or no path, is an empty state), and checks that New
+// can write it, which it does at start and at every change: a new file
+// in its directory, renamed over it (config.CanCreateIn). It writes
+// nothing. It returns the error New would, or nil.
 func CheckStateFile(path string) error {
-	_, err := loadState(path)
-	return err
+	if _, err := loadState(path); err != nil || path == "" {
+		return err
+	}
+	if err := config.CanCreateIn(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("%w %s cannot be written: %v", ErrState, path, err)
+	}
+	return nil
 }
 
 // loadState reads the state file at path; a missing file is an empty

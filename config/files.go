@@ -82,18 +82,32 @@ func (v *checker) keyPair(field, cert, key string) {
 	}
 }
 
+// CanCreateIn returns nil if this process can create a file in the
+// directory dir (a log, a state file written whole and renamed), without
+// creating one: dir exists, is a directory, and on Unix access(2) grants
+// write and search permission there, on a file system mounted read-write.
+// Else its error says why.
+func CanCreateIn(dir string) error {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	return mayCreateIn(dir)
+}
+
 // appendable checks that the file at path can be opened for appending,
 // as serve opens a log: an existing file is opened (and closed again);
-// for a new one, its directory must exist. Nothing is created.
+// a new one must be one this process can create (CanCreateIn). Nothing
+// is created.
 func (v *checker) appendable(field, path string) {
 	st, err := os.Stat(path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		dir := filepath.Dir(path)
-		if st, err := os.Stat(dir); err != nil {
+		if err := CanCreateIn(filepath.Dir(path)); err != nil {
 			v.add(field, "%q cannot be created: %v", path, err)
-		} else if !st.IsDir() {
-			v.add(field, "%q cannot be created: %s is not a directory", path, dir)
 		}
 	case err != nil:
 		v.add(field, "%v", err)
@@ -109,16 +123,5 @@ func (v *checker) appendable(field, path string) {
 			return
 		}
 		f.Close()
-	}
-}
-
-// inDirectory checks that the directory of a file that is written whole
-// (a state file: a new file renamed over it) exists.
-func (v *checker) inDirectory(field, path string) {
-	dir := filepath.Dir(path)
-	if st, err := os.Stat(dir); err != nil {
-		v.add(field, "%v", err)
-	} else if !st.IsDir() {
-		v.add(field, "%s is not a directory", dir)
 	}
 }

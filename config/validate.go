@@ -280,9 +280,6 @@ func (v *checker) manager(m *Manager) {
 	if m.AuditFile != "" {
 		v.appendable("manager.audit_file", m.AuditFile)
 	}
-	if m.StateFile != "" {
-		v.inDirectory("manager.state_file", m.StateFile)
-	}
 	if m.Token != "" && m.Token == m.ReadOnlyToken {
 		v.add("manager.read_only_token", "must differ from token")
 	}

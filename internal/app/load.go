@@ -64,15 +64,17 @@ type loaded struct {
 // the metrics listener's token (TETHER_METRICS_TOKEN) and whether that
 // listener may run without one; the manager's tokens (from their files
 // or TETHER_MANAGER_TOKEN); the group's key file; the manager's state
-// file; and, for every balancer and listener, what Server.plan loads
-// (cookie keys, AJP secrets, member TLS files, the listeners'
-// certificates and keys) with the balancers built and dropped again.
+// file (its content, and that its directory takes the new file the
+// manager writes at start: admin.CheckStateFile); and, for every
+// balancer and listener, what Server.plan loads (cookie keys, AJP
+// secrets, member TLS files, the listeners' certificates and keys) with
+// the balancers built and dropped again.
 //
 // It binds no port, creates or writes no file, starts nothing and
 // contacts no peer: the access log, the audit file and the state file's
-// writing are left to the second phase (config.Validate checks that they
-// can be opened). Its error is config.FieldErrors, each problem at its
-// field in the file; on error nothing is returned.
+// writing are left to the second phase (config.Validate checks that the
+// logs can be opened). Its error is config.FieldErrors, each problem at
+// its field in the file; on error nothing is returned.
 func load(cfg config.Config, o ServeOptions) (*loaded, error) {
 	var ps problems
 	ld := &loaded{}

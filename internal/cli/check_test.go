@@ -31,6 +31,8 @@ type checkSetup struct {
 	yaml  string
 	files map[string]string // name in dir → content
 	env   map[string]string
+	// asNobody: run the case as nobody when run as root.
+	asNobody bool
 }
 
 // TestCheckLoadsWhatServeLoads: `tether check` reads what `tether serve`
@@ -111,6 +113,24 @@ balancers:
 	}
 	// want: the line holding the marker, and the message there.
 	type want struct{ marker, msg string }
+	// dir makes a directory of mode perm in the test's directory.
+	dir := func(name string, perm os.FileMode) func(*checkSetup) {
+		return func(s *checkSetup) {
+			if err := os.Mkdir(filepath.Join(s.dir, name), perm); err != nil {
+				panic(err)
+			}
+		}
+	}
+	// asNobody marks a case about permissions, which never stop root:
+	// run as root, the case runs as nobody (proctest.AsNobody).
+	asNobody := func(s *checkSetup) { s.asNobody = true }
+	both := func(fs ...func(*checkSetup)) func(*checkSetup) {
+		return func(s *checkSetup) {
+			for _, f := range fs {
+				f(s)
+			}
+		}
+	}
 	tests := []struct {
 		name  string
 		setup func(*checkSetup)
@@ -141,6 +161,12 @@ balancers:
 			[]want{{"group:", "group.key_file: DIR/group.key: 5 bytes, want at least 16"}}},
 		{"state file corrupt", file("state.json", "{"),
 			[]want{{"state_file:", "manager.state_file: state file DIR/state.json: unexpected EOF"}}},
+		{"state file in a directory that is not writable", both(asNobody, dir("ro", 0o555), replace("state_file: DIR/state.json", "state_file: DIR/ro/state.json")),
+			[]want{{"state_file:", "manager.state_file: state file DIR/ro/state.json cannot be written: access DIR/ro: permission denied"}}},
+		{"state file in a missing directory", replace("state_file: DIR/state.json", "state_file: DIR/no/state.json"),
+			[]want{{"state_file:", "manager.state_file: state file DIR/no/state.json cannot be written: stat DIR/no: no such file or directory"}}},
+		{"access log in a directory that is not writable", both(asNobody, dir("ro", 0o555), replace("access_log: DIR/access.log", "access_log: DIR/ro/access.log")),
+			[]want{{"access_log:", "access_log: \"DIR/ro/access.log\" cannot be created: access DIR/ro: permission denied"}}},
 		{"every problem at once in line order", unset("SHOP_COOKIE_KEY", "LEGACY_AJP_SECRET", "TETHER_MANAGER_TOKEN"),
 			[]want{
 				{"manager:", "manager: no token"},
@@ -153,6 +179,9 @@ balancers:
 			s := base(t)
 			s.files["garbage.pem"] = "not a certificate\n"
 			tt.setup(s)
+			if s.asNobody && proctest.AsNobody(t) {
+				return
+			}
 			for name, content := range s.files {
 				if err := os.WriteFile(filepath.Join(s.dir, name), []byte(content), 0o600); err != nil {
 					t.Fatal(err)
