@@ -7,8 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"sync"
+
+	"github.com/tetherlb/tether/config"
 )
 
 // The audit file keeps every audit entry for good: one JSON object per
@@ -38,9 +42,9 @@ const maxAuditLine = 1 << 20
 // appending and returns the last keep entries it holds, oldest first, and
 // how many lines could not be read.
 func openAuditFile(path string, keep int) (*auditFile, []AuditEntry, int, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := openAudit(path, true)
 	if err != nil {
-		return nil, nil, 0, fmt.Errorf("audit file: %w", err)
+		return nil, nil, 0, err
 	}
 	entries, bad, endsLine, err := readAudit(f, keep)
 	if err == nil && !endsLine {
@@ -51,6 +55,50 @@ func openAuditFile(path string, keep int) (*auditFile, []AuditEntry, int, error)
 		return nil, nil, 0, fmt.Errorf("audit file %s: %w", path, err)
 	}
 	return &auditFile{path: path, f: f}, entries, bad, nil
+}
+
+// CheckAuditFile checks the audit file at path as New opens and reads it
+// (openAudit, readAudit), and creates and writes nothing: an existing
+// file is opened for reading and appending and read through; a missing
+// one must be one New can create (config.CanCreateIn). It returns the
+// error New would, or nil.
+func CheckAuditFile(path string) error {
+	f, err := openAudit(path, false)
+	if f == nil || err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, _, _, err := readAudit(f, 1); err != nil {
+		return fmt.Errorf("audit file %s: %w", path, err)
+	}
+	return nil
+}
+
+// openAudit opens the audit file at path as the manager uses it: a
+// regular file (a pipe or a device could block or never end when it is
+// read back at start), opened for reading and appending. A missing file
+// is created (mode 0600) if create is set; else openAudit returns nil and
+// no error if it could be created, an error if not.
+func openAudit(path string, create bool) (*os.File, error) {
+	st, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && !create:
+		if err := config.CanCreateIn(filepath.Dir(path)); err != nil {
+			return nil, fmt.Errorf("audit file %s cannot be created: %w", path, err)
+		}
+		return nil, nil
+	case err == nil && !st.Mode().IsRegular():
+		return nil, fmt.Errorf("audit file %s is not a regular file: the manager reads it back at start", path)
+	}
+	flags := os.O_RDWR | os.O_APPEND
+	if create {
+		flags |= os.O_CREATE
+	}
+	f, err := os.OpenFile(path, flags, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("audit file: %w", err)
+	}
+	return f, nil
 }
 
 // readAudit reads the entries of r, keeping the last keep of them. It

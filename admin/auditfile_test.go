@@ -3,10 +3,13 @@ package admin
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -62,10 +65,71 @@ func TestAuditFile(t *testing.T) {
 	}
 }
 
-func TestUnopenableAuditFileStopsTheManager(t *testing.T) {
-	o := Options{Source: &lazySource{}, Token: rwToken, AuditFile: filepath.Join(t.TempDir(), "missing-dir", "audit.jsonl")}
-	if _, err := New(o); err == nil || !strings.Contains(err.Error(), "audit file") {
-		t.Fatalf("New: %v, want an audit file error", err)
+// TestCheckAuditFileAgreesWithNew: CheckAuditFile (tether check) refuses
+// the audit files New (tether serve) refuses, with the same error, and
+// accepts the others without creating or writing one. (Permissions,
+// which never stop root, are in internal/cli's TestCheckLoadsWhatServeLoads.)
+func TestCheckAuditFileAgreesWithNew(t *testing.T) {
+	tests := []struct {
+		name string
+		make func(t *testing.T, path string) // nil: no file
+		want string                          // "" for none
+	}{
+		{"new file", nil, ""},
+		{"existing file", func(t *testing.T, path string) {
+			if err := os.WriteFile(path, []byte(`{"id":1}`+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, ""},
+		{"directory", func(t *testing.T, path string) {
+			if err := os.Mkdir(path, 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}, "is not a regular file"},
+		{"named pipe, which would block the read at start", func(t *testing.T, path string) {
+			if err := syscall.Mkfifo(path, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, "is not a regular file"},
+		{"missing directory", nil, "no such file or directory"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "audit.jsonl")
+			if tt.name == "missing directory" {
+				path = filepath.Join(dir, "missing-dir", "audit.jsonl")
+			}
+			if tt.make != nil {
+				tt.make(t, path)
+			}
+			content := func() []byte { // a pipe is not read: that would block
+				if st, err := os.Lstat(path); err == nil && st.Mode().IsRegular() {
+					b, _ := os.ReadFile(path)
+					return b
+				}
+				return nil
+			}
+			before := content()
+			cerr := CheckAuditFile(path)
+			after := content()
+			if _, err := os.Lstat(path); (tt.make == nil) != errors.Is(err, fs.ErrNotExist) || !bytes.Equal(before, after) {
+				t.Fatalf("CheckAuditFile created or changed the file (%v)", err)
+			}
+			m, nerr := New(Options{Source: &lazySource{}, Token: rwToken, AuditFile: path})
+			if m != nil {
+				m.Close()
+			}
+			if tt.want == "" {
+				if cerr != nil || nerr != nil {
+					t.Fatalf("CheckAuditFile: %v; New: %v; want both nil", cerr, nerr)
+				}
+				return
+			}
+			if cerr == nil || nerr == nil || !strings.Contains(cerr.Error(), tt.want) || !strings.Contains(nerr.Error(), tt.want) {
+				t.Fatalf("CheckAuditFile: %v; New: %v; want both %q", cerr, nerr, tt.want)
+			}
+		})
 	}
 }
 

@@ -277,9 +277,6 @@ func (v *checker) manager(m *Manager) {
 	if m.ReadOnlyTokenFile != "" && v.file("manager.read_only_token_file", m.ReadOnlyTokenFile, "") {
 		v.secretFile("manager.read_only_token_file", m.ReadOnlyTokenFile)
 	}
-	if m.AuditFile != "" {
-		v.appendable("manager.audit_file", m.AuditFile)
-	}
 	if m.Token != "" && m.Token == m.ReadOnlyToken {
 		v.add("manager.read_only_token", "must differ from token")
 	}

@@ -65,7 +65,8 @@ type loaded struct {
 // listener may run without one; the manager's tokens (from their files
 // or TETHER_MANAGER_TOKEN); the group's key file; the manager's state
 // file (its content, and that its directory takes the new file the
-// manager writes at start: admin.CheckStateFile); and, for every
+// manager writes at start: admin.CheckStateFile); the audit file (opened
+// and read as the manager does: admin.CheckAuditFile); and, for every
 // balancer and listener, what Server.plan loads (cookie keys, AJP
 // secrets, member TLS files, the listeners' certificates and keys) with
 // the balancers built and dropped again.
@@ -73,7 +74,7 @@ type loaded struct {
 // It binds no port, creates or writes no file, starts nothing and
 // contacts no peer: the access log, the audit file and the state file's
 // writing are left to the second phase (config.Validate checks that the
-// logs can be opened). Its error is config.FieldErrors, each problem at
+// access log can be opened). Its error is config.FieldErrors, each problem at
 // its field in the file; on error nothing is returned.
 func load(cfg config.Config, o ServeOptions) (*loaded, error) {
 	var ps problems
@@ -88,6 +89,9 @@ func load(cfg config.Config, o ServeOptions) (*loaded, error) {
 		ld.rw, ld.ro, err = managerTokens(m, o.getenv)
 		ps.add("manager", err)
 		ps.add("manager.state_file", admin.CheckStateFile(m.StateFile))
+		if m.AuditFile != "" {
+			ps.add("manager.audit_file", admin.CheckAuditFile(m.AuditFile))
+		}
 		ld.group, err = newGroup(cfg, &ld.mgr, o.Logger)
 		ps.add("group", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/tetherlb/tether/internal/proctest"
@@ -121,6 +122,25 @@ balancers:
 			}
 		}
 	}
+	// special makes name in the test's directory with make (a file of
+	// some mode, a named pipe).
+	special := func(name string, make func(path string) error) func(*checkSetup) {
+		return func(s *checkSetup) {
+			if err := make(filepath.Join(s.dir, name)); err != nil {
+				panic(err)
+			}
+		}
+	}
+	writeOnly := func(path string) error {
+		if err := os.WriteFile(path, nil, 0o200); err != nil {
+			return err
+		}
+		return os.Chmod(path, 0o200)
+	}
+	fifo := func(path string) error { return syscall.Mkfifo(path, 0o600) }
+	audit := func(path string) func(*checkSetup) {
+		return replace("state_file: DIR/state.json", "state_file: DIR/state.json\n  audit_file: "+path)
+	}
 	// asNobody marks a case about permissions, which never stop root:
 	// run as root, the case runs as nobody (proctest.AsNobody).
 	asNobody := func(s *checkSetup) { s.asNobody = true }
@@ -167,6 +187,14 @@ balancers:
 			[]want{{"state_file:", "manager.state_file: state file DIR/no/state.json cannot be written: stat DIR/no: no such file or directory"}}},
 		{"access log in a directory that is not writable", both(asNobody, dir("ro", 0o555), replace("access_log: DIR/access.log", "access_log: DIR/ro/access.log")),
 			[]want{{"access_log:", "access_log: \"DIR/ro/access.log\" cannot be created: access DIR/ro: permission denied"}}},
+		{"audit file that cannot be read", both(asNobody, special("audit.jsonl", writeOnly), audit("DIR/audit.jsonl")),
+			[]want{{"audit_file:", "manager.audit_file: audit file: open DIR/audit.jsonl: permission denied"}}},
+		{"audit file that is a named pipe", both(special("audit.fifo", fifo), audit("DIR/audit.fifo")),
+			[]want{{"audit_file:", "manager.audit_file: audit file DIR/audit.fifo is not a regular file: the manager reads it back at start"}}},
+		{"audit file in a missing directory", audit("DIR/no/audit.jsonl"),
+			[]want{{"audit_file:", "manager.audit_file: audit file DIR/no/audit.jsonl cannot be created: stat DIR/no: no such file or directory"}}},
+		{"audit file in a directory that is not writable", both(asNobody, dir("ro", 0o555), audit("DIR/ro/audit.jsonl")),
+			[]want{{"audit_file:", "manager.audit_file: audit file DIR/ro/audit.jsonl cannot be created: access DIR/ro: permission denied"}}},
 		{"every problem at once in line order", unset("SHOP_COOKIE_KEY", "LEGACY_AJP_SECRET", "TETHER_MANAGER_TOKEN"),
 			[]want{
 				{"manager:", "manager: no token"},
