@@ -354,9 +354,9 @@ func BenchmarkNativeAJP(b *testing.B) {
 	}
 }
 
-// BenchmarkEachSession: the walk of the session tracker a group's manager
-// makes every second, at 1,000,000 tracked sessions (one op: the walk).
-func BenchmarkEachSession(b *testing.B) {
+// threeMemberPool is a pool of members n1..n3 that nothing listens for.
+func threeMemberPool(tb testing.TB) *Pool {
+	tb.Helper()
 	var cfgs []MemberConfig
 	for _, rt := range []string{"n1", "n2", "n3"} {
 		u, _ := url.Parse("http://127.0.0.1:1")
@@ -364,8 +364,15 @@ func BenchmarkEachSession(b *testing.B) {
 	}
 	pool, err := newPool(cfgs, time.Now)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
+	return pool
+}
+
+// BenchmarkEachSession: the walk of the session tracker a group's manager
+// makes every second, at 1,000,000 tracked sessions (one op: the walk).
+func BenchmarkEachSession(b *testing.B) {
+	pool := threeMemberPool(b)
 	t := newSessionTracker(1_000_000, time.Now(), pool.byID, nil)
 	ms := pool.Members()
 	now := time.Now()
@@ -378,5 +385,29 @@ func BenchmarkEachSession(b *testing.B) {
 		if n != 1_000_000 {
 			b.Fatalf("walked %d sessions", n)
 		}
+	}
+}
+
+// BenchmarkTouchNewSession: what tracking costs a request that creates a
+// session (bench/compare's new mode): an id the tracker has not seen, into
+// a tracker growing from empty to 1,048,576 sessions and then begun again.
+func BenchmarkTouchNewSession(b *testing.B) {
+	pool := threeMemberPool(b)
+	ids := make([]string, 1<<20)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%032x", i)
+	}
+	ms := pool.Members()
+	now := time.Now()
+	var t *sessionTracker
+	i := 0
+	for b.Loop() {
+		if i%len(ids) == 0 {
+			t = newSessionTracker(len(ids), now, pool.byID, nil)
+		}
+		if added, _ := t.touch(ids[i%len(ids)], ms[i%3], now); !added {
+			b.Fatal("a new session was not added")
+		}
+		i++
 	}
 }
