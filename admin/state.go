@@ -367,11 +367,16 @@ func CheckStateFile(path string) error {
 }
 
 // loadState reads the state file at path; a missing file is an empty
-// state. A file that cannot be read or parsed is an error: the manager
-// does not start rather than forget the operator's changes.
+// state. A file that is not a regular file, cannot be read or cannot be
+// parsed is an error: the manager does not start rather than forget the
+// operator's changes.
 func loadState(path string) (*stateDoc, error) {
 	if path == "" {
 		return newStateDoc(), nil
+	}
+	// A pipe or a device could block the read, or never end it.
+	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%w %s is not a regular file", ErrState, path)
 	}
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {

@@ -181,6 +181,8 @@ balancers:
 			[]want{{"group:", "group.key_file: DIR/group.key: 5 bytes, want at least 16"}}},
 		{"state file corrupt", file("state.json", "{"),
 			[]want{{"state_file:", "manager.state_file: state file DIR/state.json: unexpected EOF"}}},
+		{"state file that is a named pipe", both(special("state.fifo", fifo), replace("state_file: DIR/state.json", "state_file: DIR/state.fifo")),
+			[]want{{"state_file:", "manager.state_file: state file DIR/state.fifo is not a regular file"}}},
 		{"state file in a directory that is not writable", both(asNobody, dir("ro", 0o555), replace("state_file: DIR/state.json", "state_file: DIR/ro/state.json")),
 			[]want{{"state_file:", "manager.state_file: state file DIR/ro/state.json cannot be written: access DIR/ro: permission denied"}}},
 		{"state file in a missing directory", replace("state_file: DIR/state.json", "state_file: DIR/no/state.json"),
