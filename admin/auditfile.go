@@ -39,39 +39,43 @@ type auditFile struct {
 const maxAuditLine = 1 << 20
 
 // openAuditFile opens (or creates, mode 0600) the audit file at path for
-// appending and returns the last keep entries it holds, oldest first, and
-// how many lines could not be read.
-func openAuditFile(path string, keep int) (*auditFile, []AuditEntry, int, error) {
+// appending and returns the last keep entries it holds, oldest first.
+// Lines that are not entries are skipped (CheckAuditFile counts them).
+func openAuditFile(path string, keep int) (*auditFile, []AuditEntry, error) {
 	f, err := openAudit(path, true)
 	if err != nil {
-		return nil, nil, 0, err
+		return nil, nil, err
 	}
-	entries, bad, endsLine, err := readAudit(f, keep)
+	entries, _, endsLine, err := readAudit(f, keep)
 	if err == nil && !endsLine {
 		_, err = f.Write([]byte{'\n'}) // after a cut-off line
 	}
 	if err != nil {
 		f.Close()
-		return nil, nil, 0, fmt.Errorf("audit file %s: %w", path, err)
+		return nil, nil, fmt.Errorf("audit file %s: %w", path, err)
 	}
-	return &auditFile{path: path, f: f}, entries, bad, nil
+	return &auditFile{path: path, f: f}, entries, nil
 }
 
 // CheckAuditFile checks the audit file at path as New opens and reads it
 // (openAudit, readAudit), and creates and writes nothing: an existing
 // file is opened for reading and appending and read through; a missing
 // one must be one New can create (config.CanCreateIn). It returns the
-// error New would, or nil.
-func CheckAuditFile(path string) error {
+// error New would, or nil, and how many lines of the file are not
+// entries: New skips them and leaves them in the file, without a word,
+// so that the caller warns about them once (tether serve logs the
+// warning at start, tether check prints it).
+func CheckAuditFile(path string) (skipped int, err error) {
 	f, err := openAudit(path, false)
 	if f == nil || err != nil {
-		return err
+		return 0, err
 	}
 	defer f.Close()
-	if _, _, _, err := readAudit(f, 1); err != nil {
-		return fmt.Errorf("audit file %s: %w", path, err)
+	_, skipped, _, err = readAudit(f, 1)
+	if err != nil {
+		return 0, fmt.Errorf("audit file %s: %w", path, err)
 	}
-	return nil
+	return skipped, nil
 }
 
 // openAudit opens the audit file at path as the manager uses it: a

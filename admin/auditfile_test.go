@@ -67,31 +67,37 @@ func TestAuditFile(t *testing.T) {
 
 // TestCheckAuditFileAgreesWithNew: CheckAuditFile (tether check) refuses
 // the audit files New (tether serve) refuses, with the same error, and
-// accepts the others without creating or writing one. (Permissions,
+// accepts the others without creating or writing one, counting the lines
+// that are not entries (New skips them). (Permissions,
 // which never stop root, are in internal/cli's TestCheckLoadsWhatServeLoads.)
 func TestCheckAuditFileAgreesWithNew(t *testing.T) {
-	tests := []struct {
-		name string
-		make func(t *testing.T, path string) // nil: no file
-		want string                          // "" for none
-	}{
-		{"new file", nil, ""},
-		{"existing file", func(t *testing.T, path string) {
-			if err := os.WriteFile(path, []byte(`{"id":1}`+"\n"), 0o600); err != nil {
+	write := func(content string) func(t *testing.T, path string) {
+		return func(t *testing.T, path string) {
+			if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 				t.Fatal(err)
 			}
-		}, ""},
+		}
+	}
+	tests := []struct {
+		name    string
+		make    func(t *testing.T, path string) // nil: no file
+		want    string                          // "" for none
+		skipped int                             // lines that are not entries
+	}{
+		{"new file", nil, "", 0},
+		{"existing file", write(`{"id":1}` + "\n"), "", 0},
+		{"lines that are not entries", write(`{"id":1}` + "\nnot json\n{}\n" + `{"id":2,"time":"2026-`), "", 3},
 		{"directory", func(t *testing.T, path string) {
 			if err := os.Mkdir(path, 0o700); err != nil {
 				t.Fatal(err)
 			}
-		}, "is not a regular file"},
+		}, "is not a regular file", 0},
 		{"named pipe, which would block the read at start", func(t *testing.T, path string) {
 			if err := syscall.Mkfifo(path, 0o600); err != nil {
 				t.Fatal(err)
 			}
-		}, "is not a regular file"},
-		{"missing directory", nil, "no such file or directory"},
+		}, "is not a regular file", 0},
+		{"missing directory", nil, "no such file or directory", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -111,7 +117,7 @@ func TestCheckAuditFileAgreesWithNew(t *testing.T) {
 				return nil
 			}
 			before := content()
-			cerr := CheckAuditFile(path)
+			skipped, cerr := CheckAuditFile(path)
 			after := content()
 			if _, err := os.Lstat(path); (tt.make == nil) != errors.Is(err, fs.ErrNotExist) || !bytes.Equal(before, after) {
 				t.Fatalf("CheckAuditFile created or changed the file (%v)", err)
@@ -119,6 +125,9 @@ func TestCheckAuditFileAgreesWithNew(t *testing.T) {
 			m, nerr := New(Options{Source: &lazySource{}, Token: rwToken, AuditFile: path})
 			if m != nil {
 				m.Close()
+			}
+			if skipped != tt.skipped {
+				t.Errorf("CheckAuditFile: %d lines skipped, want %d", skipped, tt.skipped)
 			}
 			if tt.want == "" {
 				if cerr != nil || nerr != nil {

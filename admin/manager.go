@@ -48,8 +48,10 @@ type Options struct {
 	// last until the process ends.
 	StateFile string
 	// AuditFile, if set, keeps every audit entry for good, one JSON line
-	// each; the latest are read back at start (see auditfile.go). Default
-	// "": entries are kept in memory (AuditSize) and written to Logger.
+	// each; the latest are read back at start (see auditfile.go), lines
+	// that are not entries skipped without a warning (CheckAuditFile
+	// counts them). Default "": entries are kept in memory (AuditSize)
+	// and written to Logger.
 	AuditFile string
 	// Baseline is the members as the configuration file gives them; the
 	// state file's changes are reconciled against it (see the state file
@@ -159,12 +161,9 @@ func New(o Options) (*Manager, error) {
 		m.audit.instance = o.Group.Name() // before restore: it names this instance's entries
 	}
 	if o.AuditFile != "" {
-		f, entries, bad, err := openAuditFile(o.AuditFile, o.AuditSize)
+		f, entries, err := openAuditFile(o.AuditFile, o.AuditSize)
 		if err != nil {
 			return nil, err
-		}
-		if bad > 0 {
-			o.Logger.Warn("audit: lines of the audit file that are not entries were skipped (left in the file)", "file", o.AuditFile, "lines", bad)
 		}
 		m.audit.file = f
 		m.audit.restore(entries)

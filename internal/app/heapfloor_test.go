@@ -36,7 +36,7 @@ func TestHeapFloorFromEnvironment(t *testing.T) {
 		if got != tt.want || (err == nil) != (tt.err == "") || (err != nil && err.Error() != tt.err) {
 			t.Errorf("TETHER_HEAP_FLOOR=%q: %d, %v; want %d, %q", tt.value, got, err, tt.want, tt.err)
 		}
-		cerr := Check(cfg, ServeOptions{Getenv: getenv})
+		_, cerr := Check(cfg, ServeOptions{Getenv: getenv})
 		if (cerr == nil) != (tt.err == "") || (cerr != nil && !strings.Contains(cerr.Error(), tt.err)) {
 			t.Errorf("TETHER_HEAP_FLOOR=%q: Check says %v, want %q", tt.value, cerr, tt.err)
 		}

@@ -60,7 +60,10 @@ type loaded struct {
 
 // load is the first phase of Serve, and the whole of Check: it reads
 // and checks everything cfg makes Serve read at start, from files and
-// from the environment (o.getenv), and reports every problem at once:
+// from the environment (o.getenv), and reports every problem at once
+// (err), and every warning that serving cfg deserves at start, whether or
+// not there are problems (warnings: tokenWarnings, auditWarnings; Serve
+// logs them, Check returns them). The problems are about:
 // the metrics listener's token (TETHER_METRICS_TOKEN) and whether that
 // listener may run without one; the manager's tokens (from their files
 // or TETHER_MANAGER_TOKEN); the group's key file; the manager's state
@@ -75,11 +78,11 @@ type loaded struct {
 // contacts no peer: the access log, the audit file and the state file's
 // writing are left to the second phase (config.Validate checks that the
 // access log can be opened). Its error is config.FieldErrors, each problem at
-// its field in the file; on error nothing is returned.
-func load(cfg config.Config, o ServeOptions) (*loaded, error) {
+// its field in the file; on error no *loaded is returned. Each warning is
+// at its field too, and none quotes a secret.
+func load(cfg config.Config, o ServeOptions) (ld *loaded, warnings []config.FieldError, err error) {
 	var ps problems
-	ld := &loaded{}
-	var err error
+	ld = &loaded{}
 	ld.heapFloor, err = heapFloor(o.getenv)
 	ps.add("", err)
 	tel, err := newTelemetry(cfg, o)
@@ -88,9 +91,14 @@ func load(cfg config.Config, o ServeOptions) (*loaded, error) {
 	if m := cfg.Manager; m != nil {
 		ld.rw, ld.ro, err = managerTokens(m, o.getenv)
 		ps.add("manager", err)
+		if err == nil {
+			warnings = append(warnings, tokenWarnings(m, ld.rw)...)
+		}
 		ps.add("manager.state_file", admin.CheckStateFile(m.StateFile))
 		if m.AuditFile != "" {
-			ps.add("manager.audit_file", admin.CheckAuditFile(m.AuditFile))
+			skipped, err := admin.CheckAuditFile(m.AuditFile)
+			ps.add("manager.audit_file", err)
+			warnings = append(warnings, auditWarnings(m.AuditFile, skipped)...)
 		}
 		ld.group, err = newGroup(cfg, &ld.mgr, o.Logger)
 		ps.add("group", err)
@@ -104,9 +112,17 @@ func load(cfg config.Config, o ServeOptions) (*loaded, error) {
 	}
 	if err := ps.err(); err != nil {
 		ld.close()
-		return nil, err
+		return nil, warnings, err
 	}
-	return ld, nil
+	return ld, warnings, nil
+}
+
+// logWarnings logs load's warnings, one line each: what Check returns
+// for the same configuration.
+func logWarnings(logger *slog.Logger, warnings []config.FieldError) {
+	for _, w := range warnings {
+		logger.Warn(w.Error())
+	}
 }
 
 // DefaultHeapFloor is the garbage collector's heap goal floor unless
@@ -138,20 +154,23 @@ func (ld *loaded) close() {
 // Check reads and checks everything that serving cfg reads at start, as
 // Serve does (the same code), from files and from the environment
 // o.Getenv gives: the tokens and secrets, the cookie keys, the group's
-// key, the state file, the TLS certificates, keys and CA files. It
-// returns every problem found as config.FieldErrors (config.Locate puts
-// each at its line of the file), or nil when Serve would start with cfg
-// unless an address is taken, a peer misbehaves, or a file changes. It
-// binds no port, creates or writes no file, starts nothing, contacts no
-// peer, and its errors never quote a secret. o.Logger may be nil.
-func Check(cfg config.Config, o ServeOptions) error {
+// key, the state file, the audit file, the TLS certificates, keys and CA
+// files. It returns every problem found as config.FieldErrors
+// (config.Locate puts each at its line of the file), or nil when Serve
+// would start with cfg unless an address is taken, a peer misbehaves, or
+// a file changes; and, with problems or without, the warnings Serve logs
+// at start for cfg, each at its field (config.Locate places them too),
+// which do not stop Serve. It binds no port, creates or writes no file,
+// starts nothing, contacts no peer, and neither its errors nor its
+// warnings quote a secret. o.Logger may be nil.
+func Check(cfg config.Config, o ServeOptions) (warnings []config.FieldError, err error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	ld, err := load(cfg, o)
+	ld, warnings, err := load(cfg, o)
 	if err != nil {
-		return err
+		return warnings, err
 	}
 	ld.close()
-	return nil
+	return warnings, nil
 }

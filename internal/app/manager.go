@@ -20,8 +20,8 @@ import (
 // the file gives neither manager.token nor manager.token_file.
 const TokenEnv = "TETHER_MANAGER_TOKEN"
 
-// minTokenBytes is the token length below which serve warns: a token
-// should carry at least 128 random bits.
+// minTokenBytes is the token length below which serve warns at start
+// (tokenWarnings): a token should carry at least 128 random bits.
 const minTokenBytes = 16
 
 // hooks are what the composition root attaches to every balancer.
@@ -80,9 +80,6 @@ func newManaged(cfg config.Config, o ServeOptions, ld *loaded) (*managed, error)
 		return nil, nil
 	}
 	rw, ro, g, tel := ld.rw, ld.ro, ld.group, ld.tel
-	if len(rw) < minTokenBytes {
-		o.Logger.Warn("manager: the token is short; use at least 16 random bytes, e.g. openssl rand -hex 32")
-	}
 	src := tel.src
 	var shared admin.Group
 	if g != nil {
@@ -136,6 +133,40 @@ func managerTokens(m *config.Manager, getenv func(string) string) (rw, ro string
 		return "", "", config.FieldError{Field: field, Msg: "the read-only token must differ from the token"}
 	}
 	return rw, ro, nil
+}
+
+// tokenWarnings returns the warnings about rw, the read-write token
+// managerTokens read from m: one if it is shorter than minTokenBytes, at
+// the field it came from (manager.token_file, manager.token, else
+// manager for TokenEnv). They never quote the token.
+func tokenWarnings(m *config.Manager, rw string) []config.FieldError {
+	if len(rw) >= minTokenBytes {
+		return nil
+	}
+	field, what := "manager", "the token in "+TokenEnv
+	switch {
+	case m.TokenFile != "":
+		field, what = "manager.token_file", "the token"
+	case m.Token != "":
+		field, what = "manager.token", "the token"
+	}
+	return []config.FieldError{{Field: field, Msg: fmt.Sprintf(
+		"%s is short; use at least %d random bytes, e.g. openssl rand -hex 32", what, minTokenBytes)}}
+}
+
+// auditWarnings returns the warnings about the audit file at path, of
+// which skipped lines are not entries (admin.CheckAuditFile): the
+// manager skips them and leaves them in the file.
+func auditWarnings(path string, skipped int) []config.FieldError {
+	if skipped == 0 {
+		return nil
+	}
+	lines := "lines that are not entries are"
+	if skipped == 1 {
+		lines = "line that is not an entry is"
+	}
+	return []config.FieldError{{Field: "manager.audit_file", Msg: fmt.Sprintf(
+		"audit file %s: %d %s skipped and left in the file (a write cut short by a crash?)", path, skipped, lines)}}
 }
 
 func tokenOf(field, value, file string) (string, error) {

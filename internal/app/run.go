@@ -52,13 +52,14 @@ var ErrConfig = errors.New("configuration")
 // shuts down gracefully within the configured shutdown timeout.
 //
 // It starts in two phases. The first (load, all of Check) reads and
-// checks everything cfg names, from files and the environment, and
-// fails with every problem found, as config.FieldErrors wrapped in
-// ErrConfig, before anything is bound, written or started. The second
-// makes the manager (its state and audit files), joins the group, builds
-// and binds the listeners and serves.
+// checks everything cfg names, from files and the environment, logs the
+// warnings Check returns, and fails with every problem found, as
+// config.FieldErrors wrapped in ErrConfig, before anything is bound,
+// written or started. The second makes the manager (its state and audit
+// files), joins the group, builds and binds the listeners and serves.
 func Serve(ctx context.Context, cfg config.Config, o ServeOptions) error {
-	ld, err := load(cfg, o)
+	ld, warnings, err := load(cfg, o)
+	logWarnings(o.Logger, warnings)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/tetherlb/tether/config"
 	"github.com/tetherlb/tether/internal/app"
@@ -13,7 +14,10 @@ import (
 // from disk and from this process's environment by the code serve runs
 // (app.Check): secrets, tokens, cookie keys, the group's key, the state
 // file, certificates, keys and CA files. It binds no port, writes no
-// file, starts nothing and contacts no peer.
+// file, starts nothing and contacts no peer. The warnings serve logs at
+// start for the file are printed too, as FILE:LINE: warning: message,
+// in line order among the problems; warnings alone leave the exit
+// status 0.
 func runCheck(_ context.Context, env Env, args []string) int {
 	fs := newFlags(env, "check", "--config FILE")
 	path := fs.String("config", "", "configuration file to validate (required)")
@@ -29,8 +33,16 @@ func runCheck(_ context.Context, env Env, args []string) int {
 		printConfigErrors(env, err)
 		return ExitUsage
 	}
-	if err := app.Check(cfg, app.ServeOptions{ConfigPath: *path, Getenv: env.getenv}); err != nil {
-		printConfigErrors(env, config.Locate(*path, err))
+	warnings, err := app.Check(cfg, app.ServeOptions{ConfigPath: *path, Getenv: env.getenv})
+	report := warningLines(*path, warnings)
+	if err != nil {
+		report = append(report, config.Locate(*path, err)...)
+		slices.SortStableFunc(report, func(a, b *config.Error) int { return a.Line - b.Line })
+	}
+	if len(report) > 0 {
+		printConfigErrors(env, report)
+	}
+	if err != nil {
 		return ExitUsage
 	}
 	members := 0
@@ -39,4 +51,17 @@ func runCheck(_ context.Context, env Env, args []string) int {
 	}
 	fmt.Fprintf(env.Stdout, "%s: ok (%d balancers, %d members)\n", *path, len(cfg.Balancers), members)
 	return ExitOK
+}
+
+// warningLines returns app.Check's warnings about the configuration file
+// at path as lines in line order: FILE:LINE: warning: message.
+func warningLines(path string, warnings []config.FieldError) config.Errors {
+	if len(warnings) == 0 {
+		return nil
+	}
+	lines := config.Locate(path, config.FieldErrors(warnings))
+	for _, l := range lines {
+		l.Msg = "warning: " + l.Msg
+	}
+	return lines
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -273,6 +274,141 @@ balancers:
 			scode := Run(t.Context(), []string{"serve", "--config", path}, Env{Stdout: &sout, Stderr: &serr, Getenv: getenv})
 			if scode != ExitUsage || !strings.Contains(serr.String(), errOut.String()) {
 				t.Errorf("serve: code %d, stderr:\n%s\nwant check's lines:\n%s", scode, serr.String(), errOut.String())
+			}
+		})
+	}
+}
+
+// TestCheckPrintsServesWarnings: `tether check` prints every warning
+// `tether serve` logs at start for the same file and environment (a short
+// manager token, wherever it comes from; lines of the audit file that are
+// not entries), as FILE:LINE: warning: message, and exits 0 when there
+// are only warnings; with a problem too, both are printed in line order
+// and it exits 2. Serve logs the same texts; neither prints a token.
+func TestCheckPrintsServesWarnings(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close() // serve gets as far as binding its listener, then stops
+	// Short tokens: none may appear in any output.
+	const (
+		inlineToken = "Sh0rt-inline"
+		fileToken   = "Sh0rt-file"
+		envToken    = "Sh0rt-env"
+	)
+	const short = "the token is short; use at least 16 random bytes, e.g. openssl rand -hex 32"
+	good := map[string]string{"TETHER_MANAGER_TOKEN": managerToken}
+	audit := "  audit_file: DIR/audit.jsonl\n"
+	auditFile := map[string]string{"audit.jsonl": `{"id":1}` + "\nnot an entry\n"}
+	// line: the line of the file holding marker, and the text after
+	// FILE:LINE: there.
+	type line struct{ marker, text string }
+	tests := []struct {
+		name    string
+		manager string            // more keys of the manager section
+		files   map[string]string // name in DIR → content
+		env     map[string]string
+		want    []line
+		code    int
+	}{
+		{"no warning", "", nil, good, nil, ExitOK},
+		{"short token in the file", "  token: " + inlineToken + "\n", nil, nil,
+			[]line{{"token: ", "warning: manager.token: " + short}}, ExitOK},
+		{"short token in a token file", "  token_file: DIR/token\n", map[string]string{"token": fileToken + "\n"}, nil,
+			[]line{{"token_file:", "warning: manager.token_file: " + short}}, ExitOK},
+		{"short token in TETHER_MANAGER_TOKEN", "", nil, map[string]string{"TETHER_MANAGER_TOKEN": envToken},
+			[]line{{"manager:", "warning: manager: the token in TETHER_MANAGER_TOKEN is short; use at least 16 random bytes, e.g. openssl rand -hex 32"}}, ExitOK},
+		{"audit file with a line that is not an entry", audit, auditFile, good,
+			[]line{{"audit_file:", "warning: manager.audit_file: audit file DIR/audit.jsonl: 1 line that is not an entry is skipped and left in the file (a write cut short by a crash?)"}}, ExitOK},
+		{"every warning at once in line order", audit + "  token: " + inlineToken + "\n", auditFile, nil,
+			[]line{
+				{"audit_file:", "warning: manager.audit_file: audit file DIR/audit.jsonl: 1 line that is not an entry"},
+				{"token: ", "warning: manager.token: " + short},
+			}, ExitOK},
+		{"a warning and a problem", "  token: " + inlineToken + "\n", map[string]string{"state.json": "{"}, nil,
+			[]line{
+				{"state_file:", "manager.state_file: state file DIR/state.json: unexpected EOF"},
+				{"token: ", "warning: manager.token: " + short},
+			}, ExitUsage},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			text := strings.ReplaceAll(fmt.Sprintf(`listen: %s
+manager:
+  listen: 127.0.0.1:0
+  state_file: DIR/state.json
+%sbalancers:
+  - name: shop
+    members:
+      - {url: 'http://127.0.0.1:9', route: n1}
+`, busy.Addr(), tt.manager), "DIR", dir)
+			path := filepath.Join(dir, "tether.yaml")
+			files := maps.Clone(tt.files)
+			if files == nil {
+				files = map[string]string{}
+			}
+			files["tether.yaml"] = text
+			for name, content := range files {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			getenv := func(k string) string { return tt.env[k] }
+			lines := strings.Split(text, "\n")
+			var want []string
+			for _, w := range tt.want {
+				n := slices.IndexFunc(lines, func(l string) bool { return strings.Contains(l, w.marker) }) + 1
+				if n == 0 {
+					t.Fatalf("no line holds %q", w.marker)
+				}
+				want = append(want, fmt.Sprintf("%s:%d: %s", path, n, strings.ReplaceAll(w.text, "DIR", dir)))
+			}
+
+			var out, errOut strings.Builder
+			code := Run(t.Context(), []string{"check", "--config", path}, Env{Stdout: &out, Stderr: &errOut, Getenv: getenv})
+			got := strings.Split(strings.TrimSuffix(errOut.String(), "\n"), "\n")
+			if errOut.Len() == 0 {
+				got = nil
+			}
+			if code != tt.code || len(got) != len(want) || (code == ExitOK) != strings.HasPrefix(out.String(), path+": ok") {
+				t.Fatalf("check: code %d, want %d; stdout %q; stderr:\n%s\nwant:\n%s", code, tt.code, out.String(), errOut.String(), strings.Join(want, "\n"))
+			}
+			for i := range got {
+				if !strings.HasPrefix(got[i], want[i]) {
+					t.Errorf("check, line %d:\n got %s\nwant %s…", i+1, got[i], want[i])
+				}
+			}
+
+			// serve logs each warning at start, with the same text.
+			var sout, serr strings.Builder
+			scode := Run(t.Context(), []string{"serve", "--config", path}, Env{Stdout: &sout, Stderr: &serr, Getenv: getenv})
+			wantCode := ExitFailure // the listen address is taken
+			if tt.code != ExitOK {
+				wantCode = tt.code
+			}
+			if scode != wantCode {
+				t.Errorf("serve: code %d, want %d; stderr:\n%s", scode, wantCode, serr.String())
+			}
+			warnings := 0
+			for i, w := range tt.want {
+				msg, ok := strings.CutPrefix(strings.ReplaceAll(w.text, "DIR", dir), "warning: ")
+				if !ok {
+					continue
+				}
+				warnings++
+				if !strings.Contains(serr.String(), "level=WARN msg=\""+msg) {
+					t.Errorf("serve does not log check's warning %d:\n%s\nstderr:\n%s", i+1, msg, serr.String())
+				}
+			}
+			if n := strings.Count(serr.String(), "level=WARN"); n != warnings {
+				t.Errorf("serve logs %d warnings, check printed %d:\n%s", n, warnings, serr.String())
+			}
+			for _, secret := range []string{inlineToken, fileToken, envToken, managerToken} {
+				if strings.Contains(out.String()+errOut.String()+sout.String()+serr.String(), secret) {
+					t.Fatalf("a token is printed:\n%s%s%s%s", out.String(), errOut.String(), sout.String(), serr.String())
+				}
 			}
 		})
 	}
