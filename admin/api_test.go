@@ -209,23 +209,27 @@ func TestAddAndRemoveMembers(t *testing.T) {
 		body   any
 		status int
 		field  string
+		says   string // in the error, if set
 	}{
-		{"route taken", NewMember{MemberSpec: MemberSpec{Route: "n1", URL: n4}}, 409, ""},
-		{"file member with another url", NewMember{MemberSpec: MemberSpec{Route: "n2", URL: n4}}, 409, ""},
-		{"invalid route", NewMember{MemberSpec: MemberSpec{Route: "n 4", URL: n4}}, 400, "route"},
-		{"route with markup", NewMember{MemberSpec: MemberSpec{Route: "<b>", URL: n4}}, 400, "route"},
-		{"no url", NewMember{MemberSpec: MemberSpec{Route: "n4"}}, 400, "url"},
-		{"ftp url", NewMember{MemberSpec: MemberSpec{Route: "n4", URL: "ftp://127.0.0.1/"}}, 400, "url"},
-		{"bad weight", NewMember{MemberSpec: MemberSpec{Route: "n4", URL: n4, Weight: 5000}}, 400, "weight"},
-		{"bad state", NewMember{MemberSpec: MemberSpec{Route: "n4", URL: n4, State: "on"}}, 400, "state"},
-		{"negative max_conns", NewMember{MemberSpec: MemberSpec{Route: "n4", URL: n4, MaxConns: -1}}, 400, "max_conns"},
-		{"unknown field", `{"route":"n4","url":"` + n4 + `","color":"red"}`, 400, ""},
+		{"route taken", NewMember{MemberSpec: MemberSpec{Route: "n1", URL: n4}}, 409, "", ""},
+		{"file member with another url", NewMember{MemberSpec: MemberSpec{Route: "n2", URL: n4}}, 409, "", ""},
+		{"invalid route", NewMember{MemberSpec: MemberSpec{Route: "n 4", URL: n4}}, 400, "route", ""},
+		{"route with markup", NewMember{MemberSpec: MemberSpec{Route: "<b>", URL: n4}}, 400, "route", ""},
+		{"no url", NewMember{MemberSpec: MemberSpec{Route: "n4"}}, 400, "url", "is not an http or https URL with a host"},
+		{"ftp url", NewMember{MemberSpec: MemberSpec{Route: "n4", URL: "ftp://127.0.0.1/"}}, 400, "url", "is not an http or https URL with a host"},
+		{"url without a host", NewMember{MemberSpec: MemberSpec{Route: "n4", URL: "http:///x"}}, 400, "url", "is not an http or https URL with a host"},
+		{"ajp url: set in the file", NewMember{MemberSpec: MemberSpec{Route: "n4", URL: "ajp://127.0.0.1:8009"}}, 400, "url", "AJP members are set in the configuration file"},
+		{"ajp url in capitals", NewMember{MemberSpec: MemberSpec{Route: "n4", URL: "AJP://127.0.0.1:8009"}}, 400, "url", "balancers[].members"},
+		{"bad weight", NewMember{MemberSpec: MemberSpec{Route: "n4", URL: n4, Weight: 5000}}, 400, "weight", ""},
+		{"bad state", NewMember{MemberSpec: MemberSpec{Route: "n4", URL: n4, State: "on"}}, 400, "state", ""},
+		{"negative max_conns", NewMember{MemberSpec: MemberSpec{Route: "n4", URL: n4, MaxConns: -1}}, 400, "max_conns", ""},
+		{"unknown field", `{"route":"n4","url":"` + n4 + `","color":"red"}`, 400, "", ""},
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
 			a := post(tt.body)
-			if a.status != tt.status || a.field() != tt.field || a.errorText() == "" {
-				t.Errorf("%d field %q %s; want %d field %q", a.status, a.field(), a.body, tt.status, tt.field)
+			if a.status != tt.status || a.field() != tt.field || a.errorText() == "" || !strings.Contains(a.errorText(), tt.says) {
+				t.Errorf("%d field %q %s; want %d field %q saying %q", a.status, a.field(), a.body, tt.status, tt.field, tt.says)
 			}
 		})
 	}

@@ -76,12 +76,20 @@ func (s MemberSpec) Config() (balancer.MemberConfig, error) {
 	return balancer.MemberConfig{URL: u, Route: s.Route, Weight: s.Weight, State: st, MaxConns: s.MaxConns}, nil
 }
 
-// check validates s on its own, with the balancer's rules.
+// check validates s on its own, with the balancer's rules. A member
+// added at run time (or in a state file, or from the group) is http or
+// https: an ajp:// member needs a secret, which only the configuration
+// file gives.
 func (s MemberSpec) check() error {
 	if !route.Valid(s.Route) {
 		return &FieldError{"route", fmt.Sprintf("%q: use 1 to 64 letters, digits, '-', '_' or '.'", s.Route)}
 	}
 	u, err := url.Parse(s.URL)
+	if err == nil && u.Scheme == "ajp" { // url.Parse lowercases it
+		return &FieldError{"url", fmt.Sprintf("%q: AJP members are set in the configuration file, with their secret "+
+			"(balancers[].members, secret_file or secret_env, or the balancer's ajp.secret_file), then reloaded; "+
+			"members added at run time are http or https", s.URL)}
+	}
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
 		return &FieldError{"url", fmt.Sprintf("%q is not an http or https URL with a host", s.URL)}
 	}

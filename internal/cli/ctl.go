@@ -49,7 +49,8 @@ commands:
   standby ROUTE                   take new sessions only when no active member can
   weight ROUTE N                  set the share of new sessions (1 to 1000)
   add ROUTE URL [--weight N] [--state S] [--max-conns N]
-                                  add a member (give --balancer if there are several)
+                                  add an http(s) member (give --balancer if there are
+                                  several); ajp:// members are set in the file
   remove ROUTE [--force]          remove a stopped or drained member (--force: any)
   audit [--limit N]               the latest changes, oldest first
   group                           the instances of this instance's group, as it sees them

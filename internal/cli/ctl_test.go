@@ -137,7 +137,8 @@ func TestCtlAgainstARealManager(t *testing.T) {
 		{"weight not a number", env, []string{"weight", "n2", "lots"}, ExitUsage, "not a number"},
 		{"missing argument", env, []string{"weight", "n2"}, ExitUsage, ""},
 		{"unknown command", env, []string{"reboot", "n2"}, ExitUsage, "unknown command"},
-		{"bad url to add", env, []string{"--balancer", "shop", "add", "n4", "ftp://x"}, ExitUsage, "url"},
+		{"bad url to add", env, []string{"--balancer", "shop", "add", "n4", "ftp://x"}, ExitUsage, "is not an http or https URL"},
+		{"ajp url to add", env, []string{"--balancer", "shop", "add", "n4", "ajp://127.0.0.1:8009"}, ExitUsage, "AJP members are set in the configuration file"},
 		{"removing an active member", env, []string{"--balancer", "shop", "remove", "n2"}, ExitFailure, "force"},
 		{"bad manager url", env, []string{"--manager", "127.0.0.1:1", "status"}, ExitUsage, "manager URL"},
 	}
