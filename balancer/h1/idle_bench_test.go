@@ -23,23 +23,29 @@ import (
 // connections that each sent one request. The clients run in another
 // process (this test binary again, TestIdleClients), so the figures are
 // the server's alone; the TLS rows minus the plaintext ones are what
-// crypto/tls keeps per connection.
+// crypto/tls keeps per connection. alloc-B/conn is all the server
+// allocated meanwhile, garbage included: what a burst of new connections
+// leaves in the heap until the next collection.
 func BenchmarkIdleConnHeap(b *testing.B) {
 	const n = 2000
 	for _, overTLS := range []bool{false, true} {
 		b.Run(fmt.Sprintf("tls=%v", overTLS), func(b *testing.B) {
 			for b.Loop() {
 				b.StopTimer()
-				perConn, stacks := idleHeap(b, n, overTLS)
-				b.ReportMetric(perConn, "heap-B/conn")
-				b.ReportMetric(stacks, "stack-B/conn")
+				f := idleHeap(b, n, overTLS)
+				b.ReportMetric(f.heap, "heap-B/conn")
+				b.ReportMetric(f.stack, "stack-B/conn")
+				b.ReportMetric(f.alloc, "alloc-B/conn")
 				b.StartTimer()
 			}
 		})
 	}
 }
 
-func idleHeap(b *testing.B, n int, overTLS bool) (heapPerConn, stackPerConn float64) {
+// idleFigures are idleHeap's, per connection.
+type idleFigures struct{ heap, stack, alloc float64 }
+
+func idleHeap(b *testing.B, n int, overTLS bool) idleFigures {
 	o := ServerOptions{ParkAfter: 10 * time.Millisecond}
 	var srv *Server
 	var addr string
@@ -71,7 +77,8 @@ func idleHeap(b *testing.B, n int, overTLS bool) (heapPerConn, stackPerConn floa
 		time.Sleep(10 * time.Millisecond) // a benchmark's wait, not a test's
 	}
 	after := liveHeap()
-	return float64(int64(after.heap)-int64(before.heap)) / float64(n), float64(int64(after.stack)-int64(before.stack)) / float64(n)
+	per := func(a, b uint64) float64 { return float64(int64(a)-int64(b)) / float64(n) }
+	return idleFigures{per(after.heap, before.heap), per(after.stack, before.stack), per(after.total, before.total)}
 }
 
 // TestIdleClients is BenchmarkIdleConnHeap's client process: it opens
@@ -111,12 +118,12 @@ func TestIdleClients(t *testing.T) {
 	}
 }
 
-type heapFigures struct{ heap, stack uint64 }
+type heapFigures struct{ heap, stack, total uint64 }
 
 func liveHeap() heapFigures {
 	runtime.GC()
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	return heapFigures{ms.HeapAlloc, ms.StackInuse}
+	return heapFigures{ms.HeapAlloc, ms.StackInuse, ms.TotalAlloc}
 }

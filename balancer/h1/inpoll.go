@@ -3,7 +3,6 @@ package h1
 import (
 	"bytes"
 	"errors"
-	"net"
 	"os"
 	"time"
 )
@@ -36,7 +35,7 @@ var errWouldBlock = errors.New("h1: would block")
 // fdReader is what br reads on a polled connection: the socket itself
 // while inside the callback, the net.Conn outside it.
 type fdReader struct {
-	conn    net.Conn // outside the callback
+	conn    *ServerConn // outside the callback, its net.Conn is read
 	fd      uintptr
 	live    bool // inside the callback: read fd with read(2)
 	drained bool // the last raw read emptied the socket
@@ -44,7 +43,7 @@ type fdReader struct {
 
 func (r *fdReader) Read(p []byte) (int, error) {
 	if !r.live {
-		return r.conn.Read(p)
+		return r.conn.nc.Read(p)
 	}
 	n, err := rawRead(r.fd, p)
 	r.drained = err == errWouldBlock || (err == nil && n < len(p))

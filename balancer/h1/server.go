@@ -279,61 +279,51 @@ const (
 // ServerConn is one client connection as a Handler sees it.
 type ServerConn struct {
 	srv   *Server
-	nc    net.Conn        // the connection requests are read from: raw, or tc
+	nc    net.Conn        // the connection requests are read from: raw, or the *tls.Conn
 	raw   net.Conn        // the accepted connection
-	tc    *tls.Conn       // set on TLS connections
-	probe *probeConn      // under tc
-	tr    tlsReader       // over tc: what br reads
-	src   io.Reader       // what br reads: nc or &tr
+	tls   *tlsSide        // set on TLS connections
 	rc    syscall.RawConn // raw's; nil: wait for requests with the buffers held
 	br    *bufio.Reader
 	bw    *bufio.Writer
 	req   *Request
+	parks *parker // the parker to use when the grace ends
 	state atomic.Int32
 
 	closeAfter bool // close once this response is sent
 	linger     bool // close gently: input may be left unread
 	hijacked   bool
-	served     int // requests read
-
-	remote string
-	ip     string // the client's address, formatted once
-	addr   netip.Addr
-	addrOK bool
-
-	waited   bool
-	peekBuf  [1]byte
-	longer   uint8                 // the grace is ParkAfter << longer (see inputWaiting)
-	readable func(fd uintptr) bool // RawConn.Read's callback: peekReadable, or polledReady when polled
-
-	shaken       bool                 // the TLS handshake was done
-	mustProbe    bool                 // TLS: tlsPending must probe
-	parkDeadline time.Time            // when a parked, or polled and idle, connection is closed
-	first        time.Time            // the first request head's deadline
-	tlsState     *tls.ConnectionState // TLS: made by TLSState
+	addrOK     bool
+	waited     bool
+	peekBuf    [1]byte
+	longer     uint8 // the grace is ParkAfter << longer (see inputWaiting)
 
 	// Plaintext connections on Linux are polled: served from within one
 	// RawConn.Read (inpoll.go).
 	polled  bool
-	inPoll  bool     // a handler runs inside the callback
-	grace   bool     // the read deadline set is ParkAfter's
-	rewait  bool     // a park failed: the wait goes on to parkDeadline
-	verdict step     // why the callback ended the RawConn.Read
-	fdr     fdReader // polled: what br reads
-	parks   *parker  // the parker to use when the grace ends
+	inPoll  bool // a handler runs inside the callback
+	grace   bool // the read deadline set is ParkAfter's
+	rewait  bool // a park failed: the wait goes on to parkDeadline
+	verdict step // why the callback ended the RawConn.Read
+
+	served int // requests read
+
+	remote string
+	ip     string // the client's address, formatted once
+	addr   netip.Addr
+
+	readable func(fd uintptr) bool // RawConn.Read's callback: peekReadable, or polledReady when polled
+
+	parkDeadline time.Time // when a parked, or polled and idle, connection is closed
+	first        time.Time // the first request head's deadline
+
+	fdr fdReader // polled: what br reads
 }
 
 func (s *Server) newConn(nc net.Conn) *ServerConn {
 	c := &ServerConn{srv: s, nc: nc, raw: nc, remote: nc.RemoteAddr().String()}
 	if s.opts.TLS != nil {
-		c.probe = &probeConn{Conn: nc}
-		c.tc = tls.Server(c.probe, s.opts.TLS)
-		c.nc = c.tc
-		c.tr.tc = c.tc
-	}
-	c.src = c.nc
-	if c.tc != nil {
-		c.src = &c.tr
+		c.tls = newTLSSide(nc, s.opts.TLS)
+		c.nc = c.tls.tc
 	}
 	if ta, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
 		c.addr, c.addrOK = ta.AddrPort().Addr().Unmap(), true
@@ -341,10 +331,9 @@ func (s *Server) newConn(nc net.Conn) *ServerConn {
 	if sc, ok := nc.(syscall.Conn); ok && canPeek {
 		if rc, err := sc.SyscallConn(); err == nil {
 			c.rc = rc
-			if c.tc == nil {
+			if c.tls == nil {
 				c.polled = true
-				c.fdr.conn = nc
-				c.src = &c.fdr
+				c.fdr.conn = c
 				c.readable = c.polledReady
 			} else {
 				c.readable = c.peekReadable
@@ -436,8 +425,8 @@ func (c *ServerConn) run() (last step) {
 			last = closeConn
 		}
 	}()
-	if c.tc != nil && !c.shaken {
-		c.shaken = true
+	if c.tls != nil && !c.tls.shaken {
+		c.tls.shaken = true
 		if !c.handshake() {
 			return closeConn
 		}
@@ -484,7 +473,7 @@ func (c *ServerConn) run() (last step) {
 // readable: this does not wait) and reports whether a whole request head
 // is in the buffer, so that reading it cannot wait for the client.
 func (c *ServerConn) headBuffered() bool {
-	if c.br.Buffered() == 0 && c.tc != nil {
+	if c.br.Buffered() == 0 && c.tls != nil {
 		return false // a readable socket may hold part of a record only
 	}
 	if c.br.Buffered() == 0 {
@@ -507,7 +496,7 @@ func (c *ServerConn) next() step {
 	if c.br != nil && c.br.Buffered() > 0 {
 		return serveNext
 	}
-	if c.tc != nil && c.tlsPending() {
+	if c.tls != nil && c.tlsPending() {
 		return serveNext
 	}
 	deadline := c.idleDeadline(time.Now())
@@ -650,10 +639,24 @@ func (c *ServerConn) peekReadable(fd uintptr) bool {
 	return peek(fd, c.peekBuf[:])
 }
 
+// source is what br reads: on a polled connection the socket itself
+// inside the poller's callback (fdReader), on a TLS connection the
+// *tls.Conn through the tlsReader that counts drained records, else the
+// connection.
+func (c *ServerConn) source() io.Reader {
+	switch {
+	case c.polled:
+		return &c.fdr
+	case c.tls != nil:
+		return &c.tls.tr
+	}
+	return c.nc
+}
+
 func (c *ServerConn) acquire() {
 	if c.br == nil {
 		c.br = c.srv.readers.Get().(*bufio.Reader)
-		c.br.Reset(c.src)
+		c.br.Reset(c.source())
 	}
 	if c.bw == nil {
 		c.bw = c.srv.writers.Get().(*bufio.Writer)

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 type handlerFunc func(*ServerConn, *Request)
@@ -73,4 +74,14 @@ func (l *lockedBuilder) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// TestServerConnSize keeps ServerConn within the heap's 256-byte size
+// class: every idle connection, parked or not, holds one, so that a field
+// more costs each of them the next class (288 bytes). What only TLS
+// connections need is in tlsSide.
+func TestServerConnSize(t *testing.T) {
+	if n := unsafe.Sizeof(ServerConn{}); n > 256 {
+		t.Errorf("ServerConn is %d bytes, more than the 256-byte size class", n)
+	}
 }

@@ -23,6 +23,25 @@ import (
 // largest record read so far) it does not let go of; see
 // docs/benchmarks.md for the measured figure.
 
+// tlsSide is what a TLS connection holds beyond a plaintext one, in one
+// allocation: the socket under crypto/tls, the *tls.Conn, the reader
+// over it, and the state of the handshake.
+type tlsSide struct {
+	probe     probeConn            // under tc
+	tc        *tls.Conn            // over probe
+	tr        tlsReader            // over tc: what the read buffer reads
+	state     *tls.ConnectionState // made by TLSState
+	shaken    bool                 // the handshake was done
+	mustProbe bool                 // tlsPending must probe
+}
+
+func newTLSSide(nc net.Conn, cfg *tls.Config) *tlsSide {
+	t := &tlsSide{probe: probeConn{Conn: nc}}
+	t.tc = tls.Server(&t.probe, cfg)
+	t.tr.tc = t.tc
+	return t
+}
+
 // handshake runs the TLS handshake of a new connection and hands the
 // connection over if the client negotiated a protocol of NextProto. It
 // reports whether the connection is to be served as HTTP/1.1 here.
@@ -31,18 +50,18 @@ func (c *ServerConn) handshake() bool {
 	c.raw.SetDeadline(c.first)
 	// Idle while it shakes hands: Shutdown closes it rather than wait.
 	c.state.Store(stateIdle)
-	err := c.tc.Handshake()
+	err := c.tls.tc.Handshake()
 	if !c.state.CompareAndSwap(stateIdle, stateActive) || err != nil {
 		return false
 	}
 	c.raw.SetWriteDeadline(time.Time{})
-	c.mustProbe = true // the client's first request may have come with its Finished
-	proto := c.tc.ConnectionState().NegotiatedProtocol
+	c.tls.mustProbe = true // the client's first request may have come with its Finished
+	proto := c.tls.tc.ConnectionState().NegotiatedProtocol
 	if next := c.srv.opts.NextProto[proto]; next != nil {
 		c.raw.SetReadDeadline(time.Time{})
 		c.hijacked = true
 		c.srv.track(c, false)
-		next(c.tc)
+		next(c.tls.tc)
 		return false
 	}
 	return true
@@ -52,9 +71,10 @@ func (c *ServerConn) handshake() bool {
 // read from the socket, taking the buffers to look. Reading without
 // touching the socket: probeConn fails the read crypto/tls would make.
 func (c *ServerConn) tlsPending() bool {
-	p := c.probe
-	if !c.mustProbe && p.hdrN == 0 && p.records == c.tr.drained {
-		p.records, c.tr.drained = 0, 0
+	t := c.tls
+	p := &t.probe
+	if !t.mustProbe && p.hdrN == 0 && p.records == t.tr.drained {
+		p.records, t.tr.drained = 0, 0
 		return false
 	}
 	c.acquire()
@@ -64,8 +84,8 @@ func (c *ServerConn) tlsPending() bool {
 	if err != errProbe {
 		return true // data, or an error the request's read meets again
 	}
-	c.mustProbe = false
-	p.records, c.tr.drained = 0, 0
+	t.mustProbe = false
+	p.records, t.tr.drained = 0, 0
 	return false
 }
 
@@ -87,19 +107,19 @@ func (r *tlsReader) Read(p []byte) (int, error) {
 }
 
 // IsTLS reports whether the client connection is TLS.
-func (c *ServerConn) IsTLS() bool { return c.tc != nil }
+func (c *ServerConn) IsTLS() bool { return c.tls != nil }
 
 // TLSState returns the client connection's TLS state, nil for a
 // plaintext connection. It is computed on the first call and kept.
 func (c *ServerConn) TLSState() *tls.ConnectionState {
-	if c.tc == nil {
+	if c.tls == nil {
 		return nil
 	}
-	if c.tlsState == nil {
-		cs := c.tc.ConnectionState()
-		c.tlsState = &cs
+	if c.tls.state == nil {
+		cs := c.tls.tc.ConnectionState()
+		c.tls.state = &cs
 	}
-	return c.tlsState
+	return c.tls.state
 }
 
 // probeConn is the socket under a server's *tls.Conn. While on is set
