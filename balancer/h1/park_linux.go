@@ -160,6 +160,7 @@ func (p *parker) dispatch(events []syscall.EpollEvent) {
 		if c != nil {
 			p.unregister(c)
 			if c.state.CompareAndSwap(stateParked, stateIdle) {
+				c.woken(time.Now())
 				go c.serve()
 			}
 		}

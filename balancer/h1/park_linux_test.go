@@ -250,8 +250,8 @@ func parkerState() string {
 // TestNoParkWithInputWaiting: a request that came within the grace but
 // was not yet reported by the network poller when the grace's timer fired
 // is served, not parked and woken again, and the connection's grace
-// doubles; once it is parked for want of input, its grace is ParkAfter
-// again. With one P busy, the runtime polls the network only when it has
+// doubles; once it is parked for want of input and its client sends
+// again after a long idle time, its grace is ParkAfter again. With one P busy, the runtime polls the network only when it has
 // nothing else to run (or from sysmon, after 10 ms), so the timer wins:
 // the test holds the P past the grace with the request in the socket,
 // then lets the scheduler run.
@@ -326,8 +326,47 @@ func TestNoParkWithInputWaiting(t *testing.T) {
 		t.Fatalf("serving the request that waited: grace %v, want %v", last, 2*grace)
 	}
 	waitParked(t, srv)
+	// The client's think time: idle for more than wakeSoon graces since
+	// it read its last response, so since the server began to wait.
+	for start := time.Now(); time.Since(start) < 2*wakeSoon*last; {
+		runtime.Gosched()
+	}
 	get("/woken")
 	if g := <-graces; g != grace {
-		t.Fatalf("woken after a park: grace %v, want %v again", g, grace)
+		t.Fatalf("woken after a long park: grace %v, want %v again", g, grace)
+	}
+}
+
+// TestWokenGrace: the grace a parked connection gets when its client
+// sends again depends on how long it was idle: within wakeSoon graces it
+// doubles (up to maxLonger), later it is ParkAfter again; a connection
+// that has not served its first request keeps its grace.
+func TestWokenGrace(t *testing.T) {
+	const after, idleTimeout = 10 * time.Millisecond, time.Minute
+	now := time.Now()
+	for _, tc := range []struct {
+		name       string
+		served     int
+		longer     uint8
+		idle       time.Duration
+		wantLonger uint8
+	}{
+		{"soon after a first park", 1, 0, 28 * time.Millisecond, 1},
+		{"soon, again", 5, 1, 28 * time.Millisecond, 2},
+		{"just under wakeSoon graces", 5, 0, wakeSoon*after - time.Millisecond, 1},
+		{"at wakeSoon graces", 5, 0, wakeSoon * after, 0},
+		{"long idle resets", 5, 3, 2 * time.Second, 0},
+		{"within a long grace", 5, 3, 300 * time.Millisecond, 4},
+		{"at the bound", 5, maxLonger, 20 * time.Millisecond, maxLonger},
+		{"before the first request", 0, 2, time.Millisecond, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &ServerConn{srv: &Server{opts: ServerOptions{ParkAfter: after, IdleTimeout: idleTimeout}},
+				served: tc.served, longer: tc.longer, parkDeadline: now.Add(-tc.idle).Add(idleTimeout)}
+			c.woken(now)
+			if c.longer != tc.wantLonger {
+				t.Errorf("idle %v with grace %v: longer %d, want %d", tc.idle, after<<tc.longer, c.longer, tc.wantLonger)
+			}
+		})
 	}
 }
