@@ -92,7 +92,7 @@ func load(cfg config.Config, o ServeOptions) (ld *loaded, warnings []config.Fiel
 		ld.rw, ld.ro, err = managerTokens(m, o.getenv)
 		ps.add("manager", err)
 		if err == nil {
-			warnings = append(warnings, tokenWarnings(m, ld.rw)...)
+			warnings = append(warnings, tokenWarnings(m, ld.rw, ld.ro)...)
 		}
 		ps.add("manager.state_file", admin.CheckStateFile(m.StateFile))
 		if m.AuditFile != "" {

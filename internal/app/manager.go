@@ -135,23 +135,36 @@ func managerTokens(m *config.Manager, getenv func(string) string) (rw, ro string
 	return rw, ro, nil
 }
 
-// tokenWarnings returns the warnings about rw, the read-write token
-// managerTokens read from m: one if it is shorter than minTokenBytes, at
-// the field it came from (manager.token_file, manager.token, else
-// manager for TokenEnv). They never quote the token.
-func tokenWarnings(m *config.Manager, rw string) []config.FieldError {
-	if len(rw) >= minTokenBytes {
-		return nil
+// tokenWarnings returns the warnings about rw and ro, the tokens
+// managerTokens read from m: one for each that is shorter than
+// minTokenBytes, at the field it came from (manager.token_file,
+// manager.token, else manager for TokenEnv; manager.read_only_token_file
+// or manager.read_only_token). Serve logs them at start and at each
+// reload; they never quote a token.
+func tokenWarnings(m *config.Manager, rw, ro string) []config.FieldError {
+	var ws []config.FieldError
+	short := func(field, what string) {
+		ws = append(ws, config.FieldError{Field: field, Msg: fmt.Sprintf(
+			"%s is short; use at least %d random bytes, e.g. openssl rand -hex 32", what, minTokenBytes)})
 	}
-	field, what := "manager", "the token in "+TokenEnv
-	switch {
-	case m.TokenFile != "":
-		field, what = "manager.token_file", "the token"
-	case m.Token != "":
-		field, what = "manager.token", "the token"
+	if len(rw) < minTokenBytes {
+		switch {
+		case m.TokenFile != "":
+			short("manager.token_file", "the token")
+		case m.Token != "":
+			short("manager.token", "the token")
+		default:
+			short("manager", "the token in "+TokenEnv)
+		}
 	}
-	return []config.FieldError{{Field: field, Msg: fmt.Sprintf(
-		"%s is short; use at least %d random bytes, e.g. openssl rand -hex 32", what, minTokenBytes)}}
+	if ro != "" && len(ro) < minTokenBytes {
+		if m.ReadOnlyTokenFile != "" {
+			short("manager.read_only_token_file", "the read-only token")
+		} else {
+			short("manager.read_only_token", "the read-only token")
+		}
+	}
+	return ws
 }
 
 // auditWarnings returns the warnings about the audit file at path, of
@@ -300,7 +313,11 @@ func (m *managed) reload(next config.Config, o ServeOptions, apply func(config.C
 	if err != nil {
 		return err
 	}
-	return m.mgr.SetAccess(rw, ro, next.Manager.AllowedOrigins)
+	if err := m.mgr.SetAccess(rw, ro, next.Manager.AllowedOrigins); err != nil {
+		return err
+	}
+	logWarnings(m.logger, tokenWarnings(next.Manager, rw, ro))
+	return nil
 }
 
 // shutdown ends the live feeds and stops the manager's listener.

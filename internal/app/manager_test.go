@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -575,5 +576,52 @@ func TestReloadRotatesTheToken(t *testing.T) {
 	var ae *admin.APIError
 	if _, err := client("old-token-0123456789abcdef").Balancers(bg); !errors.As(err, &ae) || ae.Status != http.StatusUnauthorized {
 		t.Errorf("the old token after the rotation: %v", err)
+	}
+}
+
+// TestReloadWarnsOfShortTokens: a reload that brings in a short token or
+// read-only token logs the warning serve logs at start, without the
+// token, and still applies it.
+func TestReloadWarnsOfShortTokens(t *testing.T) {
+	n1 := named(t, "n1")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "tether.yaml")
+	write := func(token, ro string) {
+		y := fmt.Sprintf("listen: 127.0.0.1:0\nmanager: {listen: 127.0.0.1:0, token: %s, read_only_token: %s}\nbalancers:\n  - {name: b, members: [{url: %q, route: n1}]}\n", token, ro, n1.URL)
+		must(t, os.WriteFile(path, []byte(y), 0o600))
+	}
+	write("long-token-0123456789abcdef", "long-ro-0123456789abcdef")
+	cfg, err := config.Load(path)
+	must(t, err)
+	var buf proctest.Buffer
+	reload := make(chan struct{})
+	s := serveInTest(t, cfg, ServeOptions{ConfigPath: path, Reload: reload, Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+	if strings.Contains(buf.String(), "level=WARN") {
+		t.Fatalf("a warning at start with long tokens:\n%s", buf.String())
+	}
+	const short, shortRO = "Sh0rt-rw", "Sh0rt-ro"
+	write(short, shortRO)
+	reload <- struct{}{}
+	proctest.Eventually(t, 10*time.Second, func() error {
+		if !strings.Contains(buf.String(), "configuration reloaded") {
+			return fmt.Errorf("not reloaded yet:\n%s", buf.String())
+		}
+		return nil
+	})
+	for _, want := range []string{
+		`level=WARN msg="manager.token: the token is short; use at least 16 random bytes`,
+		`level=WARN msg="manager.read_only_token: the read-only token is short; use at least 16 random bytes`,
+	} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("no warning %q after the reload:\n%s", want, buf.String())
+		}
+	}
+	if strings.Contains(buf.String(), short) || strings.Contains(buf.String(), shortRO) {
+		t.Errorf("a token is logged:\n%s", buf.String())
+	}
+	c, err := admin.NewClient("http://"+s.ManagerAddr(), short, admin.ClientOptions{})
+	must(t, err)
+	if _, err := c.Balancers(context.Background()); err != nil {
+		t.Errorf("the short token after the reload: %v", err)
 	}
 }

@@ -296,6 +296,7 @@ func TestCheckPrintsServesWarnings(t *testing.T) {
 		inlineToken = "Sh0rt-inline"
 		fileToken   = "Sh0rt-file"
 		envToken    = "Sh0rt-env"
+		roToken     = "Sh0rt-ro"
 	)
 	const short = "the token is short; use at least 16 random bytes, e.g. openssl rand -hex 32"
 	good := map[string]string{"TETHER_MANAGER_TOKEN": managerToken}
@@ -319,6 +320,11 @@ func TestCheckPrintsServesWarnings(t *testing.T) {
 			[]line{{"token_file:", "warning: manager.token_file: " + short}}, ExitOK},
 		{"short token in TETHER_MANAGER_TOKEN", "", nil, map[string]string{"TETHER_MANAGER_TOKEN": envToken},
 			[]line{{"manager:", "warning: manager: the token in TETHER_MANAGER_TOKEN is short; use at least 16 random bytes, e.g. openssl rand -hex 32"}}, ExitOK},
+		{"short read-only token in the file", "  read_only_token: " + roToken + "\n", nil, good,
+			[]line{{"read_only_token:", "warning: manager.read_only_token: the read-only token is short; use at least 16 random bytes, e.g. openssl rand -hex 32"}}, ExitOK},
+		{"short read-only token in a token file", "  read_only_token_file: DIR/ro\n", map[string]string{"ro": roToken + "\n"}, good,
+			[]line{{"read_only_token_file:", "warning: manager.read_only_token_file: the read-only token is short; use at least 16 random bytes, e.g. openssl rand -hex 32"}}, ExitOK},
+		{"a long read-only token", "  read_only_token: ro-0123456789abcdef\n", nil, good, nil, ExitOK},
 		{"audit file with a line that is not an entry", audit, auditFile, good,
 			[]line{{"audit_file:", "warning: manager.audit_file: audit file DIR/audit.jsonl: 1 line that is not an entry is skipped and left in the file (a write cut short by a crash?)"}}, ExitOK},
 		{"every warning at once in line order", audit + "  token: " + inlineToken + "\n", auditFile, nil,
@@ -405,7 +411,7 @@ manager:
 			if n := strings.Count(serr.String(), "level=WARN"); n != warnings {
 				t.Errorf("serve logs %d warnings, check printed %d:\n%s", n, warnings, serr.String())
 			}
-			for _, secret := range []string{inlineToken, fileToken, envToken, managerToken} {
+			for _, secret := range []string{inlineToken, fileToken, envToken, roToken, managerToken} {
 				if strings.Contains(out.String()+errOut.String()+sout.String()+serr.String(), secret) {
 					t.Fatalf("a token is printed:\n%s%s%s%s", out.String(), errOut.String(), sout.String(), serr.String())
 				}
