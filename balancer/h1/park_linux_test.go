@@ -370,3 +370,68 @@ func TestWokenGrace(t *testing.T) {
 		})
 	}
 }
+
+// TestParkAllocations: parking a connection, taking it out of the
+// parker's epoll set again, and checking it for input when a grace runs
+// out allocate nothing (their RawConn.Control callbacks are made once).
+func TestParkAllocations(t *testing.T) {
+	srv, addr := plainServer(t, echoPath, ServerOptions{ParkAfter: time.Millisecond})
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	io.WriteString(nc, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	if _, err := http.ReadResponse(bufio.NewReader(nc), nil); err != nil {
+		t.Fatal(err)
+	}
+	waitParked(t, srv)
+	p := srv.parker.Load()
+	var c *ServerConn
+	srv.mu.Lock()
+	for sc := range srv.conns {
+		c = sc
+	}
+	srv.mu.Unlock()
+	p.mu.Lock()
+	var id uint64
+	for i, pc := range p.conns {
+		if pc == c {
+			id = i
+		}
+	}
+	p.mu.Unlock()
+	deadline := time.Now().Add(time.Hour)
+	allocs := testing.AllocsPerRun(1000, func() {
+		p.mu.Lock()
+		delete(p.conns, id)
+		p.mu.Unlock()
+		p.unregister(c)
+		if !c.state.CompareAndSwap(stateParked, stateIdle) || !p.park(c, deadline) {
+			t.Fatal("could not park the connection again")
+		}
+		p.mu.Lock()
+		id = p.ids
+		p.mu.Unlock()
+	})
+	if allocs != 0 && !raceDetector {
+		t.Errorf("%.1f allocations per park and unregister, want 0", allocs)
+	}
+	// The check for input when a grace runs out allocates nothing either.
+	if allocs := testing.AllocsPerRun(1000, func() {
+		if c.inputWaiting() {
+			t.Fatal("input waiting where the client sent nothing")
+		}
+	}); allocs != 0 && !raceDetector {
+		t.Errorf("%.1f allocations per check for input, want 0", allocs)
+	}
+	// The connection is still served after all this.
+	io.WriteString(nc, "GET /again HTTP/1.1\r\nHost: a\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := io.ReadAll(resp.Body); string(b) != "/again tls=false" {
+		t.Fatalf("got %q after the parks", b)
+	}
+}

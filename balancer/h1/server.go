@@ -85,6 +85,7 @@ type Server struct {
 	conns     map[*ServerConn]struct{}
 
 	readers, writers, requests sync.Pool
+	peeks                      sync.Pool // of *peekOp (inputWaiting)
 	// parker is made when the first connection would park (so a server
 	// with no idle connection holds no epoll descriptor); nil until then,
 	// and for good once closing or when it could not be made (noPark).
@@ -121,6 +122,7 @@ func NewServer(h Handler, o ServerOptions) *Server {
 	s.readers.New = func() any { return bufio.NewReaderSize(nil, o.ReadBufferSize) }
 	s.writers.New = func() any { return bufio.NewWriterSize(nil, o.WriteBufferSize) }
 	s.requests.New = func() any { return new(Request) }
+	s.peeks.New = newPeekOp
 	return s
 }
 
@@ -602,13 +604,31 @@ func (c *ServerConn) wait(deadline time.Time) error {
 // timers and this check. (When there was none the connection is parked,
 // and woken says what its grace is next.)
 func (c *ServerConn) inputWaiting() bool {
-	ready := false
-	c.rc.Control(func(fd uintptr) { ready = peek(fd, c.peekBuf[:]) })
+	op := c.srv.peeks.Get().(*peekOp)
+	op.ready = false
+	c.rc.Control(op.fn)
+	ready := op.ready
+	c.srv.peeks.Put(op)
 	if ready {
 		c.srv.lateInput.Add(1)
 		c.longer = min(c.longer+1, maxLonger)
 	}
 	return ready
+}
+
+// peekOp is inputWaiting's check under RawConn.Control, with its
+// callback made once: a closure passed to Control would escape, an
+// allocation per grace that runs out.
+type peekOp struct {
+	ready bool
+	buf   [1]byte
+	fn    func(fd uintptr)
+}
+
+func newPeekOp() any {
+	op := &peekOp{}
+	op.fn = func(fd uintptr) { op.ready = peek(fd, op.buf[:]) }
+	return op
 }
 
 // woken sets the grace of a parked connection whose client sent again,
