@@ -1,8 +1,14 @@
-// Package dbproc runs real Redis and memcached servers for tests: Debian's
-// redis-server, redis-sentinel and memcached, started on free loopback
-// ports with their data in the test's temporary directory, killed when the
-// test ends. A test whose binary is missing is skipped with a message
-// naming the Debian package (CI installs them: see .ci/run).
+// Package dbproc runs real Redis, Valkey and memcached servers for tests:
+// Debian's redis-server, redis-sentinel, valkey-server, valkey-sentinel
+// and memcached, started on free loopback ports with their data in the
+// test's temporary directory, killed when the test ends. A test whose
+// binary is missing is skipped with a message naming the Debian package
+// (CI installs them: see .ci/run).
+//
+// Redis and Valkey are two Flavors of the same server: the same topologies
+// (standalone, TLS, Sentinel group, Cluster) start with either's binaries,
+// through the Flavor's methods; StartRedis and the others are the Redis
+// flavor's.
 package dbproc
 
 import (
@@ -32,7 +38,44 @@ func Need(t testing.TB, name, pkg string) string {
 	return p
 }
 
-// Redis is one running redis-server (or redis-sentinel).
+// Flavor is a family of servers that speak RESP and take Redis's
+// configuration directives: its value is the prefix of its binaries
+// (FLAVOR-server, FLAVOR-sentinel, FLAVOR-cli) and of the Debian packages
+// that have them (FLAVOR-server, FLAVOR-sentinel, FLAVOR-tools).
+type Flavor string
+
+const (
+	// FlavorRedis is Redis: Debian's redis-server 7.0 on bookworm.
+	FlavorRedis Flavor = "redis"
+	// FlavorValkey is Valkey: valkey-server 8.0, from bookworm-backports
+	// on Debian 12.
+	FlavorValkey Flavor = "valkey"
+)
+
+// Flavors is every flavor, for the tests that run on each.
+var Flavors = []Flavor{FlavorRedis, FlavorValkey}
+
+// Each runs test once per flavor, as a subtest named by it (t.Name()/redis,
+// t.Name()/valkey): a flavor whose binaries are missing skips only its own.
+func Each(t *testing.T, test func(t *testing.T, f Flavor)) {
+	t.Helper()
+	for _, f := range Flavors {
+		t.Run(string(f), func(t *testing.T) { test(t, f) })
+	}
+}
+
+// need skips t unless the flavor's program prog (server, sentinel, cli) is
+// installed, naming its Debian package FLAVOR-pkg.
+func (f Flavor) need(t testing.TB, prog, pkg string) string {
+	t.Helper()
+	pkg = string(f) + "-" + pkg
+	if f == FlavorValkey {
+		pkg += ", from bookworm-backports on Debian 12"
+	}
+	return Need(t, string(f)+"-"+prog, pkg)
+}
+
+// Redis is one running redis-server or valkey-server (or Sentinel).
 type Redis struct {
 	*proctest.Proc
 	// Addr is its 127.0.0.1:port.
@@ -44,12 +87,17 @@ type Redis struct {
 	args []string
 }
 
-// StartRedis starts a redis-server on a free port with no persistence,
-// plus the extra configuration directives in args (each "--name value").
+// StartRedis starts a redis-server: FlavorRedis.Start.
 func StartRedis(t testing.TB, args ...string) *Redis {
 	t.Helper()
-	bin := Need(t, "redis-server", "redis-server")
-	r := &Redis{Addr: proctest.FreeAddr(t), Dir: t.TempDir(), bin: bin}
+	return FlavorRedis.Start(t, args...)
+}
+
+// Start starts a server of flavor f on a free port with no persistence,
+// plus the extra configuration directives in args (each "--name value").
+func (f Flavor) Start(t testing.TB, args ...string) *Redis {
+	t.Helper()
+	r := &Redis{Addr: proctest.FreeAddr(t), Dir: t.TempDir(), bin: f.need(t, "server", "server")}
 	_, port, _ := net.SplitHostPort(r.Addr)
 	r.args = append([]string{"--bind", "127.0.0.1", "--port", port, "--dir", r.Dir,
 		"--save", "", "--appendonly", "no", "--protected-mode", "no", "--loglevel", "warning"}, args...)
@@ -66,10 +114,10 @@ func (r *Redis) Restart(t testing.TB) {
 
 func (r *Redis) start(t testing.TB) {
 	t.Helper()
-	r.Proc = proctest.StartCmd(t, "redis "+r.Addr, exec.Command(r.bin, r.args...))
+	r.Proc = proctest.StartCmd(t, filepath.Base(r.bin)+" "+r.Addr, exec.Command(r.bin, r.args...))
 	proctest.Eventually(t, 10*time.Second, func() error {
 		if r.Exited() {
-			t.Fatalf("redis-server %s exited:\n%s", r.Addr, r.Output())
+			t.Fatalf("%s %s exited:\n%s", filepath.Base(r.bin), r.Addr, r.Output())
 		}
 		_, err := r.Do("PING")
 		if err != nil && strings.HasPrefix(err.Error(), "redis: NOAUTH") {
@@ -86,7 +134,8 @@ func (r *Redis) Do(args ...string) (string, error) {
 	return Command(r.Addr, args...)
 }
 
-// Command sends one command to the Redis server at addr, as Redis.Do.
+// Command sends one command to the Redis or Valkey server at addr, as
+// Redis.Do.
 func Command(addr string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -160,15 +209,23 @@ type SentinelGroup struct {
 	Sentinels []*Redis
 }
 
-// StartSentinelGroup starts a primary with two replicas and three
-// Sentinels (quorum 2) that fail it over after 1 second of silence.
+// StartSentinelGroup starts a Redis Sentinel group:
+// FlavorRedis.StartSentinelGroup.
 func StartSentinelGroup(t testing.TB) *SentinelGroup {
 	t.Helper()
-	Need(t, "redis-sentinel", "redis-sentinel")
-	g := &SentinelGroup{Master: "tether", Primary: StartRedis(t)}
+	return FlavorRedis.StartSentinelGroup(t)
+}
+
+// StartSentinelGroup starts a primary with two replicas and three
+// Sentinels (quorum 2) that fail it over after 1 second of silence, all of
+// flavor f.
+func (f Flavor) StartSentinelGroup(t testing.TB) *SentinelGroup {
+	t.Helper()
+	sentinel := f.need(t, "sentinel", "sentinel")
+	g := &SentinelGroup{Master: "tether", Primary: f.Start(t)}
 	host, port, _ := net.SplitHostPort(g.Primary.Addr)
 	for range 2 {
-		g.Replicas = append(g.Replicas, StartRedis(t, "--replicaof", host, port))
+		g.Replicas = append(g.Replicas, f.Start(t, "--replicaof", host, port))
 	}
 	for range 3 {
 		r := &Redis{Addr: proctest.FreeAddr(t), Dir: t.TempDir()}
@@ -181,7 +238,7 @@ func StartSentinelGroup(t testing.TB) *SentinelGroup {
 		if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		r.bin, r.args = Need(t, "redis-sentinel", "redis-sentinel"), []string{conf}
+		r.bin, r.args = sentinel, []string{conf}
 		r.start(t)
 		g.Sentinels = append(g.Sentinels, r)
 	}
@@ -240,29 +297,36 @@ func (g *SentinelGroup) PrimaryAddr() (string, error) {
 	return "", err
 }
 
-// Cluster is a Redis Cluster of three primaries with a replica each.
+// Cluster is a Redis (or Valkey) Cluster of three primaries with a
+// replica each.
 type Cluster struct {
 	Nodes []*Redis
 }
 
-// StartCluster starts six cluster-enabled servers and joins them with
-// redis-cli --cluster create (three primaries, one replica each; a dead
-// primary's replica takes over after 1 second).
+// StartCluster starts a Redis Cluster: FlavorRedis.StartCluster.
 func StartCluster(t testing.TB) *Cluster {
 	t.Helper()
-	cli := Need(t, "redis-cli", "redis-tools")
+	return FlavorRedis.StartCluster(t)
+}
+
+// StartCluster starts six cluster-enabled servers of flavor f and joins
+// them with its cli's --cluster create (three primaries, one replica each;
+// a dead primary's replica takes over after 1 second).
+func (f Flavor) StartCluster(t testing.TB) *Cluster {
+	t.Helper()
+	cli := f.need(t, "cli", "tools")
 	c := &Cluster{}
 	args := []string{"--cluster", "create"}
 	for range 6 {
 		_, bus, _ := net.SplitHostPort(proctest.FreeAddr(t)) // not port+10000, which may be taken
-		r := StartRedis(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+		r := f.Start(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
 			"--cluster-node-timeout", "1000", "--cluster-port", bus)
 		c.Nodes = append(c.Nodes, r)
 		args = append(args, r.Addr)
 	}
 	args = append(args, "--cluster-replicas", "1", "--cluster-yes")
 	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
-		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+		t.Fatalf("%s --cluster create: %v\n%s", filepath.Base(cli), err, out)
 	}
 	for _, r := range c.Nodes {
 		proctest.Eventually(t, 60*time.Second, func() error {

@@ -14,13 +14,15 @@ import (
 	"github.com/tetherlb/tether/session/sessiontest"
 )
 
-// TestCluster runs the conformance suite on a Redis Cluster of three
-// primaries with a replica each, with replica acknowledgement (WAIT 1),
+// TestCluster runs the conformance suite on a Cluster (Redis, Valkey) of
+// three primaries with a replica each, with replica acknowledgement (WAIT 1),
 // then SIGKILLs a primary under a write load spread over the shards: its
 // replica takes over, the old primary comes back as its replica, the
 // writes go on, and no acknowledged write is lost.
-func TestCluster(t *testing.T) {
-	cl := dbproc.StartCluster(t)
+func TestCluster(t *testing.T) { dbproc.Each(t, clusterOn) }
+
+func clusterOn(t *testing.T, f dbproc.Flavor) {
+	cl := f.StartCluster(t)
 	url := "redis-cluster://" + strings.Join(cl.Addrs(), ",") + "?replicas=1&timeout=1s&replica_timeout=500ms"
 	u, o, err := redisstore.ParseURL(url)
 	if err != nil {

@@ -23,8 +23,10 @@ func header() map[string]any {
 
 // TestHostileRecords plants keys no Store wrote under a session's name:
 // every one is refused with ErrCorrupt, never a panic, and Delete clears it.
-func TestHostileRecords(t *testing.T) {
-	r := dbproc.StartRedis(t)
+func TestHostileRecords(t *testing.T) { dbproc.Each(t, hostileRecordsOn) }
+
+func hostileRecordsOn(t *testing.T, f dbproc.Flavor) {
+	r := f.Start(t)
 	c := redis.NewClient(&redis.Options{Addr: r.Addr})
 	t.Cleanup(func() { c.Close() })
 	ctx := context.Background()
@@ -93,10 +95,13 @@ func TestHostileRecords(t *testing.T) {
 	}
 }
 
-// TestTTL shows that Redis itself drops sessions at their idle timeout or
-// deadline, by key TTL, without keyspace notifications or CONFIG.
-func TestTTL(t *testing.T) {
-	r := dbproc.StartRedis(t)
+// TestTTL shows that the server itself drops sessions at their idle
+// timeout or deadline, by key TTL, without keyspace notifications or
+// CONFIG.
+func TestTTL(t *testing.T) { dbproc.Each(t, ttlOn) }
+
+func ttlOn(t *testing.T, f dbproc.Flavor) {
+	r := f.Start(t)
 	c := redis.NewClient(&redis.Options{Addr: r.Addr})
 	t.Cleanup(func() { c.Close() })
 	ctx := context.Background()
@@ -137,7 +142,7 @@ func TestTTL(t *testing.T) {
 	for _, id := range []string{"idle", "deadline"} {
 		proctest.Eventually(t, 10*time.Second, func() error {
 			if n, err := c.Exists(ctx, "ttl:{"+id+"}").Result(); err != nil || n != 0 {
-				return errors.New(id + " still in Redis")
+				return errors.New(id + " still in the server")
 			}
 			return nil
 		})

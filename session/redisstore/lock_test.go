@@ -11,12 +11,14 @@ import (
 )
 
 // TestParallelAddsTwoNodes sends 90 parallel adds to one cart, alternately
-// to two cart apps sharing one Redis: with the store's lock every add is
+// to two cart apps sharing one server: with the store's lock every add is
 // kept; without it, the read checks refuse the adds that would have
 // overwritten another (409), and every add answered 200 is kept all the
 // same.
-func TestParallelAddsTwoNodes(t *testing.T) {
-	r := dbproc.StartRedis(t)
+func TestParallelAddsTwoNodes(t *testing.T) { dbproc.Each(t, parallelAddsOn) }
+
+func parallelAddsOn(t *testing.T, f dbproc.Flavor) {
+	r := f.Start(t)
 	c := redis.NewClient(&redis.Options{Addr: r.Addr})
 	t.Cleanup(func() { c.Close() })
 	st, err := redisstore.New(c, redisstore.Options{})

@@ -24,8 +24,10 @@ import (
 // write load: Sentinel promotes a replica, the store follows it, and no
 // write acknowledged before the kill, nor after, is lost; every failed
 // write was reported as an error.
-func TestSentinel(t *testing.T) {
-	g := dbproc.StartSentinelGroup(t)
+func TestSentinel(t *testing.T) { dbproc.Each(t, sentinelOn) }
+
+func sentinelOn(t *testing.T, f dbproc.Flavor) {
+	g := f.StartSentinelGroup(t)
 	url := "redis-sentinel://" + strings.Join(g.SentinelAddrs(), ",") + "/" + g.Master + "?replicas=1&timeout=1s&replica_timeout=500ms"
 	u, o, err := redisstore.ParseURL(url)
 	if err != nil {

@@ -27,9 +27,14 @@ func newStore(c redis.UniversalClient, o redisstore.Options) func(*testing.T, se
 	}
 }
 
+// TestConformanceStandalone runs the conformance suite on a standalone
+// server, Redis and Valkey (as every test here that starts a server: one
+// subtest per dbproc.Flavor).
 func TestConformanceStandalone(t *testing.T) {
-	r := dbproc.StartRedis(t)
-	c := redis.NewClient(&redis.Options{Addr: r.Addr})
-	t.Cleanup(func() { c.Close() })
-	sessiontest.Run(t, newStore(c, redisstore.Options{}))
+	dbproc.Each(t, func(t *testing.T, f dbproc.Flavor) {
+		r := f.Start(t)
+		c := redis.NewClient(&redis.Options{Addr: r.Addr})
+		t.Cleanup(func() { c.Close() })
+		sessiontest.Run(t, newStore(c, redisstore.Options{}))
+	})
 }

@@ -11,14 +11,16 @@ import (
 	"github.com/tetherlb/tether/session/sessiontest"
 )
 
-// TestTLS runs the conformance suite over rediss:// to a redis-server
-// that speaks only TLS and wants a password: with the server's CA
+// TestTLS runs the conformance suite over rediss:// to a server (Redis,
+// Valkey) that speaks only TLS and wants a password: with the server's CA
 // (tls_ca) and the password it works; without the CA, or with a wrong
 // password, Open fails.
-func TestTLS(t *testing.T) {
-	ca := testpki.NewCA(t, "redis")
+func TestTLS(t *testing.T) { dbproc.Each(t, tlsOn) }
+
+func tlsOn(t *testing.T, f dbproc.Flavor) {
+	ca := testpki.NewCA(t, string(f))
 	const pw = "tls-secret"
-	r := dbproc.StartRedisTLS(t, ca, "--requirepass", pw)
+	r := f.StartTLS(t, ca, "--requirepass", pw)
 	ctx := context.Background()
 	url := "rediss://" + r.Addr + "/0?tls_ca=" + ca.CertFile
 	if _, err := redisstore.Open(ctx, "rediss://"+r.Addr+"/0", pw, redisstore.Options{}); err == nil || !strings.Contains(err.Error(), "certificate") {
