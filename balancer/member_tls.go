@@ -46,7 +46,7 @@ func (s *settings) memberTLS(m *Member) *tls.Config {
 // within ConnectTimeout. Errors are *net.OpError with Op "dial": nothing
 // of the request was sent.
 func (s *settings) dialMember(ctx context.Context, m *Member, hdr []byte) (net.Conn, error) {
-	d := net.Dialer{Timeout: s.opts.ConnectTimeout, KeepAlive: 30 * time.Second}
+	d := net.Dialer{Timeout: s.opts.ConnectTimeout, KeepAlive: 30 * time.Second, ControlContext: connectNow}
 	nc, err := d.DialContext(ctx, "tcp", m.addr)
 	if err != nil {
 		return nil, err
