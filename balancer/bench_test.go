@@ -297,6 +297,32 @@ func BenchmarkNative(b *testing.B) {
 	}
 }
 
+// BenchmarkNativeNewConnection is one request per connection at both
+// ends: a new client connection, and a new member connection (the member
+// answers Connection: close), as in a burst of new clients or with
+// clients and members that do not keep connections alive. The serving
+// goroutine is new for each, so its stack is new too (h1's growStack).
+func BenchmarkNativeNewConnection(b *testing.B) {
+	member := benchMember(b, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 8\r\n\r\nmember 1")
+	bc := nativeBenchOver(b, strings.Replace(benchRequest, "\r\n\r\n", "\r\nConnection: close\r\n\r\n", 1),
+		[]MemberConfig{{URL: member, Route: "n1"}, {URL: member, Route: "n2"}, {URL: member, Route: "n3"}})
+	addr := bc.c.RemoteAddr().String()
+	b.ReportAllocs()
+	for b.Loop() {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		bc.c = c
+		bc.br.Reset(c)
+		err = bc.do()
+		c.Close()
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // benchAJPMember is an AJP13 container that answers every Forward Request
 // with the same response (Content-Length: 8, "member 1"), reusing the
 // connection, without allocating.

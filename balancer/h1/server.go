@@ -406,8 +406,10 @@ func (c *ServerConn) Hijack() (net.Conn, *bufio.Reader, *bufio.Writer) {
 }
 
 // serve serves the connection until it ends, or until it is parked: the
-// parker calls serve again when the client sends.
+// parker calls serve again when the client sends. It runs on a goroutine
+// of its own, whose stack it first grows to what serving takes (stack.go).
 func (c *ServerConn) serve() {
+	growStack(c.tls != nil && !c.tls.shaken)
 	if c.run() == parked {
 		return // c is the parker's now (or another goroutine's): hands off
 	}
