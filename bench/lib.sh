@@ -245,6 +245,18 @@ write_wrk_script() {
 	LUA
 }
 
+# run_burst CONNS BURSTS URL [COOKIE]: bench/burst's bursts of CONNS new
+# connections (one request each), 300 ms apart, from the client core;
+# prints its RESULT line, in run_wrk's form (its BURST line, the median
+# burst's time, goes to stderr).
+run_burst() {
+	local out
+	out=$(taskset -c "$CLIENT_CPU" "$WORK/bin/burst" --addr "${3#http://}" --conns "$1" --bursts "$2" \
+		--gap 300ms --cookie "${4:-}" 2>&1) || { echo "$out" >&2; die "bench/burst $3 failed"; }
+	grep '^RESULT ' <<<"$out" || { echo "$out" >&2; die "bench/burst printed no result for $3"; }
+	grep '^BURST ' <<<"$out" >&2 || true
+}
+
 # run_wrk CONNS SECONDS URL [COOKIE] [HEADER]: wrk pinned to the client
 # core; prints the RESULT line. HEADER is one more request header
 # ("Connection: close": a new connection per request).

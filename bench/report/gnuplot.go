@@ -84,7 +84,7 @@ unset multiplot
 
 // shortModeName labels a group of bars: "sticky (32)", "64 KiB (32)".
 func shortModeName(r result) string {
-	name := map[string]string{"sticky": "sticky", "new": "new sessions", "big": "64 KiB", "c1000": "sticky"}[r.mode]
+	name := map[string]string{"sticky": "sticky", "new": "new sessions", "big": "64 KiB", "c1000": "sticky", "burst": "bursts"}[r.mode]
 	if name == "" {
 		name = r.mode
 	}

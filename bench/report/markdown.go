@@ -38,6 +38,8 @@ func modeName(r result) string {
 		return "64 KiB sticky, " + c + " conns"
 	case "c1000":
 		return "sticky, " + c + " conns"
+	case "burst":
+		return "bursts of " + c + " new conns, a request each"
 	case "tls":
 		return "TLS keep-alive, sticky, " + c + " conns"
 	case "tls-handshake":

@@ -129,7 +129,7 @@ type result struct {
 // Order of targets and modes in tables and charts.
 var (
 	targetOrder = []string{"direct", "tether", "haproxy", "nginx", "httpd", "tether-nethttp", "tether-maxconns", "tether-insert", "haproxy-insert", "direct-nethttp", "proto-nethttp", "proto-raw"}
-	modeOrder   = []string{"sticky", "new", "big", "c1000", "tls", "tls-handshake"}
+	modeOrder   = []string{"sticky", "new", "big", "c1000", "burst", "tls", "tls-handshake"}
 )
 
 func rank(order []string, s string) int {
