@@ -7,7 +7,8 @@ package h1
 // response read, the connection closed) takes 8 KiB, and a TLS handshake
 // 16 KiB: two or three copies, each made from 20 to 30 frames deep, where
 // copying costs most. In a burst of new connections that was 10% of the
-// proxy's CPU (docs/benchmarks.md, "Goroutine stacks grown once").
+// proxy's CPU (docs/benchmarks.md, "The 1,000-connection tail, request by
+// request; goroutine stacks grown once").
 //
 // growStack grows the stack once, to the size the connection will need,
 // at the goroutine's start, where it is a few frames deep and the copy
