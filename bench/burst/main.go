@@ -13,8 +13,10 @@
 // clock starts, or within it with --dial-within, as wrk does) each send a
 // request after the previous response, for that long. Besides the
 // percentiles it says how the slow requests (at or above the p99) spread in
-// time, in 10 ms windows of their start, and the p99 without each
-// connection's first request.
+// time, in 10 ms windows of their start (and how many began in the first
+// second), and over how many connections; the
+// p99 without each connection's first request; and the pauses: spans of
+// 10 ms or more in which no response completed (after the first 100 ms).
 //
 //	burst --addr 127.0.0.1:8080 --conns 1000 --duration 6s
 //
@@ -213,6 +215,7 @@ type record struct {
 	start time.Duration // since the run began
 	lat   time.Duration
 	first bool // the connection's first request
+	conn  int  // which connection
 }
 
 func runKeepAlive(addr, cookie string, conns int, d time.Duration, dialWithin bool) error {
@@ -262,7 +265,7 @@ func runKeepAlive(addr, cookie string, conns int, d time.Duration, dialWithin bo
 					if err := exchange(cs[i], br, req); err != nil {
 						return err
 					}
-					mine = append(mine, record{start: s.Sub(t0), lat: time.Since(s), first: len(mine) == 0})
+					mine = append(mine, record{start: s.Sub(t0), lat: time.Since(s), first: len(mine) == 0, conn: i})
 				}
 			}()
 			mu.Lock()
@@ -286,8 +289,9 @@ func runKeepAlive(addr, cookie string, conns int, d time.Duration, dialWithin bo
 	t := analyze(all)
 	fmt.Printf("RESULT requests=%d duration_us=%d bytes=0 p50_us=%d p99_us=%d status=0 connect=0 read=0 write=0 timeout=0\n",
 		len(all), took.Microseconds(), t.p50.Microseconds(), t.p99.Microseconds())
-	fmt.Printf("TAIL p999_us=%d max_us=%d slow=%d windows=%d half_in=%d ninety_in=%d p99_without_first_us=%d\n",
-		t.p999.Microseconds(), t.max.Microseconds(), t.slow, t.windows, t.halfIn, t.ninetyIn, t.p99WithoutFirst.Microseconds())
+	fmt.Printf("TAIL p999_us=%d max_us=%d slow=%d windows=%d half_in=%d ninety_in=%d p99_without_first_us=%d slow_conns=%d slow_first_second=%d pauses=%d longest_pause_us=%d\n",
+		t.p999.Microseconds(), t.max.Microseconds(), t.slow, t.windows, t.halfIn, t.ninetyIn, t.p99WithoutFirst.Microseconds(),
+		t.slowConns, t.slowEarly, t.pauses, t.longestPause.Microseconds())
 	return nil
 }
 
@@ -298,7 +302,18 @@ type tail struct {
 	windows             int // 10 ms windows of start time holding a slow request
 	halfIn, ninetyIn    int // fewest windows that hold half, 90% of the slow requests
 	p99WithoutFirst     time.Duration
+	slowConns           int           // connections with a slow request
+	slowEarly           int           // slow requests begun in the run's first second
+	pauses              int           // spans of at least pause without a response completed, after settle
+	longestPause        time.Duration // the longest such span
 }
+
+// A pause is a span of at least pause in which no response completed,
+// counted from settle into the run (the first requests come together).
+const (
+	pause  = 10 * time.Millisecond
+	settle = 100 * time.Millisecond
+)
 
 // window is the span of start time analyze groups slow requests by.
 const window = 10 * time.Millisecond
@@ -319,10 +334,27 @@ func analyze(rs []record) tail {
 		t.p99WithoutFirst = pct(later, 99)
 	}
 	per := map[time.Duration]int{}
+	conns := map[int]bool{}
+	ends := make([]time.Duration, 0, len(rs))
 	for _, r := range rs {
 		if r.lat >= t.p99 {
 			t.slow++
 			per[r.start/window]++
+			conns[r.conn] = true
+			if r.start < time.Second {
+				t.slowEarly++
+			}
+		}
+		if end := r.start + r.lat; end >= settle {
+			ends = append(ends, end)
+		}
+	}
+	t.slowConns = len(conns)
+	slices.Sort(ends)
+	for i := 1; i < len(ends); i++ {
+		if d := ends[i] - ends[i-1]; d >= pause {
+			t.pauses++
+			t.longestPause = max(t.longestPause, d)
 		}
 	}
 	counts := make([]int, 0, len(per))
